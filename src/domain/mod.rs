@@ -1,0 +1,16 @@
+//! Types and rules of the product, with no I/O: ids, addresses, tenancy, permissions.
+//! Imports no other module of ours; everything else imports this.
+
+pub mod email;
+pub mod error;
+pub mod ids;
+pub mod name;
+pub mod permissions;
+pub mod tenancy;
+
+pub use email::{Domain, EmailAddress};
+pub use error::DomainError;
+pub use ids::{TeamId, TenantId, TokenId, UserId};
+pub use name::DisplayName;
+pub use permissions::{Action, Actor};
+pub use tenancy::{FallbackPolicy, Role, Team, Tenant, TenantPolicy, User};

@@ -1,0 +1,101 @@
+//! The HTTP API (actix-web): routes, the auth extractors, the error mapping, the OpenAPI
+//! document. May import every other module of ours.
+
+pub mod auth;
+pub mod error;
+mod health;
+mod openapi;
+mod request_log;
+mod teams;
+mod tenants;
+mod tokens;
+mod users;
+
+use std::sync::Arc;
+
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, web};
+use utoipa::OpenApi;
+use utoipa_actix_web::{AppExt, scope};
+
+use crate::config::Config;
+use crate::store::Store;
+use crate::vault::TokenHash;
+
+pub use request_log::REQUEST_ID;
+
+/// Everything a request handler may need, built once at start.
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    /// Hash of `SWITCHBOARD_OPERATOR_TOKEN`, when one is configured.
+    pub configured_operator_token: Option<TokenHash>,
+}
+
+/// Largest JSON body the management endpoints accept.
+pub const JSON_LIMIT: usize = 64 * 1024;
+
+/// Registers every documented route; the OpenAPI document is collected from the same calls,
+/// so a route cannot exist without being described.
+fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .service(
+            scope("/v1")
+                .service(tenants::create_tenant)
+                .service(tenants::list_tenants)
+                .service(tenants::get_tenant)
+                .service(tenants::update_tenant)
+                .service(users::me)
+                .service(teams::create_team)
+                .service(teams::list_teams)
+                .service(teams::get_team)
+                .service(teams::update_team)
+                .service(users::create_user)
+                .service(users::list_users)
+                .service(users::get_user)
+                .service(users::update_user)
+                .service(tokens::issue_token)
+                .service(tokens::list_tokens)
+                .service(tokens::revoke_token),
+        );
+}
+
+/// The whole application for one HTTP worker.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .into_utoipa_app()
+        .openapi(openapi::ApiDoc::openapi())
+        .app_data(state)
+        .app_data(
+            web::JsonConfig::default()
+                .limit(JSON_LIMIT)
+                .error_handler(error::json_error),
+        )
+        .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .configure(routes)
+        .openapi_service(|api| {
+            let document = web::Data::new(api);
+            web::resource("/openapi.json")
+                .app_data(document)
+                .route(
+                    web::get().to(|doc: web::Data<utoipa::openapi::OpenApi>| async move {
+                        HttpResponse::Ok().json(doc.get_ref())
+                    }),
+                )
+        })
+        .into_app()
+        .default_service(web::to(error::no_route))
+        .wrap(from_fn(request_log::trace_requests))
+}

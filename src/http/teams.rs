@@ -1,0 +1,139 @@
+//! Teams: created and renamed by admins, readable by every user of the tenant.
+
+use actix_web::{HttpResponse, get, patch, post, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::auth::TenantCaller;
+use super::error::{ApiError, NotFoundAs, Problem};
+use crate::domain::{Action, DisplayName, Team, TeamId};
+use crate::store::teams;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamRequest {
+    name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TeamView {
+    #[schema(value_type = String, format = Uuid)]
+    id: TeamId,
+    name: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<Team> for TeamView {
+    fn from(t: Team) -> Self {
+        Self {
+            id: t.id,
+            name: t.name.to_string(),
+            created_at: t.created_at,
+        }
+    }
+}
+
+/// An id from the path; a malformed one cannot name anything, so it is simply not found.
+pub fn path_id<T: std::str::FromStr>(raw: &str, what: &'static str) -> Result<T, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound { what })
+}
+
+/// Create a team.
+#[utoipa::path(
+    tag = "tenancy",
+    request_body = TeamRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = TeamView), (status = 403, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)
+    )
+)]
+#[post("/teams")]
+pub(super) async fn create_team(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+    body: web::Json<TeamRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Action::ManageTeams)?;
+    let name = DisplayName::parse(&body.name).map_err(|e| ApiError::invalid("name", e))?;
+    let tenant = caller.actor.tenant_id;
+    let team = state
+        .store
+        .run(move |c| teams::insert(c, tenant, &name))
+        .await?;
+    tracing::info!(team_id = %team.id, "team created");
+    Ok(HttpResponse::Created().json(TeamView::from(team)))
+}
+
+/// The tenant's teams, by name.
+#[utoipa::path(
+    tag = "tenancy",
+    security(("bearer" = [])),
+    responses((status = 200, body = [TeamView]), (status = 401, body = Problem))
+)]
+#[get("/teams")]
+pub(super) async fn list_teams(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+) -> Result<web::Json<Vec<TeamView>>, ApiError> {
+    caller.require(Action::ReadTeams)?;
+    let tenant = caller.actor.tenant_id;
+    let all = state.store.run(move |c| teams::list(c, tenant)).await?;
+    Ok(web::Json(all.into_iter().map(TeamView::from).collect()))
+}
+
+/// One team.
+#[utoipa::path(
+    tag = "tenancy",
+    params(("id" = String, Path, description = "team id")),
+    security(("bearer" = [])),
+    responses((status = 200, body = TeamView), (status = 404, body = Problem))
+)]
+#[get("/teams/{id}")]
+pub(super) async fn get_team(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<TeamView>, ApiError> {
+    caller.require(Action::ReadTeams)?;
+    let id: TeamId = path_id(&id, "team")?;
+    let tenant = caller.actor.tenant_id;
+    let team = state
+        .store
+        .run(move |c| teams::get(c, tenant, id))
+        .await
+        .or_not_found("team")?;
+    Ok(web::Json(team.into()))
+}
+
+/// Rename a team.
+#[utoipa::path(
+    tag = "tenancy",
+    params(("id" = String, Path, description = "team id")),
+    request_body = TeamRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = TeamView), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)
+    )
+)]
+#[patch("/teams/{id}")]
+pub(super) async fn update_team(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<TeamRequest>,
+) -> Result<web::Json<TeamView>, ApiError> {
+    caller.require(Action::ManageTeams)?;
+    let id: TeamId = path_id(&id, "team")?;
+    let name = DisplayName::parse(&body.name).map_err(|e| ApiError::invalid("name", e))?;
+    let tenant = caller.actor.tenant_id;
+    let team = state
+        .store
+        .run(move |c| teams::rename(c, tenant, id, &name))
+        .await
+        .or_not_found("team")?;
+    Ok(web::Json(team.into()))
+}

@@ -1,0 +1,246 @@
+//! Tenants: created by the platform operator; their policy set by the tenant's admins.
+
+use actix_web::{HttpResponse, get, patch, post, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::auth::{OperatorCaller, TenantCaller};
+use super::error::{ApiError, NotFoundAs, Problem};
+use crate::domain::{Action, DisplayName, Domain, EmailAddress, Tenant};
+use crate::store::tenants;
+use crate::vault::IssuedToken;
+
+/// Most sending domains one tenant may list.
+const MAX_DOMAINS: usize = 500;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenantRequest {
+    name: String,
+    /// The first admin's address; they receive the returned token.
+    admin_email: String,
+    /// The first admin's name (defaults to the part of the address before @).
+    admin_name: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedAdmin {
+    #[schema(value_type = String, format = Uuid)]
+    user_id: crate::domain::UserId,
+    email: String,
+    /// The admin's API token. Shown this once; only its hash is stored.
+    token: String,
+    #[schema(value_type = String, format = Uuid)]
+    token_id: crate::domain::TokenId,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedTenant {
+    #[schema(value_type = String, format = Uuid)]
+    id: crate::domain::TenantId,
+    name: String,
+    admin: CreatedAdmin,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TenantView {
+    #[schema(value_type = String, format = Uuid)]
+    id: crate::domain::TenantId,
+    name: String,
+    /// Kill switch: when false nothing of this tenant is sent.
+    sending_enabled: bool,
+    /// `hold` (default) or `fallback`: what happens when a sender's own channel cannot send.
+    fallback_policy: String,
+    shared_pool_allowed: bool,
+    /// Sending domains, lower-case ASCII (IDN as punycode), sorted.
+    domains: Vec<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<Tenant> for TenantView {
+    fn from(t: Tenant) -> Self {
+        Self {
+            id: t.id,
+            name: t.name.to_string(),
+            sending_enabled: t.policy.sending_enabled,
+            fallback_policy: t.policy.fallback_policy.as_str().to_owned(),
+            shared_pool_allowed: t.policy.shared_pool_allowed,
+            domains: t.policy.domains.iter().map(|d| d.to_string()).collect(),
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+/// Create a tenant with its first admin and that admin's token.
+#[utoipa::path(
+    tag = "tenancy",
+    request_body = CreateTenantRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = CreatedTenant),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)
+    )
+)]
+#[post("/tenants")]
+pub(super) async fn create_tenant(
+    _operator: OperatorCaller,
+    state: web::Data<AppState>,
+    body: web::Json<CreateTenantRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let name = DisplayName::parse(&body.name).map_err(|e| ApiError::invalid("name", e))?;
+    let admin_email =
+        EmailAddress::parse(&body.admin_email).map_err(|e| ApiError::invalid("admin_email", e))?;
+    let admin_name = match &body.admin_name {
+        Some(n) => DisplayName::parse(n).map_err(|e| ApiError::invalid("admin_name", e))?,
+        None => DisplayName::parse(admin_email.local_part())
+            .map_err(|e| ApiError::invalid("admin_email", e))?,
+    };
+    let token = IssuedToken::generate();
+    let hash = token.hash;
+    let created = state
+        .store
+        .run(move |conn| tenants::create_with_admin(conn, &name, &admin_email, &admin_name, hash))
+        .await?;
+    tracing::info!(tenant_id = %created.tenant.id, admin_id = %created.admin.id, "tenant created");
+    Ok(HttpResponse::Created().json(CreatedTenant {
+        id: created.tenant.id,
+        name: created.tenant.name.to_string(),
+        admin: CreatedAdmin {
+            user_id: created.admin.id,
+            email: created.admin.email.to_string(),
+            token: token.expose().to_owned(),
+            token_id: created.admin_token_id,
+        },
+    }))
+}
+
+/// Every tenant on this platform.
+#[utoipa::path(
+    tag = "tenancy",
+    security(("bearer" = [])),
+    responses((status = 200, body = [TenantView]), (status = 401, body = Problem), (status = 403, body = Problem))
+)]
+#[get("/tenants")]
+pub(super) async fn list_tenants(
+    _operator: OperatorCaller,
+    state: web::Data<AppState>,
+) -> Result<web::Json<Vec<TenantView>>, ApiError> {
+    let all = state.store.run(tenants::list).await?;
+    Ok(web::Json(all.into_iter().map(TenantView::from).collect()))
+}
+
+/// The caller's tenant and its sending policy.
+#[utoipa::path(
+    tag = "tenancy",
+    security(("bearer" = [])),
+    responses((status = 200, body = TenantView), (status = 401, body = Problem))
+)]
+#[get("/tenant")]
+pub(super) async fn get_tenant(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+) -> Result<web::Json<TenantView>, ApiError> {
+    caller.require(Action::ReadTenant)?;
+    let id = caller.actor.tenant_id;
+    let tenant = state
+        .store
+        .run(move |c| tenants::get(c, id))
+        .await
+        .or_not_found("tenant")?;
+    Ok(web::Json(tenant.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenantRequest {
+    name: Option<String>,
+    sending_enabled: Option<bool>,
+    /// `hold` or `fallback`.
+    fallback_policy: Option<String>,
+    shared_pool_allowed: Option<bool>,
+    /// Replaces the whole list.
+    domains: Option<Vec<String>>,
+}
+
+/// Change the tenant's name or sending policy; absent fields stay as they are.
+#[utoipa::path(
+    tag = "tenancy",
+    request_body = UpdateTenantRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = TenantView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)
+    )
+)]
+#[patch("/tenant")]
+pub(super) async fn update_tenant(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+    body: web::Json<UpdateTenantRequest>,
+) -> Result<web::Json<TenantView>, ApiError> {
+    caller.require(Action::UpdateTenantPolicy)?;
+    let body = body.into_inner();
+    let name = body
+        .name
+        .as_deref()
+        .map(DisplayName::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid("name", e))?;
+    let fallback = body
+        .fallback_policy
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid("fallback_policy", e))?;
+    let domains = match body.domains {
+        Some(list) if list.len() > MAX_DOMAINS => {
+            return Err(ApiError::InvalidField {
+                field: "domains",
+                reason: format!("at most {MAX_DOMAINS} domains"),
+            });
+        }
+        Some(list) => Some(
+            list.iter()
+                .map(|d| Domain::parse(d))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ApiError::invalid("domains", e))?,
+        ),
+        None => None,
+    };
+    let id = caller.actor.tenant_id;
+    let (sending_enabled, shared_pool_allowed) = (body.sending_enabled, body.shared_pool_allowed);
+    let updated = state
+        .store
+        .run(move |conn| {
+            use diesel::Connection;
+            conn.transaction(|conn| {
+                let current = tenants::get(conn, id)?;
+                let mut policy = current.policy;
+                if let Some(v) = sending_enabled {
+                    policy.sending_enabled = v;
+                }
+                if let Some(v) = fallback {
+                    policy.fallback_policy = v;
+                }
+                if let Some(v) = shared_pool_allowed {
+                    policy.shared_pool_allowed = v;
+                }
+                if let Some(v) = domains {
+                    policy.set_domains(v);
+                }
+                tenants::update(conn, id, name.as_ref().unwrap_or(&current.name), &policy)
+            })
+        })
+        .await
+        .or_not_found("tenant")?;
+    tracing::info!(
+        sending_enabled = updated.policy.sending_enabled,
+        "tenant policy updated"
+    );
+    Ok(web::Json(updated.into()))
+}

@@ -1,0 +1,196 @@
+//! Building and running the service: data directory, database, migrations, the first
+//! operator token, the HTTP server.
+
+use std::fs;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{HttpServer, web};
+use secrecy::ExposeSecret;
+
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::store::{Store, StoreError, migrations, operator};
+use crate::vault::{IssuedToken, TokenHash};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {bind}: {source}")]
+    Bind {
+        bind: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write the operator token to {path}: {source}")]
+    OperatorTokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A built service, bound to its port, not yet serving.
+pub struct Application {
+    server: Server,
+    local_addr: SocketAddr,
+    store: Store,
+}
+
+/// Opens the database and applies pending migrations.
+pub fn open_store(config: &Config) -> Result<Store, StartupError> {
+    if !config.database.is_postgres() {
+        prepare_data_dir(&config.data_dir)?;
+    }
+    let store = Store::open(&config.database, config.db_pool_size)?;
+    let applied = store.run_blocking(migrations::run_pending)?;
+    if applied > 0 {
+        tracing::info!(applied, database = %config.database, "migrations applied");
+    }
+    Ok(store)
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let config = Arc::new(config);
+        let store = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || -> Result<Store, StartupError> {
+                let store = open_store(&config)?;
+                ensure_operator_token(&store, &config)?;
+                Ok(store)
+            })
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))??
+        };
+        let listener = TcpListener::bind(&config.bind).map_err(|source| StartupError::Bind {
+            bind: config.bind.clone(),
+            source,
+        })?;
+        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            bind: config.bind.clone(),
+            source,
+        })?;
+        let state = web::Data::new(AppState {
+            store: store.clone(),
+            configured_operator_token: config
+                .operator_token
+                .as_ref()
+                .map(|t| TokenHash::of(t.expose_secret())),
+            config: config.clone(),
+        });
+        let server = HttpServer::new(move || http::app(state.clone()))
+            .workers(config.http_workers)
+            .listen(listener)
+            .map_err(|source| StartupError::Bind {
+                bind: config.bind.clone(),
+                source,
+            })?
+            .run();
+        tracing::info!(
+            address = %local_addr,
+            database = %config.database,
+            "listening"
+        );
+        Ok(Self {
+            server,
+            local_addr,
+            store,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A handle to stop the server gracefully (in-flight requests finish).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn prepare_data_dir(dir: &Path) -> Result<(), StartupError> {
+    let io = |source| StartupError::DataDir {
+        path: dir.to_owned(),
+        source,
+    };
+    if !dir.exists() {
+        fs::create_dir_all(dir).map_err(io)?;
+        restrict(dir, 0o700).map_err(io)?;
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn restrict(_path: &Path, _mode: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// The file the first generated operator token is written to.
+pub fn operator_token_path(config: &Config) -> PathBuf {
+    config.data_dir.join("operator-token")
+}
+
+/// On the very first start with no operator token configured, mints one, stores its hash
+/// and writes the token to a 0600 file in the data directory. It is never logged: logs
+/// travel further than a file only its owner can read.
+fn ensure_operator_token(store: &Store, config: &Config) -> Result<(), StartupError> {
+    if config.operator_token.is_some() {
+        return Ok(());
+    }
+    let token = IssuedToken::generate();
+    if !store.run_blocking(|conn| operator::insert_if_none(conn, token.hash))? {
+        return Ok(());
+    }
+    let path = operator_token_path(config);
+    write_secret_file(&path, token.expose()).map_err(|source| StartupError::OperatorTokenFile {
+        path: path.clone(),
+        source,
+    })?;
+    tracing::warn!(
+        path = %path.display(),
+        "generated the operator token and wrote it to this file (mode 0600); store it somewhere safe and delete the file"
+    );
+    Ok(())
+}
+
+/// Writes a secret to a file readable by its owner only, replacing any older file.
+pub fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    // An older file may have been created with wider permissions.
+    restrict(path, 0o600)?;
+    file.write_all(secret.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}

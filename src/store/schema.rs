@@ -1,0 +1,76 @@
+// The diesel view of the tables in migrations/. Kept by hand: both backends share it.
+
+diesel::table! {
+    tenants (id) {
+        id -> Text,
+        name -> Text,
+        sending_enabled -> Bool,
+        fallback_policy -> Text,
+        shared_pool_allowed -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    tenant_domains (tenant_id, domain) {
+        tenant_id -> Text,
+        domain -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    teams (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        tenant_id -> Text,
+        email -> Text,
+        name -> Text,
+        role -> Text,
+        team_id -> Nullable<Text>,
+        disabled -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        tenant_id -> Text,
+        user_id -> Text,
+        token_hash -> Binary,
+        label -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        created_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    operator_tokens (id) {
+        id -> Text,
+        token_hash -> Binary,
+        created_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    tenant_domains,
+    teams,
+    users,
+    api_tokens,
+    operator_tokens
+);

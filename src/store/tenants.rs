@@ -1,0 +1,187 @@
+//! Tenants and their sending policy. Creating a tenant creates its first admin and token in
+//! the same transaction: a tenant nobody can administer never exists.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+
+use super::schema::{tenant_domains, tenants};
+use super::time::{from_micros, now_micros};
+use super::{DbConnection, StoreError, tokens, users};
+use crate::domain::tenancy::Tenant;
+use crate::domain::{
+    DisplayName, Domain, EmailAddress, Role, TenantId, TenantPolicy, TokenId, User,
+};
+use crate::vault::TokenHash;
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = tenants)]
+struct TenantRow {
+    id: String,
+    name: String,
+    sending_enabled: bool,
+    fallback_policy: String,
+    shared_pool_allowed: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = tenants)]
+struct NewTenantRow<'a> {
+    id: String,
+    name: &'a str,
+    sending_enabled: bool,
+    fallback_policy: &'a str,
+    shared_pool_allowed: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TenantRow {
+    fn into_tenant(self, domains: Vec<String>) -> Result<Tenant, StoreError> {
+        let mut policy = TenantPolicy {
+            sending_enabled: self.sending_enabled,
+            fallback_policy: self.fallback_policy.parse().map_err(StoreError::corrupt)?,
+            shared_pool_allowed: self.shared_pool_allowed,
+            domains: Vec::new(),
+        };
+        policy.set_domains(
+            domains
+                .iter()
+                .map(|d| Domain::parse(d).map_err(StoreError::corrupt))
+                .collect::<Result<_, _>>()?,
+        );
+        Ok(Tenant {
+            id: self.id.parse().map_err(StoreError::corrupt)?,
+            name: DisplayName::parse(&self.name).map_err(StoreError::corrupt)?,
+            policy,
+            created_at: from_micros(self.created_at)?,
+            updated_at: from_micros(self.updated_at)?,
+        })
+    }
+}
+
+/// What creating a tenant returns: the tenant, its first admin, and that admin's token id.
+pub struct CreatedTenant {
+    pub tenant: Tenant,
+    pub admin: User,
+    pub admin_token_id: TokenId,
+}
+
+pub fn create_with_admin(
+    conn: &mut DbConnection,
+    name: &DisplayName,
+    admin_email: &EmailAddress,
+    admin_name: &DisplayName,
+    admin_token: TokenHash,
+) -> Result<CreatedTenant, StoreError> {
+    conn.transaction(|conn| {
+        let id = TenantId::generate();
+        let now = now_micros();
+        let policy = TenantPolicy::default();
+        diesel::insert_into(tenants::table)
+            .values(NewTenantRow {
+                id: id.to_string(),
+                name: name.as_str(),
+                sending_enabled: policy.sending_enabled,
+                fallback_policy: policy.fallback_policy.as_str(),
+                shared_pool_allowed: policy.shared_pool_allowed,
+                created_at: now,
+                updated_at: now,
+            })
+            .execute(conn)?;
+        let admin = users::insert(
+            conn,
+            id,
+            &users::NewUser {
+                email: admin_email.clone(),
+                name: admin_name.clone(),
+                role: Role::Admin,
+                team_id: None,
+            },
+        )?;
+        let token = tokens::insert(
+            conn,
+            id,
+            admin.id,
+            admin_token,
+            Some("created with the tenant"),
+            None,
+        )?;
+        Ok(CreatedTenant {
+            tenant: get(conn, id)?,
+            admin,
+            admin_token_id: token.id,
+        })
+    })
+}
+
+pub fn get(conn: &mut DbConnection, id: TenantId) -> Result<Tenant, StoreError> {
+    let row: TenantRow = tenants::table
+        .find(id.to_string())
+        .select(TenantRow::as_select())
+        .first(conn)?;
+    let domains = tenant_domains::table
+        .filter(tenant_domains::tenant_id.eq(id.to_string()))
+        .select(tenant_domains::domain)
+        .load::<String>(conn)?;
+    row.into_tenant(domains)
+}
+
+/// Every tenant, for the platform operator.
+pub fn list(conn: &mut DbConnection) -> Result<Vec<Tenant>, StoreError> {
+    let rows: Vec<TenantRow> = tenants::table
+        .order((tenants::created_at, tenants::id))
+        .select(TenantRow::as_select())
+        .load(conn)?;
+    let mut domains: HashMap<String, Vec<String>> = HashMap::new();
+    for (tenant, domain) in tenant_domains::table
+        .select((tenant_domains::tenant_id, tenant_domains::domain))
+        .load::<(String, String)>(conn)?
+    {
+        domains.entry(tenant).or_default().push(domain);
+    }
+    rows.into_iter()
+        .map(|row| {
+            let own = domains.remove(&row.id).unwrap_or_default();
+            row.into_tenant(own)
+        })
+        .collect()
+}
+
+/// Replaces the tenant's name and policy (domains included) in one transaction.
+pub fn update(
+    conn: &mut DbConnection,
+    id: TenantId,
+    name: &DisplayName,
+    policy: &TenantPolicy,
+) -> Result<Tenant, StoreError> {
+    conn.transaction(|conn| {
+        let now = now_micros();
+        let changed = diesel::update(tenants::table.find(id.to_string()))
+            .set((
+                tenants::name.eq(name.as_str()),
+                tenants::sending_enabled.eq(policy.sending_enabled),
+                tenants::fallback_policy.eq(policy.fallback_policy.as_str()),
+                tenants::shared_pool_allowed.eq(policy.shared_pool_allowed),
+                tenants::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        diesel::delete(tenant_domains::table.filter(tenant_domains::tenant_id.eq(id.to_string())))
+            .execute(conn)?;
+        for domain in &policy.domains {
+            diesel::insert_into(tenant_domains::table)
+                .values((
+                    tenant_domains::tenant_id.eq(id.to_string()),
+                    tenant_domains::domain.eq(domain.as_str()),
+                    tenant_domains::created_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        get(conn, id)
+    })
+}
