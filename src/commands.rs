@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use crate::config::Config;
 use crate::domain::{DisplayName, EmailAddress};
 use crate::startup::{self, Application};
-use crate::store::{migrations, operator, tenants};
+use crate::store::{operator, tenants};
 use crate::vault::IssuedToken;
 
 /// `switchboard serve`: runs the service until SIGINT or SIGTERM.
@@ -22,8 +22,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
 /// `switchboard migrate`: applies pending migrations and says how many.
 pub fn migrate(config: &Config) -> anyhow::Result<()> {
-    let store = crate::store::Store::open(&config.database, 1)?;
-    let applied = store.run_blocking(migrations::run_pending)?;
+    let (_, applied) = startup::open_and_migrate(config)?;
     println!("{applied} migration(s) applied to {}", config.database);
     Ok(())
 }

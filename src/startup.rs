@@ -44,8 +44,14 @@ pub struct Application {
     store: Store,
 }
 
-/// Opens the database and applies pending migrations.
+/// Opens the database (creating the data directory for SQLite) and applies pending
+/// migrations.
 pub fn open_store(config: &Config) -> Result<Store, StartupError> {
+    open_and_migrate(config).map(|(store, _)| store)
+}
+
+/// The same as `open_store`, also saying how many migrations it applied.
+pub fn open_and_migrate(config: &Config) -> Result<(Store, usize), StartupError> {
     if !config.database.is_postgres() {
         prepare_data_dir(&config.data_dir)?;
     }
@@ -54,7 +60,7 @@ pub fn open_store(config: &Config) -> Result<Store, StartupError> {
     if applied > 0 {
         tracing::info!(applied, database = %config.database, "migrations applied");
     }
-    Ok(store)
+    Ok((store, applied))
 }
 
 impl Application {

@@ -11,6 +11,7 @@ pub struct Domain(String);
 
 impl Domain {
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        refuse_control_characters(raw)?;
         let trimmed = raw.trim();
         let trimmed = trimmed.strip_suffix('.').unwrap_or(trimmed);
         if trimmed.is_empty() {
@@ -89,6 +90,7 @@ fn is_atext(b: u8) -> bool {
 
 impl EmailAddress {
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        refuse_control_characters(raw)?;
         let trimmed = raw.trim();
         let Some((local, domain)) = trimmed.rsplit_once('@') else {
             return Err(DomainError::new(format!(
@@ -129,6 +131,16 @@ impl EmailAddress {
     pub fn normalized(&self) -> String {
         format!("{}@{}", self.local.to_ascii_lowercase(), self.domain)
     }
+}
+
+/// CR, LF or NUL in an address is a header injection attempt, never a typo to trim away.
+fn refuse_control_characters(raw: &str) -> Result<(), DomainError> {
+    if raw.chars().any(char::is_control) {
+        return Err(DomainError::new(
+            "must not contain control characters (line breaks, tabs, NUL)",
+        ));
+    }
+    Ok(())
 }
 
 /// Quote user input in an error without echoing control characters back.

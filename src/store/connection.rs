@@ -34,7 +34,8 @@ impl Backend {
 /// so concurrent writers wait instead of failing, foreign keys enforced (off by default in
 /// SQLite), and `synchronous = NORMAL`, which in WAL mode is durable across a process crash
 /// and costs one fsync per checkpoint rather than per commit.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+/// The busy timeout comes first: switching to WAL takes a lock that another process may hold.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
      PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
 
 pub struct ConnectionManager {

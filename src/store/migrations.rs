@@ -1,6 +1,7 @@
 //! Migrations for both backends, embedded in the binary and applied at start and by
 //! `switchboard migrate`.
 
+use diesel::connection::SimpleConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::{DbConnection, StoreError};
@@ -8,11 +9,26 @@ use super::{DbConnection, StoreError};
 const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
+/// Any fixed number: the key of the PostgreSQL advisory lock that serialises migrations.
+const MIGRATION_LOCK: i64 = 0x5357_4244; // "SWBD"
+
 /// Applies every pending migration; returns how many were applied.
 pub fn run_pending(conn: &mut DbConnection) -> Result<usize, StoreError> {
     let applied = match conn {
-        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE).map(|v| v.len()),
-        DbConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES).map(|v| v.len()),
+        // Taking the write lock up front (BEGIN IMMEDIATE) makes a second process wait for
+        // the busy timeout instead of failing when its read lock cannot be upgraded.
+        DbConnection::Sqlite(c) => {
+            c.immediate_transaction(|c| c.run_pending_migrations(SQLITE).map(|v| v.len()))
+        }
+        DbConnection::Postgresql(c) => {
+            // Several instances starting together on one database would otherwise race to
+            // apply the same migration; the loser would fail on "relation already exists".
+            // The lock is the session's, so it is released even if a migration fails.
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+            let result = c.run_pending_migrations(POSTGRES).map(|v| v.len());
+            c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+            result
+        }
     };
     applied.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
 }

@@ -1,0 +1,291 @@
+//! The real binary, as a newcomer runs it: no configuration but a data directory and a port.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{TestDatabase, expect_json};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_switchboard");
+
+struct Running {
+    child: Child,
+    address: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn command(data_dir: &Path, db: &TestDatabase) -> Command {
+    let mut cmd = Command::new(BINARY);
+    cmd.env_clear()
+        .env("SWITCHBOARD_DATA_DIR", data_dir)
+        .env("SWITCHBOARD_BIND", "127.0.0.1:0")
+        .env("SWITCHBOARD_HTTP_WORKERS", "1")
+        .env("RUST_LOG", "debug");
+    if let Some(url) = db.url() {
+        cmd.env("SWITCHBOARD_DATABASE_URL", url);
+    }
+    cmd
+}
+
+fn serve(data_dir: &Path, db: &TestDatabase) -> Running {
+    let mut child = command(data_dir, db)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("address=").nth(1)
+                && line.contains("listening")
+            {
+                let _ = tx.send(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+            }
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let address = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("no `listening` line; log:\n{}", log.lock().unwrap()));
+    Running {
+        child,
+        address: format!("http://{address}"),
+        log,
+    }
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn first_start_writes_an_operator_token_file_that_creates_tenants_and_is_never_logged() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data_dir = dir.path().join("data");
+    let db = TestDatabase::fresh();
+    let client = reqwest::Client::new();
+
+    let first = serve(&data_dir, &db);
+    let token_file = data_dir.join("operator-token");
+    let operator = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    #[cfg(unix)]
+    assert_eq!(mode(&token_file), 0o600);
+    if !db.is_postgres() {
+        assert!(data_dir.join("switchboard.db").exists());
+    }
+
+    let res = client
+        .post(format!("{}/v1/tenants", first.address))
+        .bearer_auth(&operator)
+        .json(&json!({"name": "Acme", "admin_email": "boss@acme.test"}))
+        .send()
+        .await
+        .unwrap();
+    let created = expect_json(res, StatusCode::CREATED).await;
+    let admin = created["admin"]["token"].as_str().unwrap().to_owned();
+    let res = client
+        .get(format!("{}/v1/me", first.address))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    expect_json(res, StatusCode::OK).await;
+
+    let bind = first.address.trim_start_matches("http://");
+    let out = command(&data_dir, &db)
+        .env("SWITCHBOARD_BIND", bind)
+        .arg("healthcheck")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "healthcheck: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let log = first.log.lock().unwrap().clone();
+    assert!(
+        log.contains("operator-token"),
+        "the log says where the token is:\n{log}"
+    );
+    assert!(
+        log.contains("request finished"),
+        "requests are logged:\n{log}"
+    );
+    assert!(!log.contains(&operator), "operator token logged:\n{log}");
+    assert!(!log.contains(&admin), "admin token logged:\n{log}");
+    drop(first);
+
+    // A second start mints nothing new and the first token still works.
+    std::fs::remove_file(&token_file).unwrap();
+    let second = serve(&data_dir, &db);
+    assert!(!token_file.exists(), "a token was minted again");
+    let res = client
+        .get(format!("{}/v1/tenants", second.address))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        expect_json(res, StatusCode::OK)
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn migrate_creates_the_schema_and_a_lost_operator_token_can_be_replaced() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data_dir = dir.path().join("data");
+    let db = TestDatabase::fresh();
+    let out = command(&data_dir, &db).arg("migrate").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 migration(s) applied"));
+    let out = command(&data_dir, &db).arg("migrate").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 migration(s) applied"));
+
+    let out = command(&data_dir, &db)
+        .args(["operator-token", "--revoke-others"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("sb_") && token.len() > 40, "{token}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&token));
+
+    let out = command(&data_dir, &db)
+        .args([
+            "tenant",
+            "create",
+            "--name",
+            "Acme",
+            "--admin-email",
+            "boss@acme.test",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        created["admin"]["token"]
+            .as_str()
+            .unwrap()
+            .starts_with("sb_")
+    );
+}
+
+#[test]
+fn a_bad_database_url_fails_fast_with_a_clear_message_and_no_secret() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let started = Instant::now();
+    let out = Command::new(BINARY)
+        .env_clear()
+        .env("SWITCHBOARD_DATA_DIR", dir.path())
+        .env(
+            "SWITCHBOARD_DATABASE_URL",
+            "postgres://sb:Canary-Db-Pw@127.0.0.1:1/switchboard",
+        )
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "it hung instead of failing"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("PostgreSQL"), "{stderr}");
+    assert!(!stderr.contains("Canary-Db-Pw"), "{stderr}");
+
+    let out = Command::new(BINARY)
+        .env_clear()
+        .env("SWITCHBOARD_DATABASE_URL", "mysql://nope")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SWITCHBOARD_DATABASE_URL"));
+}
+
+#[test]
+fn instances_migrating_the_same_database_at_once_all_succeed() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let data_dir = dir.path().join("data");
+    let db = TestDatabase::fresh();
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            command(&data_dir, &db)
+                .arg("migrate")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut applied = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        applied.push(
+            String::from_utf8_lossy(&out.stdout)
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    applied.sort();
+    assert_eq!(
+        applied,
+        ["0", "0", "1"],
+        "exactly one instance applied the migration"
+    );
+}

@@ -1,0 +1,305 @@
+//! `spawn_app`: one helper every test uses, so tests read like user stories.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use actix_web::dev::ServerHandle;
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use switchboard::config::Config;
+use switchboard::startup::Application;
+use tempfile::TempDir;
+
+/// Where a test's data lives: a SQLite file in its temp dir, or its own PostgreSQL schema.
+pub struct TestDatabase {
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub fn fresh() -> Self {
+        let Ok(base) = std::env::var("SWITCHBOARD_TEST_DATABASE_URL") else {
+            return Self { postgres: None };
+        };
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::establish(&base)
+            .unwrap_or_else(|e| panic!("SWITCHBOARD_TEST_DATABASE_URL: cannot connect: {e}"));
+        conn.batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .unwrap();
+        Self {
+            postgres: Some((base, schema)),
+        }
+    }
+
+    /// The `SWITCHBOARD_DATABASE_URL` for this database, if not the default SQLite file.
+    pub fn url(&self) -> Option<String> {
+        self.postgres.as_ref().map(|(base, schema)| {
+            let sep = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{sep}options=-csearch_path%3D{schema}")
+        })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((base, schema)) = &self.postgres
+            && let Ok(mut conn) = PgConnection::establish(base)
+        {
+            let _ = conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+        }
+    }
+}
+
+pub fn random_secret() -> String {
+    format!(
+        "op_{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// The environment a test service runs with.
+pub fn test_env(
+    data_dir: &Path,
+    db: &TestDatabase,
+    operator_token: &str,
+) -> HashMap<String, String> {
+    let mut env = HashMap::from([
+        ("SWITCHBOARD_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+        (
+            "SWITCHBOARD_DATA_DIR".to_owned(),
+            data_dir.display().to_string(),
+        ),
+        (
+            "SWITCHBOARD_OPERATOR_TOKEN".to_owned(),
+            operator_token.to_owned(),
+        ),
+        ("SWITCHBOARD_HTTP_WORKERS".to_owned(), "1".to_owned()),
+        ("SWITCHBOARD_DB_POOL_SIZE".to_owned(), "4".to_owned()),
+    ]);
+    if let Some(url) = db.url() {
+        env.insert("SWITCHBOARD_DATABASE_URL".to_owned(), url);
+    }
+    env
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub operator_token: String,
+    handle: ServerHandle,
+    pub data_dir: PathBuf,
+    _dir: TempDir,
+    pub db: TestDatabase,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let dir = TempDir::new().unwrap();
+    let data_dir = dir.path().join("data");
+    start(dir, data_dir, TestDatabase::fresh(), random_secret()).await
+}
+
+async fn start(
+    dir: TempDir,
+    data_dir: PathBuf,
+    db: TestDatabase,
+    operator_token: String,
+) -> TestApp {
+    let env = test_env(&data_dir, &db, &operator_token);
+    let config = Config::from_lookup(|name| env.get(name).cloned()).expect("test config");
+    let app = Application::build(config).await.expect("the app starts");
+    let address = format!("http://{}", app.local_addr());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        operator_token,
+        handle,
+        data_dir,
+        _dir: dir,
+        db,
+    }
+}
+
+pub struct Sibling {
+    pub address: String,
+}
+
+/// A tenant created through the API, with its first admin's credentials.
+#[derive(Debug, Clone)]
+pub struct TestTenant {
+    pub id: String,
+    pub admin_id: String,
+    pub admin_token: String,
+    pub admin_token_id: String,
+}
+
+/// A user created through the API, with a token of their own.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: String,
+    pub token: String,
+    pub token_id: String,
+}
+
+impl TestApp {
+    /// Stops the server gracefully and starts a new one on the same data and database.
+    pub async fn restart(self) -> TestApp {
+        self.handle.stop(true).await;
+        let TestApp {
+            _dir,
+            data_dir,
+            db,
+            operator_token,
+            ..
+        } = self;
+        start(_dir, data_dir, db, operator_token).await
+    }
+
+    /// A second instance on the same database (as several `serve` processes would run).
+    pub async fn sibling(&self) -> Sibling {
+        let env = test_env(&self.data_dir, &self.db, &self.operator_token);
+        let config = Config::from_lookup(|name| env.get(name).cloned()).expect("test config");
+        let app = Application::build(config)
+            .await
+            .expect("the sibling starts");
+        let address = format!("http://{}", app.local_addr());
+        tokio::spawn(app.run_until_stopped());
+        Sibling { address }
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.address, path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Response {
+        let mut req = self.request(method, path, Some(token));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Response {
+        self.call(Method::PATCH, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.call(Method::DELETE, path, token, None).await
+    }
+
+    pub async fn create_tenant(&self, name: &str) -> TestTenant {
+        let slug = name.to_lowercase().replace(' ', "-");
+        let body = json!({"name": name, "admin_email": format!("admin@{slug}.test")});
+        let res = self.post("/v1/tenants", &self.operator_token, body).await;
+        let body = expect_json(res, StatusCode::CREATED).await;
+        TestTenant {
+            id: body["id"].as_str().unwrap().to_owned(),
+            admin_id: body["admin"]["user_id"].as_str().unwrap().to_owned(),
+            admin_token: body["admin"]["token"].as_str().unwrap().to_owned(),
+            admin_token_id: body["admin"]["token_id"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn create_team(&self, tenant: &TestTenant, name: &str) -> String {
+        let res = self
+            .post("/v1/teams", &tenant.admin_token, json!({"name": name}))
+            .await;
+        expect_json(res, StatusCode::CREATED).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn create_user(
+        &self,
+        tenant: &TestTenant,
+        email: &str,
+        role: &str,
+        team: Option<&str>,
+    ) -> TestUser {
+        let body = json!({"email": email, "name": email, "role": role, "team_id": team});
+        let res = self.post("/v1/users", &tenant.admin_token, body).await;
+        let id = expect_json(res, StatusCode::CREATED).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let res = self
+            .post(
+                &format!("/v1/users/{id}/tokens"),
+                &tenant.admin_token,
+                json!({"label": "test"}),
+            )
+            .await;
+        let token = expect_json(res, StatusCode::CREATED).await;
+        TestUser {
+            id,
+            token: token["token"].as_str().unwrap().to_owned(),
+            token_id: token["id"].as_str().unwrap().to_owned(),
+        }
+    }
+}
+
+/// Asserts the status and returns the JSON body, showing the body when the status is wrong.
+pub async fn expect_json(res: Response, status: StatusCode) -> Value {
+    let actual = res.status();
+    let text = res.text().await.unwrap();
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+}
+
+/// Asserts an RFC 9457 problem with the given status and code; returns it.
+pub async fn expect_problem(res: Response, status: StatusCode, code: &str) -> Value {
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = expect_json(res, status).await;
+    assert_eq!(content_type, "application/problem+json", "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status.as_u16(), "{body}");
+    assert_eq!(
+        body["type"],
+        format!("urn:switchboard:problem:{code}"),
+        "{body}"
+    );
+    assert!(
+        body["detail"].as_str().is_some_and(|d| d.len() > 10),
+        "a problem says what to do: {body}"
+    );
+    body
+}

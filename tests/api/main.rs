@@ -1,0 +1,13 @@
+//! HTTP tests against the real application on a random port. They run on a fresh SQLite
+//! database per test, or on a fresh PostgreSQL schema per test when
+//! `SWITCHBOARD_TEST_DATABASE_URL` names a server (the PostgreSQL leg of `.ci/run`).
+
+mod binary;
+mod errors;
+mod health;
+mod helpers;
+mod isolation;
+mod restart;
+mod roles;
+mod tenants;
+mod tokens;
