@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::vault::KeySource;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{name}: {reason}")]
@@ -107,6 +109,9 @@ pub struct Config {
     pub db_pool_size: u32,
     /// `SWITCHBOARD_LOG_FORMAT`: `text` or `json`.
     pub log_format: LogFormat,
+    /// `SWITCHBOARD_MASTER_KEYS` or `SWITCHBOARD_MASTER_KEYS_FILE`; for embedded SQLite
+    /// without either, a generated key file in the data directory.
+    pub master_keys: KeySource,
 }
 
 impl Config {
@@ -152,6 +157,27 @@ impl Config {
                 });
             }
         };
+        let master_keys = match (
+            get("SWITCHBOARD_MASTER_KEYS"),
+            get("SWITCHBOARD_MASTER_KEYS_FILE"),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    name: "SWITCHBOARD_MASTER_KEYS",
+                    reason: "set either SWITCHBOARD_MASTER_KEYS or SWITCHBOARD_MASTER_KEYS_FILE, not both".into(),
+                });
+            }
+            (Some(keys), None) => KeySource::Inline(SecretString::from(keys)),
+            (None, Some(path)) => KeySource::File {
+                path: PathBuf::from(path),
+                generated: false,
+            },
+            (None, None) if database.is_postgres() => KeySource::Missing,
+            (None, None) => KeySource::File {
+                path: data_dir.join("master-keys"),
+                generated: true,
+            },
+        };
         Ok(Self {
             bind,
             data_dir,
@@ -161,6 +187,7 @@ impl Config {
             http_workers,
             db_pool_size,
             log_format,
+            master_keys,
         })
     }
 }
@@ -228,6 +255,28 @@ mod tests {
         let shown = format!("{} {:?} {:?}", c.database, c.database, c);
         assert!(!shown.contains("Canary-Pw-123"), "{shown}");
         assert!(shown.contains("db:5432/switchboard"), "{shown}");
+    }
+
+    #[test]
+    fn master_keys_default_to_a_generated_file_for_sqlite_only() {
+        let c = config(&[]).unwrap();
+        assert!(matches!(
+            c.master_keys,
+            KeySource::File {
+                generated: true,
+                ..
+            }
+        ));
+        let c = config(&[("SWITCHBOARD_DATABASE_URL", "postgres://db/x")]).unwrap();
+        assert!(matches!(c.master_keys, KeySource::Missing));
+        let c = config(&[("SWITCHBOARD_MASTER_KEYS", "k1:Q2FuYXJ5LUtleS1NYXRlcmlhbA==")]).unwrap();
+        assert!(!format!("{c:?}").contains("Q2FuYXJ5"), "{c:?}");
+        let err = config(&[
+            ("SWITCHBOARD_MASTER_KEYS", "a:b"),
+            ("SWITCHBOARD_MASTER_KEYS_FILE", "/k"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("not both"), "{err}");
     }
 
     #[test]

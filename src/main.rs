@@ -32,6 +32,32 @@ enum Command {
     },
     /// Exit 0 when the running service answers /readyz (for container health checks).
     Healthcheck,
+    /// Master keys and tenant data keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a new master key as `id:base64` for SWITCHBOARD_MASTER_KEYS.
+    Generate {
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// The master keys and how many tenant data keys each wraps.
+    List,
+    /// Make a new master key active and re-wrap every tenant data key under it.
+    Rotate {
+        /// Data keys re-wrapped per transaction.
+        #[arg(long, default_value_t = commands::keys::DEFAULT_BATCH)]
+        batch: i64,
+    },
+    /// Retire a master key that no longer wraps anything.
+    Retire { id: String },
+    /// Give one tenant a new data key and re-seal all its secrets.
+    RotateTenant { tenant_id: String },
 }
 
 #[derive(Subcommand)]
@@ -69,5 +95,14 @@ fn main() -> anyhow::Result<()> {
             commands::new_operator_token(&config, revoke_others)
         }
         Command::Healthcheck => commands::healthcheck(&config),
+        Command::Keys { command } => match command {
+            KeysCommand::Generate { id } => commands::keys::generate(id.as_deref()),
+            KeysCommand::List => commands::keys::list(&config),
+            KeysCommand::Rotate { batch } => commands::keys::rotate(&config, batch),
+            KeysCommand::Retire { id } => commands::keys::retire(&config, &id),
+            KeysCommand::RotateTenant { tenant_id } => {
+                commands::keys::rotate_tenant(&config, &tenant_id)
+            }
+        },
     }
 }

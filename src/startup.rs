@@ -2,7 +2,6 @@
 //! operator token, the HTTP server.
 
 use std::fs;
-use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,8 +12,9 @@ use secrecy::ExposeSecret;
 
 use crate::config::Config;
 use crate::http::{self, AppState};
-use crate::store::{Store, StoreError, migrations, operator};
-use crate::vault::{IssuedToken, TokenHash};
+use crate::store::{Store, StoreError, migrations, operator, tenant_keys};
+use crate::vault::files::write_private_file;
+use crate::vault::{IssuedToken, KeySource, TokenHash, Vault};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -25,6 +25,8 @@ pub enum StartupError {
     },
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("master keys: {0}")]
+    Vault(#[from] crate::vault::VaultError),
     #[error("cannot listen on {bind}: {source}")]
     Bind {
         bind: String,
@@ -63,15 +65,35 @@ pub fn open_and_migrate(config: &Config) -> Result<(Store, usize), StartupError>
     Ok((store, applied))
 }
 
+/// Opens the database and the master keys, and checks that the keys open the data: a
+/// missing or wrong key stops the start here, naming the key, before anything is served.
+pub fn open_store_and_vault(config: &Config) -> Result<(Store, Arc<Vault>), StartupError> {
+    let store = open_store(config)?;
+    let vault = Vault::open(config.master_keys.clone())?;
+    if let KeySource::File {
+        path,
+        generated: true,
+    } = vault.source()
+    {
+        tracing::warn!(
+            path = %path.display(),
+            "MASTER KEYS ARE STORED NEXT TO THE DATABASE: anyone with a copy of the data directory can open every secret. \
+             For production set SWITCHBOARD_MASTER_KEYS, or SWITCHBOARD_MASTER_KEYS_FILE on another volume"
+        );
+    }
+    store.run_blocking(|conn| tenant_keys::verify_master_keys(conn, &vault))?;
+    Ok((store, Arc::new(vault)))
+}
+
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let config = Arc::new(config);
-        let store = {
+        let (store, vault) = {
             let config = config.clone();
-            tokio::task::spawn_blocking(move || -> Result<Store, StartupError> {
-                let store = open_store(&config)?;
+            tokio::task::spawn_blocking(move || -> Result<(Store, Arc<Vault>), StartupError> {
+                let (store, vault) = open_store_and_vault(&config)?;
                 ensure_operator_token(&store, &config)?;
-                Ok(store)
+                Ok((store, vault))
             })
             .await
             .map_err(|e| StoreError::Internal(e.to_string()))??
@@ -86,6 +108,7 @@ impl Application {
         })?;
         let state = web::Data::new(AppState {
             store: store.clone(),
+            vault,
             configured_operator_token: config
                 .operator_token
                 .as_ref()
@@ -170,33 +193,15 @@ fn ensure_operator_token(store: &Store, config: &Config) -> Result<(), StartupEr
         return Ok(());
     }
     let path = operator_token_path(config);
-    write_secret_file(&path, token.expose()).map_err(|source| StartupError::OperatorTokenFile {
-        path: path.clone(),
-        source,
+    write_private_file(&path, &format!("{}\n", token.expose())).map_err(|source| {
+        StartupError::OperatorTokenFile {
+            path: path.clone(),
+            source,
+        }
     })?;
     tracing::warn!(
         path = %path.display(),
         "generated the operator token and wrote it to this file (mode 0600); store it somewhere safe and delete the file"
     );
     Ok(())
-}
-
-/// Writes a secret to a file readable by its owner only, replacing any older file.
-pub fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    // An older file may have been created with wider permissions.
-    restrict(path, 0o600)?;
-    file.write_all(secret.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()
 }

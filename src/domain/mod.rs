@@ -1,6 +1,7 @@
 //! Types and rules of the product, with no I/O: ids, addresses, tenancy, permissions.
 //! Imports no other module of ours; everything else imports this.
 
+pub mod audit;
 pub mod email;
 pub mod error;
 pub mod ids;
@@ -8,6 +9,7 @@ pub mod name;
 pub mod permissions;
 pub mod tenancy;
 
+pub use audit::{AuditActor, AuditEvent};
 pub use email::{Domain, EmailAddress};
 pub use error::DomainError;
 pub use ids::{TeamId, TenantId, TokenId, UserId};

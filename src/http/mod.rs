@@ -20,13 +20,14 @@ use utoipa_actix_web::{AppExt, scope};
 
 use crate::config::Config;
 use crate::store::Store;
-use crate::vault::TokenHash;
+use crate::vault::{TokenHash, Vault};
 
 pub use request_log::REQUEST_ID;
 
 /// Everything a request handler may need, built once at start.
 pub struct AppState {
     pub store: Store,
+    pub vault: Arc<Vault>,
     pub config: Arc<Config>,
     /// Hash of `SWITCHBOARD_OPERATOR_TOKEN`, when one is configured.
     pub configured_operator_token: Option<TokenHash>,
@@ -44,6 +45,7 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             scope("/v1")
                 .service(tenants::create_tenant)
                 .service(tenants::list_tenants)
+                .service(tenants::delete_tenant)
                 .service(tenants::get_tenant)
                 .service(tenants::update_tenant)
                 .service(users::me)

@@ -1,6 +1,6 @@
 //! Tenants: created by the platform operator; their policy set by the tenant's admins.
 
-use actix_web::{HttpResponse, get, patch, post, web};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::auth::{OperatorCaller, TenantCaller};
 use super::error::{ApiError, NotFoundAs, Problem};
-use crate::domain::{Action, DisplayName, Domain, EmailAddress, Tenant};
+use crate::domain::{Action, AuditActor, DisplayName, Domain, EmailAddress, Tenant, TenantId};
 use crate::store::tenants;
 use crate::vault::IssuedToken;
 
@@ -102,9 +102,20 @@ pub(super) async fn create_tenant(
     };
     let token = IssuedToken::generate();
     let hash = token.hash;
+    let vault = state.vault.clone();
     let created = state
         .store
-        .run(move |conn| tenants::create_with_admin(conn, &name, &admin_email, &admin_name, hash))
+        .run(move |conn| {
+            tenants::create_with_admin(
+                conn,
+                &vault,
+                AuditActor::Operator,
+                &name,
+                &admin_email,
+                &admin_name,
+                hash,
+            )
+        })
         .await?;
     tracing::info!(tenant_id = %created.tenant.id, admin_id = %created.admin.id, "tenant created");
     Ok(HttpResponse::Created().json(CreatedTenant {
@@ -132,6 +143,31 @@ pub(super) async fn list_tenants(
 ) -> Result<web::Json<Vec<TenantView>>, ApiError> {
     let all = state.store.run(tenants::list).await?;
     Ok(web::Json(all.into_iter().map(TenantView::from).collect()))
+}
+
+/// Delete a tenant and everything it owns. Its data keys are destroyed with it, so its
+/// sealed credentials cannot be recovered, not even from a copy of their rows.
+#[utoipa::path(
+    tag = "tenancy",
+    params(("id" = String, Path, description = "tenant id")),
+    security(("bearer" = [])),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem))
+)]
+#[delete("/tenants/{id}")]
+pub(super) async fn delete_tenant(
+    _operator: OperatorCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: TenantId = super::teams::path_id(&id, "tenant")?;
+    state
+        .store
+        .run(move |conn| tenants::delete(conn, id, AuditActor::Operator))
+        .await
+        .or_not_found("tenant")?;
+    state.vault.forget_tenant(id);
+    tracing::info!(tenant_id = %id, "tenant deleted");
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// The caller's tenant and its sending policy.

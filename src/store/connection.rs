@@ -30,13 +30,31 @@ impl Backend {
     }
 }
 
-/// Per-connection SQLite settings: WAL so readers never block the writer, a busy timeout
-/// so concurrent writers wait instead of failing, foreign keys enforced (off by default in
-/// SQLite), and `synchronous = NORMAL`, which in WAL mode is durable across a process crash
-/// and costs one fsync per checkpoint rather than per commit.
-/// The busy timeout comes first: switching to WAL takes a lock that another process may hold.
-const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+/// Per-connection SQLite settings: a busy timeout so concurrent writers wait instead of
+/// failing, foreign keys enforced (off by default in SQLite), and `synchronous = NORMAL`,
+/// which in WAL mode is durable across a process crash and costs one fsync per checkpoint
+/// rather than per commit. `secure_delete` overwrites deleted content, so a deleted
+/// tenant's wrapped data key does not linger in free pages of the file (crypto-shredding).
+/// WAL (readers never block the writer) is set by `enable_wal`.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+     PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON;";
+
+/// Switching a new file to WAL needs an exclusive lock, and SQLite answers "database is
+/// locked" at once (without its busy handler) when several processes open a fresh file
+/// together; the mode persists in the file, so a few short retries settle it.
+fn enable_wal(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    let mut attempts = 0;
+    loop {
+        match conn.batch_execute("PRAGMA journal_mode = WAL") {
+            Ok(()) => return Ok(()),
+            Err(e) if attempts < 50 && e.to_string().contains("locked") => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20 + 10 * attempts));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
 
 pub struct ConnectionManager {
     backend: Backend,
@@ -79,6 +97,7 @@ impl ConnectionManager {
                     StoreError::Unavailable(format!("SQLite file {}: {e}", self.target))
                 })?;
                 conn.batch_execute(SQLITE_PRAGMAS)?;
+                enable_wal(&mut conn)?;
                 Ok(DbConnection::Sqlite(conn))
             }
         }

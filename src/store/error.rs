@@ -19,6 +19,9 @@ pub enum StoreError {
     /// A stored value does not parse: a bug or a hand-edited row.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A key or sealed value does not open (wrong or missing master key, tampering).
+    #[error("{0}")]
+    Vault(#[from] crate::vault::VaultError),
     #[error("database error: {0}")]
     Database(DieselError),
     #[error("{0}")]

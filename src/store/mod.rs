@@ -2,12 +2,15 @@
 //! set of models for both. Repositories take the tenant id on every tenant-owned query.
 //! May import `domain` and `vault`.
 
+pub mod audit;
 mod connection;
 mod error;
 pub mod migrations;
 pub mod operator;
 mod schema;
+pub mod secrets;
 pub mod teams;
+pub mod tenant_keys;
 pub mod tenants;
 mod time;
 pub mod tokens;
@@ -40,7 +43,10 @@ impl Store {
         manager.connect_once()?;
         let pool = Pool::builder()
             .max_size(pool_size)
-            .min_idle(Some(1))
+            // No connections opened in the background: r2d2 keeps `min_idle` topped up from
+            // worker threads, and a command-line process that exits while one of them is
+            // inside libpq's connect can crash at exit. Connections open on demand instead.
+            .min_idle(Some(0))
             // Short: a request waiting longer than this for a connection is better answered
             // 503 than left hanging.
             .connection_timeout(Duration::from_secs(5))

@@ -66,11 +66,49 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    tenant_keys (tenant_id, version) {
+        tenant_id -> Text,
+        version -> BigInt,
+        master_key_id -> Text,
+        wrapped -> Binary,
+        created_at -> BigInt,
+        rewrapped_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    secrets (tenant_id, owner_id, field) {
+        tenant_id -> Text,
+        owner_id -> Text,
+        field -> Text,
+        sealed -> Binary,
+        key_version -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        tenant_id -> Nullable<Text>,
+        at -> BigInt,
+        actor -> Text,
+        action -> Text,
+        target -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     tenant_domains,
     teams,
     users,
     api_tokens,
-    operator_tokens
+    operator_tokens,
+    tenant_keys,
+    secrets,
+    audit_events
 );

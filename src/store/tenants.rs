@@ -7,12 +7,13 @@ use diesel::prelude::*;
 
 use super::schema::{tenant_domains, tenants};
 use super::time::{from_micros, now_micros};
-use super::{DbConnection, StoreError, tokens, users};
+use super::{DbConnection, StoreError, audit, tenant_keys, tokens, users};
 use crate::domain::tenancy::Tenant;
 use crate::domain::{
-    DisplayName, Domain, EmailAddress, Role, TenantId, TenantPolicy, TokenId, User,
+    AuditActor, AuditEvent, DisplayName, Domain, EmailAddress, Role, TenantId, TenantPolicy,
+    TokenId, User,
 };
-use crate::vault::TokenHash;
+use crate::vault::{TokenHash, Vault};
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = tenants)]
@@ -71,6 +72,8 @@ pub struct CreatedTenant {
 
 pub fn create_with_admin(
     conn: &mut DbConnection,
+    vault: &Vault,
+    actor: AuditActor,
     name: &DisplayName,
     admin_email: &EmailAddress,
     admin_name: &DisplayName,
@@ -91,6 +94,7 @@ pub fn create_with_admin(
                 updated_at: now,
             })
             .execute(conn)?;
+        tenant_keys::create_first(conn, vault, id)?;
         let admin = users::insert(
             conn,
             id,
@@ -108,6 +112,16 @@ pub fn create_with_admin(
             admin_token,
             Some("created with the tenant"),
             None,
+        )?;
+        audit::record(
+            conn,
+            &AuditEvent {
+                tenant: Some(id),
+                actor,
+                action: "tenant.created",
+                target: Some(id.to_string()),
+                detail: serde_json::json!({ "admin_user_id": admin.id }),
+            },
         )?;
         Ok(CreatedTenant {
             tenant: get(conn, id)?,
@@ -183,5 +197,26 @@ pub fn update(
                 .execute(conn)?;
         }
         get(conn, id)
+    })
+}
+
+/// Deletes a tenant with everything it owns. Its data keys go with it, so its sealed secrets
+/// are unrecoverable from here on, even from a copy of the secret rows.
+pub fn delete(conn: &mut DbConnection, id: TenantId, actor: AuditActor) -> Result<(), StoreError> {
+    conn.transaction(|conn| {
+        let deleted = diesel::delete(tenants::table.find(id.to_string())).execute(conn)?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        audit::record(
+            conn,
+            &AuditEvent {
+                tenant: None,
+                actor,
+                action: "tenant.deleted",
+                target: Some(id.to_string()),
+                detail: serde_json::json!({}),
+            },
+        )
     })
 }

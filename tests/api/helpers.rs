@@ -55,6 +55,15 @@ impl Drop for TestDatabase {
     }
 }
 
+/// A fresh master key entry (`id:base64`) for SWITCHBOARD_MASTER_KEYS.
+pub fn master_key(id: &str) -> String {
+    use secrecy::ExposeSecret;
+    switchboard::vault::MasterKey::generate(id)
+        .to_config_entry()
+        .expose_secret()
+        .to_owned()
+}
+
 pub fn random_secret() -> String {
     format!(
         "op_{}{}",
@@ -68,8 +77,10 @@ pub fn test_env(
     data_dir: &Path,
     db: &TestDatabase,
     operator_token: &str,
+    master_keys: &str,
 ) -> HashMap<String, String> {
     let mut env = HashMap::from([
+        ("SWITCHBOARD_MASTER_KEYS".to_owned(), master_keys.to_owned()),
         ("SWITCHBOARD_BIND".to_owned(), "127.0.0.1:0".to_owned()),
         (
             "SWITCHBOARD_DATA_DIR".to_owned(),
@@ -92,6 +103,7 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub operator_token: String,
+    pub master_keys: String,
     handle: ServerHandle,
     pub data_dir: PathBuf,
     _dir: TempDir,
@@ -101,7 +113,37 @@ pub struct TestApp {
 pub async fn spawn_app() -> TestApp {
     let dir = TempDir::new().unwrap();
     let data_dir = dir.path().join("data");
-    start(dir, data_dir, TestDatabase::fresh(), random_secret()).await
+    start(
+        dir,
+        data_dir,
+        TestDatabase::fresh(),
+        random_secret(),
+        master_key("k1"),
+    )
+    .await
+    .unwrap_or_else(|(e, _)| panic!("the app starts: {e}"))
+}
+
+/// Parts of a stopped app, to start it again.
+pub struct Stopped {
+    dir: TempDir,
+    data_dir: PathBuf,
+    db: TestDatabase,
+    operator_token: String,
+}
+
+impl Stopped {
+    /// Starts the app again with these master keys; a refusal comes back with its message.
+    pub async fn start_with_keys(self, master_keys: &str) -> Result<TestApp, (String, Stopped)> {
+        start(
+            self.dir,
+            self.data_dir,
+            self.db,
+            self.operator_token,
+            master_keys.to_owned(),
+        )
+        .await
+    }
 }
 
 async fn start(
@@ -109,25 +151,40 @@ async fn start(
     data_dir: PathBuf,
     db: TestDatabase,
     operator_token: String,
-) -> TestApp {
-    let env = test_env(&data_dir, &db, &operator_token);
+    master_keys: String,
+) -> Result<TestApp, (String, Stopped)> {
+    let env = test_env(&data_dir, &db, &operator_token, &master_keys);
     let config = Config::from_lookup(|name| env.get(name).cloned()).expect("test config");
-    let app = Application::build(config).await.expect("the app starts");
+    let app = match Application::build(config).await {
+        Ok(app) => app,
+        Err(e) => {
+            return Err((
+                e.to_string(),
+                Stopped {
+                    dir,
+                    data_dir,
+                    db,
+                    operator_token,
+                },
+            ));
+        }
+    };
     let address = format!("http://{}", app.local_addr());
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
-    TestApp {
+    Ok(TestApp {
         address,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
         operator_token,
+        master_keys,
         handle,
         data_dir,
         _dir: dir,
         db,
-    }
+    })
 }
 
 pub struct Sibling {
@@ -154,6 +211,16 @@ pub struct TestUser {
 impl TestApp {
     /// Stops the server gracefully and starts a new one on the same data and database.
     pub async fn restart(self) -> TestApp {
+        let keys = self.master_keys.clone();
+        self.stop()
+            .await
+            .start_with_keys(&keys)
+            .await
+            .unwrap_or_else(|(e, _)| panic!("restart: {e}"))
+    }
+
+    /// Stops the server gracefully, keeping its data for a later start.
+    pub async fn stop(self) -> Stopped {
         self.handle.stop(true).await;
         let TestApp {
             _dir,
@@ -162,14 +229,28 @@ impl TestApp {
             operator_token,
             ..
         } = self;
-        start(_dir, data_dir, db, operator_token).await
+        Stopped {
+            dir: _dir,
+            data_dir,
+            db,
+            operator_token,
+        }
+    }
+
+    /// The configuration this app runs with, for tests that reach below the API.
+    pub fn config(&self) -> Config {
+        let env = test_env(
+            &self.data_dir,
+            &self.db,
+            &self.operator_token,
+            &self.master_keys,
+        );
+        Config::from_lookup(|name| env.get(name).cloned()).expect("test config")
     }
 
     /// A second instance on the same database (as several `serve` processes would run).
     pub async fn sibling(&self) -> Sibling {
-        let env = test_env(&self.data_dir, &self.db, &self.operator_token);
-        let config = Config::from_lookup(|name| env.get(name).cloned()).expect("test config");
-        let app = Application::build(config)
+        let app = Application::build(self.config())
             .await
             .expect("the sibling starts");
         let address = format!("http://{}", app.local_addr());

@@ -11,3 +11,4 @@ mod restart;
 mod roles;
 mod tenants;
 mod tokens;
+mod vault;

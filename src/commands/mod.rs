@@ -1,5 +1,7 @@
 //! What the command line can do. `main.rs` parses arguments and calls these.
 
+pub mod keys;
+
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -7,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::config::Config;
-use crate::domain::{DisplayName, EmailAddress};
+use crate::domain::{AuditActor, DisplayName, EmailAddress};
 use crate::startup::{self, Application};
 use crate::store::{operator, tenants};
 use crate::vault::IssuedToken;
@@ -38,10 +40,18 @@ pub fn create_tenant(
     let email = EmailAddress::parse(admin_email).context("--admin-email")?;
     let admin_name =
         DisplayName::parse(admin_name.unwrap_or(email.local_part())).context("--admin-name")?;
-    let store = startup::open_store(config)?;
+    let (store, vault) = startup::open_store_and_vault(config)?;
     let token = IssuedToken::generate();
     let created = store.run_blocking(|conn| {
-        tenants::create_with_admin(conn, &name, &email, &admin_name, token.hash)
+        tenants::create_with_admin(
+            conn,
+            &vault,
+            AuditActor::Cli,
+            &name,
+            &email,
+            &admin_name,
+            token.hash,
+        )
     })?;
     let out = serde_json::json!({
         "id": created.tenant.id,
