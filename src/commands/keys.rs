@@ -18,6 +18,23 @@ use crate::vault::{KeySource, MasterKey, Vault, VaultError};
 /// service's writes wait at most about 0.1 s for SQLite's write lock.
 pub const DEFAULT_BATCH: i64 = 5000;
 
+/// Records a key event of the platform (no tenant), done from the command line.
+fn record_platform_event(
+    store: &Store,
+    action: &'static str,
+    target: &str,
+    detail: serde_json::Value,
+) -> Result<(), StoreError> {
+    let event = AuditEvent {
+        tenant: None,
+        actor: AuditActor::Cli,
+        action,
+        target: Some(target.to_owned()),
+        detail,
+    };
+    store.run_blocking(|conn| audit::record(conn, &event))
+}
+
 /// `switchboard keys generate`: a fresh key in the `id:base64` form of the configuration.
 pub fn generate(id: Option<&str>) -> anyhow::Result<()> {
     let id = id
@@ -94,18 +111,12 @@ pub fn rewrap_all(
         rewrapped,
         seconds: started.elapsed().as_secs_f64(),
     };
-    store.run_blocking(|conn| {
-        audit::record(
-            conn,
-            &AuditEvent {
-                tenant: None,
-                actor: AuditActor::Cli,
-                action: "key.rotated",
-                target: Some(active.clone()),
-                detail: serde_json::json!({ "rewrapped": rewrapped }),
-            },
-        )
-    })?;
+    record_platform_event(
+        store,
+        "key.rotated",
+        &active,
+        serde_json::json!({ "rewrapped": rewrapped }),
+    )?;
     Ok(rotation)
 }
 
@@ -158,18 +169,7 @@ pub fn retire(config: &Config, id: &str) -> anyhow::Result<()> {
         Err(VaultError::Unsupported(advice)) => println!("master key `{id}` retired: {advice}"),
         Err(e) => return Err(e.into()),
     }
-    store.run_blocking(|conn| {
-        audit::record(
-            conn,
-            &AuditEvent {
-                tenant: None,
-                actor: AuditActor::Cli,
-                action: "key.retired",
-                target: Some(id.to_owned()),
-                detail: serde_json::json!({}),
-            },
-        )
-    })?;
+    record_platform_event(&store, "key.retired", id, serde_json::json!({}))?;
     Ok(())
 }
 

@@ -108,6 +108,20 @@ fn put(app: &TestApp, tenant: TenantId, owner: &str, field: &str, value: &str) {
         .unwrap();
 }
 
+/// The first row's `b` column of a query, as raw bytes (what a backup of that row holds).
+fn first_blob(app: &TestApp, sql: &str) -> Vec<u8> {
+    #[derive(diesel::QueryableByName)]
+    struct Blob {
+        #[diesel(sql_type = diesel::sql_types::Binary)]
+        b: Vec<u8>,
+    }
+    let (store, _) = open_store_and_vault(&app.config()).unwrap();
+    let rows: Vec<Blob> = store
+        .run_blocking(|conn| Ok(diesel::sql_query(sql).load(conn)?))
+        .unwrap();
+    rows.into_iter().next().expect("a row").b
+}
+
 fn raw_sql(app: &TestApp, sql: &str) {
     let (store, _) = open_store_and_vault(&app.config()).unwrap();
     store
@@ -212,21 +226,13 @@ async fn deleting_a_tenant_destroys_its_data_key_so_copied_secrets_cannot_be_ope
     put(&app, tenant, "ch", "password", &password);
     let (store, vault) = open_store_and_vault(&app.config()).unwrap();
     // A "backup" of the secret row, taken before the deletion.
-    let backup: Vec<u8> = store
-        .run_blocking(|conn| {
-            #[derive(diesel::QueryableByName)]
-            struct Row {
-                #[diesel(sql_type = diesel::sql_types::Binary)]
-                sealed: Vec<u8>,
-            }
-            let rows: Vec<Row> = diesel::sql_query(format!(
-                "SELECT sealed FROM secrets WHERE tenant_id = '{}'",
-                acme.id
-            ))
-            .load(conn)?;
-            Ok(rows.into_iter().next().unwrap().sealed)
-        })
-        .unwrap();
+    let backup = first_blob(
+        &app,
+        &format!(
+            "SELECT sealed AS b FROM secrets WHERE tenant_id = '{}'",
+            acme.id
+        ),
+    );
     let res = app
         .request(
             reqwest::Method::DELETE,
@@ -282,22 +288,13 @@ async fn on_sqlite_a_deleted_tenants_wrapped_key_is_overwritten_in_the_file() {
         return; // PostgreSQL keeps dead tuples until VACUUM; docs/security.md says so.
     }
     let acme = app.create_tenant("Acme").await;
-    let (store, _) = open_store_and_vault(&app.config()).unwrap();
-    let wrapped: Vec<u8> = store
-        .run_blocking(|conn| {
-            #[derive(diesel::QueryableByName)]
-            struct W {
-                #[diesel(sql_type = diesel::sql_types::Binary)]
-                wrapped: Vec<u8>,
-            }
-            let rows: Vec<W> = diesel::sql_query(format!(
-                "SELECT wrapped FROM tenant_keys WHERE tenant_id = '{}'",
-                acme.id
-            ))
-            .load(conn)?;
-            Ok(rows.into_iter().next().unwrap().wrapped)
-        })
-        .unwrap();
+    let wrapped = first_blob(
+        &app,
+        &format!(
+            "SELECT wrapped AS b FROM tenant_keys WHERE tenant_id = '{}'",
+            acme.id
+        ),
+    );
     raw_sql(&app, "PRAGMA wal_checkpoint(TRUNCATE)");
     assert!(
         contains(&database_contents(&app), &wrapped),
