@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::transport::OutboundPolicy;
 use crate::vault::KeySource;
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +113,8 @@ pub struct Config {
     /// `SWITCHBOARD_MASTER_KEYS` or `SWITCHBOARD_MASTER_KEYS_FILE`; for embedded SQLite
     /// without either, a generated key file in the data directory.
     pub master_keys: KeySource,
+    /// `SWITCHBOARD_OUTBOUND_ALLOW`: private hosts or networks channels may reach anyway.
+    pub outbound: OutboundPolicy,
 }
 
 impl Config {
@@ -178,6 +181,13 @@ impl Config {
                 generated: true,
             },
         };
+        let outbound = OutboundPolicy::parse(
+            &get("SWITCHBOARD_OUTBOUND_ALLOW").unwrap_or_default(),
+        )
+        .map_err(|reason| ConfigError::Invalid {
+            name: "SWITCHBOARD_OUTBOUND_ALLOW",
+            reason,
+        })?;
         Ok(Self {
             bind,
             data_dir,
@@ -188,6 +198,7 @@ impl Config {
             db_pool_size,
             log_format,
             master_keys,
+            outbound,
         })
     }
 }

@@ -66,6 +66,10 @@ id_type!(
     /// An API token (the id, never the secret).
     TokenId, "token"
 );
+id_type!(
+    /// A send channel.
+    ChannelId, "channel"
+);
 
 #[cfg(test)]
 mod tests {

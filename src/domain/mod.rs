@@ -2,17 +2,23 @@
 //! Imports no other module of ours; everything else imports this.
 
 pub mod audit;
+pub mod channel;
 pub mod email;
 pub mod error;
 pub mod ids;
 pub mod name;
 pub mod permissions;
+pub mod providers;
 pub mod tenancy;
 
 pub use audit::{AuditActor, AuditEvent};
+pub use channel::{
+    ChannelKind, ChannelLimits, ChannelOwner, ChannelStatus, CredentialScope, Hostname, ReturnPath,
+    Security, SendChannel, SmtpAuth, SmtpSettings,
+};
 pub use email::{Domain, EmailAddress};
 pub use error::DomainError;
-pub use ids::{TeamId, TenantId, TokenId, UserId};
+pub use ids::{ChannelId, TeamId, TenantId, TokenId, UserId};
 pub use name::DisplayName;
 pub use permissions::{Action, Actor};
 pub use tenancy::{FallbackPolicy, Role, Team, Tenant, TenantPolicy, User};

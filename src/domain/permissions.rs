@@ -17,10 +17,18 @@ pub enum Action {
     ManageOwnTokens,
     /// Issue, list or revoke any user's API tokens in the tenant.
     ManageAnyTokens,
+    /// See every channel of the tenant (others see their own, their team's and the tenant's).
+    ReadAllChannels,
+    /// Create, change or delete one's own mailbox channels.
+    ManageOwnMailboxChannels,
+    /// Create, change or delete another user's mailbox channel.
+    ManageAnyMailboxChannel,
+    /// Create, change or delete team and tenant channels.
+    ManageSharedChannels,
 }
 
 impl Action {
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 12] = [
         Action::ReadTenant,
         Action::UpdateTenantPolicy,
         Action::ReadTeams,
@@ -29,14 +37,24 @@ impl Action {
         Action::ManageUsers,
         Action::ManageOwnTokens,
         Action::ManageAnyTokens,
+        Action::ReadAllChannels,
+        Action::ManageOwnMailboxChannels,
+        Action::ManageAnyMailboxChannel,
+        Action::ManageSharedChannels,
     ];
 
     /// The roles allowed to perform this action: the permission table.
     pub fn allowed_roles(self) -> &'static [Role] {
         use Role::*;
         match self {
-            Action::ReadTenant | Action::ReadTeams | Action::ManageOwnTokens => &[Admin, It, Rep],
+            Action::ReadTenant
+            | Action::ReadTeams
+            | Action::ManageOwnTokens
+            | Action::ManageOwnMailboxChannels => &[Admin, It, Rep],
+            Action::ReadAllChannels => &[Admin, It],
             Action::UpdateTenantPolicy
+            | Action::ManageAnyMailboxChannel
+            | Action::ManageSharedChannels
             | Action::ManageTeams
             | Action::ReadUsers
             | Action::ManageUsers
@@ -55,6 +73,10 @@ impl Action {
             Action::ManageUsers => "create or change users",
             Action::ManageOwnTokens => "manage their own tokens",
             Action::ManageAnyTokens => "manage other users' tokens",
+            Action::ReadAllChannels => "see every channel of the tenant",
+            Action::ManageOwnMailboxChannels => "manage their own mailbox channels",
+            Action::ManageAnyMailboxChannel => "manage another user's mailbox channel",
+            Action::ManageSharedChannels => "manage team or tenant channels",
         }
     }
 }
@@ -101,20 +123,27 @@ mod tests {
     }
 
     #[test]
-    fn reps_and_it_may_only_read_and_manage_their_own_tokens() {
-        for role in [Role::It, Role::Rep] {
-            let who = actor(role);
-            let allowed: Vec<Action> = Action::ALL.into_iter().filter(|a| who.may(*a)).collect();
-            assert_eq!(
-                allowed,
-                vec![
-                    Action::ReadTenant,
-                    Action::ReadTeams,
-                    Action::ManageOwnTokens
-                ],
-                "{role}"
-            );
-        }
+    fn reps_read_and_manage_only_what_is_their_own() {
+        let who = actor(Role::Rep);
+        let allowed: Vec<Action> = Action::ALL.into_iter().filter(|a| who.may(*a)).collect();
+        assert_eq!(
+            allowed,
+            vec![
+                Action::ReadTenant,
+                Action::ReadTeams,
+                Action::ManageOwnTokens,
+                Action::ManageOwnMailboxChannels
+            ]
+        );
+    }
+
+    #[test]
+    fn it_also_sees_every_channel_but_changes_no_shared_one() {
+        let who = actor(Role::It);
+        assert!(who.may(Action::ReadAllChannels));
+        assert!(!who.may(Action::ManageSharedChannels));
+        assert!(!who.may(Action::ManageAnyMailboxChannel));
+        assert!(!who.may(Action::ReadUsers));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! document. May import every other module of ours.
 
 pub mod auth;
+mod channel_input;
+mod channels;
 pub mod error;
 mod health;
 mod openapi;
@@ -59,7 +61,13 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(users::update_user)
                 .service(tokens::issue_token)
                 .service(tokens::list_tokens)
-                .service(tokens::revoke_token),
+                .service(tokens::revoke_token)
+                .service(channels::create_channel)
+                .service(channels::list_channels)
+                .service(channels::get_channel)
+                .service(channels::update_channel)
+                .service(channels::delete_channel)
+                .service(channels::list_providers),
         );
 }
 

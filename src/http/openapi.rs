@@ -13,7 +13,8 @@ use super::error::Problem;
     modifiers(&BearerAuth),
     tags(
         (name = "health", description = "Liveness and readiness"),
-        (name = "tenancy", description = "Tenants, teams, users and API tokens")
+        (name = "tenancy", description = "Tenants, teams, users and API tokens"),
+        (name = "channels", description = "Send channels, their credentials and provider presets")
     )
 )]
 pub struct ApiDoc;

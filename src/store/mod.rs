@@ -3,6 +3,7 @@
 //! May import `domain` and `vault`.
 
 pub mod audit;
+pub mod channels;
 mod connection;
 mod error;
 pub mod migrations;

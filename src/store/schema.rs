@@ -101,6 +101,37 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    channels (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        kind -> Text,
+        owner_user_id -> Nullable<Text>,
+        owner_team_id -> Nullable<Text>,
+        owner_tenant -> Bool,
+        scope -> Text,
+        from_address -> Nullable<Text>,
+        settings -> Text,
+        provider -> Nullable<Text>,
+        status -> Text,
+        status_cause -> Nullable<Text>,
+        credential_updated_at -> Nullable<BigInt>,
+        last_verified_at -> Nullable<BigInt>,
+        last_used_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    channel_domains (channel_id, domain) {
+        channel_id -> Text,
+        tenant_id -> Text,
+        domain -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     tenant_domains,
@@ -110,5 +141,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     operator_tokens,
     tenant_keys,
     secrets,
-    audit_events
+    audit_events,
+    channels,
+    channel_domains
 );

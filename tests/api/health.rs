@@ -75,6 +75,10 @@ async fn the_openapi_document_describes_the_whole_tenancy_contract() {
         ("/v1/users/{id}", &["get", "patch"]),
         ("/v1/users/{id}/tokens", &["get", "post"]),
         ("/v1/tokens/{id}", &["delete"]),
+        ("/v1/tenants/{id}", &["delete"]),
+        ("/v1/channels", &["get", "post"]),
+        ("/v1/channels/{id}", &["get", "patch", "delete"]),
+        ("/v1/providers", &["get"]),
     ] {
         let item = paths
             .get(path)

@@ -3,6 +3,7 @@
 //! `SWITCHBOARD_TEST_DATABASE_URL` names a server (the PostgreSQL leg of `.ci/run`).
 
 mod binary;
+mod channels;
 mod errors;
 mod health;
 mod helpers;

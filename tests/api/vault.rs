@@ -67,7 +67,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-fn assert_nowhere_in_database(app: &TestApp, secret: &str) {
+pub fn assert_nowhere_in_database(app: &TestApp, secret: &str) {
     let contents = database_contents(app);
     assert!(!contents.is_empty());
     assert!(

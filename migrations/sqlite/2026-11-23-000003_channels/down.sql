@@ -1,0 +1,2 @@
+DROP TABLE channel_domains;
+DROP TABLE channels;

@@ -1,0 +1,473 @@
+//! Send channels: what a channel is, who owns it, which From addresses it may carry, and the
+//! SMTP settings admins know from other products. The scope rules live here, so the API, the
+//! router and the tests all read the same ones.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+
+use super::{Domain, DomainError, EmailAddress, TeamId, TenantId, UserId};
+
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = DomainError;
+            fn from_str(s: &str) -> Result<Self, DomainError> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(DomainError::new(format!(
+                        concat!("unknown ", $what, " `{}`; use {}"),
+                        other,
+                        [$($text),+].join(", ")
+                    ))),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// How a channel sends.
+    ChannelKind, "kind" { SharedPool => "shared_pool", Smtp => "smtp", Gmail => "gmail" }
+);
+text_enum!(
+    /// Which From addresses a channel's credential may send as.
+    CredentialScope, "scope" { Mailbox => "mailbox", Domain => "domain" }
+);
+text_enum!(
+    /// Transport security of an SMTP connection.
+    Security, "security" { None => "none", StartTls => "starttls", Tls => "tls" }
+);
+text_enum!(
+    /// SMTP authentication mechanism.
+    SmtpAuth, "auth" { None => "none", Plain => "plain", Login => "login", Xoauth2 => "xoauth2" }
+);
+text_enum!(
+    /// Whether a channel carries mail. Only `active` channels do; the others hold it.
+    ChannelStatus, "status" {
+        Active => "active",
+        NeedsReauth => "needs_reauth",
+        Failing => "failing",
+        Disabled => "disabled",
+    }
+);
+
+/// Who owns a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelOwner {
+    User(UserId),
+    Team(TeamId),
+    Tenant,
+}
+
+/// What goes into the envelope sender (MAIL FROM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReturnPath {
+    /// The relay decides (usually the authenticated mailbox).
+    No,
+    /// The message's From.
+    Yes,
+    /// A fixed bounce address.
+    Specified(EmailAddress),
+}
+
+/// A host to connect to: a DNS name or an IP literal, without scheme, port or spaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hostname(String);
+
+impl Hostname {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let host = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+        if host.parse::<std::net::IpAddr>().is_ok() {
+            return Ok(Self(host));
+        }
+        if host.contains("://") || host.contains(':') || host.contains('/') {
+            return Err(DomainError::new(
+                "give only the host name, e.g. smtp.office365.com (no scheme, port or path)",
+            ));
+        }
+        let valid = !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+        if !valid {
+            return Err(DomainError::new(format!(
+                "`{}` is not a host name",
+                raw.trim()
+            )));
+        }
+        Ok(Self(host))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Hostname {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The settings of an SMTP channel. The password is not here: it is a secret, sealed in the
+/// vault, and never travels with the settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpSettings {
+    pub host: Hostname,
+    pub port: u16,
+    pub security: Security,
+    pub auth: SmtpAuth,
+    pub username: Option<String>,
+    /// Off by default and warned about on every read: prefer `ca_pem`.
+    pub accept_invalid_certs: bool,
+    /// A custom CA certificate (PEM) for servers with a private or self-signed certificate.
+    pub ca_pem: Option<String>,
+    pub connect_timeout_secs: u32,
+    pub command_timeout_secs: u32,
+    pub pool_size: u32,
+}
+
+impl SmtpSettings {
+    pub const DEFAULT_CONNECT_TIMEOUT: u32 = 10;
+    pub const DEFAULT_COMMAND_TIMEOUT: u32 = 30;
+    pub const DEFAULT_POOL_SIZE: u32 = 4;
+
+    /// Checks what a value-by-value parse cannot: the combination.
+    pub fn check(&self) -> Result<(), DomainError> {
+        if self.port == 0 {
+            return Err(DomainError::new("port must be 1 to 65535"));
+        }
+        if self.auth != SmtpAuth::None && self.username.as_deref().is_none_or(str::is_empty) {
+            return Err(DomainError::new(format!(
+                "auth `{}` needs a username",
+                self.auth
+            )));
+        }
+        if !(1..=300).contains(&self.connect_timeout_secs)
+            || !(1..=600).contains(&self.command_timeout_secs)
+        {
+            return Err(DomainError::new(
+                "timeouts: connect 1 to 300 s, command 1 to 600 s",
+            ));
+        }
+        if !(1..=50).contains(&self.pool_size) {
+            return Err(DomainError::new("pool_size must be 1 to 50"));
+        }
+        if let Some(pem) = &self.ca_pem
+            && !pem.contains("-----BEGIN CERTIFICATE-----")
+        {
+            return Err(DomainError::new(
+                "ca_pem must be a PEM certificate (-----BEGIN CERTIFICATE-----)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Things that work but that a careful admin should know, as (code, message).
+    pub fn warnings(&self) -> Vec<(&'static str, String)> {
+        let mut warnings = Vec::new();
+        if self.port == 25 {
+            warnings.push((
+                "port_25",
+                "port 25 is often blocked by hosting providers and meant for server-to-server relay; use 587 (STARTTLS) or 465 (TLS)".to_owned(),
+            ));
+        }
+        if self.accept_invalid_certs {
+            warnings.push((
+                "invalid_certs_accepted",
+                "certificate verification is OFF: anyone between us and the server can read the password; give the server's CA in ca_pem instead".to_owned(),
+            ));
+        }
+        if self.security == Security::None && self.auth != SmtpAuth::None {
+            warnings.push((
+                "plaintext_auth",
+                "security is `none`: the password travels unencrypted; use starttls or tls"
+                    .to_owned(),
+            ));
+        }
+        warnings
+    }
+}
+
+/// Sending limits of a channel; `None` means no limit of that kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChannelLimits {
+    pub per_minute: Option<u32>,
+    pub per_day_recipients: Option<u32>,
+    pub recipients_per_message: Option<u32>,
+}
+
+/// Why a channel's owner, scope and addresses do not fit together. `code` is stable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeViolation {
+    pub code: &'static str,
+    pub conflict: bool,
+    pub message: String,
+}
+
+impl ScopeViolation {
+    fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            conflict: true,
+            message: message.into(),
+        }
+    }
+
+    fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            conflict: false,
+            message: message.into(),
+        }
+    }
+}
+
+/// The scope rules. A mailbox credential (Office 365, Gmail, Yahoo) belongs to one person:
+/// it is owned by one user and sends only as its own address. A domain credential (SparkPost,
+/// SendGrid, SES) belongs to a team or the tenant and covers the From addresses of its
+/// domains, which must be the tenant's own.
+pub fn check_scope(
+    owner: ChannelOwner,
+    scope: CredentialScope,
+    from_address: Option<&EmailAddress>,
+    domains: &[Domain],
+    tenant_domains: &[Domain],
+) -> Result<(), ScopeViolation> {
+    match scope {
+        CredentialScope::Mailbox => {
+            if !matches!(owner, ChannelOwner::User(_)) {
+                return Err(ScopeViolation::conflict(
+                    "channel_scope_mismatch",
+                    "a mailbox credential belongs to one person: it must be owned by a user, never shared with a team or the tenant; use a domain channel (SparkPost, SendGrid, SES) for shared sending",
+                ));
+            }
+            if from_address.is_none() {
+                return Err(ScopeViolation::invalid(
+                    "from_address_required",
+                    "a mailbox channel needs from_address: the one address it sends as",
+                ));
+            }
+            if !domains.is_empty() {
+                return Err(ScopeViolation::invalid(
+                    "domains_not_allowed",
+                    "a mailbox channel sends only as its from_address; domains are for domain channels",
+                ));
+            }
+        }
+        CredentialScope::Domain => {
+            if matches!(owner, ChannelOwner::User(_)) {
+                return Err(ScopeViolation::conflict(
+                    "channel_scope_mismatch",
+                    "a domain channel is shared: it must be owned by a team or the tenant",
+                ));
+            }
+            if domains.is_empty() {
+                return Err(ScopeViolation::invalid(
+                    "domains_required",
+                    "a domain channel needs domains: the From domains it may send for",
+                ));
+            }
+            if from_address.is_some() {
+                return Err(ScopeViolation::invalid(
+                    "from_address_not_allowed",
+                    "a domain channel sends for its domains; from_address is for mailbox channels",
+                ));
+            }
+            if let Some(outside) = domains.iter().find(|d| !covered_by(d, tenant_domains)) {
+                return Err(ScopeViolation::invalid(
+                    "domain_not_in_tenant",
+                    format!(
+                        "`{outside}` is not one of the tenant's domains; an admin adds it first (PATCH /v1/tenant)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A domain is covered by the tenant when it is one of the tenant's domains or below one.
+fn covered_by(domain: &Domain, tenant_domains: &[Domain]) -> bool {
+    tenant_domains.iter().any(|t| {
+        domain == t
+            || domain
+                .as_str()
+                .strip_suffix(t.as_str())
+                .is_some_and(|prefix| prefix.ends_with('.'))
+    })
+}
+
+/// A send channel as stored (its secret excluded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendChannel {
+    pub id: super::ChannelId,
+    pub tenant_id: TenantId,
+    pub name: super::DisplayName,
+    pub kind: ChannelKind,
+    pub owner: ChannelOwner,
+    pub scope: CredentialScope,
+    pub from_address: Option<EmailAddress>,
+    pub domains: Vec<Domain>,
+    pub smtp: Option<SmtpSettings>,
+    pub limits: ChannelLimits,
+    pub bcc_archive: Option<EmailAddress>,
+    pub reply_to: Option<EmailAddress>,
+    pub return_path: ReturnPath,
+    /// The preset it was created from, if any (`office365`, `sendgrid`, …).
+    pub provider: Option<String>,
+    pub status: ChannelStatus,
+    pub status_cause: Option<String>,
+    pub credential_updated_at: Option<DateTime<Utc>>,
+    pub last_verified_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Domain {
+        Domain::parse(s).unwrap()
+    }
+
+    fn addr(s: &str) -> EmailAddress {
+        EmailAddress::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_mailbox_credential_is_never_shared() {
+        let from = addr("rep@acme.test");
+        for owner in [ChannelOwner::Team(TeamId::generate()), ChannelOwner::Tenant] {
+            let err =
+                check_scope(owner, CredentialScope::Mailbox, Some(&from), &[], &[]).unwrap_err();
+            assert_eq!(err.code, "channel_scope_mismatch");
+            assert!(err.conflict);
+        }
+        let owner = ChannelOwner::User(UserId::generate());
+        assert!(check_scope(owner, CredentialScope::Mailbox, Some(&from), &[], &[]).is_ok());
+        assert_eq!(
+            check_scope(owner, CredentialScope::Mailbox, None, &[], &[])
+                .unwrap_err()
+                .code,
+            "from_address_required"
+        );
+        assert_eq!(
+            check_scope(
+                owner,
+                CredentialScope::Mailbox,
+                Some(&from),
+                &[d("acme.test")],
+                &[]
+            )
+            .unwrap_err()
+            .code,
+            "domains_not_allowed"
+        );
+    }
+
+    #[test]
+    fn a_domain_credential_covers_only_the_tenants_domains() {
+        let tenant = [d("acme.test")];
+        let team = ChannelOwner::Team(TeamId::generate());
+        let ok = [d("acme.test"), d("mail.acme.test")];
+        assert!(check_scope(team, CredentialScope::Domain, None, &ok, &tenant).is_ok());
+        for foreign in ["gmail.com", "evilacme.test", "acme.test.evil.example"] {
+            let err = check_scope(team, CredentialScope::Domain, None, &[d(foreign)], &tenant)
+                .unwrap_err();
+            assert_eq!(err.code, "domain_not_in_tenant", "{foreign}");
+        }
+        assert_eq!(
+            check_scope(
+                ChannelOwner::User(UserId::generate()),
+                CredentialScope::Domain,
+                None,
+                &ok,
+                &tenant
+            )
+            .unwrap_err()
+            .code,
+            "channel_scope_mismatch"
+        );
+        assert_eq!(
+            check_scope(team, CredentialScope::Domain, None, &[], &tenant)
+                .unwrap_err()
+                .code,
+            "domains_required"
+        );
+    }
+
+    #[test]
+    fn hosts_are_names_or_ip_literals_only() {
+        assert_eq!(
+            Hostname::parse(" SMTP.Office365.com. ").unwrap().as_str(),
+            "smtp.office365.com"
+        );
+        assert!(Hostname::parse("127.0.0.1").is_ok());
+        assert!(Hostname::parse("::1").is_ok());
+        for bad in [
+            "smtp://x.test",
+            "x.test:587",
+            "x test",
+            "",
+            "-x.test",
+            "x.test/path",
+        ] {
+            assert!(Hostname::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn settings_are_checked_as_a_whole_and_warned_about() {
+        let mut s = SmtpSettings {
+            host: Hostname::parse("smtp.example.test").unwrap(),
+            port: 25,
+            security: Security::None,
+            auth: SmtpAuth::Plain,
+            username: Some("u".into()),
+            accept_invalid_certs: true,
+            ca_pem: None,
+            connect_timeout_secs: 10,
+            command_timeout_secs: 30,
+            pool_size: 4,
+        };
+        assert!(s.check().is_ok());
+        let codes: Vec<_> = s.warnings().into_iter().map(|(c, _)| c).collect();
+        assert_eq!(
+            codes,
+            ["port_25", "invalid_certs_accepted", "plaintext_auth"]
+        );
+        s.username = None;
+        assert!(s.check().unwrap_err().reason.contains("needs a username"));
+        s.auth = SmtpAuth::None;
+        s.pool_size = 0;
+        assert!(s.check().is_err());
+    }
+}

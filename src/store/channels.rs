@@ -1,0 +1,477 @@
+//! Send channels of a tenant. The credential is a sealed secret (`secrets`, owner = channel
+//! id, field `password`); only its timestamp lives on the channel row.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use super::schema::{channel_domains, channels};
+use super::time::{from_micros, now_micros};
+use super::{DbConnection, StoreError, audit, secrets};
+use crate::domain::{
+    AuditActor, AuditEvent, ChannelId, ChannelKind, ChannelLimits, ChannelOwner, ChannelStatus,
+    CredentialScope, DisplayName, Domain, EmailAddress, Hostname, ReturnPath, SendChannel,
+    SmtpSettings, TenantId,
+};
+use crate::vault::Vault;
+
+/// The secret field an SMTP channel's password or API key is sealed under.
+pub const PASSWORD_FIELD: &str = "password";
+
+/// The JSON document of settings nothing queries by.
+#[derive(Serialize, Deserialize)]
+struct StoredSettings {
+    smtp: Option<StoredSmtp>,
+    limits: StoredLimits,
+    bcc_archive: Option<String>,
+    reply_to: Option<String>,
+    return_path: StoredReturnPath,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSmtp {
+    host: String,
+    port: u16,
+    security: String,
+    auth: String,
+    username: Option<String>,
+    accept_invalid_certs: bool,
+    ca_pem: Option<String>,
+    connect_timeout_secs: u32,
+    command_timeout_secs: u32,
+    pool_size: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredLimits {
+    per_minute: Option<u32>,
+    per_day_recipients: Option<u32>,
+    recipients_per_message: Option<u32>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+enum StoredReturnPath {
+    No,
+    Yes,
+    Specified { address: String },
+}
+
+fn corrupt<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::corrupt(e)
+}
+
+impl StoredSettings {
+    fn from_channel(c: &NewChannel) -> Self {
+        Self {
+            smtp: c.smtp.as_ref().map(|s| StoredSmtp {
+                host: s.host.to_string(),
+                port: s.port,
+                security: s.security.as_str().to_owned(),
+                auth: s.auth.as_str().to_owned(),
+                username: s.username.clone(),
+                accept_invalid_certs: s.accept_invalid_certs,
+                ca_pem: s.ca_pem.clone(),
+                connect_timeout_secs: s.connect_timeout_secs,
+                command_timeout_secs: s.command_timeout_secs,
+                pool_size: s.pool_size,
+            }),
+            limits: StoredLimits {
+                per_minute: c.limits.per_minute,
+                per_day_recipients: c.limits.per_day_recipients,
+                recipients_per_message: c.limits.recipients_per_message,
+            },
+            bcc_archive: c.bcc_archive.as_ref().map(|a| a.to_string()),
+            reply_to: c.reply_to.as_ref().map(|a| a.to_string()),
+            return_path: match &c.return_path {
+                ReturnPath::No => StoredReturnPath::No,
+                ReturnPath::Yes => StoredReturnPath::Yes,
+                ReturnPath::Specified(a) => StoredReturnPath::Specified {
+                    address: a.to_string(),
+                },
+            },
+        }
+    }
+}
+
+fn parse_address(raw: Option<String>) -> Result<Option<EmailAddress>, StoreError> {
+    raw.map(|a| EmailAddress::parse(&a).map_err(corrupt))
+        .transpose()
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = channels)]
+struct ChannelRow {
+    id: String,
+    tenant_id: String,
+    name: String,
+    kind: String,
+    owner_user_id: Option<String>,
+    owner_team_id: Option<String>,
+    owner_tenant: bool,
+    scope: String,
+    from_address: Option<String>,
+    settings: String,
+    provider: Option<String>,
+    status: String,
+    status_cause: Option<String>,
+    credential_updated_at: Option<i64>,
+    last_verified_at: Option<i64>,
+    last_used_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl ChannelRow {
+    fn into_channel(self, domains: Vec<String>) -> Result<SendChannel, StoreError> {
+        let settings: StoredSettings = serde_json::from_str(&self.settings).map_err(corrupt)?;
+        let owner = match (self.owner_user_id, self.owner_team_id, self.owner_tenant) {
+            (Some(u), None, false) => ChannelOwner::User(u.parse().map_err(corrupt)?),
+            (None, Some(t), false) => ChannelOwner::Team(t.parse().map_err(corrupt)?),
+            (None, None, true) => ChannelOwner::Tenant,
+            _ => return Err(corrupt("channel owner")),
+        };
+        let smtp = settings
+            .smtp
+            .map(|s| -> Result<SmtpSettings, StoreError> {
+                Ok(SmtpSettings {
+                    host: Hostname::parse(&s.host).map_err(corrupt)?,
+                    port: s.port,
+                    security: s.security.parse().map_err(corrupt)?,
+                    auth: s.auth.parse().map_err(corrupt)?,
+                    username: s.username,
+                    accept_invalid_certs: s.accept_invalid_certs,
+                    ca_pem: s.ca_pem,
+                    connect_timeout_secs: s.connect_timeout_secs,
+                    command_timeout_secs: s.command_timeout_secs,
+                    pool_size: s.pool_size,
+                })
+            })
+            .transpose()?;
+        let mut domains = domains
+            .iter()
+            .map(|d| Domain::parse(d).map_err(corrupt))
+            .collect::<Result<Vec<_>, _>>()?;
+        domains.sort();
+        Ok(SendChannel {
+            id: self.id.parse().map_err(corrupt)?,
+            tenant_id: self.tenant_id.parse().map_err(corrupt)?,
+            name: DisplayName::parse(&self.name).map_err(corrupt)?,
+            kind: self.kind.parse().map_err(corrupt)?,
+            owner,
+            scope: self.scope.parse().map_err(corrupt)?,
+            from_address: parse_address(self.from_address)?,
+            domains,
+            smtp,
+            limits: ChannelLimits {
+                per_minute: settings.limits.per_minute,
+                per_day_recipients: settings.limits.per_day_recipients,
+                recipients_per_message: settings.limits.recipients_per_message,
+            },
+            bcc_archive: parse_address(settings.bcc_archive)?,
+            reply_to: parse_address(settings.reply_to)?,
+            return_path: match settings.return_path {
+                StoredReturnPath::No => ReturnPath::No,
+                StoredReturnPath::Yes => ReturnPath::Yes,
+                StoredReturnPath::Specified { address } => {
+                    ReturnPath::Specified(EmailAddress::parse(&address).map_err(corrupt)?)
+                }
+            },
+            provider: self.provider,
+            status: self.status.parse().map_err(corrupt)?,
+            status_cause: self.status_cause,
+            credential_updated_at: self.credential_updated_at.map(from_micros).transpose()?,
+            last_verified_at: self.last_verified_at.map(from_micros).transpose()?,
+            last_used_at: self.last_used_at.map(from_micros).transpose()?,
+            created_at: from_micros(self.created_at)?,
+            updated_at: from_micros(self.updated_at)?,
+        })
+    }
+}
+
+/// Everything a channel is made of, as validated by the caller (the HTTP layer has already
+/// applied the scope rules of `domain::channel::check_scope`).
+#[derive(Debug, Clone)]
+pub struct NewChannel {
+    pub name: DisplayName,
+    pub kind: ChannelKind,
+    pub owner: ChannelOwner,
+    pub scope: CredentialScope,
+    pub from_address: Option<EmailAddress>,
+    pub domains: Vec<Domain>,
+    pub smtp: Option<SmtpSettings>,
+    pub limits: ChannelLimits,
+    pub bcc_archive: Option<EmailAddress>,
+    pub reply_to: Option<EmailAddress>,
+    pub return_path: ReturnPath,
+    pub provider: Option<String>,
+}
+
+impl From<&SendChannel> for NewChannel {
+    fn from(c: &SendChannel) -> Self {
+        Self {
+            name: c.name.clone(),
+            kind: c.kind,
+            owner: c.owner,
+            scope: c.scope,
+            from_address: c.from_address.clone(),
+            domains: c.domains.clone(),
+            smtp: c.smtp.clone(),
+            limits: c.limits,
+            bcc_archive: c.bcc_archive.clone(),
+            reply_to: c.reply_to.clone(),
+            return_path: c.return_path.clone(),
+            provider: c.provider.clone(),
+        }
+    }
+}
+
+/// A mailbox belongs to one person: another user of the tenant may not hold a channel for
+/// the same address.
+fn check_mailbox_owner(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    channel: &NewChannel,
+    except: Option<ChannelId>,
+) -> Result<(), StoreError> {
+    let (ChannelOwner::User(owner), Some(from)) = (channel.owner, &channel.from_address) else {
+        return Ok(());
+    };
+    let holders: Vec<(String, Option<String>)> = channels::table
+        .filter(channels::tenant_id.eq(tenant.to_string()))
+        .filter(channels::from_address.eq(from.normalized()))
+        .select((channels::id, channels::owner_user_id))
+        .load(conn)?;
+    let taken = holders.iter().any(|(id, user)| {
+        Some(id.as_str()) != except.map(|e| e.to_string()).as_deref()
+            && user.as_deref() != Some(&owner.to_string())
+    });
+    if taken {
+        return Err(StoreError::Conflict {
+            code: "mailbox_taken",
+            detail: format!(
+                "another user of this tenant already has a channel for {from}; a mailbox belongs to one person"
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn write_domains(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    id: ChannelId,
+    domains: &[Domain],
+) -> Result<(), StoreError> {
+    diesel::delete(channel_domains::table.filter(channel_domains::channel_id.eq(id.to_string())))
+        .execute(conn)?;
+    for domain in domains {
+        diesel::insert_into(channel_domains::table)
+            .values((
+                channel_domains::channel_id.eq(id.to_string()),
+                channel_domains::tenant_id.eq(tenant.to_string()),
+                channel_domains::domain.eq(domain.as_str()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+fn settings_json(channel: &NewChannel) -> Result<String, StoreError> {
+    serde_json::to_string(&StoredSettings::from_channel(channel))
+        .map_err(|e| StoreError::Internal(e.to_string()))
+}
+
+/// Creates a channel and, when given, seals its credential, in one transaction.
+pub fn insert(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    tenant: TenantId,
+    channel: &NewChannel,
+    credential: Option<&SecretString>,
+    actor: AuditActor,
+) -> Result<SendChannel, StoreError> {
+    conn.transaction(|conn| {
+        check_mailbox_owner(conn, tenant, channel, None)?;
+        let id = ChannelId::generate();
+        let now = now_micros();
+        let (user, team, whole_tenant) = match channel.owner {
+            ChannelOwner::User(u) => (Some(u.to_string()), None, false),
+            ChannelOwner::Team(t) => (None, Some(t.to_string()), false),
+            ChannelOwner::Tenant => (None, None, true),
+        };
+        diesel::insert_into(channels::table)
+            .values((
+                channels::id.eq(id.to_string()),
+                channels::tenant_id.eq(tenant.to_string()),
+                channels::name.eq(channel.name.as_str()),
+                channels::kind.eq(channel.kind.as_str()),
+                channels::owner_user_id.eq(user),
+                channels::owner_team_id.eq(team),
+                channels::owner_tenant.eq(whole_tenant),
+                channels::scope.eq(channel.scope.as_str()),
+                channels::from_address
+                    .eq(channel.from_address.as_ref().map(EmailAddress::normalized)),
+                channels::settings.eq(settings_json(channel)?),
+                channels::provider.eq(channel.provider.as_deref()),
+                channels::status.eq(ChannelStatus::Active.as_str()),
+                channels::credential_updated_at.eq(credential.map(|_| now)),
+                channels::created_at.eq(now),
+                channels::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        write_domains(conn, tenant, id, &channel.domains)?;
+        if let Some(secret) = credential {
+            secrets::put(conn, vault, tenant, &id.to_string(), PASSWORD_FIELD, secret)?;
+        }
+        audit::record(
+            conn,
+            &AuditEvent {
+                tenant: Some(tenant),
+                actor,
+                action: "channel.created",
+                target: Some(id.to_string()),
+                detail: serde_json::json!({
+                    "kind": channel.kind.as_str(),
+                    "scope": channel.scope.as_str(),
+                    "has_credential": credential.is_some(),
+                }),
+            },
+        )?;
+        get(conn, tenant, id)
+    })
+}
+
+fn load_domains(
+    conn: &mut DbConnection,
+    ids: &[String],
+) -> Result<HashMap<String, Vec<String>>, StoreError> {
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    for (channel, domain) in channel_domains::table
+        .filter(channel_domains::channel_id.eq_any(ids))
+        .select((channel_domains::channel_id, channel_domains::domain))
+        .load::<(String, String)>(conn)?
+    {
+        map.entry(channel).or_default().push(domain);
+    }
+    Ok(map)
+}
+
+pub fn get(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    id: ChannelId,
+) -> Result<SendChannel, StoreError> {
+    let row: ChannelRow = channels::table
+        .filter(channels::tenant_id.eq(tenant.to_string()))
+        .filter(channels::id.eq(id.to_string()))
+        .select(ChannelRow::as_select())
+        .first(conn)?;
+    let mut domains = load_domains(conn, std::slice::from_ref(&row.id))?;
+    let own = domains.remove(&row.id).unwrap_or_default();
+    row.into_channel(own)
+}
+
+/// Every channel of the tenant, oldest first. Who may see which is the caller's business.
+pub fn list(conn: &mut DbConnection, tenant: TenantId) -> Result<Vec<SendChannel>, StoreError> {
+    let rows: Vec<ChannelRow> = channels::table
+        .filter(channels::tenant_id.eq(tenant.to_string()))
+        .order((channels::created_at, channels::id))
+        .select(ChannelRow::as_select())
+        .load(conn)?;
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let mut domains = load_domains(conn, &ids)?;
+    rows.into_iter()
+        .map(|row| {
+            let own = domains.remove(&row.id).unwrap_or_default();
+            row.into_channel(own)
+        })
+        .collect()
+}
+
+/// Replaces the channel's settings (not its credential, kind or owner).
+pub fn update(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    id: ChannelId,
+    channel: &NewChannel,
+    status: ChannelStatus,
+    status_cause: Option<&str>,
+    actor: AuditActor,
+) -> Result<SendChannel, StoreError> {
+    conn.transaction(|conn| {
+        check_mailbox_owner(conn, tenant, channel, Some(id))?;
+        let changed = diesel::update(
+            channels::table
+                .filter(channels::tenant_id.eq(tenant.to_string()))
+                .filter(channels::id.eq(id.to_string())),
+        )
+        .set((
+            channels::name.eq(channel.name.as_str()),
+            channels::from_address.eq(channel.from_address.as_ref().map(EmailAddress::normalized)),
+            channels::settings.eq(settings_json(channel)?),
+            channels::status.eq(status.as_str()),
+            channels::status_cause.eq(status_cause),
+            channels::updated_at.eq(now_micros()),
+        ))
+        .execute(conn)?;
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        write_domains(conn, tenant, id, &channel.domains)?;
+        audit::record(
+            conn,
+            &AuditEvent {
+                tenant: Some(tenant),
+                actor,
+                action: "channel.updated",
+                target: Some(id.to_string()),
+                detail: serde_json::json!({ "status": status.as_str() }),
+            },
+        )?;
+        get(conn, tenant, id)
+    })
+}
+
+/// Deletes the channel and its sealed credential.
+pub fn delete(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    id: ChannelId,
+    actor: AuditActor,
+) -> Result<(), StoreError> {
+    conn.transaction(|conn| {
+        let deleted = diesel::delete(
+            channels::table
+                .filter(channels::tenant_id.eq(tenant.to_string()))
+                .filter(channels::id.eq(id.to_string())),
+        )
+        .execute(conn)?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        secrets::delete_owner(conn, tenant, &id.to_string())?;
+        audit::record(
+            conn,
+            &AuditEvent {
+                tenant: Some(tenant),
+                actor,
+                action: "channel.deleted",
+                target: Some(id.to_string()),
+                detail: serde_json::json!({}),
+            },
+        )
+    })
+}
+
+/// The channel's credential in the clear, for a connection attempt. Never log it.
+pub fn credential(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    tenant: TenantId,
+    id: ChannelId,
+) -> Result<Option<SecretString>, StoreError> {
+    secrets::get(conn, vault, tenant, &id.to_string(), PASSWORD_FIELD)
+}
