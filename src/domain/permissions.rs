@@ -25,10 +25,14 @@ pub enum Action {
     ManageAnyMailboxChannel,
     /// Create, change or delete team and tenant channels.
     ManageSharedChannels,
+    /// Test any channel's connection and login (owners may always test their own).
+    TestAnyChannel,
+    /// Replace any channel's credential (owners may always replace their own).
+    RotateAnyCredential,
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 14] = [
         Action::ReadTenant,
         Action::UpdateTenantPolicy,
         Action::ReadTeams,
@@ -41,6 +45,8 @@ impl Action {
         Action::ManageOwnMailboxChannels,
         Action::ManageAnyMailboxChannel,
         Action::ManageSharedChannels,
+        Action::TestAnyChannel,
+        Action::RotateAnyCredential,
     ];
 
     /// The roles allowed to perform this action: the permission table.
@@ -51,7 +57,9 @@ impl Action {
             | Action::ReadTeams
             | Action::ManageOwnTokens
             | Action::ManageOwnMailboxChannels => &[Admin, It, Rep],
-            Action::ReadAllChannels => &[Admin, It],
+            Action::ReadAllChannels | Action::TestAnyChannel | Action::RotateAnyCredential => {
+                &[Admin, It]
+            }
             Action::UpdateTenantPolicy
             | Action::ManageAnyMailboxChannel
             | Action::ManageSharedChannels
@@ -77,6 +85,8 @@ impl Action {
             Action::ManageOwnMailboxChannels => "manage their own mailbox channels",
             Action::ManageAnyMailboxChannel => "manage another user's mailbox channel",
             Action::ManageSharedChannels => "manage team or tenant channels",
+            Action::TestAnyChannel => "test channels they do not own",
+            Action::RotateAnyCredential => "replace the credential of channels they do not own",
         }
     }
 }
@@ -141,6 +151,8 @@ mod tests {
     fn it_also_sees_every_channel_but_changes_no_shared_one() {
         let who = actor(Role::It);
         assert!(who.may(Action::ReadAllChannels));
+        assert!(who.may(Action::TestAnyChannel));
+        assert!(who.may(Action::RotateAnyCredential));
         assert!(!who.may(Action::ManageSharedChannels));
         assert!(!who.may(Action::ManageAnyMailboxChannel));
         assert!(!who.may(Action::ReadUsers));

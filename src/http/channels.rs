@@ -1,9 +1,9 @@
 //! Send channels: create (from a preset or by hand), list what the caller may see, read,
 //! change, delete; and the provider presets. Scope rules come from `domain::channel`.
 
-use actix_web::{HttpResponse, delete, get, patch, post, web};
+use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use chrono::{DateTime, Utc};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -23,6 +23,7 @@ use crate::domain::{
 };
 use crate::store::channels::{self, NewChannel};
 use crate::store::{StoreError, teams, tenants, users};
+use crate::transport::tester::{TestReport, test_smtp};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Warning {
@@ -198,7 +199,7 @@ pub struct VerifyQuery {
 #[utoipa::path(
     tag = "channels",
     request_body = CreateChannelRequest,
-    params(("verify" = Option<bool>, Query, description = "test the login before saving (coming with the SMTP tester)")),
+    params(("verify" = Option<bool>, Query, description = "test connection and login first; refuse to save (422 verification_failed) if they fail")),
     security(("bearer" = [])),
     responses(
         (status = 201, body = ChannelView), (status = 403, body = Problem),
@@ -212,14 +213,6 @@ pub(super) async fn create_channel(
     query: web::Query<VerifyQuery>,
     body: web::Json<CreateChannelRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    if query.verify {
-        return Err(ApiError::Unprocessable {
-            code: "verify_unavailable",
-            detail:
-                "verifying a login before saving is not available yet; create without ?verify=true"
-                    .into(),
-        });
-    }
     let body = body.into_inner();
     let kind: ChannelKind = body
         .kind
@@ -286,6 +279,20 @@ pub(super) async fn create_channel(
         &tenant_domains(&state, tenant).await?,
     )
     .map_err(scope_error)?;
+    if query.verify {
+        let report = test_smtp(
+            channel.smtp.as_ref().expect("smtp channel"),
+            password.as_ref(),
+            channel.provider.as_deref(),
+            &state.config.outbound,
+            None,
+        )
+        .await;
+        if !report.ok {
+            return Err(ApiError::VerificationFailed(report_json(report)));
+        }
+    }
+    let verified = query.verify;
     let vault = state.vault.clone();
     let actor = AuditActor::User(caller.actor.user_id);
     let created = state
@@ -300,7 +307,20 @@ pub(super) async fn create_channel(
                 }
                 _ => {}
             }
-            channels::insert(conn, &vault, tenant, &channel, password.as_ref(), actor)
+            let created = channels::insert(
+                conn,
+                &vault,
+                tenant,
+                &channel,
+                password.as_ref(),
+                actor.clone(),
+            )?;
+            if verified {
+                let detail = serde_json::json!({ "ok": true, "on": "create" });
+                channels::record_test(conn, tenant, created.id, true, detail, actor)?;
+                return channels::get(conn, tenant, created.id);
+            }
+            Ok(created)
         })
         .await?;
     tracing::info!(channel_id = %created.id, kind = %created.kind, scope = %created.scope, "channel created");
@@ -535,6 +555,247 @@ pub(super) async fn delete_channel(
         .or_not_found("channel")?;
     tracing::info!(channel_id = %channel_id, "channel deleted");
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestChannelRequest {
+    /// Also send a short test message to this address.
+    send_to: Option<String>,
+    /// The From of the test message (domain channels; defaults to no-reply@ its first
+    /// domain). Mailbox channels always use their own address.
+    from: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestStageView {
+    /// `connect`, `tls`, `ehlo`, `auth` or `send`.
+    stage: String,
+    ok: bool,
+    code: Option<u16>,
+    message: String,
+    hint: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestResultView {
+    ok: bool,
+    stages: Vec<TestStageView>,
+    /// `auth`, `tls`, `network`, `temporary`, `permanent` or `protocol`, when a stage failed.
+    classification: Option<String>,
+}
+
+fn report_view(report: TestReport) -> TestResultView {
+    TestResultView {
+        ok: report.ok,
+        stages: report
+            .stages
+            .into_iter()
+            .map(|s| TestStageView {
+                stage: s.stage.to_owned(),
+                ok: s.ok,
+                code: s.code,
+                message: s.message,
+                hint: s.hint,
+            })
+            .collect(),
+        classification: report
+            .classification
+            .and_then(|c| serde_json::to_value(c).ok())
+            .and_then(|v| v.as_str().map(str::to_owned)),
+    }
+}
+
+fn report_json(report: TestReport) -> serde_json::Value {
+    serde_json::to_value(report_view(report)).unwrap_or_default()
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialRequest {
+    /// The new password (mailboxes) …
+    #[schema(value_type = Option<String>, write_only)]
+    password: Option<SecretString>,
+    /// … or API key (relays): one of the two.
+    #[schema(value_type = Option<String>, write_only)]
+    api_key: Option<SecretString>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ForceQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+/// Replace a channel's password or API key. The new credential is tested against the server
+/// first and stored only if the login works (or, with `?force=true`, stored unverified);
+/// until then the old one stays in use. A verified credential makes a `needs_reauth`
+/// channel active again.
+#[utoipa::path(
+    tag = "channels",
+    params(
+        ("id" = String, Path, description = "channel id"),
+        ("force" = Option<bool>, Query, description = "store even though the test fails")
+    ),
+    request_body = CredentialRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = ChannelView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)
+    )
+)]
+#[put("/channels/{id}/credentials")]
+pub(super) async fn replace_credential(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<ForceQuery>,
+    body: web::Json<CredentialRequest>,
+) -> Result<web::Json<ChannelView>, ApiError> {
+    let channel = visible_one(&caller, &state, &id).await?;
+    let own = matches!(channel.owner, ChannelOwner::User(u) if u == caller.actor.user_id);
+    if !own {
+        caller.require(Action::RotateAnyCredential)?;
+    }
+    let body = body.into_inner();
+    let credential = match (body.password, body.api_key) {
+        (Some(secret), None) | (None, Some(secret)) if !secret.expose_secret().is_empty() => secret,
+        _ => {
+            return Err(ApiError::InvalidField {
+                field: "password",
+                reason: "give exactly one of password or api_key, not empty".into(),
+            });
+        }
+    };
+    let Some(smtp) = channel.smtp.clone() else {
+        return Err(ApiError::Unprocessable {
+            code: "not_testable",
+            detail: "this channel has no password (Gmail channels reconnect instead)".into(),
+        });
+    };
+    let report = test_smtp(
+        &smtp,
+        Some(&credential),
+        channel.provider.as_deref(),
+        &state.config.outbound,
+        None,
+    )
+    .await;
+    let verified = report.ok;
+    if !verified && !query.force {
+        return Err(ApiError::VerificationFailed(report_json(report)));
+    }
+    let (tenant, channel_id, actor) = (
+        caller.actor.tenant_id,
+        channel.id,
+        AuditActor::User(caller.actor.user_id),
+    );
+    let vault = state.vault.clone();
+    let updated = state
+        .store
+        .run(move |conn| {
+            channels::replace_credential(
+                conn,
+                &vault,
+                tenant,
+                channel_id,
+                &credential,
+                verified,
+                actor,
+            )
+        })
+        .await
+        .or_not_found("channel")?;
+    tracing::info!(channel_id = %channel_id, verified, "credential replaced");
+    Ok(web::Json(updated.into()))
+}
+
+/// Test a channel: connect, TLS, EHLO, login and, when asked, send a test message. Each
+/// stage reports the server's reply and a hint. The owner, admins and IT may test.
+#[utoipa::path(
+    tag = "channels",
+    params(("id" = String, Path, description = "channel id")),
+    request_body(content = Option<TestChannelRequest>),
+    security(("bearer" = [])),
+    responses((status = 200, body = TestResultView), (status = 403, body = Problem), (status = 404, body = Problem))
+)]
+#[post("/channels/{id}/test")]
+pub(super) async fn test_channel(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<web::Json<TestResultView>, ApiError> {
+    let channel = visible_one(&caller, &state, &id).await?;
+    let own = matches!(channel.owner, ChannelOwner::User(u) if u == caller.actor.user_id);
+    if !own {
+        caller.require(Action::TestAnyChannel)?;
+    }
+    let request: TestChannelRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        TestChannelRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| super::error::body_error(&e))?
+    };
+    let Some(smtp) = channel.smtp.clone() else {
+        return Err(ApiError::Unprocessable {
+            code: "not_testable",
+            detail: "only SMTP channels can be tested this way".into(),
+        });
+    };
+    let send = match parse_address("send_to", request.send_to.as_deref())? {
+        None => None,
+        Some(to) => {
+            let from = match (
+                &channel.from_address,
+                parse_address("from", request.from.as_deref())?,
+            ) {
+                (Some(own), _) => own.clone(),
+                (None, Some(from)) if channel.domains.contains(from.domain()) => from,
+                (None, Some(_)) => {
+                    return Err(ApiError::InvalidField {
+                        field: "from",
+                        reason: "must be an address in one of the channel's domains".into(),
+                    });
+                }
+                (None, None) => {
+                    let domain = channel.domains.first().ok_or(ApiError::Unprocessable {
+                        code: "no_from",
+                        detail: "give `from`".into(),
+                    })?;
+                    crate::domain::EmailAddress::parse(&format!("no-reply@{domain}"))
+                        .map_err(|e| ApiError::invalid("from", e))?
+                }
+            };
+            Some(crate::transport::tester::TestSend { from, to })
+        }
+    };
+    let (tenant, channel_id) = (caller.actor.tenant_id, channel.id);
+    let vault = state.vault.clone();
+    let credential = state
+        .store
+        .run(move |conn| channels::credential(conn, &vault, tenant, channel_id))
+        .await?;
+    let report = test_smtp(
+        &smtp,
+        credential.as_ref(),
+        channel.provider.as_deref(),
+        &state.config.outbound,
+        send,
+    )
+    .await;
+    let failed_stage = report.stages.iter().find(|s| !s.ok).map(|s| s.stage);
+    let detail = serde_json::json!({
+        "ok": report.ok,
+        "failed_stage": failed_stage,
+        "classification": report.classification,
+    });
+    let (ok, actor) = (report.ok, AuditActor::User(caller.actor.user_id));
+    state
+        .store
+        .run(move |conn| channels::record_test(conn, tenant, channel_id, ok, detail, actor))
+        .await?;
+    tracing::info!(channel_id = %channel_id, ok = report.ok, failed_stage = ?failed_stage, "channel tested");
+    Ok(web::Json(report_view(report)))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

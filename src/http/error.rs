@@ -26,6 +26,10 @@ pub struct Problem {
     /// The request field at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The channel test that failed, for `verification_failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub test: Option<serde_json::Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +58,11 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the database is unavailable")]
     Unavailable(String),
+    /// A credential or channel failed its test and was not saved; the test result says why.
+    #[error(
+        "the connection test failed, so nothing was saved; see `test` for each stage, or add ?force=true to store it anyway"
+    )]
+    VerificationFailed(serde_json::Value),
     /// The service is up but cannot serve yet (readiness).
     #[error("{0}")]
     NotReady(String),
@@ -83,6 +92,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Unavailable(_) => "database_unavailable",
             ApiError::NotReady(_) => "not_ready",
+            ApiError::VerificationFailed(_) => "verification_failed",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -117,6 +127,10 @@ impl ApiError {
                 ApiError::InvalidField { field, .. } => Some((*field).to_owned()),
                 _ => None,
             },
+            test: match self {
+                ApiError::VerificationFailed(report) => Some(report.clone()),
+                _ => None,
+            },
         }
     }
 }
@@ -128,9 +142,9 @@ impl ResponseError for ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::InvalidField { .. } | ApiError::Unprocessable { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::InvalidField { .. }
+            | ApiError::Unprocessable { .. }
+            | ApiError::VerificationFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

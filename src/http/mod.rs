@@ -67,6 +67,8 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(channels::get_channel)
                 .service(channels::update_channel)
                 .service(channels::delete_channel)
+                .service(channels::test_channel)
+                .service(channels::replace_credential)
                 .service(channels::list_providers),
         );
 }

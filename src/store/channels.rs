@@ -475,3 +475,95 @@ pub fn credential(
 ) -> Result<Option<SecretString>, StoreError> {
     secrets::get(conn, vault, tenant, &id.to_string(), PASSWORD_FIELD)
 }
+
+/// Records a channel test: `last_verified_at` on success, and the audit event either way.
+pub fn record_test(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    id: ChannelId,
+    ok: bool,
+    detail: serde_json::Value,
+    actor: AuditActor,
+) -> Result<(), StoreError> {
+    conn.transaction(|conn| {
+        if ok {
+            diesel::update(
+                channels::table
+                    .filter(channels::tenant_id.eq(tenant.to_string()))
+                    .filter(channels::id.eq(id.to_string())),
+            )
+            .set(channels::last_verified_at.eq(now_micros()))
+            .execute(conn)?;
+        }
+        audit::record(
+            conn,
+            &AuditEvent {
+                tenant: Some(tenant),
+                actor,
+                action: "channel.tested",
+                target: Some(id.to_string()),
+                detail,
+            },
+        )
+    })
+}
+
+/// Replaces the credential (sealed) and, when it was verified, makes the channel active
+/// again: a channel held for `needs_reauth` carries mail from here on. Recorded as
+/// `credential.rotated`.
+pub fn replace_credential(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    tenant: TenantId,
+    id: ChannelId,
+    credential: &SecretString,
+    verified: bool,
+    actor: AuditActor,
+) -> Result<SendChannel, StoreError> {
+    conn.transaction(|conn| {
+        let current = get(conn, tenant, id)?;
+        secrets::put(
+            conn,
+            vault,
+            tenant,
+            &id.to_string(),
+            PASSWORD_FIELD,
+            credential,
+        )?;
+        let now = now_micros();
+        let reactivate = verified
+            && matches!(
+                current.status,
+                ChannelStatus::NeedsReauth | ChannelStatus::Failing
+            );
+        let (status, cause) = if reactivate {
+            (ChannelStatus::Active, None)
+        } else {
+            (current.status, current.status_cause.clone())
+        };
+        diesel::update(
+            channels::table
+                .filter(channels::tenant_id.eq(tenant.to_string()))
+                .filter(channels::id.eq(id.to_string())),
+        )
+        .set((
+            channels::credential_updated_at.eq(now),
+            channels::last_verified_at.eq(verified.then_some(now)),
+            channels::status.eq(status.as_str()),
+            channels::status_cause.eq(cause),
+            channels::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+        audit::record(
+            conn,
+            &AuditEvent {
+                tenant: Some(tenant),
+                actor,
+                action: "credential.rotated",
+                target: Some(id.to_string()),
+                detail: serde_json::json!({ "verified": verified, "reactivated": reactivate }),
+            },
+        )?;
+        get(conn, tenant, id)
+    })
+}

@@ -1,6 +1,11 @@
-//! Reaching providers: the outbound-address policy (no SSRF into private networks), and,
-//! next, SMTP and the Gmail API. May import `domain` and `vault`.
+//! Reaching providers: the outbound-address policy (no SSRF into private networks), SMTP
+//! sessions on our own sockets, the staged channel test, and the classification of failures
+//! that the tester, retries and channel health share. May import `domain` and `vault`.
 
+pub mod classify;
 pub mod outbound;
+pub mod smtp;
+pub mod tester;
 
+pub use classify::FailureClass;
 pub use outbound::{OutboundError, OutboundPolicy};

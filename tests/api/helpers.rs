@@ -92,6 +92,11 @@ pub fn test_env(
         ),
         ("SWITCHBOARD_HTTP_WORKERS".to_owned(), "1".to_owned()),
         ("SWITCHBOARD_DB_POOL_SIZE".to_owned(), "4".to_owned()),
+        // The test SMTP servers listen on loopback, which channels may not reach by default.
+        (
+            "SWITCHBOARD_OUTBOUND_ALLOW".to_owned(),
+            "127.0.0.0/8,::1".to_owned(),
+        ),
     ]);
     if let Some(url) = db.url() {
         env.insert("SWITCHBOARD_DATABASE_URL".to_owned(), url);

@@ -3,6 +3,7 @@
 //! `SWITCHBOARD_TEST_DATABASE_URL` names a server (the PostgreSQL leg of `.ci/run`).
 
 mod binary;
+mod channel_checks;
 mod channels;
 mod errors;
 mod health;
@@ -10,6 +11,8 @@ mod helpers;
 mod isolation;
 mod restart;
 mod roles;
+#[path = "../support/smtp_server.rs"]
+mod smtp_server;
 mod tenants;
 mod tokens;
 mod vault;

@@ -1,0 +1,347 @@
+//! Testing a channel the way a person would: connect → TLS → EHLO → AUTH → (send), each
+//! stage reported with the server's code and text and a hint someone can act on.
+
+use std::time::Duration;
+
+use lettre::message::{Mailbox, Message};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+use super::classify::{FailureClass, classify, describe, smtp_auth_disabled};
+use super::outbound::OutboundPolicy;
+use super::smtp::{OpenError, connect, open_session, within};
+use crate::domain::{EmailAddress, Security, SmtpAuth, SmtpSettings};
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StageReport {
+    /// `connect`, `tls`, `ehlo`, `auth` or `send`.
+    pub stage: &'static str,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<u16>,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TestReport {
+    pub ok: bool,
+    pub stages: Vec<StageReport>,
+    /// How the failure is classified, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classification: Option<FailureClass>,
+}
+
+/// What the test may send, when asked to.
+pub struct TestSend {
+    pub from: EmailAddress,
+    pub to: EmailAddress,
+}
+
+fn passed(stage: &'static str, message: impl Into<String>) -> StageReport {
+    StageReport {
+        stage,
+        ok: true,
+        code: None,
+        message: message.into(),
+        hint: None,
+    }
+}
+
+fn failed(stage: &'static str, code: Option<u16>, message: String, hint: String) -> StageReport {
+    StageReport {
+        stage,
+        ok: false,
+        code,
+        message,
+        hint: Some(hint),
+    }
+}
+
+fn needs_app_password(provider: Option<&str>, host: &str) -> bool {
+    matches!(provider, Some("gmail" | "yahoo"))
+        || host.ends_with("gmail.com")
+        || host.ends_with("yahoo.com")
+}
+
+/// The hint for a failed login.
+fn auth_hint(
+    code: Option<u16>,
+    text: &str,
+    settings: &SmtpSettings,
+    provider: Option<&str>,
+) -> String {
+    if smtp_auth_disabled(text) {
+        return "Microsoft 365 has SMTP AUTH turned off for this mailbox or tenant (5.7.139): an admin enables \"Authenticated SMTP\" for the mailbox in the Microsoft 365 admin center, or the tenant uses OAuth instead".into();
+    }
+    if text.contains("5.7.9") || code == Some(534) {
+        return "the provider requires an app password: create one in the account's security settings (it needs 2-step verification) and use it instead of the normal password".into();
+    }
+    if text.contains("challenge") {
+        return "the OAuth access token was rejected: reconnect the account".into();
+    }
+    if needs_app_password(provider, settings.host.as_str()) {
+        return "username or password rejected: Gmail and Yahoo refuse your normal password over SMTP; use an app password (account security settings, needs 2-step verification)".into();
+    }
+    format!(
+        "username or password rejected: check the username ({}) and the password; after a password change, rotate the credential with PUT /v1/channels/{{id}}/credentials",
+        settings.username.as_deref().unwrap_or("none set")
+    )
+}
+
+fn connect_failure(error: &OpenError, settings: &SmtpSettings) -> StageReport {
+    let message = error.to_string();
+    let hint = match error {
+        OpenError::Outbound(super::OutboundError::Unresolvable { .. }) => {
+            format!("the host name `{}` does not resolve: check its spelling", settings.host)
+        }
+        OpenError::Outbound(_) => {
+            "the host resolves to a private or local address, which channels may not reach; an operator can allow it with SWITCHBOARD_OUTBOUND_ALLOW".into()
+        }
+        OpenError::Connect { timed_out: true, .. } => format!(
+            "no answer on port {}: a firewall may drop the connection, or the port is wrong (587 for STARTTLS and 465 for TLS are the usual submission ports)",
+            settings.port
+        ),
+        _ => format!(
+            "nothing accepts connections on port {} of {}: check host and port (587 STARTTLS, 465 TLS) and any firewall",
+            settings.port, settings.host
+        ),
+    };
+    failed("connect", None, message, hint)
+}
+
+fn tls_hint(text: &str, settings: &SmtpSettings) -> String {
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("unknownissuer")
+        || lower.contains("unknown issuer")
+        || lower.contains("invalid peer certificate") && lower.contains("issuer")
+    {
+        "the server's certificate is not signed by an authority we trust (self-signed or a private CA): paste that CA certificate into ca_pem rather than turning verification off".into()
+    } else if lower.contains("notvalidforname")
+        || lower.contains("not valid for name")
+        || lower.contains("certificate is not valid for")
+    {
+        format!(
+            "the server's certificate is not for `{}`: use the host name the certificate names",
+            settings.host
+        )
+    } else if lower.contains("expired") {
+        "the server's certificate has expired: the server's administrator must renew it".into()
+    } else if lower.contains("starttls is not supported") {
+        format!(
+            "the server does not offer STARTTLS on port {}; on port 465 choose security `tls`",
+            settings.port
+        )
+    } else if settings.security == Security::Tls {
+        format!(
+            "TLS failed on port {}: if this port expects STARTTLS (usually 587), choose security `starttls`",
+            settings.port
+        )
+    } else {
+        "the TLS handshake failed: check security (`starttls` on 587, `tls` on 465) and the server's certificate".into()
+    }
+}
+
+fn mechanism(auth: SmtpAuth) -> Option<Mechanism> {
+    match auth {
+        SmtpAuth::None => None,
+        SmtpAuth::Plain => Some(Mechanism::Plain),
+        SmtpAuth::Login => Some(Mechanism::Login),
+        SmtpAuth::Xoauth2 => Some(Mechanism::Xoauth2),
+    }
+}
+
+/// Runs the stages in order and stops at the first that fails.
+pub async fn test_smtp(
+    settings: &SmtpSettings,
+    credential: Option<&SecretString>,
+    provider: Option<&str>,
+    policy: &OutboundPolicy,
+    send: Option<TestSend>,
+) -> TestReport {
+    let mut stages = Vec::new();
+    let finish = |stages: Vec<StageReport>, class: Option<FailureClass>| TestReport {
+        ok: class.is_none(),
+        stages,
+        classification: class,
+    };
+    let tcp = match connect(settings, policy).await {
+        Ok(tcp) => {
+            let peer = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            stages.push(passed("connect", format!("connected to {peer}")));
+            tcp
+        }
+        Err(e) => {
+            stages.push(connect_failure(&e, settings));
+            return finish(stages, Some(FailureClass::Network));
+        }
+    };
+    let mut conn = match open_session(settings, tcp).await {
+        Ok(conn) => {
+            if settings.security != Security::None {
+                stages.push(passed(
+                    "tls",
+                    if settings.security == Security::Tls {
+                        "TLS established"
+                    } else {
+                        "STARTTLS established"
+                    },
+                ));
+            }
+            stages.push(passed("ehlo", "the server greeted us and answered EHLO"));
+            conn
+        }
+        Err(OpenError::Tls(text)) => {
+            let hint = tls_hint(&text, settings);
+            stages.push(failed("tls", None, text, hint));
+            return finish(stages, Some(FailureClass::Tls));
+        }
+        Err(OpenError::Timeout(step)) => {
+            let stage = if step.contains("TLS") { "tls" } else { "ehlo" };
+            stages.push(failed(
+                stage,
+                None,
+                format!("no answer during {step} within {} s", settings.command_timeout_secs),
+                "the server accepted the connection but stopped answering: check the port and security (a TLS port answers nothing to plain text, and the other way round)".into(),
+            ));
+            return finish(stages, Some(FailureClass::Network));
+        }
+        Err(OpenError::Smtp(e)) => {
+            let (code, text) = describe(&e);
+            let class = classify(&e, false);
+            let stage = if class == FailureClass::Tls {
+                "tls"
+            } else {
+                "ehlo"
+            };
+            let hint = if class == FailureClass::Tls {
+                tls_hint(&text, settings)
+            } else {
+                "the server refused the session; its reply says why".into()
+            };
+            stages.push(failed(stage, code, text, hint));
+            return finish(stages, Some(class));
+        }
+        Err(other) => {
+            stages.push(failed(
+                "ehlo",
+                None,
+                other.to_string(),
+                "the session could not be opened".into(),
+            ));
+            return finish(stages, Some(FailureClass::Protocol));
+        }
+    };
+    let deadline = Duration::from_secs(u64::from(settings.command_timeout_secs));
+    if let Some(mechanism) = mechanism(settings.auth) {
+        let Some(secret) = credential else {
+            stages.push(failed(
+                "auth",
+                None,
+                "no credential stored".into(),
+                "store the password or API key first".into(),
+            ));
+            return finish(stages, Some(FailureClass::Auth));
+        };
+        let credentials = Credentials::new(
+            settings.username.clone().unwrap_or_default(),
+            secret.expose_secret().to_owned(),
+        );
+        match within(
+            deadline,
+            "AUTH",
+            conn.auth(&[mechanism], &credentials),
+            OpenError::Smtp,
+        )
+        .await
+        {
+            Ok(response) => stages.push(StageReport {
+                stage: "auth",
+                ok: true,
+                code: response.code().to_string().parse().ok(),
+                message: response.message().collect::<Vec<_>>().join(" "),
+                hint: None,
+            }),
+            Err(OpenError::Smtp(e)) => {
+                let (code, text) = describe(&e);
+                let class = classify(&e, true);
+                let hint = if class == FailureClass::Auth {
+                    auth_hint(code, &text, settings, provider)
+                } else {
+                    "the server could not check the login now; try again".into()
+                };
+                stages.push(failed("auth", code, text, hint));
+                conn.abort().await;
+                return finish(stages, Some(class));
+            }
+            Err(other) => {
+                stages.push(failed(
+                    "auth",
+                    None,
+                    other.to_string(),
+                    "the server stopped answering during the login".into(),
+                ));
+                return finish(stages, Some(FailureClass::Network));
+            }
+        }
+    }
+    if let Some(send) = send {
+        match send_test_message(&mut conn, &send, deadline).await {
+            Ok(message) => stages.push(passed("send", message)),
+            Err((code, text, class)) => {
+                stages.push(failed(
+                    "send",
+                    code,
+                    text,
+                    "the server refused the test message; its reply says why (a relay may only accept verified sender domains)".into(),
+                ));
+                conn.abort().await;
+                return finish(stages, Some(class));
+            }
+        }
+    }
+    let _ = within(deadline, "QUIT", conn.quit(), OpenError::Smtp).await;
+    finish(stages, None)
+}
+
+/// Sends a short test message; on failure, the reply code, text and classification.
+async fn send_test_message(
+    conn: &mut lettre::transport::smtp::client::AsyncSmtpConnection,
+    send: &TestSend,
+    deadline: Duration,
+) -> Result<String, (Option<u16>, String, FailureClass)> {
+    let address = |a: &EmailAddress| {
+        a.to_string()
+            .parse::<lettre::Address>()
+            .map_err(|e| (None, e.to_string(), FailureClass::Protocol))
+    };
+    let message = Message::builder()
+        .from(Mailbox::new(
+            Some("Switchboard test".into()),
+            address(&send.from)?,
+        ))
+        .to(Mailbox::new(None, address(&send.to)?))
+        .subject("Switchboard channel test")
+        .body(
+            "This message was sent by Switchboard to test a send channel. No action is needed."
+                .to_owned(),
+        )
+        .map_err(|e| (None, e.to_string(), FailureClass::Protocol))?;
+    match within(
+        deadline,
+        "sending",
+        conn.send(message.envelope(), &message.formatted()),
+        OpenError::Smtp,
+    )
+    .await
+    {
+        Ok(response) => Ok(response.message().collect::<Vec<_>>().join(" ")),
+        Err(OpenError::Smtp(e)) => {
+            let (code, text) = describe(&e);
+            Err((code, text, classify(&e, false)))
+        }
+        Err(other) => Err((None, other.to_string(), FailureClass::Network)),
+    }
+}
