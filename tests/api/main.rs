@@ -8,6 +8,7 @@ mod channels;
 mod errors;
 mod health;
 mod helpers;
+mod interop;
 mod isolation;
 mod restart;
 mod roles;
