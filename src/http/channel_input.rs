@@ -2,22 +2,16 @@
 //! Provider presets fill in what the request leaves out.
 
 use secrecy::SecretString;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
+use super::extract::present;
 use crate::domain::providers::{self, ProviderPreset};
 use crate::domain::{
     ChannelLimits, ChannelOwner, CredentialScope, Domain, EmailAddress, Hostname, ReturnPath,
     Security, SmtpAuth, SmtpSettings, TeamId, UserId,
 };
-
-/// Distinguishes an absent field (leave as is) from an explicit `null` (clear it).
-pub fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
 
 /// `{"user": id}`, `{"team": id}` or `{"tenant": true}`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -76,45 +70,40 @@ pub struct SmtpInput {
     pub region: Option<String>,
 }
 
+/// Each limit: absent keeps the current (or the preset's) value, `null` removes it, a number
+/// sets it.
 #[derive(Debug, Default, Deserialize, ToSchema, Clone, Copy)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsInput {
-    pub per_minute: Option<u32>,
-    pub per_day_recipients: Option<u32>,
-    pub recipients_per_message: Option<u32>,
-}
-
-impl From<ChannelLimits> for LimitsInput {
-    fn from(l: ChannelLimits) -> Self {
-        Self {
-            per_minute: l.per_minute,
-            per_day_recipients: l.per_day_recipients,
-            recipients_per_message: l.recipients_per_message,
-        }
-    }
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, nullable)]
+    pub per_minute: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, nullable)]
+    pub per_day_recipients: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, nullable)]
+    pub recipients_per_message: Option<Option<u32>>,
 }
 
 impl LimitsInput {
-    pub fn parse(self) -> Result<ChannelLimits, ApiError> {
-        for value in [
-            self.per_minute,
-            self.per_day_recipients,
-            self.recipients_per_message,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if value == 0 {
-                return Err(ApiError::InvalidField {
-                    field: "limits",
-                    reason: "a limit is a positive number, or null for none".into(),
-                });
-            }
-        }
+    /// The limits over `base` (the channel's current ones, or the preset's).
+    pub fn apply(self, base: ChannelLimits) -> Result<ChannelLimits, ApiError> {
+        let pick =
+            |given: Option<Option<u32>>, current: Option<u32>| -> Result<Option<u32>, ApiError> {
+                match given {
+                    None => Ok(current),
+                    Some(Some(0)) => Err(ApiError::InvalidField {
+                        field: "limits",
+                        reason: "a limit is a positive number, or null for none".into(),
+                    }),
+                    Some(value) => Ok(value),
+                }
+            };
         Ok(ChannelLimits {
-            per_minute: self.per_minute,
-            per_day_recipients: self.per_day_recipients,
-            recipients_per_message: self.recipients_per_message,
+            per_minute: pick(self.per_minute, base.per_minute)?,
+            per_day_recipients: pick(self.per_day_recipients, base.per_day_recipients)?,
+            recipients_per_message: pick(self.recipients_per_message, base.recipients_per_message)?,
         })
     }
 }
@@ -195,15 +184,18 @@ pub fn smtp_settings(
         field: "smtp",
         reason: format!("`{field}` is required (or choose a preset)"),
     };
-    let host = match (&input.host, current, preset) {
-        (Some(h), _, _) => Hostname::parse(h).map_err(|e| ApiError::invalid("smtp.host", e))?,
-        (None, Some(c), _) => c.host.clone(),
-        (None, None, Some(p)) => Hostname::parse(
-            &p.host_for(input.region.as_deref())
-                .map_err(|e| ApiError::invalid("smtp.region", e))?,
-        )
-        .map_err(|e| ApiError::invalid("smtp.host", e))?,
-        (None, None, None) => return Err(missing("host")),
+    let region_host = |p: &ProviderPreset, region: Option<&str>| -> Result<Hostname, ApiError> {
+        let host = p
+            .host_for(region)
+            .map_err(|e| ApiError::invalid("smtp.region", e))?;
+        Hostname::parse(&host).map_err(|e| ApiError::invalid("smtp.host", e))
+    };
+    let host = match (&input.host, &input.region, current, preset) {
+        (Some(h), _, _, _) => Hostname::parse(h).map_err(|e| ApiError::invalid("smtp.host", e))?,
+        (None, Some(region), _, Some(p)) => region_host(p, Some(region))?,
+        (None, _, Some(c), _) => c.host.clone(),
+        (None, _, None, Some(p)) => region_host(p, None)?,
+        (None, _, None, None) => return Err(missing("host")),
     };
     let port = input
         .port
@@ -286,4 +278,19 @@ pub fn scope(
             reason: "`mailbox` or `domain` is required".into(),
         }),
     }
+}
+
+/// A username equal to the password would be stored and shown in clear on every read.
+pub fn refuse_secret_username(
+    username: Option<&str>,
+    secret: &secrecy::SecretString,
+) -> Result<(), ApiError> {
+    use secrecy::ExposeSecret;
+    if username.is_some_and(|u| !u.is_empty() && u == secret.expose_secret()) {
+        return Err(ApiError::Unprocessable {
+            code: "username_is_secret",
+            detail: "the username equals the password: usernames are shown on every read, so use a credential whose username is not secret (Postmark: an SMTP token's Access Key and Secret Key)".into(),
+        });
+    }
+    Ok(())
 }

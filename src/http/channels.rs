@@ -11,10 +11,10 @@ use super::AppState;
 use super::auth::TenantCaller;
 use super::channel_input::{
     LimitsInput, OwnerInput, ReturnPathInput, SmtpInput, find_preset, parse_address, parse_domains,
-    present, scope, smtp_settings,
+    refuse_secret_username, scope, smtp_settings,
 };
 use super::error::{ApiError, NotFoundAs, Problem};
-use super::teams::path_id;
+use super::extract::{optional_json, path_id, present};
 use crate::domain::channel::check_scope;
 use crate::domain::providers::PRESETS;
 use crate::domain::{
@@ -242,6 +242,9 @@ pub(super) async fn create_channel(
     caller.require(manage_action(&caller, owner))?;
     let smtp = smtp_settings(&body.smtp, None, preset)?;
     let password: Option<SecretString> = body.smtp.password;
+    if let Some(secret) = &password {
+        refuse_secret_username(smtp.username.as_deref(), secret)?;
+    }
     if smtp.auth != SmtpAuth::None && password.is_none() {
         return Err(ApiError::InvalidField {
             field: "smtp.password",
@@ -255,10 +258,10 @@ pub(super) async fn create_channel(
         scope,
         from_address: parse_address("from_address", body.from_address.as_deref())?,
         domains: parse_domains(&body.domains)?,
-        limits: match body.limits {
-            Some(l) => l.parse()?,
-            None => preset.map(|p| p.limits).unwrap_or_default(),
-        },
+        limits: body
+            .limits
+            .unwrap_or_default()
+            .apply(preset.map(|p| p.limits).unwrap_or_default())?,
         smtp: Some(smtp),
         bcc_archive: parse_address("bcc_archive", body.bcc_archive.as_deref())?,
         reply_to: parse_address("reply_to", body.reply_to.as_deref())?,
@@ -475,10 +478,14 @@ pub(super) async fn update_channel(
         next.from_address = parse_address("from_address", body.from_address.as_deref())?;
     }
     if let Some(smtp) = &body.smtp {
-        next.smtp = Some(smtp_settings(smtp, current.smtp.as_ref(), None)?);
+        let preset = current
+            .provider
+            .as_deref()
+            .and_then(crate::domain::providers::preset);
+        next.smtp = Some(smtp_settings(smtp, current.smtp.as_ref(), preset)?);
     }
     if let Some(limits) = body.limits {
-        next.limits = limits.parse()?;
+        next.limits = limits.apply(current.limits)?;
     }
     if let Some(bcc) = &body.bcc_archive {
         next.bcc_archive = parse_address("bcc_archive", bcc.as_deref())?;
@@ -619,6 +626,9 @@ pub struct CredentialRequest {
     /// … or API key (relays): one of the two.
     #[schema(value_type = Option<String>, write_only)]
     api_key: Option<SecretString>,
+    /// A new username, for credentials that come as a pair (new SES SMTP credentials, a new
+    /// Postmark SMTP token): tested and stored together with the secret.
+    username: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -667,12 +677,25 @@ pub(super) async fn replace_credential(
             });
         }
     };
-    let Some(smtp) = channel.smtp.clone() else {
+    let Some(mut smtp) = channel.smtp.clone() else {
         return Err(ApiError::Unprocessable {
             code: "not_testable",
             detail: "this channel has no password (Gmail channels reconnect instead)".into(),
         });
     };
+    let new_username = match body.username {
+        Some(u) if u.trim().is_empty() || u.chars().any(char::is_control) => {
+            return Err(ApiError::InvalidField {
+                field: "username",
+                reason: "must not be empty or hold control characters".into(),
+            });
+        }
+        other => other,
+    };
+    if let Some(username) = &new_username {
+        smtp.username = Some(username.clone());
+    }
+    refuse_secret_username(smtp.username.as_deref(), &credential)?;
     let report = test_smtp(
         &smtp,
         Some(&credential),
@@ -694,15 +717,12 @@ pub(super) async fn replace_credential(
     let updated = state
         .store
         .run(move |conn| {
-            channels::replace_credential(
-                conn,
-                &vault,
-                tenant,
-                channel_id,
-                &credential,
+            let credential = channels::NewCredential {
+                secret: &credential,
+                username: new_username.as_deref(),
                 verified,
-                actor,
-            )
+            };
+            channels::replace_credential(conn, &vault, tenant, channel_id, &credential, actor)
         })
         .await
         .or_not_found("channel")?;
@@ -731,11 +751,7 @@ pub(super) async fn test_channel(
     if !own {
         caller.require(Action::TestAnyChannel)?;
     }
-    let request: TestChannelRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        TestChannelRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| super::error::body_error(&e))?
-    };
+    let request: TestChannelRequest = optional_json(&body)?;
     let Some(smtp) = channel.smtp.clone() else {
         return Err(ApiError::Unprocessable {
             code: "not_testable",

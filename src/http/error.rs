@@ -60,7 +60,7 @@ pub enum ApiError {
     Unavailable(String),
     /// A credential or channel failed its test and was not saved; the test result says why.
     #[error(
-        "the connection test failed, so nothing was saved; see `test` for each stage, or add ?force=true to store it anyway"
+        "the connection test failed, so nothing was saved; `test` shows each stage with the server's reply and a hint"
     )]
     VerificationFailed(serde_json::Value),
     /// The service is up but cannot serve yet (readiness).

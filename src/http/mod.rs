@@ -5,6 +5,7 @@ pub mod auth;
 mod channel_input;
 mod channels;
 pub mod error;
+mod extract;
 mod health;
 mod openapi;
 mod request_log;

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::auth::TenantCaller;
 use super::error::{ApiError, NotFoundAs, Problem};
+use super::extract::path_id;
 use crate::domain::{Action, DisplayName, Team, TeamId};
 use crate::store::teams;
 
@@ -33,11 +34,6 @@ impl From<Team> for TeamView {
             created_at: t.created_at,
         }
     }
-}
-
-/// An id from the path; a malformed one cannot name anything, so it is simply not found.
-pub fn path_id<T: std::str::FromStr>(raw: &str, what: &'static str) -> Result<T, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound { what })
 }
 
 /// Create a team.

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::auth::{OperatorCaller, TenantCaller};
 use super::error::{ApiError, NotFoundAs, Problem};
+use super::extract::path_id;
 use crate::domain::{Action, AuditActor, DisplayName, Domain, EmailAddress, Tenant, TenantId};
 use crate::store::tenants;
 use crate::vault::IssuedToken;
@@ -159,7 +160,7 @@ pub(super) async fn delete_tenant(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id: TenantId = super::teams::path_id(&id, "tenant")?;
+    let id: TenantId = path_id(&id, "tenant")?;
     state
         .store
         .run(move |conn| tenants::delete(conn, id, AuditActor::Operator))

@@ -7,8 +7,8 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::TenantCaller;
-use super::error::{ApiError, NotFoundAs, Problem, body_error};
-use super::teams::path_id;
+use super::error::{ApiError, NotFoundAs, Problem};
+use super::extract::{optional_json, path_id};
 use crate::domain::{Action, DisplayName, TokenId, UserId};
 use crate::store::{StoreError, tokens, users};
 use crate::vault::IssuedToken;
@@ -81,11 +81,7 @@ pub(super) async fn issue_token(
 ) -> Result<HttpResponse, ApiError> {
     let user: UserId = path_id(&id, "user")?;
     may_manage(&caller, user)?;
-    let request: IssueTokenRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        IssueTokenRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| body_error(&e))?
-    };
+    let request: IssueTokenRequest = optional_json(&body)?;
     let label = request
         .label
         .as_deref()

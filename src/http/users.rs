@@ -2,13 +2,13 @@
 
 use actix_web::{HttpResponse, get, patch, post, web};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::TenantCaller;
 use super::error::{ApiError, NotFoundAs, Problem};
-use super::teams::path_id;
+use super::extract::{path_id, present};
 use crate::domain::{Action, DisplayName, EmailAddress, Role, TeamId, User, UserId};
 use crate::store::users::{self, NewUser, UserChanges};
 
@@ -174,13 +174,6 @@ pub(super) async fn get_user(
         .await
         .or_not_found("user")?;
     Ok(web::Json(user.into()))
-}
-
-/// Distinguishes an absent field (leave as is) from an explicit `null` (clear it).
-fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -508,6 +508,15 @@ pub fn record_test(
     })
 }
 
+/// A replacement credential: the secret, a new username when the pair changes together, and
+/// whether the pair passed its test.
+#[derive(Debug, Clone, Copy)]
+pub struct NewCredential<'a> {
+    pub secret: &'a SecretString,
+    pub username: Option<&'a str>,
+    pub verified: bool,
+}
+
 /// Replaces the credential (sealed) and, when it was verified, makes the channel active
 /// again: a channel held for `needs_reauth` carries mail from here on. Recorded as
 /// `credential.rotated`.
@@ -516,12 +525,29 @@ pub fn replace_credential(
     vault: &Vault,
     tenant: TenantId,
     id: ChannelId,
-    credential: &SecretString,
-    verified: bool,
+    credential: &NewCredential<'_>,
     actor: AuditActor,
 ) -> Result<SendChannel, StoreError> {
+    let NewCredential {
+        secret: credential,
+        username,
+        verified,
+    } = *credential;
     conn.transaction(|conn| {
         let current = get(conn, tenant, id)?;
+        if let Some(username) = username {
+            let mut settings = NewChannel::from(&current);
+            if let Some(smtp) = settings.smtp.as_mut() {
+                smtp.username = Some(username.to_owned());
+            }
+            diesel::update(
+                channels::table
+                    .filter(channels::tenant_id.eq(tenant.to_string()))
+                    .filter(channels::id.eq(id.to_string())),
+            )
+            .set(channels::settings.eq(settings_json(&settings)?))
+            .execute(conn)?;
+        }
         secrets::put(
             conn,
             vault,
@@ -561,7 +587,11 @@ pub fn replace_credential(
                 actor,
                 action: "credential.rotated",
                 target: Some(id.to_string()),
-                detail: serde_json::json!({ "verified": verified, "reactivated": reactivate }),
+                detail: serde_json::json!({
+                    "verified": verified,
+                    "reactivated": reactivate,
+                    "username_changed": username.is_some(),
+                }),
             },
         )?;
         get(conn, tenant, id)

@@ -53,10 +53,10 @@ pub fn classify(error: &lettre::transport::smtp::Error, during_auth: bool) -> Fa
     if during_auth {
         // Gmail answers a rejected XOAUTH2 token with a 334 challenge, which lettre turns
         // into a client error "This mechanism does not expect a challenge".
-        if matches!(code, Some(535 | 534 | 530 | 454))
-            || error.is_client()
-            || smtp_auth_disabled(&text)
-        {
+        // A permanent refusal of the login (535, 534, 530, or 550 5.7.x as Microsoft
+        // answers once Basic authentication is retired) means the credential or the way of
+        // logging in must change; a 4xx during AUTH is a retry.
+        if code.is_some_and(|c| c >= 500) || error.is_client() || smtp_auth_disabled(&text) {
             return FailureClass::Auth;
         }
     } else if matches!(code, Some(535)) || smtp_auth_disabled(&text) {

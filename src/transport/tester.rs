@@ -79,6 +79,9 @@ fn auth_hint(
     if text.contains("5.7.9") || code == Some(534) {
         return "the provider requires an app password: create one in the account's security settings (it needs 2-step verification) and use it instead of the normal password".into();
     }
+    if text.to_ascii_lowercase().contains("basic authentication") {
+        return "the provider no longer accepts a password for SMTP (Basic authentication is retired for this mailbox or tenant): connect the account with OAuth instead".into();
+    }
     if text.contains("challenge") {
         return "the OAuth access token was rejected: reconnect the account".into();
     }
@@ -267,10 +270,10 @@ pub async fn test_smtp(
             Err(OpenError::Smtp(e)) => {
                 let (code, text) = describe(&e);
                 let class = classify(&e, true);
-                let hint = if class == FailureClass::Auth {
-                    auth_hint(code, &text, settings, provider)
-                } else {
-                    "the server could not check the login now; try again".into()
+                let hint = match class {
+                    FailureClass::Auth => auth_hint(code, &text, settings, provider),
+                    FailureClass::Temporary => "the server could not check the login just now (4xx); try again in a few minutes".into(),
+                    _ => "the login exchange failed; the server's reply says why".into(),
                 };
                 stages.push(failed("auth", code, text, hint));
                 conn.abort().await;

@@ -53,7 +53,12 @@ fn command(data_dir: &Path, db: &TestDatabase) -> Command {
 }
 
 fn serve(data_dir: &Path, db: &TestDatabase) -> Running {
-    let mut child = command(data_dir, db)
+    serve_with(command(data_dir, db))
+}
+
+/// Starts `serve` with this command's environment and waits for its `listening` line.
+fn serve_with(mut cmd: Command) -> Running {
+    let mut child = cmd
         .arg("serve")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -409,4 +414,178 @@ async fn keys_rotate_and_retire_on_the_command_line_reach_a_running_service() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
+}
+
+/// Issue #3's canary: a unique password goes through every channel endpoint and error path
+/// of the real binary; it must appear in no response, no log line (debug level) and nowhere
+/// in the database.
+#[tokio::test]
+async fn a_canary_password_never_leaves_the_vault() {
+    use crate::smtp_server::{SmtpServerConfig, TestSmtpServer};
+
+    let dir = tempfile::TempDir::new().unwrap();
+    let data_dir = dir.path().join("data");
+    let db = TestDatabase::fresh();
+    let canary = format!("Canary-{}", uuid::Uuid::new_v4().simple());
+    let user = "rep@acme.test";
+    let smtp = TestSmtpServer::start(SmtpServerConfig {
+        users: vec![(user.to_owned(), canary.clone())],
+        ..SmtpServerConfig::default()
+    })
+    .await;
+
+    let service = {
+        let mut cmd = command(&data_dir, &db);
+        cmd.env("SWITCHBOARD_OUTBOUND_ALLOW", "127.0.0.0/8,::1");
+        serve_with(cmd)
+    };
+    let client = reqwest::Client::new();
+    let base = service.address.clone();
+    let operator = std::fs::read_to_string(data_dir.join("operator-token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let mut bodies = Vec::new();
+    let mut call = async |method: reqwest::Method,
+                          path: &str,
+                          token: &str,
+                          body: Option<serde_json::Value>| {
+        let mut req = client
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        bodies.push(text.clone());
+        (
+            status,
+            serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default(),
+        )
+    };
+    let (_, tenant) = call(
+        reqwest::Method::POST,
+        "/v1/tenants",
+        &operator,
+        Some(json!({"name": "Acme", "admin_email": "admin@acme.test"})),
+    )
+    .await;
+    let admin = tenant["admin"]["token"].as_str().unwrap().to_owned();
+    call(
+        reqwest::Method::PATCH,
+        "/v1/tenant",
+        &admin,
+        Some(json!({"domains": ["acme.test"]})),
+    )
+    .await;
+    let channel = |password: &str| {
+        json!({"name": "Mailbox", "kind": "smtp", "scope": "mailbox", "from_address": user,
+               "smtp": {"host": "localhost", "port": smtp.port(), "security": "starttls", "auth": "plain",
+                        "username": user, "password": password, "ca_pem": smtp.ca_pem()}})
+    };
+    // Error paths first: a wrong type, a refused scope, a failed verification with the canary.
+    let mut wrong_type = channel(&canary);
+    wrong_type["smtp"]["port"] = json!(canary);
+    call(
+        reqwest::Method::POST,
+        "/v1/channels",
+        &admin,
+        Some(wrong_type),
+    )
+    .await;
+    let mut team_owned = channel(&canary);
+    team_owned["owner"] = json!({"tenant": true});
+    call(
+        reqwest::Method::POST,
+        "/v1/channels",
+        &admin,
+        Some(team_owned),
+    )
+    .await;
+    smtp.set_password(user, "something-else");
+    let (status, _) = call(
+        reqwest::Method::POST,
+        "/v1/channels?verify=true",
+        &admin,
+        Some(channel(&canary)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    smtp.set_password(user, &canary);
+    let (status, created) = call(
+        reqwest::Method::POST,
+        "/v1/channels?verify=true",
+        &admin,
+        Some(channel(&canary)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    for (method, path, body) in [
+        (reqwest::Method::GET, "/v1/channels".to_owned(), None),
+        (reqwest::Method::GET, format!("/v1/channels/{id}"), None),
+        (
+            reqwest::Method::POST,
+            format!("/v1/channels/{id}/test"),
+            Some(json!({"send_to": "lead@example.com"})),
+        ),
+        (
+            reqwest::Method::PATCH,
+            format!("/v1/channels/{id}"),
+            Some(json!({"smtp": {"password": canary}})),
+        ),
+        (
+            reqwest::Method::PATCH,
+            format!("/v1/channels/{id}"),
+            Some(json!({"name": "Renamed"})),
+        ),
+        (
+            reqwest::Method::PUT,
+            format!("/v1/channels/{id}/credentials"),
+            Some(json!({"password": format!("{canary}-typo")})),
+        ),
+        (
+            reqwest::Method::PUT,
+            format!("/v1/channels/{id}/credentials"),
+            Some(json!({"password": canary})),
+        ),
+        (reqwest::Method::GET, "/openapi.json".to_owned(), None),
+    ] {
+        call(method, &path, &admin, body).await;
+    }
+    assert!(
+        smtp.wait_for_messages(1, Duration::from_secs(5))
+            .await
+            .len()
+            == 1,
+        "the test send arrived"
+    );
+
+    for body in &bodies {
+        assert!(
+            !body.contains(&canary),
+            "a response contains the canary: {body}"
+        );
+    }
+    let log = service.log.lock().unwrap().clone();
+    assert!(
+        log.contains("channel tested"),
+        "debug logs were captured:\n{log}"
+    );
+    assert!(
+        !log.contains(&canary),
+        "the log contains the canary:\n{log}"
+    );
+    drop(service);
+    if !db.is_postgres() {
+        for file in ["switchboard.db", "switchboard.db-wal"] {
+            let bytes = std::fs::read(data_dir.join(file)).unwrap_or_default();
+            assert!(
+                !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),
+                "{file} contains the canary"
+            );
+        }
+    }
 }

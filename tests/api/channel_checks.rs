@@ -454,3 +454,132 @@ async fn only_owners_admins_and_it_may_test_or_rotate() {
         "no secret in the audit trail"
     );
 }
+
+#[tokio::test]
+async fn a_server_without_starttls_a_rejected_oauth_token_and_a_refused_send_are_explained() {
+    let w = world().await;
+    // STARTTLS asked of a server that does not offer it.
+    let plain = server(TlsMode::None, CertMode::TestCa, "pw").await;
+    let id = create(&w, mailbox(&plain, "starttls", "pw", json!({}))).await;
+    let result = run_test(&w, &id, json!({})).await;
+    let tls = last_failed(&result);
+    assert_eq!(tls["stage"], "tls", "{result}");
+    assert!(
+        tls["hint"]
+            .as_str()
+            .unwrap()
+            .contains("does not offer STARTTLS"),
+        "{tls}"
+    );
+
+    // An XOAUTH2 token the server rejects, Gmail-style (334 challenge, then 535).
+    let oauth = TestSmtpServer::start(SmtpServerConfig {
+        xoauth2: vec![(USER.to_owned(), "good-token".to_owned())],
+        ..SmtpServerConfig::default()
+    })
+    .await;
+    let id = create(
+        &w,
+        mailbox(
+            &oauth,
+            "starttls",
+            "stale-token",
+            json!({"auth": "xoauth2"}),
+        ),
+    )
+    .await;
+    let result = run_test(&w, &id, json!({})).await;
+    assert_eq!(result["classification"], "auth", "{result}");
+    assert!(
+        last_failed(&result)["hint"]
+            .as_str()
+            .unwrap()
+            .contains("reconnect"),
+        "{result}"
+    );
+
+    // The login works but the relay refuses the recipient of the test message.
+    let smtp = server(TlsMode::StartTls, CertMode::TestCa, "pw").await;
+    smtp.set_fault(Some(Fault::Reply {
+        command: "RCPT",
+        code: 550,
+        text: "5.1.1 User unknown".into(),
+    }));
+    let id = create(&w, mailbox(&smtp, "starttls", "pw", json!({}))).await;
+    let result = run_test(&w, &id, json!({"send_to": "nobody@example.com"})).await;
+    let send = last_failed(&result);
+    assert_eq!(send["stage"], "send");
+    assert_eq!(send["code"], 550);
+    assert_eq!(result["classification"], "permanent");
+    assert!(
+        stage(&result, "auth")["ok"].as_bool().unwrap(),
+        "the login itself worked"
+    );
+}
+
+#[tokio::test]
+async fn a_credential_pair_rotates_together_and_a_secret_username_is_refused() {
+    let w = world().await;
+    let smtp = server(TlsMode::StartTls, CertMode::TestCa, "pw").await;
+    let id = create(&w, mailbox(&smtp, "starttls", "pw", json!({}))).await;
+    // New SES-style credentials come with a new user name: tested and stored as a pair.
+    smtp.set_password("AKIA-NEW-USER", "new-secret");
+    let res = put_credential(
+        &w,
+        &id,
+        json!({"password": "new-secret", "username": "AKIA-NEW-USER"}),
+        false,
+    )
+    .await;
+    let channel = expect_json(res, StatusCode::OK).await;
+    assert_eq!(channel["smtp"]["username"], "AKIA-NEW-USER");
+    assert!(channel["last_verified_at"].is_string());
+    assert_eq!(run_test(&w, &id, json!({})).await["ok"], true);
+
+    // A username equal to the secret would be shown in clear on every read.
+    let res = put_credential(
+        &w,
+        &id,
+        json!({"password": "same", "username": "same"}),
+        true,
+    )
+    .await;
+    expect_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "username_is_secret").await;
+    let mut body = mailbox(
+        &smtp,
+        "starttls",
+        "token-123",
+        json!({"username": "token-123"}),
+    );
+    body["from_address"] = json!("rep@acme.test");
+    let res = w.app.post("/v1/channels", &w.rep.token, body).await;
+    expect_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "username_is_secret").await;
+}
+
+#[tokio::test]
+async fn a_retired_basic_auth_reply_is_an_auth_failure_with_its_own_hint() {
+    let w = world().await;
+    let smtp = server(TlsMode::StartTls, CertMode::TestCa, "pw").await;
+    let id = create(&w, mailbox(&smtp, "starttls", "pw", json!({}))).await;
+    smtp.set_fault(Some(Fault::Reply {
+        command: "AUTH",
+        code: 550,
+        text: "5.7.30 Basic authentication is not supported for Client Submission".into(),
+    }));
+    let result = run_test(&w, &id, json!({})).await;
+    assert_eq!(result["classification"], "auth", "{result}");
+    assert!(
+        last_failed(&result)["hint"]
+            .as_str()
+            .unwrap()
+            .contains("OAuth"),
+        "{result}"
+    );
+    smtp.set_fault(Some(Fault::Reply {
+        command: "AUTH",
+        code: 454,
+        text: "4.7.0 Temporary authentication failure".into(),
+    }));
+    let result = run_test(&w, &id, json!({})).await;
+    assert_eq!(result["classification"], "temporary", "{result}");
+}

@@ -522,3 +522,55 @@ async fn the_presets_are_listed_with_their_limits_and_guidance() {
         .unwrap();
     assert_eq!(sparkpost["username_hint"], "SMTP_Injection");
 }
+
+#[tokio::test]
+async fn limits_change_one_at_a_time_and_a_region_moves_the_host() {
+    let app = spawn_app().await;
+    let acme = tenant_with_domain(&app).await;
+    let rep = app.create_user(&acme, "rep@acme.test", "rep", None).await;
+    let mut body = o365("rep@acme.test", "pw");
+    body["limits"] = json!({"per_minute": 10});
+    let channel = expect_json(
+        app.post("/v1/channels", &rep.token, body).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        channel["limits"],
+        json!({"per_minute": 10, "per_day_recipients": 10000, "recipients_per_message": 500}),
+        "the preset's other limits stay"
+    );
+    let path = format!("/v1/channels/{}", channel["id"].as_str().unwrap());
+    let res = app
+        .patch(
+            &path,
+            &rep.token,
+            json!({"limits": {"per_day_recipients": null}}),
+        )
+        .await;
+    let changed = expect_json(res, StatusCode::OK).await;
+    assert_eq!(
+        changed["limits"],
+        json!({"per_minute": 10, "per_day_recipients": null, "recipients_per_message": 500})
+    );
+
+    let ses = json!({"name": "SES", "kind": "smtp", "preset": "amazon_ses", "owner": {"tenant": true},
+                     "domains": ["acme.test"], "smtp": {"username": "AKIA", "password": "pw", "region": "us-east-1"}});
+    let channel = expect_json(
+        app.post("/v1/channels", &acme.admin_token, ses).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let path = format!("/v1/channels/{}", channel["id"].as_str().unwrap());
+    let res = app
+        .patch(
+            &path,
+            &acme.admin_token,
+            json!({"smtp": {"region": "eu-central-1"}}),
+        )
+        .await;
+    assert_eq!(
+        expect_json(res, StatusCode::OK).await["smtp"]["host"],
+        "email-smtp.eu-central-1.amazonaws.com"
+    );
+}
