@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::transport::OutboundPolicy;
+use crate::transport::{OutboundPolicy, SharedPool};
 use crate::vault::KeySource;
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +115,8 @@ pub struct Config {
     pub master_keys: KeySource,
     /// `SWITCHBOARD_OUTBOUND_ALLOW`: private hosts or networks channels may reach anyway.
     pub outbound: OutboundPolicy,
+    /// `SWITCHBOARD_SHARED_POOL_URL`: the platform's relay; none means no shared pool.
+    pub shared_pool: Option<SharedPool>,
 }
 
 impl Config {
@@ -188,6 +190,13 @@ impl Config {
             name: "SWITCHBOARD_OUTBOUND_ALLOW",
             reason,
         })?;
+        let shared_pool = get("SWITCHBOARD_SHARED_POOL_URL")
+            .map(|raw| SharedPool::parse(&raw))
+            .transpose()
+            .map_err(|reason| ConfigError::Invalid {
+                name: "SWITCHBOARD_SHARED_POOL_URL",
+                reason,
+            })?;
         Ok(Self {
             bind,
             data_dir,
@@ -199,6 +208,7 @@ impl Config {
             log_format,
             master_keys,
             outbound,
+            shared_pool,
         })
     }
 }

@@ -75,6 +75,8 @@ pub enum ChannelOwner {
     User(UserId),
     Team(TeamId),
     Tenant,
+    /// The platform operator: the shared pool, configured outside any tenant, never stored.
+    Platform,
 }
 
 /// What goes into the envelope sender (MAIL FROM).
@@ -281,6 +283,12 @@ pub fn check_scope(
             }
         }
         CredentialScope::Domain => {
+            if matches!(owner, ChannelOwner::Platform) {
+                return Err(ScopeViolation::conflict(
+                    "shared_pool_is_operator_configured",
+                    "the shared pool is configured by the platform operator (SWITCHBOARD_SHARED_POOL_URL)",
+                ));
+            }
             if matches!(owner, ChannelOwner::User(_)) {
                 return Err(ScopeViolation::conflict(
                     "channel_scope_mismatch",

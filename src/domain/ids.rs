@@ -71,6 +71,13 @@ id_type!(
     ChannelId, "channel"
 );
 
+impl ChannelId {
+    /// The id of the platform's shared pool, the same in every tenant (it is not stored).
+    pub const fn shared_pool() -> Self {
+        Self(Uuid::nil())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,6 +97,7 @@ impl From<SendChannel> for ChannelView {
                 ChannelOwner::User(u) => serde_json::json!({ "user": u }),
                 ChannelOwner::Team(t) => serde_json::json!({ "team": t }),
                 ChannelOwner::Tenant => serde_json::json!({ "tenant": true }),
+                ChannelOwner::Platform => serde_json::json!({ "platform": true }),
             },
             scope: c.scope.as_str(),
             from_address: c.from_address.map(|a| a.to_string()),
@@ -130,7 +131,8 @@ impl From<SendChannel> for ChannelView {
             provider: c.provider,
             status: c.status.as_str(),
             status_cause: c.status_cause,
-            has_credential: c.credential_updated_at.is_some(),
+            // The shared pool's credential is the operator's configuration, not a stored secret.
+            has_credential: c.credential_updated_at.is_some() || c.kind == ChannelKind::SharedPool,
             credential_updated_at: c.credential_updated_at,
             last_verified_at: c.last_verified_at,
             last_used_at: c.last_used_at,
@@ -141,13 +143,20 @@ impl From<SendChannel> for ChannelView {
     }
 }
 
-/// What managing a channel with this owner takes.
-fn manage_action(caller: &TenantCaller, owner: ChannelOwner) -> Action {
-    match owner {
+/// Refuses unless the caller may create, change or delete a channel with this owner.
+fn require_manage(caller: &TenantCaller, owner: ChannelOwner) -> Result<(), ApiError> {
+    let action = match owner {
         ChannelOwner::User(u) if u == caller.actor.user_id => Action::ManageOwnMailboxChannels,
         ChannelOwner::User(_) => Action::ManageAnyMailboxChannel,
         ChannelOwner::Team(_) | ChannelOwner::Tenant => Action::ManageSharedChannels,
-    }
+        ChannelOwner::Platform => {
+            return Err(ApiError::Forbidden {
+                code: "shared_pool_is_operator_configured",
+                detail: "the shared pool is configured by the platform operator (SWITCHBOARD_SHARED_POOL_URL); a tenant admin can only allow or forbid it (PATCH /v1/tenant)".into(),
+            });
+        }
+    };
+    caller.require(action)
 }
 
 fn scope_error(v: crate::domain::channel::ScopeViolation) -> ApiError {
@@ -239,7 +248,7 @@ pub(super) async fn create_channel(
         Some(o) => o.parse()?,
         None => ChannelOwner::User(caller.actor.user_id),
     };
-    caller.require(manage_action(&caller, owner))?;
+    require_manage(&caller, owner)?;
     let smtp = smtp_settings(&body.smtp, None, preset)?;
     let password: Option<SecretString> = body.smtp.password;
     if let Some(secret) = &password {
@@ -349,15 +358,55 @@ async fn tenant_domains(
         .domains)
 }
 
+/// The shared pool as a tenant sees it: the tenant's domains, none of the relay's account.
+fn shared_pool_channel(
+    pool: &crate::transport::SharedPool,
+    tenant: &crate::domain::Tenant,
+) -> SendChannel {
+    let mut settings = pool.settings.clone();
+    settings.username = None;
+    SendChannel {
+        id: ChannelId::shared_pool(),
+        tenant_id: tenant.id,
+        name: DisplayName::parse("Shared pool").expect("a valid name"),
+        kind: ChannelKind::SharedPool,
+        owner: ChannelOwner::Platform,
+        scope: crate::domain::CredentialScope::Domain,
+        from_address: None,
+        domains: tenant.policy.domains.clone(),
+        smtp: Some(settings),
+        limits: Default::default(),
+        bcc_archive: None,
+        reply_to: None,
+        return_path: ReturnPath::No,
+        provider: None,
+        status: ChannelStatus::Active,
+        status_cause: None,
+        credential_updated_at: None,
+        last_verified_at: None,
+        last_used_at: None,
+        created_at: tenant.created_at,
+        updated_at: tenant.updated_at,
+    }
+}
+
 /// The channels the caller may see: all of them for admins and IT; for reps, their own,
-/// their team's and the tenant's.
+/// their team's and the tenant's; and the shared pool when the operator configured one and
+/// the tenant allows it.
 async fn visible(caller: &TenantCaller, state: &AppState) -> Result<Vec<SendChannel>, ApiError> {
     let (tenant, user) = (caller.actor.tenant_id, caller.actor.user_id);
     let all_visible = caller.actor.may(Action::ReadAllChannels);
+    let shared_pool = state.config.shared_pool.clone();
     Ok(state
         .store
         .run(move |conn| {
-            let all = channels::list(conn, tenant)?;
+            let mut all = channels::list(conn, tenant)?;
+            if let Some(pool) = &shared_pool {
+                let tenant = tenants::get(conn, tenant)?;
+                if tenant.policy.shared_pool_allowed {
+                    all.push(shared_pool_channel(pool, &tenant));
+                }
+            }
             if all_visible {
                 return Ok(all);
             }
@@ -367,7 +416,7 @@ async fn visible(caller: &TenantCaller, state: &AppState) -> Result<Vec<SendChan
                 .filter(|c| match c.owner {
                     ChannelOwner::User(u) => u == user,
                     ChannelOwner::Team(t) => Some(t) == team,
-                    ChannelOwner::Tenant => true,
+                    ChannelOwner::Tenant | ChannelOwner::Platform => true,
                 })
                 .collect())
         })
@@ -459,7 +508,7 @@ pub(super) async fn update_channel(
     body: web::Json<UpdateChannelRequest>,
 ) -> Result<web::Json<ChannelView>, ApiError> {
     let current = visible_one(&caller, &state, &id).await?;
-    caller.require(manage_action(&caller, current.owner))?;
+    require_manage(&caller, current.owner)?;
     let body = body.into_inner();
     if body.smtp.as_ref().is_some_and(|s| s.password.is_some()) {
         return Err(ApiError::Unprocessable {
@@ -549,7 +598,7 @@ pub(super) async fn delete_channel(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let current = visible_one(&caller, &state, &id).await?;
-    caller.require(manage_action(&caller, current.owner))?;
+    require_manage(&caller, current.owner)?;
     let (tenant, channel_id, actor) = (
         caller.actor.tenant_id,
         current.id,
@@ -664,6 +713,9 @@ pub(super) async fn replace_credential(
 ) -> Result<web::Json<ChannelView>, ApiError> {
     let channel = visible_one(&caller, &state, &id).await?;
     let own = matches!(channel.owner, ChannelOwner::User(u) if u == caller.actor.user_id);
+    if channel.owner == ChannelOwner::Platform {
+        require_manage(&caller, channel.owner)?;
+    }
     if !own {
         caller.require(Action::RotateAnyCredential)?;
     }
@@ -787,10 +839,15 @@ pub(super) async fn test_channel(
     };
     let (tenant, channel_id) = (caller.actor.tenant_id, channel.id);
     let vault = state.vault.clone();
-    let credential = state
-        .store
-        .run(move |conn| channels::credential(conn, &vault, tenant, channel_id))
-        .await?;
+    let credential = match (&state.config.shared_pool, channel.kind) {
+        (Some(pool), ChannelKind::SharedPool) => pool.credential.clone(),
+        _ => {
+            state
+                .store
+                .run(move |conn| channels::credential(conn, &vault, tenant, channel_id))
+                .await?
+        }
+    };
     let report = test_smtp(
         &smtp,
         credential.as_ref(),

@@ -301,6 +301,11 @@ pub fn insert(
             ChannelOwner::User(u) => (Some(u.to_string()), None, false),
             ChannelOwner::Team(t) => (None, Some(t.to_string()), false),
             ChannelOwner::Tenant => (None, None, true),
+            ChannelOwner::Platform => {
+                return Err(StoreError::Internal(
+                    "the shared pool is configuration, never a stored channel".into(),
+                ));
+            }
         };
         diesel::insert_into(channels::table)
             .values((

@@ -4,8 +4,10 @@
 
 pub mod classify;
 pub mod outbound;
+pub mod shared_pool;
 pub mod smtp;
 pub mod tester;
 
 pub use classify::FailureClass;
 pub use outbound::{OutboundError, OutboundPolicy};
+pub use shared_pool::SharedPool;

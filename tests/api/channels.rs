@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestTenant, expect_json, expect_problem, spawn_app};
+use crate::helpers::{TestApp, TestTenant, expect_json, expect_problem, spawn_app, spawn_app_with};
 use crate::vault::assert_nowhere_in_database;
 
 fn canary() -> String {
@@ -573,4 +573,94 @@ async fn limits_change_one_at_a_time_and_a_region_moves_the_host() {
         expect_json(res, StatusCode::OK).await["smtp"]["host"],
         "email-smtp.eu-central-1.amazonaws.com"
     );
+}
+
+#[tokio::test]
+async fn the_operators_shared_pool_is_listed_for_tenants_that_allow_it_and_no_one_changes_it() {
+    let relay = "smtp://relay-account:Canary-Relay-Pw@relay.platform.test:587?auth=login";
+    let app = spawn_app_with(&[("SWITCHBOARD_SHARED_POOL_URL", relay)]).await;
+    let acme = tenant_with_domain(&app).await;
+    let rep = app.create_user(&acme, "rep@acme.test", "rep", None).await;
+    let list = expect_json(app.get("/v1/channels", &rep.token).await, StatusCode::OK).await;
+    let text = list.to_string();
+    assert!(
+        !text.contains("Canary-Relay-Pw") && !text.contains("relay-account"),
+        "{text}"
+    );
+    let pool = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "shared_pool")
+        .expect("listed")
+        .clone();
+    assert_eq!(pool["id"], "00000000-0000-0000-0000-000000000000");
+    assert_eq!(pool["owner"], json!({"platform": true}));
+    assert_eq!(pool["domains"], json!(["acme.test"]));
+    assert_eq!(pool["smtp"]["host"], "relay.platform.test");
+    assert_eq!(pool["smtp"]["username"], Value::Null);
+    assert_eq!(pool["has_credential"], true);
+
+    let path = "/v1/channels/00000000-0000-0000-0000-000000000000";
+    expect_json(app.get(path, &rep.token).await, StatusCode::OK).await;
+    for (method, body) in [
+        (Method::PATCH, Some(json!({"name": "Mine now"}))),
+        (Method::DELETE, None),
+        (Method::PUT, Some(json!({"password": "x"}))),
+    ] {
+        let target = if method == Method::PUT {
+            format!("{path}/credentials")
+        } else {
+            path.to_owned()
+        };
+        let res = app.call(method, &target, &acme.admin_token, body).await;
+        expect_problem(
+            res,
+            StatusCode::FORBIDDEN,
+            "shared_pool_is_operator_configured",
+        )
+        .await;
+    }
+
+    // A tenant that forbids the shared pool does not see it.
+    expect_json(
+        app.patch(
+            "/v1/tenant",
+            &acme.admin_token,
+            json!({"shared_pool_allowed": false}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let list = expect_json(
+        app.get("/v1/channels", &acme.admin_token).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["kind"] != "shared_pool"),
+        "{list}"
+    );
+    expect_problem(
+        app.get(path, &acme.admin_token).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn without_a_configured_relay_there_is_no_shared_pool() {
+    let app = spawn_app().await;
+    let acme = tenant_with_domain(&app).await;
+    let list = expect_json(
+        app.get("/v1/channels", &acme.admin_token).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(list, json!([]));
 }

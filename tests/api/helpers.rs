@@ -1,7 +1,7 @@
 //! `spawn_app`: one helper every test uses, so tests read like user stories.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use actix_web::dev::ServerHandle;
 use diesel::connection::SimpleConnection;
@@ -72,124 +72,112 @@ pub fn random_secret() -> String {
     )
 }
 
-/// The environment a test service runs with.
-pub fn test_env(
-    data_dir: &Path,
-    db: &TestDatabase,
-    operator_token: &str,
-    master_keys: &str,
-) -> HashMap<String, String> {
-    let mut env = HashMap::from([
-        ("SWITCHBOARD_MASTER_KEYS".to_owned(), master_keys.to_owned()),
-        ("SWITCHBOARD_BIND".to_owned(), "127.0.0.1:0".to_owned()),
-        (
-            "SWITCHBOARD_DATA_DIR".to_owned(),
-            data_dir.display().to_string(),
-        ),
-        (
-            "SWITCHBOARD_OPERATOR_TOKEN".to_owned(),
-            operator_token.to_owned(),
-        ),
-        ("SWITCHBOARD_HTTP_WORKERS".to_owned(), "1".to_owned()),
-        ("SWITCHBOARD_DB_POOL_SIZE".to_owned(), "4".to_owned()),
-        // The test SMTP servers listen on loopback, which channels may not reach by default.
-        (
-            "SWITCHBOARD_OUTBOUND_ALLOW".to_owned(),
-            "127.0.0.0/8,::1".to_owned(),
-        ),
-    ]);
-    if let Some(url) = db.url() {
-        env.insert("SWITCHBOARD_DATABASE_URL".to_owned(), url);
-    }
-    env
+/// Everything a test service is started from, except its master keys.
+pub struct Setup {
+    /// Owns the temporary directory: dropping the setup removes it.
+    _dir: TempDir,
+    pub data_dir: PathBuf,
+    pub db: TestDatabase,
+    pub operator_token: String,
+    /// More configuration, e.g. `SWITCHBOARD_SHARED_POOL_URL`.
+    extra: Vec<(String, String)>,
 }
 
+impl Setup {
+    /// The environment the service runs with.
+    fn env(&self, master_keys: &str) -> HashMap<String, String> {
+        let mut env = HashMap::from([
+            ("SWITCHBOARD_MASTER_KEYS".to_owned(), master_keys.to_owned()),
+            ("SWITCHBOARD_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+            (
+                "SWITCHBOARD_DATA_DIR".to_owned(),
+                self.data_dir.display().to_string(),
+            ),
+            (
+                "SWITCHBOARD_OPERATOR_TOKEN".to_owned(),
+                self.operator_token.clone(),
+            ),
+            ("SWITCHBOARD_HTTP_WORKERS".to_owned(), "1".to_owned()),
+            ("SWITCHBOARD_DB_POOL_SIZE".to_owned(), "4".to_owned()),
+            // The test SMTP servers listen on loopback, which channels may not reach by default.
+            (
+                "SWITCHBOARD_OUTBOUND_ALLOW".to_owned(),
+                "127.0.0.0/8,::1".to_owned(),
+            ),
+        ]);
+        if let Some(url) = self.db.url() {
+            env.insert("SWITCHBOARD_DATABASE_URL".to_owned(), url);
+        }
+        env.extend(self.extra.iter().cloned());
+        env
+    }
+
+    fn config(&self, master_keys: &str) -> Config {
+        let env = self.env(master_keys);
+        Config::from_lookup(|name| env.get(name).cloned()).expect("test config")
+    }
+
+    /// Starts the app with these master keys; a refusal comes back with its message.
+    pub async fn start_with_keys(self, master_keys: &str) -> Result<TestApp, (String, Setup)> {
+        let app = match Application::build(self.config(master_keys)).await {
+            Ok(app) => app,
+            Err(e) => return Err((e.to_string(), self)),
+        };
+        let address = format!("http://{}", app.local_addr());
+        let handle = app.handle();
+        tokio::spawn(app.run_until_stopped());
+        Ok(TestApp {
+            address,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            master_keys: master_keys.to_owned(),
+            handle,
+            setup: self,
+        })
+    }
+}
+
+/// A running app.
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
-    pub operator_token: String,
     pub master_keys: String,
     handle: ServerHandle,
-    pub data_dir: PathBuf,
-    _dir: TempDir,
-    pub db: TestDatabase,
+    setup: Setup,
 }
 
-pub async fn spawn_app() -> TestApp {
-    let dir = TempDir::new().unwrap();
-    let data_dir = dir.path().join("data");
-    start(
-        dir,
-        data_dir,
-        TestDatabase::fresh(),
-        random_secret(),
-        master_key("k1"),
-    )
-    .await
-    .unwrap_or_else(|(e, _)| panic!("the app starts: {e}"))
-}
+impl std::ops::Deref for TestApp {
+    type Target = Setup;
 
-/// Parts of a stopped app, to start it again.
-pub struct Stopped {
-    dir: TempDir,
-    data_dir: PathBuf,
-    db: TestDatabase,
-    operator_token: String,
-}
-
-impl Stopped {
-    /// Starts the app again with these master keys; a refusal comes back with its message.
-    pub async fn start_with_keys(self, master_keys: &str) -> Result<TestApp, (String, Stopped)> {
-        start(
-            self.dir,
-            self.data_dir,
-            self.db,
-            self.operator_token,
-            master_keys.to_owned(),
-        )
-        .await
+    /// `app.db`, `app.data_dir`, `app.operator_token` read through to the setup.
+    fn deref(&self) -> &Setup {
+        &self.setup
     }
 }
 
-async fn start(
-    dir: TempDir,
-    data_dir: PathBuf,
-    db: TestDatabase,
-    operator_token: String,
-    master_keys: String,
-) -> Result<TestApp, (String, Stopped)> {
-    let env = test_env(&data_dir, &db, &operator_token, &master_keys);
-    let config = Config::from_lookup(|name| env.get(name).cloned()).expect("test config");
-    let app = match Application::build(config).await {
-        Ok(app) => app,
-        Err(e) => {
-            return Err((
-                e.to_string(),
-                Stopped {
-                    dir,
-                    data_dir,
-                    db,
-                    operator_token,
-                },
-            ));
-        }
-    };
-    let address = format!("http://{}", app.local_addr());
-    let handle = app.handle();
-    tokio::spawn(app.run_until_stopped());
-    Ok(TestApp {
-        address,
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        operator_token,
-        master_keys,
-        handle,
-        data_dir,
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// The app with more configuration, e.g. `SWITCHBOARD_SHARED_POOL_URL`.
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let dir = TempDir::new().unwrap();
+    let setup = Setup {
+        data_dir: dir.path().join("data"),
         _dir: dir,
-        db,
-    })
+        db: TestDatabase::fresh(),
+        operator_token: random_secret(),
+        extra: extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    setup
+        .start_with_keys(&master_key("k1"))
+        .await
+        .unwrap_or_else(|(e, _)| panic!("the app starts: {e}"))
 }
 
 pub struct Sibling {
@@ -225,32 +213,14 @@ impl TestApp {
     }
 
     /// Stops the server gracefully, keeping its data for a later start.
-    pub async fn stop(self) -> Stopped {
+    pub async fn stop(self) -> Setup {
         self.handle.stop(true).await;
-        let TestApp {
-            _dir,
-            data_dir,
-            db,
-            operator_token,
-            ..
-        } = self;
-        Stopped {
-            dir: _dir,
-            data_dir,
-            db,
-            operator_token,
-        }
+        self.setup
     }
 
     /// The configuration this app runs with, for tests that reach below the API.
     pub fn config(&self) -> Config {
-        let env = test_env(
-            &self.data_dir,
-            &self.db,
-            &self.operator_token,
-            &self.master_keys,
-        );
-        Config::from_lookup(|name| env.get(name).cloned()).expect("test config")
+        self.setup.config(&self.master_keys)
     }
 
     /// A second instance on the same database (as several `serve` processes would run).
