@@ -331,11 +331,10 @@ fn covered_by(domain: &Domain, tenant_domains: &[Domain]) -> bool {
     })
 }
 
-/// A send channel as stored (its secret excluded).
+/// What a channel is, as its owner configures it: everything but its identity, status and
+/// history. A new channel is created from one; a change replaces it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SendChannel {
-    pub id: super::ChannelId,
-    pub tenant_id: TenantId,
+pub struct ChannelSpec {
     pub name: super::DisplayName,
     pub kind: ChannelKind,
     pub owner: ChannelOwner,
@@ -349,6 +348,14 @@ pub struct SendChannel {
     pub return_path: ReturnPath,
     /// The preset it was created from, if any (`office365`, `sendgrid`, …).
     pub provider: Option<String>,
+}
+
+/// A send channel as stored (its secret excluded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendChannel {
+    pub id: super::ChannelId,
+    pub tenant_id: TenantId,
+    pub spec: ChannelSpec,
     pub status: ChannelStatus,
     pub status_cause: Option<String>,
     pub credential_updated_at: Option<DateTime<Utc>>,

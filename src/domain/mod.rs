@@ -13,8 +13,8 @@ pub mod tenancy;
 
 pub use audit::{AuditActor, AuditEvent};
 pub use channel::{
-    ChannelKind, ChannelLimits, ChannelOwner, ChannelStatus, CredentialScope, Hostname, ReturnPath,
-    Security, SendChannel, SmtpAuth, SmtpSettings,
+    ChannelKind, ChannelLimits, ChannelOwner, ChannelSpec, ChannelStatus, CredentialScope,
+    Hostname, ReturnPath, Security, SendChannel, SmtpAuth, SmtpSettings,
 };
 pub use email::{Domain, EmailAddress};
 pub use error::DomainError;

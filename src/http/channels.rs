@@ -18,10 +18,10 @@ use super::extract::{optional_json, path_id, present};
 use crate::domain::channel::check_scope;
 use crate::domain::providers::PRESETS;
 use crate::domain::{
-    Action, AuditActor, ChannelId, ChannelKind, ChannelOwner, ChannelStatus, DisplayName,
-    ReturnPath, SendChannel, SmtpAuth,
+    Action, AuditActor, ChannelId, ChannelKind, ChannelOwner, ChannelSpec, ChannelStatus,
+    DisplayName, ReturnPath, SendChannel, SmtpAuth,
 };
-use crate::store::channels::{self, NewChannel};
+use crate::store::channels;
 use crate::store::{StoreError, teams, tenants, users};
 use crate::transport::tester::{TestReport, test_smtp};
 
@@ -80,6 +80,7 @@ pub struct ChannelView {
 impl From<SendChannel> for ChannelView {
     fn from(c: SendChannel) -> Self {
         let warnings = c
+            .spec
             .smtp
             .as_ref()
             .map(|s| {
@@ -91,18 +92,18 @@ impl From<SendChannel> for ChannelView {
             .unwrap_or_default();
         Self {
             id: c.id,
-            name: c.name.to_string(),
-            kind: c.kind.as_str(),
-            owner: match c.owner {
+            name: c.spec.name.to_string(),
+            kind: c.spec.kind.as_str(),
+            owner: match c.spec.owner {
                 ChannelOwner::User(u) => serde_json::json!({ "user": u }),
                 ChannelOwner::Team(t) => serde_json::json!({ "team": t }),
                 ChannelOwner::Tenant => serde_json::json!({ "tenant": true }),
                 ChannelOwner::Platform => serde_json::json!({ "platform": true }),
             },
-            scope: c.scope.as_str(),
-            from_address: c.from_address.map(|a| a.to_string()),
-            domains: c.domains.iter().map(ToString::to_string).collect(),
-            smtp: c.smtp.map(|s| SmtpView {
+            scope: c.spec.scope.as_str(),
+            from_address: c.spec.from_address.map(|a| a.to_string()),
+            domains: c.spec.domains.iter().map(ToString::to_string).collect(),
+            smtp: c.spec.smtp.map(|s| SmtpView {
                 host: s.host.to_string(),
                 port: s.port,
                 security: s.security.as_str(),
@@ -115,24 +116,25 @@ impl From<SendChannel> for ChannelView {
                 pool_size: s.pool_size,
             }),
             limits: serde_json::json!({
-                "per_minute": c.limits.per_minute,
-                "per_day_recipients": c.limits.per_day_recipients,
-                "recipients_per_message": c.limits.recipients_per_message,
+                "per_minute": c.spec.limits.per_minute,
+                "per_day_recipients": c.spec.limits.per_day_recipients,
+                "recipients_per_message": c.spec.limits.recipients_per_message,
             }),
-            bcc_archive: c.bcc_archive.map(|a| a.to_string()),
-            reply_to: c.reply_to.map(|a| a.to_string()),
-            return_path: match c.return_path {
+            bcc_archive: c.spec.bcc_archive.map(|a| a.to_string()),
+            reply_to: c.spec.reply_to.map(|a| a.to_string()),
+            return_path: match c.spec.return_path {
                 ReturnPath::No => serde_json::json!({ "mode": "no" }),
                 ReturnPath::Yes => serde_json::json!({ "mode": "yes" }),
                 ReturnPath::Specified(a) => {
                     serde_json::json!({ "mode": "specified", "address": a.to_string() })
                 }
             },
-            provider: c.provider,
+            provider: c.spec.provider,
             status: c.status.as_str(),
             status_cause: c.status_cause,
             // The shared pool's credential is the operator's configuration, not a stored secret.
-            has_credential: c.credential_updated_at.is_some() || c.kind == ChannelKind::SharedPool,
+            has_credential: c.credential_updated_at.is_some()
+                || c.spec.kind == ChannelKind::SharedPool,
             credential_updated_at: c.credential_updated_at,
             last_verified_at: c.last_verified_at,
             last_used_at: c.last_used_at,
@@ -260,7 +262,7 @@ pub(super) async fn create_channel(
             reason: format!("auth `{}` needs a password or API key", smtp.auth),
         });
     }
-    let channel = NewChannel {
+    let channel = ChannelSpec {
         name: DisplayName::parse(&body.name).map_err(|e| ApiError::invalid("name", e))?,
         kind,
         owner,
@@ -335,7 +337,7 @@ pub(super) async fn create_channel(
             Ok(created)
         })
         .await?;
-    tracing::info!(channel_id = %created.id, kind = %created.kind, scope = %created.scope, "channel created");
+    tracing::info!(channel_id = %created.id, kind = %created.spec.kind, scope = %created.spec.scope, "channel created");
     Ok(HttpResponse::Created().json(ChannelView::from(created)))
 }
 
@@ -368,18 +370,20 @@ fn shared_pool_channel(
     SendChannel {
         id: ChannelId::shared_pool(),
         tenant_id: tenant.id,
-        name: DisplayName::parse("Shared pool").expect("a valid name"),
-        kind: ChannelKind::SharedPool,
-        owner: ChannelOwner::Platform,
-        scope: crate::domain::CredentialScope::Domain,
-        from_address: None,
-        domains: tenant.policy.domains.clone(),
-        smtp: Some(settings),
-        limits: Default::default(),
-        bcc_archive: None,
-        reply_to: None,
-        return_path: ReturnPath::No,
-        provider: None,
+        spec: ChannelSpec {
+            name: DisplayName::parse("Shared pool").expect("a valid name"),
+            kind: ChannelKind::SharedPool,
+            owner: ChannelOwner::Platform,
+            scope: crate::domain::CredentialScope::Domain,
+            from_address: None,
+            domains: tenant.policy.domains.clone(),
+            smtp: Some(settings),
+            limits: Default::default(),
+            bcc_archive: None,
+            reply_to: None,
+            return_path: ReturnPath::No,
+            provider: None,
+        },
         status: ChannelStatus::Active,
         status_cause: None,
         credential_updated_at: None,
@@ -413,7 +417,7 @@ async fn visible(caller: &TenantCaller, state: &AppState) -> Result<Vec<SendChan
             let team = users::get(conn, tenant, user)?.team_id;
             Ok(all
                 .into_iter()
-                .filter(|c| match c.owner {
+                .filter(|c| match c.spec.owner {
                     ChannelOwner::User(u) => u == user,
                     ChannelOwner::Team(t) => Some(t) == team,
                     ChannelOwner::Tenant | ChannelOwner::Platform => true,
@@ -508,7 +512,7 @@ pub(super) async fn update_channel(
     body: web::Json<UpdateChannelRequest>,
 ) -> Result<web::Json<ChannelView>, ApiError> {
     let current = visible_one(&caller, &state, &id).await?;
-    require_manage(&caller, current.owner)?;
+    require_manage(&caller, current.spec.owner)?;
     let body = body.into_inner();
     if body.smtp.as_ref().is_some_and(|s| s.password.is_some()) {
         return Err(ApiError::Unprocessable {
@@ -516,7 +520,7 @@ pub(super) async fn update_channel(
             detail: "change the password with PUT /v1/channels/{id}/credentials: it is verified before it replaces the working one".into(),
         });
     }
-    let mut next = NewChannel::from(&current);
+    let mut next = current.spec.clone();
     if let Some(name) = &body.name {
         next.name = DisplayName::parse(name).map_err(|e| ApiError::invalid("name", e))?;
     }
@@ -528,13 +532,14 @@ pub(super) async fn update_channel(
     }
     if let Some(smtp) = &body.smtp {
         let preset = current
+            .spec
             .provider
             .as_deref()
             .and_then(crate::domain::providers::preset);
-        next.smtp = Some(smtp_settings(smtp, current.smtp.as_ref(), preset)?);
+        next.smtp = Some(smtp_settings(smtp, current.spec.smtp.as_ref(), preset)?);
     }
     if let Some(limits) = body.limits {
-        next.limits = limits.apply(current.limits)?;
+        next.limits = limits.apply(current.spec.limits)?;
     }
     if let Some(bcc) = &body.bcc_archive {
         next.bcc_archive = parse_address("bcc_archive", bcc.as_deref())?;
@@ -598,7 +603,7 @@ pub(super) async fn delete_channel(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let current = visible_one(&caller, &state, &id).await?;
-    require_manage(&caller, current.owner)?;
+    require_manage(&caller, current.spec.owner)?;
     let (tenant, channel_id, actor) = (
         caller.actor.tenant_id,
         current.id,
@@ -712,9 +717,9 @@ pub(super) async fn replace_credential(
     body: web::Json<CredentialRequest>,
 ) -> Result<web::Json<ChannelView>, ApiError> {
     let channel = visible_one(&caller, &state, &id).await?;
-    let own = matches!(channel.owner, ChannelOwner::User(u) if u == caller.actor.user_id);
-    if channel.owner == ChannelOwner::Platform {
-        require_manage(&caller, channel.owner)?;
+    let own = matches!(channel.spec.owner, ChannelOwner::User(u) if u == caller.actor.user_id);
+    if channel.spec.owner == ChannelOwner::Platform {
+        require_manage(&caller, channel.spec.owner)?;
     }
     if !own {
         caller.require(Action::RotateAnyCredential)?;
@@ -729,7 +734,7 @@ pub(super) async fn replace_credential(
             });
         }
     };
-    let Some(mut smtp) = channel.smtp.clone() else {
+    let Some(mut smtp) = channel.spec.smtp.clone() else {
         return Err(ApiError::Unprocessable {
             code: "not_testable",
             detail: "this channel has no password (Gmail channels reconnect instead)".into(),
@@ -751,7 +756,7 @@ pub(super) async fn replace_credential(
     let report = test_smtp(
         &smtp,
         Some(&credential),
-        channel.provider.as_deref(),
+        channel.spec.provider.as_deref(),
         &state.config.outbound,
         None,
     )
@@ -799,12 +804,12 @@ pub(super) async fn test_channel(
     body: web::Bytes,
 ) -> Result<web::Json<TestResultView>, ApiError> {
     let channel = visible_one(&caller, &state, &id).await?;
-    let own = matches!(channel.owner, ChannelOwner::User(u) if u == caller.actor.user_id);
+    let own = matches!(channel.spec.owner, ChannelOwner::User(u) if u == caller.actor.user_id);
     if !own {
         caller.require(Action::TestAnyChannel)?;
     }
     let request: TestChannelRequest = optional_json(&body)?;
-    let Some(smtp) = channel.smtp.clone() else {
+    let Some(smtp) = channel.spec.smtp.clone() else {
         return Err(ApiError::Unprocessable {
             code: "not_testable",
             detail: "only SMTP channels can be tested this way".into(),
@@ -814,11 +819,11 @@ pub(super) async fn test_channel(
         None => None,
         Some(to) => {
             let from = match (
-                &channel.from_address,
+                &channel.spec.from_address,
                 parse_address("from", request.from.as_deref())?,
             ) {
                 (Some(own), _) => own.clone(),
-                (None, Some(from)) if channel.domains.contains(from.domain()) => from,
+                (None, Some(from)) if channel.spec.domains.contains(from.domain()) => from,
                 (None, Some(_)) => {
                     return Err(ApiError::InvalidField {
                         field: "from",
@@ -826,10 +831,14 @@ pub(super) async fn test_channel(
                     });
                 }
                 (None, None) => {
-                    let domain = channel.domains.first().ok_or(ApiError::Unprocessable {
-                        code: "no_from",
-                        detail: "give `from`".into(),
-                    })?;
+                    let domain = channel
+                        .spec
+                        .domains
+                        .first()
+                        .ok_or(ApiError::Unprocessable {
+                            code: "no_from",
+                            detail: "give `from`".into(),
+                        })?;
                     crate::domain::EmailAddress::parse(&format!("no-reply@{domain}"))
                         .map_err(|e| ApiError::invalid("from", e))?
                 }
@@ -839,7 +848,7 @@ pub(super) async fn test_channel(
     };
     let (tenant, channel_id) = (caller.actor.tenant_id, channel.id);
     let vault = state.vault.clone();
-    let credential = match (&state.config.shared_pool, channel.kind) {
+    let credential = match (&state.config.shared_pool, channel.spec.kind) {
         (Some(pool), ChannelKind::SharedPool) => pool.credential.clone(),
         _ => {
             state
@@ -851,7 +860,7 @@ pub(super) async fn test_channel(
     let report = test_smtp(
         &smtp,
         credential.as_ref(),
-        channel.provider.as_deref(),
+        channel.spec.provider.as_deref(),
         &state.config.outbound,
         send,
     )

@@ -11,9 +11,8 @@ use super::schema::{channel_domains, channels};
 use super::time::{from_micros, now_micros};
 use super::{DbConnection, StoreError, audit, secrets};
 use crate::domain::{
-    AuditActor, AuditEvent, ChannelId, ChannelKind, ChannelLimits, ChannelOwner, ChannelStatus,
-    CredentialScope, DisplayName, Domain, EmailAddress, Hostname, ReturnPath, SendChannel,
-    SmtpSettings, TenantId,
+    AuditActor, AuditEvent, ChannelId, ChannelLimits, ChannelOwner, ChannelSpec, ChannelStatus,
+    DisplayName, Domain, EmailAddress, Hostname, ReturnPath, SendChannel, SmtpSettings, TenantId,
 };
 use crate::vault::Vault;
 
@@ -64,7 +63,7 @@ fn corrupt<E: std::fmt::Display>(e: E) -> StoreError {
 }
 
 impl StoredSettings {
-    fn from_channel(c: &NewChannel) -> Self {
+    fn from_channel(c: &ChannelSpec) -> Self {
         Self {
             smtp: c.smtp.as_ref().map(|s| StoredSmtp {
                 host: s.host.to_string(),
@@ -155,9 +154,7 @@ impl ChannelRow {
             .map(|d| Domain::parse(d).map_err(corrupt))
             .collect::<Result<Vec<_>, _>>()?;
         domains.sort();
-        Ok(SendChannel {
-            id: self.id.parse().map_err(corrupt)?,
-            tenant_id: self.tenant_id.parse().map_err(corrupt)?,
+        let spec = ChannelSpec {
             name: DisplayName::parse(&self.name).map_err(corrupt)?,
             kind: self.kind.parse().map_err(corrupt)?,
             owner,
@@ -180,6 +177,11 @@ impl ChannelRow {
                 }
             },
             provider: self.provider,
+        };
+        Ok(SendChannel {
+            id: self.id.parse().map_err(corrupt)?,
+            tenant_id: self.tenant_id.parse().map_err(corrupt)?,
+            spec,
             status: self.status.parse().map_err(corrupt)?,
             status_cause: self.status_cause,
             credential_updated_at: self.credential_updated_at.map(from_micros).transpose()?,
@@ -191,41 +193,25 @@ impl ChannelRow {
     }
 }
 
-/// Everything a channel is made of, as validated by the caller (the HTTP layer has already
-/// applied the scope rules of `domain::channel::check_scope`).
-#[derive(Debug, Clone)]
-pub struct NewChannel {
-    pub name: DisplayName,
-    pub kind: ChannelKind,
-    pub owner: ChannelOwner,
-    pub scope: CredentialScope,
-    pub from_address: Option<EmailAddress>,
-    pub domains: Vec<Domain>,
-    pub smtp: Option<SmtpSettings>,
-    pub limits: ChannelLimits,
-    pub bcc_archive: Option<EmailAddress>,
-    pub reply_to: Option<EmailAddress>,
-    pub return_path: ReturnPath,
-    pub provider: Option<String>,
-}
-
-impl From<&SendChannel> for NewChannel {
-    fn from(c: &SendChannel) -> Self {
-        Self {
-            name: c.name.clone(),
-            kind: c.kind,
-            owner: c.owner,
-            scope: c.scope,
-            from_address: c.from_address.clone(),
-            domains: c.domains.clone(),
-            smtp: c.smtp.clone(),
-            limits: c.limits,
-            bcc_archive: c.bcc_archive.clone(),
-            reply_to: c.reply_to.clone(),
-            return_path: c.return_path.clone(),
-            provider: c.provider.clone(),
-        }
-    }
+/// Records an event about one channel in the tenant's audit trail.
+fn record(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    id: ChannelId,
+    actor: AuditActor,
+    action: &'static str,
+    detail: serde_json::Value,
+) -> Result<(), StoreError> {
+    audit::record(
+        conn,
+        &AuditEvent {
+            tenant: Some(tenant),
+            actor,
+            action,
+            target: Some(id.to_string()),
+            detail,
+        },
+    )
 }
 
 /// A mailbox belongs to one person: another user of the tenant may not hold a channel for
@@ -233,7 +219,7 @@ impl From<&SendChannel> for NewChannel {
 fn check_mailbox_owner(
     conn: &mut DbConnection,
     tenant: TenantId,
-    channel: &NewChannel,
+    channel: &ChannelSpec,
     except: Option<ChannelId>,
 ) -> Result<(), StoreError> {
     let (ChannelOwner::User(owner), Some(from)) = (channel.owner, &channel.from_address) else {
@@ -279,7 +265,7 @@ fn write_domains(
     Ok(())
 }
 
-fn settings_json(channel: &NewChannel) -> Result<String, StoreError> {
+fn settings_json(channel: &ChannelSpec) -> Result<String, StoreError> {
     serde_json::to_string(&StoredSettings::from_channel(channel))
         .map_err(|e| StoreError::Internal(e.to_string()))
 }
@@ -289,7 +275,7 @@ pub fn insert(
     conn: &mut DbConnection,
     vault: &Vault,
     tenant: TenantId,
-    channel: &NewChannel,
+    channel: &ChannelSpec,
     credential: Option<&SecretString>,
     actor: AuditActor,
 ) -> Result<SendChannel, StoreError> {
@@ -331,19 +317,17 @@ pub fn insert(
         if let Some(secret) = credential {
             secrets::put(conn, vault, tenant, &id.to_string(), PASSWORD_FIELD, secret)?;
         }
-        audit::record(
+        record(
             conn,
-            &AuditEvent {
-                tenant: Some(tenant),
-                actor,
-                action: "channel.created",
-                target: Some(id.to_string()),
-                detail: serde_json::json!({
-                    "kind": channel.kind.as_str(),
-                    "scope": channel.scope.as_str(),
-                    "has_credential": credential.is_some(),
-                }),
-            },
+            tenant,
+            id,
+            actor,
+            "channel.created",
+            serde_json::json!({
+                "kind": channel.kind.as_str(),
+                "scope": channel.scope.as_str(),
+                "has_credential": credential.is_some(),
+            }),
         )?;
         get(conn, tenant, id)
     })
@@ -401,7 +385,7 @@ pub fn update(
     conn: &mut DbConnection,
     tenant: TenantId,
     id: ChannelId,
-    channel: &NewChannel,
+    channel: &ChannelSpec,
     status: ChannelStatus,
     status_cause: Option<&str>,
     actor: AuditActor,
@@ -426,15 +410,13 @@ pub fn update(
             return Err(StoreError::NotFound);
         }
         write_domains(conn, tenant, id, &channel.domains)?;
-        audit::record(
+        record(
             conn,
-            &AuditEvent {
-                tenant: Some(tenant),
-                actor,
-                action: "channel.updated",
-                target: Some(id.to_string()),
-                detail: serde_json::json!({ "status": status.as_str() }),
-            },
+            tenant,
+            id,
+            actor,
+            "channel.updated",
+            serde_json::json!({ "status": status.as_str() }),
         )?;
         get(conn, tenant, id)
     })
@@ -458,15 +440,13 @@ pub fn delete(
             return Err(StoreError::NotFound);
         }
         secrets::delete_owner(conn, tenant, &id.to_string())?;
-        audit::record(
+        record(
             conn,
-            &AuditEvent {
-                tenant: Some(tenant),
-                actor,
-                action: "channel.deleted",
-                target: Some(id.to_string()),
-                detail: serde_json::json!({}),
-            },
+            tenant,
+            id,
+            actor,
+            "channel.deleted",
+            serde_json::json!({}),
         )
     })
 }
@@ -500,16 +480,7 @@ pub fn record_test(
             .set(channels::last_verified_at.eq(now_micros()))
             .execute(conn)?;
         }
-        audit::record(
-            conn,
-            &AuditEvent {
-                tenant: Some(tenant),
-                actor,
-                action: "channel.tested",
-                target: Some(id.to_string()),
-                detail,
-            },
-        )
+        record(conn, tenant, id, actor, "channel.tested", detail)
     })
 }
 
@@ -541,7 +512,7 @@ pub fn replace_credential(
     conn.transaction(|conn| {
         let current = get(conn, tenant, id)?;
         if let Some(username) = username {
-            let mut settings = NewChannel::from(&current);
+            let mut settings = current.spec.clone();
             if let Some(smtp) = settings.smtp.as_mut() {
                 smtp.username = Some(username.to_owned());
             }
@@ -585,19 +556,17 @@ pub fn replace_credential(
             channels::updated_at.eq(now),
         ))
         .execute(conn)?;
-        audit::record(
+        record(
             conn,
-            &AuditEvent {
-                tenant: Some(tenant),
-                actor,
-                action: "credential.rotated",
-                target: Some(id.to_string()),
-                detail: serde_json::json!({
-                    "verified": verified,
-                    "reactivated": reactivate,
-                    "username_changed": username.is_some(),
-                }),
-            },
+            tenant,
+            id,
+            actor,
+            "credential.rotated",
+            serde_json::json!({
+                "verified": verified,
+                "reactivated": reactivate,
+                "username_changed": username.is_some(),
+            }),
         )?;
         get(conn, tenant, id)
     })

@@ -79,6 +79,8 @@ async fn the_openapi_document_describes_the_whole_tenancy_contract() {
         ("/v1/channels", &["get", "post"]),
         ("/v1/channels/{id}", &["get", "patch", "delete"]),
         ("/v1/providers", &["get"]),
+        ("/v1/channels/{id}/test", &["post"]),
+        ("/v1/channels/{id}/credentials", &["put"]),
     ] {
         let item = paths
             .get(path)
