@@ -4,6 +4,7 @@
 
 pub mod classify;
 pub mod outbound;
+pub mod pool;
 pub mod shared_pool;
 pub mod smtp;
 pub mod tester;

@@ -305,6 +305,12 @@ pub async fn open_session(
     }
 }
 
+/// Ends a session that failed. lettre's `abort` sends QUIT and waits for the reply, which a
+/// server that went silent never sends; one second is all the courtesy it gets.
+pub async fn discard(mut session: AsyncSmtpConnection) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), session.abort()).await;
+}
+
 fn describe_tls(e: &lettre::transport::smtp::Error) -> String {
     super::classify::describe(e).1
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::classify::{FailureClass, classify, describe, smtp_auth_disabled};
 use super::outbound::OutboundPolicy;
-use super::smtp::{OpenError, connect, open_session, within};
+use super::smtp::{OpenError, connect, discard, open_session, within};
 use crate::domain::{EmailAddress, Security, SmtpAuth, SmtpSettings};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -276,7 +276,7 @@ pub async fn test_smtp(
                     _ => "the login exchange failed; the server's reply says why".into(),
                 };
                 stages.push(failed("auth", code, text, hint));
-                conn.abort().await;
+                discard(conn).await;
                 return finish(stages, Some(class));
             }
             Err(other) => {
@@ -300,7 +300,7 @@ pub async fn test_smtp(
                     text,
                     "the server refused the test message; its reply says why (a relay may only accept verified sender domains)".into(),
                 ));
-                conn.abort().await;
+                discard(conn).await;
                 return finish(stages, Some(class));
             }
         }

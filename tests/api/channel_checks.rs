@@ -583,3 +583,25 @@ async fn a_retired_basic_auth_reply_is_an_auth_failure_with_its_own_hint() {
     let result = run_test(&w, &id, json!({})).await;
     assert_eq!(result["classification"], "temporary", "{result}");
 }
+
+#[tokio::test]
+async fn a_server_that_goes_silent_after_the_message_does_not_hang_the_test() {
+    let w = world().await;
+    let smtp = server(TlsMode::StartTls, CertMode::TestCa, "pw").await;
+    let id = create(
+        &w,
+        mailbox(&smtp, "starttls", "pw", json!({"command_timeout_secs": 1})),
+    )
+    .await;
+    smtp.set_fault(Some(Fault::SilentAfter { command: "DATA" }));
+    let started = std::time::Instant::now();
+    let result = run_test(&w, &id, json!({"send_to": "lead@example.com"})).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the test hung: {:?}",
+        started.elapsed()
+    );
+    let send = last_failed(&result);
+    assert_eq!(send["stage"], "send", "{result}");
+    assert_eq!(result["classification"], "network");
+}

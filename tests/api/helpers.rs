@@ -130,6 +130,8 @@ impl Setup {
             address,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                // A request that hangs fails its test instead of stalling the suite.
+                .timeout(std::time::Duration::from_secs(60))
                 .build()
                 .unwrap(),
             master_keys: master_keys.to_owned(),

@@ -12,6 +12,7 @@ mod interop;
 mod isolation;
 mod restart;
 mod roles;
+mod smtp_pool;
 #[path = "../support/smtp_server.rs"]
 mod smtp_server;
 mod tenants;
