@@ -605,3 +605,19 @@ async fn a_server_that_goes_silent_after_the_message_does_not_hang_the_test() {
     assert_eq!(send["stage"], "send", "{result}");
     assert_eq!(result["classification"], "network");
 }
+
+#[tokio::test]
+async fn a_rejected_gmail_password_points_to_app_passwords() {
+    let w = world().await;
+    let smtp = server(TlsMode::StartTls, CertMode::TestCa, "app-password").await;
+    let mut body = mailbox(&smtp, "starttls", "my-normal-password", json!({}));
+    body["preset"] = json!("gmail");
+    let id = create(&w, body).await;
+    let result = run_test(&w, &id, json!({})).await;
+    let auth = last_failed(&result);
+    assert_eq!(auth["code"], 535);
+    assert!(
+        auth["hint"].as_str().unwrap().contains("app password"),
+        "{auth}"
+    );
+}
