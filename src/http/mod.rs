@@ -2,7 +2,6 @@
 //! document. May import every other module of ours.
 
 pub mod auth;
-mod channel_input;
 mod channels;
 pub mod error;
 mod extract;

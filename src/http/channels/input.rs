@@ -5,13 +5,13 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::error::ApiError;
-use super::extract::present;
 use crate::domain::providers::{self, ProviderPreset};
 use crate::domain::{
     ChannelLimits, ChannelOwner, CredentialScope, Domain, EmailAddress, Hostname, ReturnPath,
     Security, SmtpAuth, SmtpSettings, TeamId, UserId,
 };
+use crate::http::error::ApiError;
+use crate::http::extract::present;
 
 /// `{"user": id}`, `{"team": id}` or `{"tenant": true}`.
 #[derive(Debug, Deserialize, ToSchema)]

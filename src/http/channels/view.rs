@@ -1,0 +1,127 @@
+//! How a channel looks in responses: never its secret, always its warnings.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::{ChannelId, ChannelKind, ChannelOwner, ReturnPath, SendChannel};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(in crate::http) struct Warning {
+    code: &'static str,
+    message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(in crate::http) struct SmtpView {
+    host: String,
+    port: u16,
+    security: &'static str,
+    auth: &'static str,
+    username: Option<String>,
+    accept_invalid_certs: bool,
+    ca_pem: Option<String>,
+    connect_timeout_secs: u32,
+    command_timeout_secs: u32,
+    pool_size: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(in crate::http) struct ChannelView {
+    #[schema(value_type = String, format = Uuid)]
+    id: ChannelId,
+    name: String,
+    kind: &'static str,
+    /// `{"user": id}`, `{"team": id}` or `{"tenant": true}`.
+    #[schema(value_type = Object)]
+    owner: serde_json::Value,
+    scope: &'static str,
+    from_address: Option<String>,
+    domains: Vec<String>,
+    smtp: Option<SmtpView>,
+    #[schema(value_type = Object)]
+    limits: serde_json::Value,
+    bcc_archive: Option<String>,
+    reply_to: Option<String>,
+    #[schema(value_type = Object)]
+    return_path: serde_json::Value,
+    provider: Option<String>,
+    status: &'static str,
+    status_cause: Option<String>,
+    /// Whether a password or API key is stored; the secret itself is never returned.
+    has_credential: bool,
+    credential_updated_at: Option<DateTime<Utc>>,
+    last_verified_at: Option<DateTime<Utc>>,
+    last_used_at: Option<DateTime<Utc>>,
+    warnings: Vec<Warning>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<SendChannel> for ChannelView {
+    fn from(c: SendChannel) -> Self {
+        let warnings = c
+            .spec
+            .smtp
+            .as_ref()
+            .map(|s| {
+                s.warnings()
+                    .into_iter()
+                    .map(|(code, message)| Warning { code, message })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            id: c.id,
+            name: c.spec.name.to_string(),
+            kind: c.spec.kind.as_str(),
+            owner: match c.spec.owner {
+                ChannelOwner::User(u) => serde_json::json!({ "user": u }),
+                ChannelOwner::Team(t) => serde_json::json!({ "team": t }),
+                ChannelOwner::Tenant => serde_json::json!({ "tenant": true }),
+                ChannelOwner::Platform => serde_json::json!({ "platform": true }),
+            },
+            scope: c.spec.scope.as_str(),
+            from_address: c.spec.from_address.map(|a| a.to_string()),
+            domains: c.spec.domains.iter().map(ToString::to_string).collect(),
+            smtp: c.spec.smtp.map(|s| SmtpView {
+                host: s.host.to_string(),
+                port: s.port,
+                security: s.security.as_str(),
+                auth: s.auth.as_str(),
+                username: s.username,
+                accept_invalid_certs: s.accept_invalid_certs,
+                ca_pem: s.ca_pem,
+                connect_timeout_secs: s.connect_timeout_secs,
+                command_timeout_secs: s.command_timeout_secs,
+                pool_size: s.pool_size,
+            }),
+            limits: serde_json::json!({
+                "per_minute": c.spec.limits.per_minute,
+                "per_day_recipients": c.spec.limits.per_day_recipients,
+                "recipients_per_message": c.spec.limits.recipients_per_message,
+            }),
+            bcc_archive: c.spec.bcc_archive.map(|a| a.to_string()),
+            reply_to: c.spec.reply_to.map(|a| a.to_string()),
+            return_path: match c.spec.return_path {
+                ReturnPath::No => serde_json::json!({ "mode": "no" }),
+                ReturnPath::Yes => serde_json::json!({ "mode": "yes" }),
+                ReturnPath::Specified(a) => {
+                    serde_json::json!({ "mode": "specified", "address": a.to_string() })
+                }
+            },
+            provider: c.spec.provider,
+            status: c.status.as_str(),
+            status_cause: c.status_cause,
+            // The shared pool's credential is the operator's configuration, not a stored secret.
+            has_credential: c.credential_updated_at.is_some()
+                || c.spec.kind == ChannelKind::SharedPool,
+            credential_updated_at: c.credential_updated_at,
+            last_verified_at: c.last_verified_at,
+            last_used_at: c.last_used_at,
+            warnings,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
