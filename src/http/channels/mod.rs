@@ -27,8 +27,9 @@ use super::extract::{path_id, present};
 use crate::domain::channel::check_scope;
 use crate::domain::{
     Action, AuditActor, ChannelId, ChannelKind, ChannelOwner, ChannelSpec, ChannelStatus,
-    DisplayName, ReturnPath, SendChannel, SmtpAuth,
+    DisplayName, ReturnPath, SendChannel, SmtpAuth, TenantId, UserId,
 };
+use crate::store::DbConnection;
 use crate::store::channels;
 use crate::store::{StoreError, teams, tenants, users};
 use crate::transport::tester::test_smtp;
@@ -283,35 +284,74 @@ fn shared_pool_channel(
     }
 }
 
-/// The channels the caller may see: all of them for admins and IT; for reps, their own,
-/// their team's and the tenant's; and the shared pool when the operator configured one and
-/// the tenant allows it.
+/// Who is looking at channels: admins and IT see all of them; reps their own, their team's,
+/// the tenant's and the shared pool.
+struct Viewer {
+    tenant: TenantId,
+    user: UserId,
+    sees_all: bool,
+}
+
+impl Viewer {
+    fn of(caller: &TenantCaller) -> Self {
+        Self {
+            tenant: caller.actor.tenant_id,
+            user: caller.actor.user_id,
+            sees_all: caller.actor.may(Action::ReadAllChannels),
+        }
+    }
+
+    /// Keeps the channels this viewer may see (reads the viewer's team only when needed).
+    fn keep_visible(
+        &self,
+        conn: &mut DbConnection,
+        channels: Vec<SendChannel>,
+    ) -> Result<Vec<SendChannel>, StoreError> {
+        if self.sees_all {
+            return Ok(channels);
+        }
+        let team = users::get(conn, self.tenant, self.user)?.team_id;
+        Ok(channels
+            .into_iter()
+            .filter(|c| match c.spec.owner {
+                ChannelOwner::User(u) => u == self.user,
+                ChannelOwner::Team(t) => Some(t) == team,
+                ChannelOwner::Tenant | ChannelOwner::Platform => true,
+            })
+            .collect())
+    }
+}
+
+/// The shared pool, when the operator configured one and the tenant allows it.
+fn allowed_shared_pool(
+    conn: &mut DbConnection,
+    pool: Option<&crate::transport::SharedPool>,
+    tenant: TenantId,
+) -> Result<Option<SendChannel>, StoreError> {
+    let Some(pool) = pool else {
+        return Ok(None);
+    };
+    let tenant = tenants::get(conn, tenant)?;
+    Ok(tenant
+        .policy
+        .shared_pool_allowed
+        .then(|| shared_pool_channel(pool, &tenant)))
+}
+
+/// The channels the caller may see.
 async fn visible(caller: &TenantCaller, state: &AppState) -> Result<Vec<SendChannel>, ApiError> {
-    let (tenant, user) = (caller.actor.tenant_id, caller.actor.user_id);
-    let all_visible = caller.actor.may(Action::ReadAllChannels);
+    let viewer = Viewer::of(caller);
     let shared_pool = state.config.shared_pool.clone();
     Ok(state
         .store
         .run(move |conn| {
-            let mut all = channels::list(conn, tenant)?;
-            if let Some(pool) = &shared_pool {
-                let tenant = tenants::get(conn, tenant)?;
-                if tenant.policy.shared_pool_allowed {
-                    all.push(shared_pool_channel(pool, &tenant));
-                }
-            }
-            if all_visible {
-                return Ok(all);
-            }
-            let team = users::get(conn, tenant, user)?.team_id;
-            Ok(all
-                .into_iter()
-                .filter(|c| match c.spec.owner {
-                    ChannelOwner::User(u) => u == user,
-                    ChannelOwner::Team(t) => Some(t) == team,
-                    ChannelOwner::Tenant | ChannelOwner::Platform => true,
-                })
-                .collect())
+            let mut all = channels::list(conn, viewer.tenant)?;
+            all.extend(allowed_shared_pool(
+                conn,
+                shared_pool.as_ref(),
+                viewer.tenant,
+            )?);
+            viewer.keep_visible(conn, all)
         })
         .await?)
 }
@@ -337,10 +377,26 @@ async fn visible_one(
     raw: &str,
 ) -> Result<SendChannel, ApiError> {
     let id: ChannelId = path_id(raw, "channel")?;
-    visible(caller, state)
-        .await?
+    let viewer = Viewer::of(caller);
+    let shared_pool = state.config.shared_pool.clone();
+    let found = state
+        .store
+        .run(move |conn| {
+            let candidate = if id == ChannelId::shared_pool() {
+                allowed_shared_pool(conn, shared_pool.as_ref(), viewer.tenant)?
+            } else {
+                match channels::get(conn, viewer.tenant, id) {
+                    Ok(channel) => Some(channel),
+                    Err(StoreError::NotFound) => None,
+                    Err(e) => return Err(e),
+                }
+            };
+            viewer.keep_visible(conn, candidate.into_iter().collect())
+        })
+        .await?;
+    found
         .into_iter()
-        .find(|c| c.id == id)
+        .next()
         .ok_or(ApiError::NotFound { what: "channel" })
 }
 
