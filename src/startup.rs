@@ -43,7 +43,6 @@ pub enum StartupError {
 pub struct Application {
     server: Server,
     local_addr: SocketAddr,
-    store: Store,
 }
 
 /// Opens the database (creating the data directory for SQLite) and applies pending
@@ -107,7 +106,7 @@ impl Application {
             source,
         })?;
         let state = web::Data::new(AppState {
-            store: store.clone(),
+            store,
             vault,
             configured_operator_token: config
                 .operator_token
@@ -128,19 +127,11 @@ impl Application {
             database = %config.database,
             "listening"
         );
-        Ok(Self {
-            server,
-            local_addr,
-            store,
-        })
+        Ok(Self { server, local_addr })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     /// A handle to stop the server gracefully (in-flight requests finish).

@@ -10,21 +10,20 @@ use actix_web::{FromRequest, HttpRequest, web};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::domain::{Action, Actor, TokenId};
+use crate::domain::{Action, Actor};
 use crate::store::{operator, tokens};
 use crate::vault::TokenHash;
 use crate::vault::token::MAX_PRESENTED_LEN;
 
 enum Authenticated {
     Operator,
-    Tenant { actor: Actor, token: TokenId },
+    Tenant(Actor),
 }
 
 /// A caller holding a tenant token.
 #[derive(Debug, Clone)]
 pub struct TenantCaller {
     pub actor: Actor,
-    pub token_id: TokenId,
 }
 
 impl TenantCaller {
@@ -83,14 +82,14 @@ async fn authenticate(req: HttpRequest) -> Result<Authenticated, ApiError> {
     let found = state
         .store
         .run(move |conn| {
-            if let Some((token, actor)) = tokens::authenticate(conn, hash)? {
-                return Ok(Some(Authenticated::Tenant { actor, token }));
+            if let Some(actor) = tokens::authenticate(conn, hash)? {
+                return Ok(Some(Authenticated::Tenant(actor)));
             }
             Ok(operator::authenticate(conn, hash)?.then_some(Authenticated::Operator))
         })
         .await?;
     let found = found.ok_or(ApiError::InvalidToken)?;
-    if let Authenticated::Tenant { actor, .. } = &found {
+    if let Authenticated::Tenant(actor) = &found {
         let span = tracing::Span::current();
         span.record("tenant_id", tracing::field::display(actor.tenant_id));
         span.record("user_id", tracing::field::display(actor.user_id));
@@ -108,10 +107,7 @@ impl FromRequest for TenantCaller {
         let req = req.clone();
         Box::pin(async move {
             match authenticate(req).await? {
-                Authenticated::Tenant { actor, token } => Ok(TenantCaller {
-                    actor,
-                    token_id: token,
-                }),
+                Authenticated::Tenant(actor) => Ok(TenantCaller { actor }),
                 Authenticated::Operator => Err(ApiError::Forbidden {
                     code: "tenant_token_required",
                     detail: "this endpoint acts inside a tenant; use a tenant user's token, not the operator token".into(),
@@ -130,7 +126,7 @@ impl FromRequest for OperatorCaller {
         Box::pin(async move {
             match authenticate(req).await? {
                 Authenticated::Operator => Ok(OperatorCaller),
-                Authenticated::Tenant { .. } => Err(ApiError::Forbidden {
+                Authenticated::Tenant(_) => Err(ApiError::Forbidden {
                     code: "operator_token_required",
                     detail: "only the platform operator may do this".into(),
                 }),

@@ -69,10 +69,7 @@ pub fn insert(
 }
 
 /// The user behind a presented token, if the token is live and its user enabled.
-pub fn authenticate(
-    conn: &mut DbConnection,
-    hash: TokenHash,
-) -> Result<Option<(TokenId, Actor)>, StoreError> {
+pub fn authenticate(conn: &mut DbConnection, hash: TokenHash) -> Result<Option<Actor>, StoreError> {
     let row = api_tokens::table
         .inner_join(
             users::table.on(users::id
@@ -82,20 +79,17 @@ pub fn authenticate(
         .filter(api_tokens::token_hash.eq(hash.as_bytes()))
         .filter(api_tokens::revoked_at.is_null())
         .filter(users::disabled.eq(false))
-        .select((api_tokens::id, users::tenant_id, users::id, users::role))
-        .first::<(String, String, String, String)>(conn)
+        .select((users::tenant_id, users::id, users::role))
+        .first::<(String, String, String)>(conn)
         .optional()?;
-    let Some((token, tenant, user, role)) = row else {
+    let Some((tenant, user, role)) = row else {
         return Ok(None);
     };
-    Ok(Some((
-        token.parse().map_err(StoreError::corrupt)?,
-        Actor {
-            tenant_id: tenant.parse().map_err(StoreError::corrupt)?,
-            user_id: user.parse().map_err(StoreError::corrupt)?,
-            role: role.parse().map_err(StoreError::corrupt)?,
-        },
-    )))
+    Ok(Some(Actor {
+        tenant_id: tenant.parse().map_err(StoreError::corrupt)?,
+        user_id: user.parse().map_err(StoreError::corrupt)?,
+        role: role.parse().map_err(StoreError::corrupt)?,
+    }))
 }
 
 pub fn get(

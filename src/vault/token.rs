@@ -25,10 +25,6 @@ impl TokenHash {
         Self(Sha256::digest(presented.as_bytes()).into())
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        bytes.try_into().ok().map(Self)
-    }
-
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
