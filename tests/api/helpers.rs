@@ -288,6 +288,12 @@ impl TestApp {
         }
     }
 
+    /// The operator deletes a tenant.
+    pub async fn delete_tenant(&self, id: &str) -> Response {
+        self.delete(&format!("/v1/tenants/{id}"), &self.operator_token)
+            .await
+    }
+
     pub async fn create_team(&self, tenant: &TestTenant, name: &str) -> String {
         let res = self
             .post("/v1/teams", &tenant.admin_token, json!({"name": name}))

@@ -233,15 +233,7 @@ async fn deleting_a_tenant_destroys_its_data_key_so_copied_secrets_cannot_be_ope
             acme.id
         ),
     );
-    let res = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/v1/tenants/{}", acme.id),
-            Some(&app.operator_token),
-        )
-        .send()
-        .await
-        .unwrap();
+    let res = app.delete_tenant(&acme.id).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let res = app.get("/v1/me", &acme.admin_token).await;
     assert_eq!(
@@ -300,15 +292,7 @@ async fn on_sqlite_a_deleted_tenants_wrapped_key_is_overwritten_in_the_file() {
         contains(&database_contents(&app), &wrapped),
         "the key is in the file before deletion"
     );
-    let res = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/v1/tenants/{}", acme.id),
-            Some(&app.operator_token),
-        )
-        .send()
-        .await
-        .unwrap();
+    let res = app.delete_tenant(&acme.id).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     raw_sql(&app, "PRAGMA wal_checkpoint(TRUNCATE)");
     assert!(
