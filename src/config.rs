@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::outbox::settings::DeliverySettings;
 use crate::transport::{OutboundPolicy, SharedPool};
 use crate::vault::KeySource;
 
@@ -117,6 +118,8 @@ pub struct Config {
     pub outbound: OutboundPolicy,
     /// `SWITCHBOARD_SHARED_POOL_URL`: the platform's relay; none means no shared pool.
     pub shared_pool: Option<SharedPool>,
+    /// The outbox: workers, retries, leases, message size.
+    pub delivery: DeliverySettings,
 }
 
 impl Config {
@@ -197,6 +200,8 @@ impl Config {
                 name: "SWITCHBOARD_SHARED_POOL_URL",
                 reason,
             })?;
+        let delivery = DeliverySettings::from_lookup(&get)
+            .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
         Ok(Self {
             bind,
             data_dir,
@@ -209,6 +214,7 @@ impl Config {
             master_keys,
             outbound,
             shared_pool,
+            delivery,
         })
     }
 }

@@ -1,12 +1,14 @@
 //! Switchboard: the send channels of a sales-engagement product. Tenancy, credentials,
 //! routing and durable delivery behind one HTTP API.
 //!
-//! Dependency direction: `http → store/vault → domain`; `domain` imports none of the others.
+//! Dependency direction: `http → outbox → transport → store/vault → domain`; `domain`
+//! imports none of the others.
 
 pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod outbox;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

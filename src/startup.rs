@@ -12,6 +12,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::Config;
 use crate::http::{self, AppState};
+use crate::outbox::{Outbox, Running};
 use crate::store::{Store, StoreError, migrations, operator, tenant_keys};
 use crate::vault::files::write_private_file;
 use crate::vault::{IssuedToken, KeySource, TokenHash, Vault};
@@ -43,6 +44,7 @@ pub enum StartupError {
 pub struct Application {
     server: Server,
     local_addr: SocketAddr,
+    delivery: Option<Running>,
 }
 
 /// Opens the database (creating the data directory for SQLite) and applies pending
@@ -105,7 +107,10 @@ impl Application {
             bind: config.bind.clone(),
             source,
         })?;
+        let outbox = Outbox::new(store.clone(), vault.clone(), &config);
+        let delivery = config.delivery.enabled.then(|| outbox.start());
         let state = web::Data::new(AppState {
+            outbox,
             store,
             vault,
             configured_operator_token: config
@@ -127,7 +132,11 @@ impl Application {
             database = %config.database,
             "listening"
         );
-        Ok(Self { server, local_addr })
+        Ok(Self {
+            server,
+            local_addr,
+            delivery,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -139,8 +148,14 @@ impl Application {
         self.server.handle()
     }
 
+    /// Serves until the server is stopped (a signal or a handle), then lets the delivery
+    /// loop finish its in-flight sends and record them.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some(delivery) = self.delivery {
+            delivery.stop().await;
+        }
+        served
     }
 }
 

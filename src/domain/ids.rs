@@ -71,6 +71,11 @@ id_type!(
     ChannelId, "channel"
 );
 
+id_type!(
+    /// A message accepted for sending.
+    MessageId, "message"
+);
+
 impl ChannelId {
     /// The id of the platform's shared pool, the same in every tenant (it is not stored).
     pub const fn shared_pool() -> Self {

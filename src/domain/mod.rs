@@ -1,4 +1,5 @@
-//! Types and rules of the product, with no I/O: ids, addresses, tenancy, permissions.
+//! Types and rules of the product, with no I/O: ids, addresses, tenancy, permissions,
+//! channels, messages and the router.
 //! Imports no other module of ours; everything else imports this.
 
 pub mod audit;
@@ -6,9 +7,11 @@ pub mod channel;
 pub mod email;
 pub mod error;
 pub mod ids;
+pub mod message;
 pub mod name;
 pub mod permissions;
 pub mod providers;
+pub mod routing;
 pub mod tenancy;
 
 pub use audit::{AuditActor, AuditEvent};
@@ -18,7 +21,7 @@ pub use channel::{
 };
 pub use email::{Domain, EmailAddress};
 pub use error::DomainError;
-pub use ids::{ChannelId, TeamId, TenantId, TokenId, UserId};
+pub use ids::{ChannelId, MessageId, TeamId, TenantId, TokenId, UserId};
 pub use name::DisplayName;
 pub use permissions::{Action, Actor};
 pub use tenancy::{FallbackPolicy, Role, Team, Tenant, TenantPolicy, User};

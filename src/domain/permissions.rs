@@ -29,10 +29,17 @@ pub enum Action {
     TestAnyChannel,
     /// Replace any channel's credential (owners may always replace their own).
     RotateAnyCredential,
+    /// Send mail as oneself and read one's own messages.
+    SendMail,
+    /// Send on behalf of another user of the tenant (`sender_user_id`) and read every
+    /// message of the tenant.
+    SendAsAnyUser,
+    /// Ask the router which channel would carry a message, and why.
+    ExplainRoutes,
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 17] = [
         Action::ReadTenant,
         Action::UpdateTenantPolicy,
         Action::ReadTeams,
@@ -47,6 +54,9 @@ impl Action {
         Action::ManageSharedChannels,
         Action::TestAnyChannel,
         Action::RotateAnyCredential,
+        Action::SendMail,
+        Action::SendAsAnyUser,
+        Action::ExplainRoutes,
     ];
 
     /// The roles allowed to perform this action: the permission table.
@@ -56,7 +66,10 @@ impl Action {
             Action::ReadTenant
             | Action::ReadTeams
             | Action::ManageOwnTokens
-            | Action::ManageOwnMailboxChannels => &[Admin, It, Rep],
+            | Action::ManageOwnMailboxChannels
+            | Action::ExplainRoutes => &[Admin, It, Rep],
+            // IT keeps channels working but does not read or send mail.
+            Action::SendMail => &[Admin, Rep],
             Action::ReadAllChannels | Action::TestAnyChannel | Action::RotateAnyCredential => {
                 &[Admin, It]
             }
@@ -66,7 +79,8 @@ impl Action {
             | Action::ManageTeams
             | Action::ReadUsers
             | Action::ManageUsers
-            | Action::ManageAnyTokens => &[Admin],
+            | Action::ManageAnyTokens
+            | Action::SendAsAnyUser => &[Admin],
         }
     }
 
@@ -87,6 +101,9 @@ impl Action {
             Action::ManageSharedChannels => "manage team or tenant channels",
             Action::TestAnyChannel => "test channels they do not own",
             Action::RotateAnyCredential => "replace the credential of channels they do not own",
+            Action::SendMail => "send mail or read messages",
+            Action::SendAsAnyUser => "send as another user or read other users' messages",
+            Action::ExplainRoutes => "ask how a message would be routed",
         }
     }
 }
@@ -142,7 +159,9 @@ mod tests {
                 Action::ReadTenant,
                 Action::ReadTeams,
                 Action::ManageOwnTokens,
-                Action::ManageOwnMailboxChannels
+                Action::ManageOwnMailboxChannels,
+                Action::SendMail,
+                Action::ExplainRoutes,
             ]
         );
     }

@@ -132,6 +132,8 @@ pub struct Team {
     pub id: TeamId,
     pub tenant_id: TenantId,
     pub name: DisplayName,
+    /// The team's kill switch: when false nothing its members send leaves (it is held).
+    pub sending_enabled: bool,
     pub created_at: DateTime<Utc>,
 }
 

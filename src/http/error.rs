@@ -30,9 +30,13 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub test: Option<serde_json::Value>,
+    /// The router's decision, for a message no channel may carry (`no_route`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub route: Option<serde_json::Value>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     #[error("no bearer token")]
     MissingToken,
@@ -54,6 +58,25 @@ pub enum ApiError {
     BadRequest { code: &'static str, detail: String },
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// A message that breaks a rule; `field` names where (`to[2]`, `headers.X-Campaign`).
+    #[error("{field}: {detail}")]
+    InvalidMessage {
+        code: &'static str,
+        field: String,
+        detail: String,
+    },
+    #[error(
+        "the message is about {size} bytes, above the limit of {limit} bytes (SWITCHBOARD_MAX_MESSAGE_BYTES)"
+    )]
+    MessageTooLarge { size: usize, limit: usize },
+    /// The router cannot send this message through any channel; `route` says why each
+    /// candidate was skipped.
+    #[error("{detail}")]
+    Unroutable {
+        code: &'static str,
+        detail: String,
+        route: serde_json::Value,
+    },
     #[error("the request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
     #[error("the database is unavailable")]
@@ -85,7 +108,10 @@ impl ApiError {
             ApiError::Forbidden { code, .. }
             | ApiError::Conflict { code, .. }
             | ApiError::Unprocessable { code, .. }
-            | ApiError::BadRequest { code, .. } => code,
+            | ApiError::BadRequest { code, .. }
+            | ApiError::InvalidMessage { code, .. }
+            | ApiError::Unroutable { code, .. } => code,
+            ApiError::MessageTooLarge { .. } => "message_too_large",
             ApiError::NotFound { .. } => "not_found",
             ApiError::InvalidField { .. } => "invalid_field",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
@@ -125,6 +151,11 @@ impl ApiError {
             code: self.code().to_owned(),
             field: match self {
                 ApiError::InvalidField { field, .. } => Some((*field).to_owned()),
+                ApiError::InvalidMessage { field, .. } => Some(field.clone()),
+                _ => None,
+            },
+            route: match self {
+                ApiError::Unroutable { route, .. } => Some(route.clone()),
                 _ => None,
             },
             test: match self {
@@ -144,9 +175,13 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::InvalidField { .. }
             | ApiError::Unprocessable { .. }
+            | ApiError::InvalidMessage { .. }
+            | ApiError::Unroutable { .. }
             | ApiError::VerificationFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge { .. } | ApiError::MessageTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,6 +1,7 @@
 //! Small parsing helpers every handler shares: ids from the path, optional JSON bodies, and
 //! the difference between an absent field and an explicit `null`.
 
+use actix_web::{HttpRequest, web};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
@@ -26,4 +27,38 @@ pub fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
+}
+
+/// A JSON body with its own size limit, for the endpoints that take mail (far above the
+/// 64 KiB of the management endpoints). Reading stops at the limit.
+pub async fn json_with_limit<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let is_json = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let essence = v
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            essence == "application/json" || essence.ends_with("+json")
+        });
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let body = payload
+        .to_bytes_limited(limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge { limit })?
+        .map_err(|e| ApiError::BadRequest {
+            code: "unreadable_body",
+            detail: format!("the request body could not be read: {e}"),
+        })?;
+    serde_json::from_slice(&body).map_err(|e| body_error(&e))
 }

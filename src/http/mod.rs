@@ -6,6 +6,7 @@ mod channels;
 pub mod error;
 mod extract;
 mod health;
+mod messages;
 mod openapi;
 mod request_log;
 mod teams;
@@ -21,6 +22,7 @@ use utoipa::OpenApi;
 use utoipa_actix_web::{AppExt, scope};
 
 use crate::config::Config;
+use crate::outbox::Outbox;
 use crate::store::Store;
 use crate::vault::{TokenHash, Vault};
 
@@ -31,6 +33,8 @@ pub struct AppState {
     pub store: Store,
     pub vault: Arc<Vault>,
     pub config: Arc<Config>,
+    /// Wakes this process's delivery workers when mail is accepted.
+    pub outbox: Outbox,
     /// Hash of `SWITCHBOARD_OPERATOR_TOKEN`, when one is configured.
     pub configured_operator_token: Option<TokenHash>,
 }
@@ -69,7 +73,12 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(channels::delete_channel)
                 .service(channels::test_channel)
                 .service(channels::replace_credential)
-                .service(channels::list_providers),
+                .service(channels::list_providers)
+                .service(messages::send_message)
+                .service(messages::send_batch)
+                .service(messages::list_messages)
+                .service(messages::get_message)
+                .service(messages::explain_route),
         );
 }
 

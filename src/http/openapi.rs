@@ -14,7 +14,8 @@ use super::error::Problem;
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "tenancy", description = "Tenants, teams, users and API tokens"),
-        (name = "channels", description = "Send channels, their credentials and provider presets")
+        (name = "channels", description = "Send channels, their credentials and provider presets"),
+        (name = "messages", description = "Sending mail, following it, and explaining routes")
     )
 )]
 pub struct ApiDoc;

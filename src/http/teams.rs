@@ -9,8 +9,8 @@ use super::AppState;
 use super::auth::TenantCaller;
 use super::error::{ApiError, NotFoundAs, Problem};
 use super::extract::path_id;
-use crate::domain::{Action, DisplayName, Team, TeamId};
-use crate::store::teams;
+use crate::domain::{Action, AuditActor, DisplayName, Team, TeamId};
+use crate::store::teams::{self, TeamChanges};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -18,11 +18,21 @@ pub struct TeamRequest {
     name: String,
 }
 
+/// A change to a team; absent fields stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTeamRequest {
+    name: Option<String>,
+    /// The team's kill switch: `false` holds everything its members send.
+    sending_enabled: Option<bool>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct TeamView {
     #[schema(value_type = String, format = Uuid)]
     id: TeamId,
     name: String,
+    sending_enabled: bool,
     created_at: DateTime<Utc>,
 }
 
@@ -31,6 +41,7 @@ impl From<Team> for TeamView {
         Self {
             id: t.id,
             name: t.name.to_string(),
+            sending_enabled: t.sending_enabled,
             created_at: t.created_at,
         }
     }
@@ -108,7 +119,7 @@ pub(super) async fn get_team(
 #[utoipa::path(
     tag = "tenancy",
     params(("id" = String, Path, description = "team id")),
-    request_body = TeamRequest,
+    request_body = UpdateTeamRequest,
     security(("bearer" = [])),
     responses(
         (status = 200, body = TeamView), (status = 403, body = Problem),
@@ -120,15 +131,24 @@ pub(super) async fn update_team(
     caller: TenantCaller,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    body: web::Json<TeamRequest>,
+    body: web::Json<UpdateTeamRequest>,
 ) -> Result<web::Json<TeamView>, ApiError> {
     caller.require(Action::ManageTeams)?;
     let id: TeamId = path_id(&id, "team")?;
-    let name = DisplayName::parse(&body.name).map_err(|e| ApiError::invalid("name", e))?;
+    let changes = TeamChanges {
+        name: body
+            .name
+            .as_deref()
+            .map(DisplayName::parse)
+            .transpose()
+            .map_err(|e| ApiError::invalid("name", e))?,
+        sending_enabled: body.sending_enabled,
+    };
     let tenant = caller.actor.tenant_id;
+    let actor = AuditActor::User(caller.actor.user_id);
     let team = state
         .store
-        .run(move |c| teams::rename(c, tenant, id, &name))
+        .run(move |c| teams::update(c, tenant, id, &changes, actor))
         .await
         .or_not_found("team")?;
     Ok(web::Json(team.into()))

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use super::messages::{self, Release};
 use super::schema::{channel_domains, channels};
 use super::time::{from_micros, now_micros};
 use super::{DbConnection, StoreError, audit, secrets};
@@ -410,19 +411,30 @@ pub fn update(
             return Err(StoreError::NotFound);
         }
         write_domains(conn, tenant, id, &channel.domains)?;
+        let released = if status == ChannelStatus::Active {
+            messages::release_held(
+                conn,
+                tenant,
+                Release::Channel(id),
+                "the channel is active again",
+            )?
+        } else {
+            0
+        };
         record(
             conn,
             tenant,
             id,
             actor,
             "channel.updated",
-            serde_json::json!({ "status": status.as_str() }),
+            serde_json::json!({ "status": status.as_str(), "released": released }),
         )?;
         get(conn, tenant, id)
     })
 }
 
-/// Deletes the channel and its sealed credential.
+/// Deletes the channel and its sealed credential. Mail held for it is released, to be routed
+/// afresh (the caller decides whether deleting a channel with mail is allowed at all).
 pub fn delete(
     conn: &mut DbConnection,
     tenant: TenantId,
@@ -440,13 +452,19 @@ pub fn delete(
             return Err(StoreError::NotFound);
         }
         secrets::delete_owner(conn, tenant, &id.to_string())?;
+        let released = messages::release_held(
+            conn,
+            tenant,
+            Release::Channel(id),
+            "the channel it waited for was deleted",
+        )?;
         record(
             conn,
             tenant,
             id,
             actor,
             "channel.deleted",
-            serde_json::json!({}),
+            serde_json::json!({ "released": released }),
         )
     })
 }
@@ -543,6 +561,17 @@ pub fn replace_credential(
         } else {
             (current.status, current.status_cause.clone())
         };
+        // Mail held for this channel goes out on the new credential, in the order it came.
+        let released = if status == ChannelStatus::Active {
+            messages::release_held(
+                conn,
+                tenant,
+                Release::Channel(id),
+                "the channel's credential was replaced",
+            )?
+        } else {
+            0
+        };
         diesel::update(
             channels::table
                 .filter(channels::tenant_id.eq(tenant.to_string()))
@@ -565,6 +594,7 @@ pub fn replace_credential(
             serde_json::json!({
                 "verified": verified,
                 "reactivated": reactivate,
+                "released": released,
                 "username_changed": username.is_some(),
             }),
         )?;

@@ -5,7 +5,9 @@
 pub mod audit;
 pub mod channels;
 mod connection;
+pub mod delivery;
 mod error;
+pub mod messages;
 pub mod migrations;
 pub mod operator;
 mod schema;

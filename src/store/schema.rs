@@ -27,6 +27,7 @@ diesel::table! {
         name -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        sending_enabled -> Bool,
     }
 }
 
@@ -132,6 +133,47 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    messages (id) {
+        id -> Text,
+        tenant_id -> Text,
+        sender_user_id -> Text,
+        idempotency_key -> Nullable<Text>,
+        message_id_header -> Text,
+        from_address -> Text,
+        from_email -> Text,
+        recipient_count -> BigInt,
+        subject -> Text,
+        envelope -> Text,
+        body -> Nullable<Text>,
+        size_bytes -> BigInt,
+        status -> Text,
+        hold_reason -> Nullable<Text>,
+        channel_id -> Nullable<Text>,
+        route -> Nullable<Text>,
+        attempts -> BigInt,
+        next_attempt_at -> BigInt,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        sent_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    message_events (id) {
+        id -> BigInt,
+        message_id -> Text,
+        at -> BigInt,
+        kind -> Text,
+        detail -> Text,
+    }
+}
+
+diesel::joinable!(message_events -> messages (message_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     tenant_domains,
@@ -143,5 +185,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     secrets,
     audit_events,
     channels,
-    channel_domains
+    channel_domains,
+    messages,
+    message_events
 );

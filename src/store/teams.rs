@@ -2,10 +2,11 @@
 
 use diesel::prelude::*;
 
+use super::messages::{self, Release};
 use super::schema::teams;
 use super::time::{from_micros, now_micros};
-use super::{DbConnection, StoreError};
-use crate::domain::{DisplayName, Team, TeamId, TenantId};
+use super::{DbConnection, StoreError, audit};
+use crate::domain::{AuditActor, AuditEvent, DisplayName, Team, TeamId, TenantId};
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = teams)]
@@ -13,6 +14,7 @@ struct TeamRow {
     id: String,
     tenant_id: String,
     name: String,
+    sending_enabled: bool,
     created_at: i64,
 }
 
@@ -24,6 +26,7 @@ impl TryFrom<TeamRow> for Team {
             id: row.id.parse().map_err(StoreError::corrupt)?,
             tenant_id: row.tenant_id.parse().map_err(StoreError::corrupt)?,
             name: DisplayName::parse(&row.name).map_err(StoreError::corrupt)?,
+            sending_enabled: row.sending_enabled,
             created_at: from_micros(row.created_at)?,
         })
     }
@@ -81,7 +84,70 @@ pub fn list(conn: &mut DbConnection, tenant: TenantId) -> Result<Vec<Team>, Stor
         .collect()
 }
 
-pub fn rename(
+/// A change to a team; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TeamChanges {
+    pub name: Option<DisplayName>,
+    pub sending_enabled: Option<bool>,
+}
+
+/// Applies `changes`. Switching sending back on releases the mail held for the switch
+/// (members of other teams that are still off are held again when routed).
+pub fn update(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    id: TeamId,
+    changes: &TeamChanges,
+    actor: AuditActor,
+) -> Result<Team, StoreError> {
+    conn.transaction(|conn| {
+        let before = get(conn, tenant, id)?;
+        if let Some(name) = &changes.name {
+            rename(conn, tenant, id, name)?;
+        }
+        if let Some(enabled) = changes.sending_enabled
+            && enabled != before.sending_enabled
+        {
+            diesel::update(
+                teams::table
+                    .filter(teams::tenant_id.eq(tenant.to_string()))
+                    .filter(teams::id.eq(id.to_string())),
+            )
+            .set((
+                teams::sending_enabled.eq(enabled),
+                teams::updated_at.eq(now_micros()),
+            ))
+            .execute(conn)?;
+            let released = if enabled {
+                messages::release_held(
+                    conn,
+                    tenant,
+                    Release::Reason("team_sending_disabled"),
+                    "the team's sending was switched back on",
+                )?
+            } else {
+                0
+            };
+            audit::record(
+                conn,
+                &AuditEvent {
+                    tenant: Some(tenant),
+                    actor,
+                    action: if enabled {
+                        "team.sending_enabled"
+                    } else {
+                        "team.sending_disabled"
+                    },
+                    target: Some(id.to_string()),
+                    detail: serde_json::json!({ "released": released }),
+                },
+            )?;
+        }
+        get(conn, tenant, id)
+    })
+}
+
+fn rename(
     conn: &mut DbConnection,
     tenant: TenantId,
     id: TeamId,

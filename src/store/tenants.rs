@@ -5,13 +5,14 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 
+use super::messages::{self, Release};
 use super::schema::{tenant_domains, tenants};
 use super::time::{from_micros, now_micros};
 use super::{DbConnection, StoreError, audit, tenant_keys, tokens, users};
 use crate::domain::tenancy::Tenant;
 use crate::domain::{
-    AuditActor, AuditEvent, DisplayName, Domain, EmailAddress, Role, TenantId, TenantPolicy,
-    TokenId, User,
+    AuditActor, AuditEvent, DisplayName, Domain, EmailAddress, FallbackPolicy, Role, TenantId,
+    TenantPolicy, TokenId, User,
 };
 use crate::vault::{TokenHash, Vault};
 
@@ -164,7 +165,10 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<Tenant>, StoreError> {
         .collect()
 }
 
-/// Replaces the tenant's name and policy (domains included) in one transaction.
+/// Replaces the tenant's name and policy (domains included) in one transaction. Held mail
+/// that the new policy lets go is released in the same transaction: everything held by the
+/// kill switch when sending is switched back on, and everything waiting for an unusable
+/// channel when the policy becomes `fallback`.
 pub fn update(
     conn: &mut DbConnection,
     id: TenantId,
@@ -172,6 +176,25 @@ pub fn update(
     policy: &TenantPolicy,
 ) -> Result<Tenant, StoreError> {
     conn.transaction(|conn| {
+        let before = get(conn, id)?;
+        if policy.sending_enabled && !before.policy.sending_enabled {
+            messages::release_held(
+                conn,
+                id,
+                Release::Reason("sending_disabled"),
+                "the tenant's sending was switched back on",
+            )?;
+        }
+        if policy.fallback_policy == FallbackPolicy::Fallback
+            && before.policy.fallback_policy != FallbackPolicy::Fallback
+        {
+            messages::release_held(
+                conn,
+                id,
+                Release::Reason("channel_unavailable"),
+                "the tenant's policy changed to fallback",
+            )?;
+        }
         let now = now_micros();
         let changed = diesel::update(tenants::table.find(id.to_string()))
             .set((

@@ -125,8 +125,9 @@ impl Setup {
         };
         let address = format!("http://{}", app.local_addr());
         let handle = app.handle();
-        tokio::spawn(app.run_until_stopped());
+        let task = tokio::spawn(app.run_until_stopped());
         Ok(TestApp {
+            task,
             address,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -147,6 +148,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub master_keys: String,
     handle: ServerHandle,
+    /// The server and, after it, the delivery loop finishing its in-flight sends.
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
     setup: Setup,
 }
 
@@ -217,7 +220,33 @@ impl TestApp {
     /// Stops the server gracefully, keeping its data for a later start.
     pub async fn stop(self) -> Setup {
         self.handle.stop(true).await;
+        let _ = self.task.await;
         self.setup
+    }
+
+    /// Follows a message until it reaches `status` (or the time is up), returning its view.
+    pub async fn wait_for_message(
+        &self,
+        token: &str,
+        id: &str,
+        status: &str,
+        timeout: std::time::Duration,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let view = expect_json(
+                self.get(&format!("/v1/messages/{id}"), token).await,
+                StatusCode::OK,
+            )
+            .await;
+            if view["status"] == status {
+                return view;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("message {id} did not become {status}: {view:#}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// The configuration this app runs with, for tests that reach below the API.

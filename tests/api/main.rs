@@ -5,11 +5,13 @@
 mod binary;
 mod channel_checks;
 mod channels;
+mod delivery;
 mod errors;
 mod health;
 mod helpers;
 mod interop;
 mod isolation;
+mod messages;
 mod restart;
 mod roles;
 mod smtp_pool;

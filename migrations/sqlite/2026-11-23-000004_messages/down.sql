@@ -1,0 +1,3 @@
+DROP TABLE message_events;
+DROP TABLE messages;
+ALTER TABLE teams DROP COLUMN sending_enabled;

@@ -1,0 +1,12 @@
+//! Durable delivery: the stored form of accepted messages, the router's view of a tenant,
+//! the delivery loop (claim with a lease, route, send, record), retries and rendering.
+//! May import `transport`, `store`, `vault` and `domain`.
+
+pub mod content;
+pub mod render;
+pub mod retry;
+pub mod route;
+pub mod settings;
+mod worker;
+
+pub use worker::{Outbox, Running};

@@ -1,0 +1,113 @@
+//! Turning a validated draft into the bytes and envelope a channel sends, applying the
+//! channel's send-time policy: reply-to override, BCC archive and return path. Bcc
+//! recipients go into the envelope only, never into a header.
+
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use lettre::Message;
+use lettre::address::{Address, Envelope};
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox as LettreMailbox, MultiPart, SinglePart};
+
+use crate::domain::email::Mailbox;
+use crate::domain::message::MessageDraft;
+use crate::domain::{EmailAddress, ReturnPath};
+
+/// The channel settings that shape a message at send time.
+#[derive(Debug, Clone, Default)]
+pub struct SendPolicy {
+    /// Replaces the message's Reply-To.
+    pub reply_to: Option<EmailAddress>,
+    /// Receives a blind copy of every message.
+    pub bcc_archive: Option<EmailAddress>,
+    pub return_path: Option<ReturnPath>,
+}
+
+/// A message ready for a transport.
+#[derive(Debug)]
+pub struct Rendered {
+    pub envelope: Envelope,
+    pub bytes: Vec<u8>,
+}
+
+/// Why a stored message could not be rendered. Validation at acceptance makes this a bug or
+/// a corrupt row, never a user error.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot render the message: {0}")]
+pub struct RenderError(String);
+
+fn address(a: &EmailAddress) -> Address {
+    // Already validated by our stricter parser (and lettre accepts everything it accepts).
+    Address::new_dangerous(a.local_part(), a.domain().as_str())
+}
+
+fn mailbox(m: &Mailbox) -> LettreMailbox {
+    LettreMailbox::new(m.name.clone(), address(&m.address))
+}
+
+pub fn render(
+    draft: &MessageDraft,
+    message_id_header: &str,
+    accepted_at: DateTime<Utc>,
+    policy: &SendPolicy,
+) -> Result<Rendered, RenderError> {
+    let mut builder = Message::builder()
+        .from(mailbox(&draft.from))
+        .subject(draft.subject.as_str())
+        .message_id(Some(message_id_header.to_owned()))
+        .date(SystemTime::from(accepted_at));
+    for m in &draft.to {
+        builder = builder.to(mailbox(m));
+    }
+    for m in &draft.cc {
+        builder = builder.cc(mailbox(m));
+    }
+    match (&policy.reply_to, &draft.reply_to) {
+        (Some(forced), _) => builder = builder.reply_to(LettreMailbox::new(None, address(forced))),
+        (None, Some(given)) => builder = builder.reply_to(mailbox(given)),
+        (None, None) => {}
+    }
+    for (name, value) in &draft.headers {
+        let name = HeaderName::new_from_ascii(name.as_str().to_owned())
+            .map_err(|e| RenderError(format!("header name: {e}")))?;
+        // `new` encodes (RFC 2047) and folds the value; CR/LF were refused at acceptance.
+        builder = builder.raw_header(HeaderValue::new(name, value.as_str().to_owned()));
+    }
+    let mut recipients: Vec<Address> = draft
+        .envelope_recipients()
+        .into_iter()
+        .map(address)
+        .collect();
+    if let Some(archive) = &policy.bcc_archive
+        && !draft
+            .envelope_recipients()
+            .iter()
+            .any(|r| r.normalized() == archive.normalized())
+    {
+        recipients.push(address(archive));
+    }
+    let mail_from = match &policy.return_path {
+        Some(ReturnPath::Specified(a)) => address(a),
+        // Mailbox providers require MAIL FROM to be the authenticated mailbox, which is the
+        // From of a mailbox channel; relays use it as the bounce address.
+        _ => address(&draft.from.address),
+    };
+    let envelope = Envelope::new(Some(mail_from), recipients)
+        .map_err(|e| RenderError(format!("envelope: {e}")))?;
+    let builder = builder.envelope(envelope.clone());
+    let message = match (&draft.text, &draft.html) {
+        (Some(text), Some(html)) => builder.multipart(MultiPart::alternative_plain_html(
+            text.clone(),
+            html.clone(),
+        )),
+        (None, Some(html)) => builder.singlepart(SinglePart::html(html.clone())),
+        (Some(text), None) => builder.singlepart(SinglePart::plain(text.clone())),
+        (None, None) => return Err(RenderError("no body".into())),
+    }
+    .map_err(|e| RenderError(e.to_string()))?;
+    Ok(Rendered {
+        envelope,
+        bytes: message.formatted(),
+    })
+}

@@ -1,0 +1,186 @@
+//! What the router needs, loaded from the store, and its decisions as the API shows them.
+//! The same code serves acceptance, `POST /v1/route/explain` and the workers, so an
+//! explanation always describes what a worker would do.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use crate::domain::routing::{
+    Outcome, QuotaState, RouteCandidate, RouteDecision, RouteRequest, route,
+};
+use crate::domain::{
+    ChannelId, ChannelKind, ChannelOwner, ChannelStatus, CredentialScope, EmailAddress,
+    SendChannel, Team, TeamId, Tenant, TenantId, User, UserId,
+};
+use crate::store::{DbConnection, StoreError, channels, teams, tenants, users};
+use crate::transport::shared_pool::SharedPool;
+
+/// A tenant's policy and channels, as one routing pass sees them.
+#[derive(Debug, Clone)]
+pub struct TenantRoutes {
+    pub tenant: Tenant,
+    pub channels: HashMap<ChannelId, SendChannel>,
+    candidates: Vec<RouteCandidate>,
+    shared_pool: Option<RouteCandidate>,
+    teams: HashMap<TeamId, Team>,
+}
+
+/// Who sends, as the router needs to know them.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub user: User,
+    pub team_sending_enabled: bool,
+}
+
+fn candidate(channel: &SendChannel) -> RouteCandidate {
+    RouteCandidate {
+        channel_id: channel.id,
+        kind: channel.spec.kind,
+        owner: channel.spec.owner,
+        scope: channel.spec.scope,
+        from_address: channel.spec.from_address.clone(),
+        domains: channel.spec.domains.clone(),
+        status: channel.status,
+        recipients_per_message: channel.spec.limits.recipients_per_message,
+        quota: QuotaState::Available,
+    }
+}
+
+fn shared_pool_candidate() -> RouteCandidate {
+    RouteCandidate {
+        channel_id: ChannelId::shared_pool(),
+        kind: ChannelKind::SharedPool,
+        owner: ChannelOwner::Platform,
+        scope: CredentialScope::Domain,
+        from_address: None,
+        domains: Vec::new(),
+        status: ChannelStatus::Active,
+        recipients_per_message: None,
+        quota: QuotaState::Available,
+    }
+}
+
+impl TenantRoutes {
+    /// Loads a tenant's policy, channels and teams.
+    pub fn load(
+        conn: &mut DbConnection,
+        tenant: TenantId,
+        shared_pool: Option<&SharedPool>,
+    ) -> Result<Self, StoreError> {
+        let tenant = tenants::get(conn, tenant)?;
+        let list = channels::list(conn, tenant.id)?;
+        let candidates = list.iter().map(candidate).collect();
+        let teams = teams::list(conn, tenant.id)?
+            .into_iter()
+            .map(|t| (t.id, t))
+            .collect();
+        Ok(Self {
+            tenant,
+            channels: list.into_iter().map(|c| (c.id, c)).collect(),
+            candidates,
+            shared_pool: shared_pool.map(|_| shared_pool_candidate()),
+            teams,
+        })
+    }
+
+    /// The sender, with their team's kill switch.
+    pub fn sender(&self, conn: &mut DbConnection, user: UserId) -> Result<Sender, StoreError> {
+        let user = users::get(conn, self.tenant.id, user)?;
+        let team_sending_enabled = user
+            .team_id
+            .and_then(|t| self.teams.get(&t))
+            .is_none_or(|t| t.sending_enabled);
+        Ok(Sender {
+            user,
+            team_sending_enabled,
+        })
+    }
+
+    pub fn route(&self, sender: &Sender, from: &EmailAddress, recipients: usize) -> RouteDecision {
+        route(
+            &RouteRequest {
+                policy: &self.tenant.policy,
+                team_sending_enabled: sender.team_sending_enabled,
+                sender: sender.user.id,
+                sender_team: sender.user.team_id,
+                from,
+                recipients: u32::try_from(recipients).unwrap_or(u32::MAX),
+            },
+            &self.candidates,
+            self.shared_pool.as_ref(),
+        )
+    }
+}
+
+/// The decision as the API shows it and the outbox stores it. Ids and kinds only: never a
+/// channel's settings, and nothing about channels the sender could not use anyway.
+pub fn decision_json(decision: &RouteDecision) -> Value {
+    let candidates: Vec<Value> = decision
+        .considered
+        .iter()
+        .map(|c| {
+            let (accepted, reason, detail) = match &c.verdict {
+                Ok(()) => (
+                    true,
+                    "selected",
+                    "this channel carries the message".to_owned(),
+                ),
+                Err(skip) => (false, skip.code(), skip.describe()),
+            };
+            json!({
+                "channel_id": c.channel_id,
+                "kind": c.kind.as_str(),
+                "tier": c.tier.as_str(),
+                "accepted": accepted,
+                "reason": reason,
+                "detail": detail,
+            })
+        })
+        .collect();
+    let reasons: Vec<String> = decision
+        .considered
+        .iter()
+        .map(|c| match &c.verdict {
+            Ok(()) => format!("{} channel {}: selected", c.tier.as_str(), c.channel_id),
+            Err(skip) => format!(
+                "{} channel {}: skipped, {} ({})",
+                c.tier.as_str(),
+                c.channel_id,
+                skip.describe(),
+                skip.code()
+            ),
+        })
+        .collect();
+    let (outcome, reason, detail, until, fell_back) = match &decision.outcome {
+        Outcome::Send { fell_back, .. } => ("send", None, None, None, *fell_back),
+        Outcome::Hold { reason, .. } => (
+            "hold",
+            Some(reason.code()),
+            Some(reason.describe()),
+            None,
+            false,
+        ),
+        Outcome::Defer { until, .. } => (
+            "defer",
+            Some("quota_exhausted"),
+            Some(
+                "every usable channel is over its quota; the message waits for the window"
+                    .to_owned(),
+            ),
+            Some(*until),
+            false,
+        ),
+        Outcome::Reject(r) => ("reject", Some(r.code()), Some(r.describe()), None, false),
+    };
+    json!({
+        "outcome": outcome,
+        "channel_id": decision.channel(),
+        "fell_back": fell_back,
+        "reason": reason,
+        "detail": detail,
+        "until": until,
+        "candidates": candidates,
+        "reasons": reasons,
+    })
+}

@@ -1,0 +1,152 @@
+//! The outbox's configuration (`SWITCHBOARD_DELIVERY_*`, `SWITCHBOARD_RETRY_*`, …), parsed
+//! with the rest of the configuration at start.
+
+use std::time::Duration;
+
+use super::retry::RetryPolicy;
+
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// `SWITCHBOARD_DELIVERY`: `on` (default) runs the workers in this process; `off` makes an
+    /// instance that only accepts mail (others on the same PostgreSQL send it).
+    pub enabled: bool,
+    /// `SWITCHBOARD_DELIVERY_CONCURRENCY`: messages in flight at once in this process.
+    pub concurrency: usize,
+    /// `SWITCHBOARD_DELIVERY_BATCH`: messages claimed per database round trip.
+    pub batch: usize,
+    /// `SWITCHBOARD_POLL_INTERVAL`: how often an idle worker looks for mail that another
+    /// process accepted or that became due.
+    pub poll_interval: Duration,
+    /// `SWITCHBOARD_LEASE`: how long a claimed message belongs to its worker; after that, a
+    /// worker that died has its messages taken over. Must exceed the longest send.
+    pub lease: Duration,
+    pub retry: RetryPolicy,
+    /// `SWITCHBOARD_MAX_MESSAGE_BYTES`: the largest message accepted (413 above it).
+    pub max_message_bytes: usize,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            concurrency: 64,
+            batch: 256,
+            poll_interval: Duration::from_secs(1),
+            lease: Duration::from_secs(600),
+            retry: RetryPolicy::default(),
+            max_message_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+/// `SWITCHBOARD_…` name and why its value was refused.
+pub type SettingError = (&'static str, String);
+
+impl DeliverySettings {
+    pub fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
+        let d = Self::default();
+        let enabled = match get("SWITCHBOARD_DELIVERY").as_deref().map(str::trim) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err((
+                    "SWITCHBOARD_DELIVERY",
+                    format!("`{other}` is not on or off"),
+                ));
+            }
+        };
+        let duration = |name: &'static str, default: Duration| match get(name) {
+            None => Ok(default),
+            Some(raw) => parse_duration(&raw).ok_or_else(|| {
+                (
+                    name,
+                    format!("`{raw}` is not a duration such as 500ms, 30s, 10m, 1h or 5d"),
+                )
+            }),
+        };
+        let count = |name: &'static str, default: usize| match get(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| (name, format!("`{raw}` is not a positive whole number"))),
+        };
+        let settings = Self {
+            enabled,
+            concurrency: count("SWITCHBOARD_DELIVERY_CONCURRENCY", d.concurrency)?,
+            batch: count("SWITCHBOARD_DELIVERY_BATCH", d.batch)?,
+            poll_interval: duration("SWITCHBOARD_POLL_INTERVAL", d.poll_interval)?,
+            lease: duration("SWITCHBOARD_LEASE", d.lease)?,
+            retry: RetryPolicy {
+                base: duration("SWITCHBOARD_RETRY_BASE", d.retry.base)?,
+                max: duration("SWITCHBOARD_RETRY_MAX", d.retry.max)?,
+                max_age: duration("SWITCHBOARD_MESSAGE_MAX_AGE", d.retry.max_age)?,
+            },
+            max_message_bytes: count("SWITCHBOARD_MAX_MESSAGE_BYTES", d.max_message_bytes)?,
+        };
+        if settings.lease < Duration::from_secs(2) {
+            return Err((
+                "SWITCHBOARD_LEASE",
+                "must be at least 2s: a lease shorter than a send would let two workers send the same message".into(),
+            ));
+        }
+        Ok(settings)
+    }
+}
+
+/// `500ms`, `30s`, `10m`, `1h`, `5d`; a bare number is seconds.
+pub fn parse_duration(raw: &str) -> Option<Duration> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let millis = match unit.trim() {
+        "ms" => n,
+        "" | "s" => n.checked_mul(1000)?,
+        "m" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        "d" => n.checked_mul(86_400_000)?,
+        _ => return None,
+    };
+    Some(Duration::from_millis(millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration(" 10m "), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("5d"), Some(Duration::from_secs(432_000)));
+        for bad in [
+            "",
+            "ms",
+            "1.5s",
+            "-1s",
+            "10 parsecs",
+            "99999999999999999999d",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn settings_default_and_refuse_nonsense() {
+        let none = |_: &str| None;
+        let d = DeliverySettings::from_lookup(&none).unwrap();
+        assert!(d.enabled);
+        assert_eq!(d.max_message_bytes, 10 * 1024 * 1024);
+        let short_lease = |n: &str| (n == "SWITCHBOARD_LEASE").then(|| "1s".to_owned());
+        assert_eq!(
+            DeliverySettings::from_lookup(&short_lease).unwrap_err().0,
+            "SWITCHBOARD_LEASE"
+        );
+        let off = |n: &str| (n == "SWITCHBOARD_DELIVERY").then(|| "maybe".to_owned());
+        assert!(DeliverySettings::from_lookup(&off).is_err());
+    }
+}

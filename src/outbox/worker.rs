@@ -1,0 +1,866 @@
+//! The delivery loop of one process: claim due messages (a lease in the database), route
+//! them, send them through their channel with bounded concurrency, and record the outcomes
+//! in batches. Outcomes are classified once (`transport::classify`) and mapped here to the
+//! message's next state.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::content::{self, StoredBody, StoredEnvelope};
+use super::render::{SendPolicy, render};
+use super::retry::{RetryPolicy, retry_hint};
+use super::route::{Sender, TenantRoutes, decision_json};
+use super::settings::DeliverySettings;
+use crate::domain::message::MessageDraft;
+use crate::domain::routing::Outcome;
+use crate::domain::{ChannelId, MessageId, SmtpSettings, TenantId, UserId};
+use crate::store::delivery::{self, Attempt, ChannelEffect, Completion, Finished};
+use crate::store::messages::MessageRecord;
+use crate::store::{DbConnection, Store, StoreError, channels};
+use crate::transport::classify::smtp_auth_disabled;
+use crate::transport::pool::{DEFAULT_IDLE_TIMEOUT, SendFailure, SmtpPool, Target};
+use crate::transport::{FailureClass, SharedPool};
+use crate::vault::Vault;
+
+/// Outcomes recorded per transaction at most.
+const COMPLETE_BATCH: usize = 512;
+
+/// The outbox of this process: wakes the workers when mail is accepted here, and runs them.
+#[derive(Clone)]
+pub struct Outbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    vault: Arc<Vault>,
+    shared_pool: Option<SharedPool>,
+    smtp: SmtpPool,
+    settings: DeliverySettings,
+    wake: Notify,
+    /// Names this process's leases; fresh at every start, so a restarted process never
+    /// mistakes its predecessor's leases for its own.
+    worker_id: String,
+    /// Opened credentials by (channel, credential version): a rotation changes the version,
+    /// so a stale entry is never used, only left behind.
+    credentials: Mutex<HashMap<(ChannelId, i64), Option<SecretString>>>,
+}
+
+/// A running delivery loop; `stop` lets in-flight sends finish and records them.
+pub struct Running {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "the delivery loop ended abnormally");
+        }
+    }
+}
+
+/// A claimed message, routed, with everything its send needs.
+struct Job {
+    id: MessageId,
+    record: MessageRecord,
+    draft: MessageDraft,
+    route: serde_json::Value,
+    rerouted: bool,
+    channel: ChannelId,
+    tenant: TenantId,
+    settings: SmtpSettings,
+    credential: Option<SecretString>,
+    /// `credential_updated_at` in microseconds; `None` when the channel never had one.
+    credential_version: Option<i64>,
+    policy: SendPolicy,
+    is_shared_pool: bool,
+}
+
+/// What planning decided for a claimed message.
+enum Step {
+    /// Send it through its channel.
+    Send(Box<Job>),
+    /// Nothing to send now (held, deferred, failed): record this.
+    Settled(Box<Done>),
+}
+
+fn settled(done: Done) -> Step {
+    Step::Settled(Box::new(done))
+}
+
+/// What a worker hands to the recorder.
+struct Done {
+    finished: Finished,
+    effect: Option<ChannelEffect>,
+}
+
+impl Outbox {
+    pub fn new(store: Store, vault: Arc<Vault>, config: &crate::config::Config) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                vault,
+                shared_pool: config.shared_pool.clone(),
+                smtp: SmtpPool::new(config.outbound.clone(), DEFAULT_IDLE_TIMEOUT),
+                settings: config.delivery.clone(),
+                wake: Notify::new(),
+                worker_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4()),
+                credentials: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Tells an idle worker that mail was accepted, so it does not wait for the next poll.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    pub fn settings(&self) -> &DeliverySettings {
+        &self.inner.settings
+    }
+
+    pub fn shared_pool(&self) -> Option<&SharedPool> {
+        self.inner.shared_pool.as_ref()
+    }
+
+    /// Starts the delivery loop on the current runtime.
+    pub fn start(&self) -> Running {
+        let (stop, stopped) = watch::channel(false);
+        let inner = self.inner.clone();
+        let task = tokio::spawn(async move { inner.run(stopped).await });
+        Running { stop, task }
+    }
+}
+
+impl Inner {
+    async fn run(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
+        let concurrency = self.settings.concurrency;
+        let permits = Arc::new(Semaphore::new(concurrency));
+        let (done_tx, done_rx) = mpsc::unbounded_channel::<Done>();
+        let recorder = tokio::spawn(self.clone().record(done_rx));
+        let mut sweep = tokio::time::interval(DEFAULT_IDLE_TIMEOUT);
+        tracing::info!(worker = %self.worker_id, concurrency, "delivery started");
+        while !*stopped.borrow() {
+            let free = permits.available_permits().min(self.settings.batch);
+            if free == 0 {
+                tokio::select! {
+                    permit = permits.clone().acquire_owned() => drop(permit),
+                    _ = stopped.changed() => {}
+                }
+                continue;
+            }
+            let worker = self.worker_id.clone();
+            let lease = i64::try_from(self.settings.lease.as_micros()).unwrap_or(i64::MAX);
+            let claimed = self
+                .store
+                .run(move |c| delivery::claim(c, &worker, free as i64, lease))
+                .await;
+            let claimed = match claimed {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming messages failed; retrying");
+                    self.idle(&mut stopped).await;
+                    continue;
+                }
+            };
+            if claimed.is_empty() {
+                tokio::select! {
+                    _ = self.idle(&mut stopped) => {}
+                    _ = sweep.tick() => { self.smtp.close_idle().await; }
+                }
+                continue;
+            }
+            let planned = {
+                let this = self.clone();
+                self.store.run(move |c| Ok(this.plan(c, claimed))).await
+            };
+            let planned = match planned {
+                Ok(planned) => planned,
+                Err(e) => {
+                    // The leases expire and another pass picks the messages up again.
+                    tracing::warn!(error = %e, "routing claimed messages failed");
+                    continue;
+                }
+            };
+            for step in planned {
+                match step {
+                    Step::Send(job) => {
+                        let Ok(permit) = permits.clone().acquire_owned().await else {
+                            break;
+                        };
+                        let this = self.clone();
+                        let tx = done_tx.clone();
+                        tokio::spawn(async move {
+                            let done = this.send(job).await;
+                            let _ = tx.send(done);
+                            drop(permit);
+                        });
+                    }
+                    Step::Settled(done) => {
+                        let _ = done_tx.send(*done);
+                    }
+                }
+            }
+        }
+        // Let in-flight sends finish and their outcomes be recorded.
+        let _ = permits.acquire_many(concurrency as u32).await;
+        drop(done_tx);
+        let _ = recorder.await;
+        tracing::info!(worker = %self.worker_id, "delivery stopped");
+    }
+
+    async fn idle(&self, stopped: &mut watch::Receiver<bool>) {
+        tokio::select! {
+            _ = self.wake.notified() => {}
+            _ = tokio::time::sleep(self.settings.poll_interval) => {}
+            _ = stopped.changed() => {}
+        }
+    }
+
+    /// Routes each claimed message and prepares its send, or says at once what happens to it
+    /// (held, deferred for quota, failed). Runs on the blocking pool with one connection.
+    fn plan(&self, conn: &mut DbConnection, claimed: Vec<MessageRecord>) -> Vec<Step> {
+        let mut tenants: HashMap<TenantId, Result<TenantRoutes, String>> = HashMap::new();
+        let mut senders: HashMap<(TenantId, UserId), Result<Sender, String>> = HashMap::new();
+        claimed
+            .into_iter()
+            .map(|record| self.plan_one(conn, record, &mut tenants, &mut senders))
+            .collect()
+    }
+
+    fn plan_one(
+        &self,
+        conn: &mut DbConnection,
+        record: MessageRecord,
+        tenants: &mut HashMap<TenantId, Result<TenantRoutes, String>>,
+        senders: &mut HashMap<(TenantId, UserId), Result<Sender, String>>,
+    ) -> Step {
+        let fail = |record: &MessageRecord, reason: &'static str, error: String| {
+            settled(done_without_attempt(
+                record,
+                None,
+                false,
+                Completion::Failed {
+                    channel: None,
+                    reason,
+                    error,
+                },
+            ))
+        };
+        let (Ok(id), Ok(tenant), Ok(sender_id)) =
+            (record.message_id(), record.tenant(), record.sender())
+        else {
+            tracing::error!(message_id = %record.id, "a message row does not parse");
+            return fail(&record, "corrupt", "the stored message is damaged".into());
+        };
+        let routes = tenants.entry(tenant).or_insert_with(|| {
+            TenantRoutes::load(conn, tenant, self.shared_pool.as_ref()).map_err(|e| e.to_string())
+        });
+        let routes = match routes {
+            Ok(routes) => routes,
+            Err(e) => return settled(self.retry_later(&record, format!("loading routes: {e}"))),
+        };
+        let sender = senders
+            .entry((tenant, sender_id))
+            .or_insert_with(|| routes.sender(conn, sender_id).map_err(|e| e.to_string()));
+        let sender = match sender {
+            Ok(sender) => sender,
+            Err(e) => {
+                return settled(self.retry_later(&record, format!("loading the sender: {e}")));
+            }
+        };
+        let Some(body) = record.body.as_deref() else {
+            return fail(
+                &record,
+                "body_pruned",
+                "the message body was removed by retention before it could be sent".into(),
+            );
+        };
+        let draft = serde_json::from_str::<StoredEnvelope>(&record.envelope)
+            .map_err(|e| e.to_string())
+            .and_then(|env| {
+                let body: StoredBody = serde_json::from_str(body).map_err(|e| e.to_string())?;
+                content::load(&record.from_address, &record.subject, &env, &body)
+                    .map_err(|e| format!("{}: {}", e.field, e.reason))
+            });
+        let draft = match draft {
+            Ok(draft) => draft,
+            Err(e) => {
+                tracing::error!(message_id = %record.id, error = %e, "a stored message does not parse");
+                return fail(&record, "corrupt", "the stored message is damaged".into());
+            }
+        };
+        let decision = routes.route(sender, &draft.from.address, draft.recipient_count());
+        let route = decision_json(&decision);
+        let rerouted = record.route.as_deref().is_none_or(|stored| {
+            serde_json::from_str::<serde_json::Value>(stored)
+                .ok()
+                .as_ref()
+                != Some(&route)
+        });
+        let channel = match decision.outcome {
+            Outcome::Send { channel, .. } => channel,
+            Outcome::Hold { channel, reason } => {
+                return settled(done_without_attempt(
+                    &record,
+                    Some(route),
+                    rerouted,
+                    Completion::Held {
+                        channel,
+                        reason: reason.code(),
+                        error: None,
+                    },
+                ));
+            }
+            Outcome::Defer { channel, until } => {
+                return settled(done_without_attempt(
+                    &record,
+                    Some(route),
+                    rerouted,
+                    Completion::Deferred {
+                        channel: Some(channel),
+                        until: until.timestamp_micros(),
+                        reason: "quota_exhausted",
+                        error: None,
+                    },
+                ));
+            }
+            Outcome::Reject(reason) => {
+                return settled(done_without_attempt(
+                    &record,
+                    Some(route),
+                    rerouted,
+                    Completion::Failed {
+                        channel: None,
+                        reason: reason.code(),
+                        error: reason.describe(),
+                    },
+                ));
+            }
+        };
+        let prepared = if channel == ChannelId::shared_pool() {
+            self.shared_pool.as_ref().map(|pool| {
+                (
+                    pool.settings.clone(),
+                    pool.credential.clone(),
+                    None,
+                    SendPolicy::default(),
+                    true,
+                )
+            })
+        } else {
+            routes.channels.get(&channel).and_then(|c| {
+                let settings = c.spec.smtp.clone()?;
+                let version = c.credential_updated_at.map(|t| t.timestamp_micros());
+                Some((
+                    settings,
+                    None,
+                    version,
+                    SendPolicy {
+                        reply_to: c.spec.reply_to.clone(),
+                        bcc_archive: c.spec.bcc_archive.clone(),
+                        return_path: Some(c.spec.return_path.clone()),
+                    },
+                    false,
+                ))
+            })
+        };
+        let Some((settings, pool_credential, version, policy, is_shared_pool)) = prepared else {
+            return settled(
+                self.retry_later(&record, format!("channel {channel} has no SMTP settings")),
+            );
+        };
+        let credential = if is_shared_pool {
+            pool_credential
+        } else {
+            match self.credential(conn, tenant, channel, version) {
+                Ok(c) => c,
+                Err(e) => {
+                    return settled(
+                        self.retry_later(&record, format!("opening the credential: {e}")),
+                    );
+                }
+            }
+        };
+        Step::Send(Box::new(Job {
+            id,
+            record,
+            draft,
+            route,
+            rerouted,
+            channel,
+            tenant,
+            settings,
+            credential,
+            credential_version: version,
+            policy,
+            is_shared_pool,
+        }))
+    }
+
+    fn credential(
+        &self,
+        conn: &mut DbConnection,
+        tenant: TenantId,
+        channel: ChannelId,
+        version: Option<i64>,
+    ) -> Result<Option<SecretString>, StoreError> {
+        let key = (channel, version.unwrap_or(0));
+        if let Some(hit) = self.credentials.lock().expect("credential cache").get(&key) {
+            return Ok(hit.clone());
+        }
+        let opened = channels::credential(conn, &self.vault, tenant, channel)?;
+        let mut cache = self.credentials.lock().expect("credential cache");
+        cache.retain(|(c, _), _| *c != channel);
+        cache.insert(key, opened.clone());
+        Ok(opened)
+    }
+
+    /// Something on our side failed (database, vault): try again soon, without counting it
+    /// against the message.
+    fn retry_later(&self, record: &MessageRecord, error: String) -> Done {
+        tracing::warn!(message_id = %record.id, error = %error, "cannot prepare a message; deferring");
+        let until =
+            Utc::now() + chrono::Duration::from_std(self.settings.retry.base).unwrap_or_default();
+        done_without_attempt(
+            record,
+            None,
+            false,
+            Completion::Deferred {
+                channel: None,
+                until: until.timestamp_micros(),
+                reason: "internal_error",
+                error: Some(error),
+            },
+        )
+    }
+
+    async fn send(&self, job: Box<Job>) -> Done {
+        let accepted_at =
+            DateTime::from_timestamp_micros(job.record.created_at).unwrap_or_default();
+        let rendered = match render(
+            &job.draft,
+            &job.record.message_id_header,
+            accepted_at,
+            &job.policy,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(message_id = %job.record.id, error = %e, "rendering failed");
+                return done_without_attempt(
+                    &job.record,
+                    Some(job.route),
+                    job.rerouted,
+                    Completion::Failed {
+                        channel: Some(job.channel),
+                        reason: "render_failed",
+                        error: e.to_string(),
+                    },
+                );
+            }
+        };
+        let target = Target {
+            channel: job.channel,
+            credential_version: job.credential_version.unwrap_or(0),
+            settings: &job.settings,
+            credential: job.credential.as_ref(),
+        };
+        let started = Instant::now();
+        // Within the lease, so an outcome is always recorded by the worker that owns it.
+        let deadline = self.settings.lease / 2;
+        let result = match tokio::time::timeout(
+            deadline,
+            self.smtp.send(&target, &rendered.envelope, &rendered.bytes),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(SendFailure {
+                class: FailureClass::Network,
+                code: None,
+                message: format!("the send did not finish within {} s", deadline.as_secs()),
+            }),
+        };
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let id = job.id;
+        let (attempt, completion, effect) = match result {
+            Ok(reply) => (
+                Attempt {
+                    channel: job.channel,
+                    class: "ok",
+                    code: None,
+                    reply: reply.clone(),
+                    duration_ms,
+                },
+                Completion::Sent {
+                    channel: job.channel,
+                    reply,
+                },
+                (!job.is_shared_pool).then_some(ChannelEffect::Used {
+                    tenant: job.tenant,
+                    channel: job.channel,
+                }),
+            ),
+            Err(failure) => {
+                let attempt = Attempt {
+                    channel: job.channel,
+                    class: class_name(failure.class),
+                    code: failure.code,
+                    reply: failure.message.clone(),
+                    duration_ms,
+                };
+                let (completion, effect) = after_failure(
+                    &failure,
+                    &FailureContext {
+                        channel: job.channel,
+                        tenant: job.tenant,
+                        credential_version: job.credential_version,
+                        is_shared_pool: job.is_shared_pool,
+                        attempts: u32::try_from(job.record.attempts).unwrap_or(u32::MAX),
+                        accepted_at,
+                        now: Utc::now(),
+                    },
+                    &self.settings.retry,
+                    &mut rand::rng(),
+                );
+                if job.is_shared_pool && failure.class == FailureClass::Auth {
+                    tracing::error!(error = %failure.message, "the shared pool's relay refused our credential: fix SWITCHBOARD_SHARED_POOL_URL");
+                }
+                (attempt, completion, effect)
+            }
+        };
+        Done {
+            finished: Finished {
+                id,
+                route: Some(job.route),
+                rerouted: job.rerouted,
+                attempt: Some(attempt),
+                completion,
+            },
+            effect,
+        }
+    }
+
+    /// Records outcomes as they arrive, many per transaction. A failing database is retried:
+    /// an unrecorded outcome would otherwise be resent when its lease expires.
+    async fn record(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Done>) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < COMPLETE_BATCH {
+                match rx.try_recv() {
+                    Ok(done) => batch.push(done),
+                    Err(_) => break,
+                }
+            }
+            let (finished, effects): (Vec<Finished>, Vec<Option<ChannelEffect>>) =
+                batch.into_iter().map(|d| (d.finished, d.effect)).unzip();
+            let effects: Vec<ChannelEffect> = effects.into_iter().flatten().collect();
+            let finished = Arc::new(finished);
+            let effects = Arc::new(effects);
+            let mut delay = Duration::from_millis(100);
+            loop {
+                let (worker, f, e) = (self.worker_id.clone(), finished.clone(), effects.clone());
+                match self
+                    .store
+                    .run(move |c| delivery::complete(c, &worker, &f, &e))
+                    .await
+                {
+                    Ok(report) => {
+                        for channel in &report.needs_reauth {
+                            tracing::warn!(channel_id = %channel, "the server refused the channel's credential: channel needs re-authentication; its mail is held");
+                        }
+                        if report.lost_leases > 0 {
+                            tracing::warn!(
+                                count = report.lost_leases,
+                                "outcomes not recorded: the lease had passed to another worker"
+                            );
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "recording outcomes failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn done_without_attempt(
+    record: &MessageRecord,
+    route: Option<serde_json::Value>,
+    rerouted: bool,
+    completion: Completion,
+) -> Done {
+    Done {
+        finished: Finished {
+            // A row whose id does not parse matches no row when recorded: it stays claimed
+            // and is logged each time its lease expires, never silently dropped.
+            id: record
+                .message_id()
+                .unwrap_or_else(|_| MessageId::generate()),
+            route,
+            rerouted,
+            attempt: None,
+            completion,
+        },
+        effect: None,
+    }
+}
+
+fn class_name(class: FailureClass) -> &'static str {
+    match class {
+        FailureClass::Auth => "auth",
+        FailureClass::Tls => "tls",
+        FailureClass::Network => "network",
+        FailureClass::Temporary => "temporary",
+        FailureClass::Permanent => "permanent",
+        FailureClass::Protocol => "protocol",
+    }
+}
+
+/// What is known about a failed attempt besides the failure.
+#[derive(Debug, Clone)]
+struct FailureContext {
+    channel: ChannelId,
+    tenant: TenantId,
+    credential_version: Option<i64>,
+    is_shared_pool: bool,
+    attempts: u32,
+    accepted_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+}
+
+/// The classification decides: a refused credential holds the message and marks the channel
+/// (not the operator's shared relay, which tenants cannot fix: that is retried); a permanent
+/// refusal fails it with the server's reply; anything else is retried with backoff until the
+/// message is too old.
+fn after_failure(
+    failure: &SendFailure,
+    ctx: &FailureContext,
+    retry: &RetryPolicy,
+    rng: &mut impl rand::Rng,
+) -> (Completion, Option<ChannelEffect>) {
+    let error = match failure.code {
+        Some(code) if !failure.message.starts_with(&code.to_string()) => {
+            format!("{code} {}", failure.message)
+        }
+        _ => failure.message.clone(),
+    };
+    match failure.class {
+        FailureClass::Auth if !ctx.is_shared_pool => {
+            let cause = if smtp_auth_disabled(&failure.message) {
+                "basic_auth_disabled"
+            } else {
+                "auth_rejected"
+            };
+            (
+                Completion::Held {
+                    channel: Some(ctx.channel),
+                    reason: "channel_unavailable",
+                    error: Some(error.clone()),
+                },
+                Some(ChannelEffect::NeedsReauth {
+                    tenant: ctx.tenant,
+                    channel: ctx.channel,
+                    credential_version: ctx.credential_version,
+                    cause,
+                    reply: error,
+                }),
+            )
+        }
+        FailureClass::Permanent => (
+            Completion::Failed {
+                channel: Some(ctx.channel),
+                reason: "rejected",
+                error,
+            },
+            None,
+        ),
+        _ => {
+            let delay = retry.delay(ctx.attempts, retry_hint(&failure.message), rng);
+            let until = ctx.now + chrono::Duration::from_std(delay).unwrap_or_default();
+            let max_age = chrono::Duration::from_std(retry.max_age).unwrap_or_default();
+            if until > ctx.accepted_at + max_age {
+                (
+                    Completion::Failed {
+                        channel: Some(ctx.channel),
+                        reason: "expired",
+                        error: format!(
+                            "still failing after {} attempts over the maximum age; last error: {error}",
+                            ctx.attempts
+                        ),
+                    },
+                    None,
+                )
+            } else {
+                (
+                    Completion::Deferred {
+                        channel: Some(ctx.channel),
+                        until: until.timestamp_micros(),
+                        reason: "temporary_failure",
+                        error: Some(error),
+                    },
+                    None,
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    use super::*;
+
+    fn ctx(attempts: u32, age: Duration, shared: bool) -> FailureContext {
+        let now = Utc::now();
+        FailureContext {
+            channel: ChannelId::generate(),
+            tenant: TenantId::generate(),
+            credential_version: Some(42),
+            is_shared_pool: shared,
+            attempts,
+            accepted_at: now - chrono::Duration::from_std(age).unwrap(),
+            now,
+        }
+    }
+
+    fn failure(class: FailureClass, code: Option<u16>, message: &str) -> SendFailure {
+        SendFailure {
+            class,
+            code,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_refused_credential_holds_the_message_and_marks_the_channel() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let c = ctx(1, Duration::ZERO, false);
+        let (completion, effect) = after_failure(
+            &failure(
+                FailureClass::Auth,
+                Some(535),
+                "5.7.8 Authentication credentials invalid",
+            ),
+            &c,
+            &RetryPolicy::default(),
+            &mut rng,
+        );
+        assert!(
+            matches!(completion, Completion::Held { channel: Some(ch), reason: "channel_unavailable", .. } if ch == c.channel)
+        );
+        match effect {
+            Some(ChannelEffect::NeedsReauth {
+                cause,
+                credential_version,
+                reply,
+                ..
+            }) => {
+                assert_eq!(cause, "auth_rejected");
+                assert_eq!(credential_version, Some(42));
+                assert!(reply.starts_with("535 "), "{reply}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let (_, effect) = after_failure(
+            &failure(
+                FailureClass::Auth,
+                Some(535),
+                "5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant",
+            ),
+            &c,
+            &RetryPolicy::default(),
+            &mut rng,
+        );
+        assert!(matches!(
+            effect,
+            Some(ChannelEffect::NeedsReauth {
+                cause: "basic_auth_disabled",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_shared_relay_refusing_us_is_retried_not_held() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let (completion, effect) = after_failure(
+            &failure(FailureClass::Auth, Some(535), "bad"),
+            &ctx(1, Duration::ZERO, true),
+            &RetryPolicy::default(),
+            &mut rng,
+        );
+        assert!(matches!(completion, Completion::Deferred { .. }));
+        assert!(effect.is_none());
+    }
+
+    #[test]
+    fn permanent_fails_with_the_reply_and_temporary_retries_until_too_old() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let retry = RetryPolicy::default();
+        let (completion, _) = after_failure(
+            &failure(FailureClass::Permanent, Some(550), "5.1.1 no such user"),
+            &ctx(1, Duration::ZERO, false),
+            &retry,
+            &mut rng,
+        );
+        assert!(
+            matches!(&completion, Completion::Failed { reason: "rejected", error, .. } if error == "550 5.1.1 no such user")
+        );
+        for class in [
+            FailureClass::Temporary,
+            FailureClass::Network,
+            FailureClass::Tls,
+            FailureClass::Protocol,
+        ] {
+            let c = ctx(2, Duration::from_secs(60), false);
+            let (completion, _) = after_failure(
+                &failure(class, Some(451), "try again in 300 seconds"),
+                &c,
+                &retry,
+                &mut rng,
+            );
+            match completion {
+                Completion::Deferred {
+                    until,
+                    reason: "temporary_failure",
+                    ..
+                } => {
+                    let wait = until - c.now.timestamp_micros();
+                    assert!(
+                        wait >= 300_000_000,
+                        "{class:?}: the server's hint is a floor ({wait} µs)"
+                    );
+                }
+                other => panic!("{class:?}: {other:?}"),
+            }
+        }
+        let (completion, _) = after_failure(
+            &failure(FailureClass::Temporary, Some(451), "busy"),
+            &ctx(40, retry.max_age, false),
+            &retry,
+            &mut rng,
+        );
+        assert!(matches!(
+            completion,
+            Completion::Failed {
+                reason: "expired",
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,424 @@
+//! Leases and outcomes: workers claim due messages for a while, send them, and record what
+//! happened. A claim is one statement per backend, so two workers (or two processes on one
+//! PostgreSQL) never hold the same message; a worker that dies loses its lease when it
+//! expires and the message is claimed again.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use serde_json::json;
+
+use super::messages::{EventInsert, MessageRecord, MessageStatus, event, insert_events};
+use super::schema::{channels, messages};
+use super::time::now_micros;
+use super::{DbConnection, StoreError, audit};
+use crate::domain::{AuditActor, AuditEvent, ChannelId, MessageId, TenantId};
+
+#[derive(QueryableByName)]
+struct ClaimedId {
+    #[diesel(sql_type = Text)]
+    id: String,
+}
+
+/// The claim statements. Raw SQL because the backends differ exactly where it matters:
+/// PostgreSQL skips rows another worker has locked (`FOR UPDATE SKIP LOCKED`), so claims
+/// from several processes never wait on or take each other's rows; SQLite has one writer, so
+/// the single UPDATE is already atomic.
+const CLAIM_DUE_PG: &str = "UPDATE messages SET status = 'sending', lease_owner = $1, lease_until = $2, \
+     attempts = attempts + 1, updated_at = $3 \
+     WHERE id IN (SELECT id FROM messages WHERE status IN ('queued', 'deferred') AND next_attempt_at <= $3 \
+     ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING id";
+const CLAIM_EXPIRED_PG: &str = "UPDATE messages SET status = 'sending', lease_owner = $1, lease_until = $2, \
+     attempts = attempts + 1, updated_at = $3 \
+     WHERE id IN (SELECT id FROM messages WHERE status = 'sending' AND lease_until < $3 \
+     ORDER BY lease_until LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING id";
+const CLAIM_DUE_SQLITE: &str = "UPDATE messages SET status = 'sending', lease_owner = ?1, lease_until = ?2, \
+     attempts = attempts + 1, updated_at = ?3 \
+     WHERE id IN (SELECT id FROM messages WHERE status IN ('queued', 'deferred') AND next_attempt_at <= ?3 \
+     ORDER BY next_attempt_at LIMIT ?4) RETURNING id";
+const CLAIM_EXPIRED_SQLITE: &str = "UPDATE messages SET status = 'sending', lease_owner = ?1, lease_until = ?2, \
+     attempts = attempts + 1, updated_at = ?3 \
+     WHERE id IN (SELECT id FROM messages WHERE status = 'sending' AND lease_until < ?3 \
+     ORDER BY lease_until LIMIT ?4) RETURNING id";
+
+fn claim_with(
+    conn: &mut DbConnection,
+    statements: (&'static str, &'static str),
+    worker: &str,
+    lease_until: i64,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    let (pg, sqlite) = statements;
+    let rows: Vec<ClaimedId> = match conn {
+        DbConnection::Postgresql(c) => diesel::sql_query(pg)
+            .bind::<Text, _>(worker)
+            .bind::<BigInt, _>(lease_until)
+            .bind::<BigInt, _>(now)
+            .bind::<BigInt, _>(limit)
+            .load(c)?,
+        DbConnection::Sqlite(c) => diesel::sql_query(sqlite)
+            .bind::<Text, _>(worker)
+            .bind::<BigInt, _>(lease_until)
+            .bind::<BigInt, _>(now)
+            .bind::<BigInt, _>(limit)
+            .load(c)?,
+    };
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// Claims up to `limit` messages for `worker` until `lease_micros` from now: first those
+/// whose lease expired (their worker died), then those due, oldest first. Returns them in
+/// claim order. Each claim counts as an attempt.
+pub fn claim(
+    conn: &mut DbConnection,
+    worker: &str,
+    limit: i64,
+    lease_micros: i64,
+) -> Result<Vec<MessageRecord>, StoreError> {
+    let now = now_micros();
+    let until = now + lease_micros;
+    let expired = claim_with(
+        conn,
+        (CLAIM_EXPIRED_PG, CLAIM_EXPIRED_SQLITE),
+        worker,
+        until,
+        now,
+        limit,
+    )?;
+    if !expired.is_empty() {
+        let events: Vec<EventInsert> = expired
+            .iter()
+            .filter_map(|id| id.parse::<MessageId>().ok())
+            .map(|id| {
+                event(
+                    id,
+                    now,
+                    "lease_expired",
+                    json!({"detail": "the worker sending it stopped before recording the outcome; it is sent again (it may have been delivered once already)"}),
+                )
+            })
+            .collect();
+        insert_events(conn, &events)?;
+    }
+    let room = limit - expired.len() as i64;
+    let mut ids = expired;
+    if room > 0 {
+        ids.extend(claim_with(
+            conn,
+            (CLAIM_DUE_PG, CLAIM_DUE_SQLITE),
+            worker,
+            until,
+            now,
+            room,
+        )?);
+    }
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut records: Vec<MessageRecord> = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(super::messages::INSERT_CHUNK) {
+        records.extend(
+            messages::table
+                .filter(messages::id.eq_any(chunk))
+                .select(MessageRecord::as_select())
+                .load::<MessageRecord>(conn)?,
+        );
+    }
+    records.sort_by_key(|r| (r.next_attempt_at, r.created_at));
+    Ok(records)
+}
+
+/// What one attempt at the transport looked like, for the `attempt` event.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub channel: ChannelId,
+    /// `ok`, or the failure class (`auth`, `tls`, `network`, `temporary`, `permanent`, `protocol`).
+    pub class: &'static str,
+    pub code: Option<u16>,
+    pub reply: String,
+    pub duration_ms: u64,
+}
+
+/// Where a claimed message goes next.
+#[derive(Debug, Clone)]
+pub enum Completion {
+    Sent {
+        channel: ChannelId,
+        reply: String,
+    },
+    /// Try again at `until` (microseconds); `reason` is a stable code.
+    Deferred {
+        channel: Option<ChannelId>,
+        until: i64,
+        reason: &'static str,
+        error: Option<String>,
+    },
+    /// Wait until released (`channel` active again, kill switch off).
+    Held {
+        channel: Option<ChannelId>,
+        reason: &'static str,
+        error: Option<String>,
+    },
+    Failed {
+        channel: Option<ChannelId>,
+        reason: &'static str,
+        error: String,
+    },
+}
+
+/// A message a worker is done with, for now.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub id: MessageId,
+    /// The router's decision for this attempt (JSON), stored on the row.
+    pub route: Option<serde_json::Value>,
+    /// Whether the decision differs from the one stored: logged as a `routed` event.
+    pub rerouted: bool,
+    pub attempt: Option<Attempt>,
+    pub completion: Completion,
+}
+
+/// What an outcome says about a channel.
+#[derive(Debug, Clone)]
+pub enum ChannelEffect {
+    /// The channel carried a message.
+    Used {
+        tenant: TenantId,
+        channel: ChannelId,
+    },
+    /// The server refused the credential this version: the channel needs a new one. Ignored
+    /// when the credential changed since (a rotation raced the send).
+    NeedsReauth {
+        tenant: TenantId,
+        channel: ChannelId,
+        credential_version: Option<i64>,
+        cause: &'static str,
+        reply: String,
+    },
+}
+
+/// What `complete` did.
+#[derive(Debug, Default)]
+pub struct Completed {
+    /// Messages whose lease had passed to another worker: their outcome was not recorded.
+    pub lost_leases: usize,
+    /// Channels this call moved to `needs_reauth`.
+    pub needs_reauth: Vec<ChannelId>,
+}
+
+/// Records outcomes and their channel effects in one transaction. Each update is guarded by
+/// the lease, so a worker that lost its lease cannot overwrite the new owner's work.
+pub fn complete(
+    conn: &mut DbConnection,
+    worker: &str,
+    finished: &[Finished],
+    effects: &[ChannelEffect],
+) -> Result<Completed, StoreError> {
+    conn.transaction(|conn| {
+        let now = now_micros();
+        let mut report = Completed::default();
+        let mut events = Vec::with_capacity(finished.len() * 2);
+        for done in finished {
+            if !record_one(conn, worker, now, done)? {
+                report.lost_leases += 1;
+                continue;
+            }
+            push_events(&mut events, now, done);
+        }
+        insert_events(conn, &events)?;
+        let mut used: Vec<String> = Vec::new();
+        for effect in effects {
+            match effect {
+                ChannelEffect::Used { channel, .. } => used.push(channel.to_string()),
+                ChannelEffect::NeedsReauth {
+                    tenant,
+                    channel,
+                    credential_version,
+                    cause,
+                    reply,
+                } => {
+                    if mark_needs_reauth(
+                        conn,
+                        *tenant,
+                        *channel,
+                        *credential_version,
+                        cause,
+                        reply,
+                    )? {
+                        report.needs_reauth.push(*channel);
+                    }
+                }
+            }
+        }
+        used.sort();
+        used.dedup();
+        if !used.is_empty() {
+            diesel::update(channels::table.filter(channels::id.eq_any(&used)))
+                .set(channels::last_used_at.eq(now))
+                .execute(conn)?;
+        }
+        Ok(report)
+    })
+}
+
+fn record_one(
+    conn: &mut DbConnection,
+    worker: &str,
+    now: i64,
+    done: &Finished,
+) -> Result<bool, StoreError> {
+    let target = messages::table
+        .filter(messages::id.eq(done.id.to_string()))
+        .filter(messages::status.eq(MessageStatus::Sending.as_str()))
+        .filter(messages::lease_owner.eq(worker));
+    let route = done.route.as_ref().map(|r| r.to_string());
+    let lease_cleared = (
+        messages::lease_owner.eq(None::<String>),
+        messages::lease_until.eq(None::<i64>),
+        messages::updated_at.eq(now),
+    );
+    let updated = match &done.completion {
+        Completion::Sent { channel, .. } => diesel::update(target)
+            .set((
+                messages::status.eq(MessageStatus::Sent.as_str()),
+                messages::channel_id.eq(channel.to_string()),
+                messages::route.eq(route),
+                messages::hold_reason.eq(None::<String>),
+                messages::last_error.eq(None::<String>),
+                messages::sent_at.eq(now),
+                lease_cleared,
+            ))
+            .execute(conn)?,
+        Completion::Deferred {
+            channel,
+            until,
+            error,
+            ..
+        } => diesel::update(target)
+            .set((
+                messages::status.eq(MessageStatus::Deferred.as_str()),
+                messages::channel_id.eq(channel.map(|c| c.to_string())),
+                messages::route.eq(route),
+                messages::next_attempt_at.eq(*until),
+                messages::last_error.eq(error.clone()),
+                lease_cleared,
+            ))
+            .execute(conn)?,
+        Completion::Held {
+            channel,
+            reason,
+            error,
+        } => diesel::update(target)
+            .set((
+                messages::status.eq(MessageStatus::Held.as_str()),
+                messages::channel_id.eq(channel.map(|c| c.to_string())),
+                messages::route.eq(route),
+                messages::hold_reason.eq(*reason),
+                messages::last_error.eq(error.clone()),
+                lease_cleared,
+            ))
+            .execute(conn)?,
+        Completion::Failed { channel, error, .. } => diesel::update(target)
+            .set((
+                messages::status.eq(MessageStatus::Failed.as_str()),
+                messages::channel_id.eq(channel.map(|c| c.to_string())),
+                messages::route.eq(route),
+                messages::last_error.eq(error.clone()),
+                lease_cleared,
+            ))
+            .execute(conn)?,
+    };
+    Ok(updated == 1)
+}
+
+fn push_events(events: &mut Vec<EventInsert>, now: i64, done: &Finished) {
+    if done.rerouted
+        && let Some(route) = &done.route
+    {
+        events.push(event(done.id, now, "routed", route.clone()));
+    }
+    if let Some(a) = &done.attempt {
+        events.push(event(
+            done.id,
+            now,
+            "attempt",
+            json!({"channel_id": a.channel, "result": a.class, "code": a.code, "reply": a.reply, "duration_ms": a.duration_ms}),
+        ));
+    }
+    let (kind, detail) = match &done.completion {
+        Completion::Sent { channel, reply } => {
+            ("sent", json!({"channel_id": channel, "reply": reply}))
+        }
+        Completion::Deferred {
+            until,
+            reason,
+            error,
+            ..
+        } => (
+            "deferred",
+            json!({"reason": reason, "until": super::time::from_micros(*until).ok(), "error": error}),
+        ),
+        Completion::Held {
+            channel,
+            reason,
+            error,
+        } => (
+            "held",
+            json!({"reason": reason, "channel_id": channel, "error": error}),
+        ),
+        Completion::Failed { reason, error, .. } => {
+            ("failed", json!({"reason": reason, "error": error}))
+        }
+    };
+    events.push(event(done.id, now, kind, detail));
+}
+
+fn mark_needs_reauth(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    channel: ChannelId,
+    credential_version: Option<i64>,
+    cause: &'static str,
+    reply: &str,
+) -> Result<bool, StoreError> {
+    // One guarded UPDATE, so a rotation committed a moment ago is never marked bad.
+    let mine = channels::tenant_id
+        .eq(tenant.to_string())
+        .and(channels::id.eq(channel.to_string()))
+        .and(channels::status.eq("active"));
+    let changes = (
+        channels::status.eq("needs_reauth"),
+        channels::status_cause.eq(cause),
+        channels::updated_at.eq(now_micros()),
+    );
+    let updated = match credential_version {
+        Some(v) => diesel::update(
+            channels::table
+                .filter(mine)
+                .filter(channels::credential_updated_at.eq(v)),
+        )
+        .set(changes)
+        .execute(conn)?,
+        None => diesel::update(
+            channels::table
+                .filter(mine)
+                .filter(channels::credential_updated_at.is_null()),
+        )
+        .set(changes)
+        .execute(conn)?,
+    };
+    if updated == 0 {
+        return Ok(false);
+    }
+    audit::record(
+        conn,
+        &AuditEvent {
+            tenant: Some(tenant),
+            actor: AuditActor::System,
+            action: "channel.needs_reauth",
+            target: Some(channel.to_string()),
+            detail: json!({"cause": cause, "reply": reply}),
+        },
+    )?;
+    Ok(true)
+}

@@ -1,0 +1,484 @@
+//! The outbox: messages accepted for sending, their lease while a worker owns them, and
+//! their event log. A message row is written before the API answers, and every change of
+//! status writes an event in the same transaction, so the log never disagrees with the row.
+
+use diesel::prelude::*;
+use serde_json::json;
+
+use super::connection::each_backend;
+use super::schema::{message_events, messages};
+use super::time::{from_micros, now_micros};
+use super::{DbConnection, StoreError};
+use crate::domain::{ChannelId, MessageId, TenantId, UserId};
+
+/// Rows per INSERT: about 20 bind parameters a row stays well below both backends' limits
+/// (SQLite 32,766, PostgreSQL 65,535).
+pub(super) const INSERT_CHUNK: usize = 400;
+
+/// Where a message stands. Stored as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageStatus {
+    Queued,
+    Sending,
+    Sent,
+    Deferred,
+    Held,
+    Failed,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Queued => "queued",
+            MessageStatus::Sending => "sending",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Deferred => "deferred",
+            MessageStatus::Held => "held",
+            MessageStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, StoreError> {
+        Ok(match raw {
+            "queued" => MessageStatus::Queued,
+            "sending" => MessageStatus::Sending,
+            "sent" => MessageStatus::Sent,
+            "deferred" => MessageStatus::Deferred,
+            "held" => MessageStatus::Held,
+            "failed" => MessageStatus::Failed,
+            other => return Err(StoreError::corrupt(format!("message status `{other}`"))),
+        })
+    }
+}
+
+/// A message to store, validated and routed by the caller.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: MessageId,
+    pub sender: UserId,
+    pub idempotency_key: Option<String>,
+    pub message_id_header: String,
+    /// The From as given (display name included), for the log.
+    pub from_address: String,
+    /// The From address alone, which the router matches.
+    pub from_email: String,
+    pub recipient_count: i64,
+    pub subject: String,
+    /// JSON `{to, cc, bcc}`.
+    pub envelope: String,
+    /// JSON `{reply_to, text, html, headers}`.
+    pub body: String,
+    pub size_bytes: i64,
+    /// The router's decision at acceptance (JSON), recorded as the `routed` event.
+    pub route: serde_json::Value,
+    /// `Some((channel, reason))` when the message is held from the start.
+    pub held: Option<(Option<ChannelId>, &'static str)>,
+}
+
+/// A stored message as the API shows it in lists and answers.
+#[derive(Debug, Clone)]
+pub struct MessageSummary {
+    pub id: MessageId,
+    pub status: MessageStatus,
+}
+
+/// What `accept` did with one input.
+#[derive(Debug, Clone)]
+pub enum Accepted {
+    /// Stored now.
+    New(MessageSummary),
+    /// The idempotency key was used before: the first message, untouched.
+    Existing(MessageSummary),
+}
+
+// NULL rather than DEFAULT for `None`: SQLite has no DEFAULT keyword in multi-row VALUES.
+#[derive(Insertable)]
+#[diesel(table_name = messages, treat_none_as_default_value = false)]
+struct MessageInsert<'a> {
+    id: String,
+    tenant_id: String,
+    sender_user_id: String,
+    idempotency_key: Option<&'a str>,
+    message_id_header: &'a str,
+    from_address: &'a str,
+    from_email: &'a str,
+    recipient_count: i64,
+    subject: &'a str,
+    envelope: &'a str,
+    body: Option<&'a str>,
+    size_bytes: i64,
+    status: &'static str,
+    hold_reason: Option<&'static str>,
+    channel_id: Option<String>,
+    route: Option<String>,
+    attempts: i64,
+    next_attempt_at: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = message_events)]
+pub(super) struct EventInsert {
+    message_id: String,
+    at: i64,
+    kind: &'static str,
+    detail: String,
+}
+
+pub(super) fn event(
+    id: MessageId,
+    at: i64,
+    kind: &'static str,
+    detail: serde_json::Value,
+) -> EventInsert {
+    EventInsert {
+        message_id: id.to_string(),
+        at,
+        kind,
+        detail: detail.to_string(),
+    }
+}
+
+pub(super) fn insert_events(
+    conn: &mut DbConnection,
+    events: &[EventInsert],
+) -> Result<(), StoreError> {
+    for chunk in events.chunks(INSERT_CHUNK) {
+        each_backend!(conn, c => diesel::insert_into(message_events::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+/// Stores messages in one transaction; the caller answers 202 only after this returns.
+/// A message whose idempotency key this tenant used before (or that repeats a key earlier in
+/// the same call) is not stored again: the first one is returned instead. Concurrent repeats
+/// are settled by the unique index, never by a read-then-write race.
+pub fn accept(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    batch: &[NewMessage],
+) -> Result<Vec<Accepted>, StoreError> {
+    conn.transaction(|conn| {
+        let now = now_micros();
+        let tenant_text = tenant.to_string();
+        // One microsecond apart, so that the claim order (next attempt, then acceptance) is
+        // the order of the batch even when every row was accepted in the same instant.
+        let rows: Vec<MessageInsert<'_>> = batch
+            .iter()
+            .zip(now..)
+            .map(|(m, at)| MessageInsert {
+                id: m.id.to_string(),
+                tenant_id: tenant_text.clone(),
+                sender_user_id: m.sender.to_string(),
+                idempotency_key: m.idempotency_key.as_deref(),
+                message_id_header: &m.message_id_header,
+                from_address: &m.from_address,
+                from_email: &m.from_email,
+                recipient_count: m.recipient_count,
+                subject: &m.subject,
+                envelope: &m.envelope,
+                body: Some(&m.body),
+                size_bytes: m.size_bytes,
+                status: if m.held.is_some() {
+                    MessageStatus::Held.as_str()
+                } else {
+                    MessageStatus::Queued.as_str()
+                },
+                hold_reason: m.held.map(|(_, reason)| reason),
+                channel_id: m.held.and_then(|(c, _)| c).map(|c| c.to_string()),
+                route: Some(m.route.to_string()),
+                attempts: 0,
+                next_attempt_at: at,
+                created_at: at,
+                updated_at: at,
+            })
+            .collect();
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            each_backend!(conn, c => diesel::insert_into(messages::table)
+                .values(chunk)
+                .on_conflict((messages::tenant_id, messages::idempotency_key))
+                .do_nothing()
+                .execute(c))?;
+        }
+        // Which keyed messages are ours and which were there first.
+        let keys: Vec<&str> = batch
+            .iter()
+            .filter_map(|m| m.idempotency_key.as_deref())
+            .collect();
+        let owners = by_idempotency_keys(conn, tenant, &keys)?;
+        let mut results = Vec::with_capacity(batch.len());
+        let mut events = Vec::with_capacity(batch.len() * 2);
+        for m in batch {
+            let status = if m.held.is_some() {
+                MessageStatus::Held
+            } else {
+                MessageStatus::Queued
+            };
+            if let Some(key) = &m.idempotency_key {
+                let owner = owners
+                    .get(key)
+                    .ok_or_else(|| StoreError::Internal("idempotent insert lost its row".into()))?;
+                if owner.id != m.id {
+                    results.push(Accepted::Existing(owner.clone()));
+                    continue;
+                }
+            }
+            events.push(event(
+                m.id,
+                now,
+                "accepted",
+                json!({"message_id": m.message_id_header, "recipients": m.recipient_count, "size_bytes": m.size_bytes}),
+            ));
+            events.push(event(m.id, now, "routed", m.route.clone()));
+            if let Some((channel, reason)) = m.held {
+                events.push(event(
+                    m.id,
+                    now,
+                    "held",
+                    json!({"reason": reason, "channel_id": channel}),
+                ));
+            }
+            results.push(Accepted::New(MessageSummary { id: m.id, status }));
+        }
+        insert_events(conn, &events)?;
+        Ok(results)
+    })
+}
+
+/// A message as stored, for the API and for a worker.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = messages)]
+pub struct MessageRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub sender_user_id: String,
+    pub idempotency_key: Option<String>,
+    pub message_id_header: String,
+    pub from_address: String,
+    pub from_email: String,
+    pub recipient_count: i64,
+    pub subject: String,
+    pub envelope: String,
+    pub body: Option<String>,
+    pub size_bytes: i64,
+    pub status: String,
+    pub hold_reason: Option<String>,
+    pub channel_id: Option<String>,
+    pub route: Option<String>,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+impl MessageRecord {
+    pub fn message_id(&self) -> Result<MessageId, StoreError> {
+        self.id.parse().map_err(StoreError::corrupt)
+    }
+
+    pub fn tenant(&self) -> Result<TenantId, StoreError> {
+        self.tenant_id.parse().map_err(StoreError::corrupt)
+    }
+
+    pub fn sender(&self) -> Result<UserId, StoreError> {
+        self.sender_user_id.parse().map_err(StoreError::corrupt)
+    }
+
+    pub fn status(&self) -> Result<MessageStatus, StoreError> {
+        MessageStatus::parse(&self.status)
+    }
+}
+
+/// One step in a message's life.
+#[derive(Debug, Clone)]
+pub struct MessageEvent {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub kind: String,
+    pub detail: serde_json::Value,
+}
+
+/// A tenant's message, or `NotFound` (also for another tenant's id).
+pub fn get(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    id: MessageId,
+) -> Result<MessageRecord, StoreError> {
+    Ok(messages::table
+        .filter(messages::tenant_id.eq(tenant.to_string()))
+        .filter(messages::id.eq(id.to_string()))
+        .select(MessageRecord::as_select())
+        .first(conn)?)
+}
+
+/// The messages already holding some of these idempotency keys: key → (id, status).
+pub fn by_idempotency_keys(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    keys: &[&str],
+) -> Result<std::collections::HashMap<String, MessageSummary>, StoreError> {
+    let mut found = std::collections::HashMap::new();
+    for chunk in keys.chunks(INSERT_CHUNK) {
+        let rows: Vec<(Option<String>, String, String)> = messages::table
+            .filter(messages::tenant_id.eq(tenant.to_string()))
+            .filter(messages::idempotency_key.eq_any(chunk))
+            .select((messages::idempotency_key, messages::id, messages::status))
+            .load(conn)?;
+        for (key, id, status) in rows {
+            if let Some(key) = key {
+                found.insert(
+                    key,
+                    MessageSummary {
+                        id: id.parse().map_err(StoreError::corrupt)?,
+                        status: MessageStatus::parse(&status)?,
+                    },
+                );
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The event log of a message (the caller has already checked the tenant), oldest first.
+pub fn events(conn: &mut DbConnection, id: MessageId) -> Result<Vec<MessageEvent>, StoreError> {
+    message_events::table
+        .filter(message_events::message_id.eq(id.to_string()))
+        .order(message_events::id)
+        .select((
+            message_events::at,
+            message_events::kind,
+            message_events::detail,
+        ))
+        .load::<(i64, String, String)>(conn)?
+        .into_iter()
+        .map(|(at, kind, detail)| {
+            Ok(MessageEvent {
+                at: from_micros(at)?,
+                kind,
+                detail: serde_json::from_str(&detail).map_err(StoreError::corrupt)?,
+            })
+        })
+        .collect()
+}
+
+/// Which messages a listing shows.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub sender: Option<UserId>,
+    pub status: Option<MessageStatus>,
+    pub channel: Option<ChannelId>,
+    /// Only messages accepted before this one (keyset pagination, newest first).
+    pub before: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+/// A tenant's messages, newest first.
+pub fn list(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    filter: &MessageFilter,
+) -> Result<Vec<MessageRecord>, StoreError> {
+    let mut query = messages::table
+        .filter(messages::tenant_id.eq(tenant.to_string()))
+        .select(MessageRecord::as_select())
+        .order((messages::created_at.desc(), messages::id.desc()))
+        .limit(filter.limit)
+        .into_boxed();
+    if let Some(sender) = filter.sender {
+        query = query.filter(messages::sender_user_id.eq(sender.to_string()));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(messages::status.eq(status.as_str()));
+    }
+    if let Some(channel) = filter.channel {
+        query = query.filter(messages::channel_id.eq(channel.to_string()));
+    }
+    if let Some((at, id)) = &filter.before {
+        query = query.filter(
+            messages::created_at.lt(*at).or(messages::created_at
+                .eq(*at)
+                .and(messages::id.lt(id.clone()))),
+        );
+    }
+    Ok(query.load(conn)?)
+}
+
+/// Counts of a tenant's messages that still wait for a channel: held or not yet sent.
+pub fn pending_for_channel(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    channel: ChannelId,
+) -> Result<i64, StoreError> {
+    Ok(messages::table
+        .filter(messages::tenant_id.eq(tenant.to_string()))
+        .filter(messages::channel_id.eq(channel.to_string()))
+        .filter(messages::status.eq_any(["queued", "deferred", "held", "sending"]))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Which held messages to let go.
+#[derive(Debug, Clone, Copy)]
+pub enum Release {
+    /// Everything held for this channel (it is active again, or gone).
+    Channel(ChannelId),
+    /// Everything held for this reason (`sending_disabled`, `team_sending_disabled`,
+    /// `channel_unavailable` when the tenant switches to fallback).
+    Reason(&'static str),
+}
+
+/// Returns held messages to the queue, oldest first: their next attempt is set to when they
+/// were accepted, so the claim order (by next attempt) sends them in the order they came.
+/// Each gets a `released` event naming why. Returns how many were released.
+pub fn release_held(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    which: Release,
+    why: &str,
+) -> Result<usize, StoreError> {
+    let mut query = messages::table
+        .filter(messages::tenant_id.eq(tenant.to_string()))
+        .filter(messages::status.eq(MessageStatus::Held.as_str()))
+        .select(messages::id)
+        .order(messages::created_at)
+        .into_boxed();
+    query = match which {
+        Release::Channel(channel) => query.filter(messages::channel_id.eq(channel.to_string())),
+        Release::Reason(reason) => query.filter(messages::hold_reason.eq(reason)),
+    };
+    let ids: Vec<String> = query.load(conn)?;
+    let now = now_micros();
+    let mut events = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(INSERT_CHUNK) {
+        diesel::update(messages::table.filter(messages::id.eq_any(chunk)))
+            .set((
+                messages::status.eq(MessageStatus::Queued.as_str()),
+                messages::hold_reason.eq(None::<String>),
+                messages::next_attempt_at.eq(messages::created_at),
+                messages::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        for id in chunk {
+            events.push(EventInsert {
+                message_id: id.clone(),
+                at: now,
+                kind: "released",
+                detail: json!({ "why": why }).to_string(),
+            });
+        }
+    }
+    insert_events(conn, &events)?;
+    Ok(ids.len())
+}
+
+/// Counts by status across all tenants, for `/metrics`.
+pub fn count_by_status(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(messages::table
+        .group_by(messages::status)
+        .select((messages::status, diesel::dsl::count_star()))
+        .load(conn)?)
+}

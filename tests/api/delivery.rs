@@ -1,0 +1,227 @@
+//! Delivery against a real SMTP server that misbehaves the way providers do: temporary
+//! refusals, permanent ones, a connection dropped mid-DATA, a password changed at the server.
+//! Nothing accepted is lost; every step is in the message's log.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::expect_json;
+use crate::messages::{REP, World, mail, send, world};
+use crate::smtp_server::Fault;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn kinds(view: &Value) -> Vec<String> {
+    view["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn events_of<'a>(view: &'a Value, kind: &str) -> Vec<&'a Value> {
+    view["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .collect()
+}
+
+async fn wait(w: &World, id: &str, status: &str) -> Value {
+    w.app
+        .wait_for_message(&w.rep.token, id, status, PATIENCE)
+        .await
+}
+
+async fn wait_until_deferred_after_attempts(w: &World, id: &str, attempts: u64) -> Value {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let view = expect_json(
+            w.app.get(&format!("/v1/messages/{id}"), &w.rep.token).await,
+            StatusCode::OK,
+        )
+        .await;
+        if view["status"] == "deferred" && view["attempts"].as_u64().unwrap() >= attempts {
+            return view;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{view:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_temporary_refusal_is_retried_with_backoff_until_it_is_sent() {
+    let w = world().await;
+    w.server.set_fault(Some(Fault::Reply {
+        command: "MAIL",
+        code: 451,
+        text: "4.7.1 Greylisted, try again later".into(),
+    }));
+    let id = send(&w, mail("greylisted")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deferred = wait_until_deferred_after_attempts(&w, &id, 2).await;
+    assert!(
+        deferred["last_error"].as_str().unwrap().contains("451"),
+        "{deferred:#}"
+    );
+    assert!(deferred["next_attempt_at"].is_string(), "{deferred:#}");
+    let attempt = events_of(&deferred, "attempt")[0];
+    assert_eq!(attempt["detail"]["result"], "temporary", "{attempt}");
+    assert_eq!(attempt["detail"]["code"], 451, "{attempt}");
+    let d = events_of(&deferred, "deferred")[0];
+    assert_eq!(d["detail"]["reason"], "temporary_failure", "{d}");
+    assert!(w.server.messages().is_empty());
+
+    w.server.set_fault(None);
+    let sent = wait(&w, &id, "sent").await;
+    assert!(sent["attempts"].as_u64().unwrap() >= 3, "{sent:#}");
+    assert_eq!(sent["last_error"], Value::Null);
+    let received = w.server.wait_for_messages(1, PATIENCE).await;
+    assert_eq!(received.len(), 1);
+    let data = String::from_utf8_lossy(&received[0].data);
+    assert!(
+        data.contains(&format!(
+            "Message-ID: {}",
+            sent["message_id"].as_str().unwrap()
+        )),
+        "the Message-ID assigned at acceptance survives the retries: {data}"
+    );
+}
+
+#[tokio::test]
+async fn a_permanent_refusal_fails_the_message_with_the_servers_reply() {
+    let w = world().await;
+    w.server.set_fault(Some(Fault::Reply {
+        command: "RCPT",
+        code: 550,
+        text: "5.1.1 <ann@example.com>: Recipient address rejected: User unknown".into(),
+    }));
+    let id = send(&w, mail("to nobody")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let failed = wait(&w, &id, "failed").await;
+    let error = failed["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("550") && error.contains("User unknown"),
+        "{failed:#}"
+    );
+    assert_eq!(failed["attempts"], 1, "a permanent refusal is not retried");
+    let f = events_of(&failed, "failed")[0];
+    assert_eq!(f["detail"]["reason"], "rejected");
+    assert_eq!(
+        kinds(&failed),
+        ["accepted", "routed", "attempt", "failed"],
+        "{failed:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_dropped_mid_data_is_retried_and_the_message_arrives() {
+    let w = world().await;
+    w.server.set_fault(Some(Fault::DropAfterData));
+    let id = send(&w, mail("dropped")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deferred = wait_until_deferred_after_attempts(&w, &id, 1).await;
+    assert_eq!(
+        events_of(&deferred, "attempt")[0]["detail"]["result"],
+        "network",
+        "{deferred:#}"
+    );
+    w.server.set_fault(None);
+    wait(&w, &id, "sent").await;
+    let received = w.server.wait_for_messages(1, PATIENCE).await;
+    assert!(
+        received
+            .iter()
+            .any(|m| String::from_utf8_lossy(&m.data).contains("dropped")),
+        "delivered at least once"
+    );
+}
+
+#[tokio::test]
+async fn a_password_changed_at_the_server_holds_mail_until_the_credential_is_rotated() {
+    let w = world().await;
+    w.server.set_password(REP, "Changed-By-IT-77");
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let id = send(&w, mail(&format!("held {n}"))).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        ids.push(id);
+    }
+    for id in &ids {
+        let held = wait(&w, id, "held").await;
+        assert_eq!(held["hold_reason"], "channel_unavailable", "{held:#}");
+        assert_eq!(held["channel_id"], w.channel);
+    }
+    let channel = expect_json(
+        w.app
+            .get(&format!("/v1/channels/{}", w.channel), &w.rep.token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(channel["status"], "needs_reauth", "{channel:#}");
+    assert_eq!(channel["status_cause"], "auth_rejected", "{channel:#}");
+
+    // Mail accepted while the channel waits is held at once, and says why.
+    let later = send(&w, mail("held 3")).await;
+    assert_eq!(later["status"], "held", "{later}");
+    ids.push(later["id"].as_str().unwrap().to_owned());
+    let explained = expect_json(
+        w.app
+            .post("/v1/route/explain", &w.rep.token, json!({"from": REP}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(explained["outcome"], "hold", "{explained:#}");
+    assert_eq!(explained["candidates"][0]["reason"], "not_active");
+    assert!(w.server.messages().is_empty());
+
+    // IT rotates the credential: verified against the server, then the held mail flows.
+    let rotated = w
+        .app
+        .call(
+            reqwest::Method::PUT,
+            &format!("/v1/channels/{}/credentials", w.channel),
+            &w.rep.token,
+            Some(json!({"password": "Changed-By-IT-77"})),
+        )
+        .await;
+    let rotated = expect_json(rotated, StatusCode::OK).await;
+    assert_eq!(rotated["status"], "active", "{rotated:#}");
+    for id in &ids {
+        let sent = wait(&w, id, "sent").await;
+        assert!(kinds(&sent).contains(&"released".to_owned()), "{sent:#}");
+    }
+    let received = w.server.wait_for_messages(4, PATIENCE).await;
+    let mut subjects: Vec<String> = received
+        .iter()
+        .map(|m| {
+            let data = String::from_utf8_lossy(&m.data);
+            data.lines()
+                .find_map(|l| l.strip_prefix("Subject: ").map(str::to_owned))
+                .unwrap()
+        })
+        .collect();
+    // Released in the order accepted; sessions in parallel may still interleave delivery.
+    subjects.sort();
+    assert_eq!(subjects, ["held 0", "held 1", "held 2", "held 3"]);
+    assert!(
+        received
+            .iter()
+            .all(|m| m.authenticated_as.as_deref() == Some(REP)),
+        "sent on the new credential"
+    );
+}
