@@ -120,6 +120,8 @@ pub struct Config {
     pub shared_pool: Option<SharedPool>,
     /// The outbox: workers, retries, leases, message size.
     pub delivery: DeliverySettings,
+    /// `SWITCHBOARD_METRICS_TOKEN`: when set, `/metrics` wants it as a bearer token.
+    pub metrics_token: Option<SecretString>,
 }
 
 impl Config {
@@ -215,6 +217,7 @@ impl Config {
             outbound,
             shared_pool,
             delivery,
+            metrics_token: get("SWITCHBOARD_METRICS_TOKEN").map(SecretString::from),
         })
     }
 }

@@ -1,10 +1,13 @@
-use actix_web::{HttpResponse, get, web};
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use secrecy::ExposeSecret;
 use serde::Serialize;
+use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use crate::store::migrations;
+use crate::store::{channels, messages, migrations};
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -45,4 +48,52 @@ pub(super) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, A
         status: "ready",
         database: Some(state.store.backend().name()),
     }))
+}
+
+/// Prometheus metrics: delivery outcomes and attempt latency of this process, queue depth and
+/// channel health of the shared database. Bounded labels only. When
+/// `SWITCHBOARD_METRICS_TOKEN` is set, scrapers send it as a bearer token.
+#[utoipa::path(
+    tag = "health",
+    responses(
+        (status = 200, description = "Prometheus text exposition format", content_type = "text/plain"),
+        (status = 401, body = Problem)
+    )
+)]
+#[get("/metrics")]
+pub(super) async fn metrics(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(expected) = &state.config.metrics_token {
+        let presented = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !bool::from(
+            presented
+                .as_bytes()
+                .ct_eq(expected.expose_secret().as_bytes()),
+        ) {
+            return Err(if presented.is_empty() {
+                ApiError::MissingToken
+            } else {
+                ApiError::InvalidToken
+            });
+        }
+    }
+    let (queue, channel_states) = state
+        .store
+        .run(|conn| {
+            Ok((
+                messages::count_by_status(conn)?,
+                channels::count_by_status(conn)?,
+            ))
+        })
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.outbox.metrics().render(&queue, &channel_states)))
 }

@@ -47,6 +47,7 @@ pub const JSON_LIMIT: usize = 64 * 1024;
 fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(health::healthz)
         .service(health::readyz)
+        .service(health::metrics)
         .service(
             scope("/v1")
                 .service(tenants::create_tenant)

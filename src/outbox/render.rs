@@ -111,3 +111,72 @@ pub fn render(
         bytes: message.formatted(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::message::DraftInput;
+
+    fn draft() -> MessageDraft {
+        let to = vec!["Ann <ann@example.com>".to_owned()];
+        let bcc = vec![
+            "hidden@example.com".to_owned(),
+            "archive@acme.test".to_owned(),
+        ];
+        MessageDraft::parse(&DraftInput {
+            from: "Rep <rep@acme.test>",
+            to: &to,
+            cc: &[],
+            bcc: &bcc,
+            reply_to: Some("replies@acme.test"),
+            subject: "Hello",
+            text: Some("text"),
+            html: None,
+            headers: &[("X-Campaign".to_owned(), "q4".to_owned())],
+        })
+        .unwrap()
+    }
+
+    fn text(r: &Rendered) -> String {
+        String::from_utf8(r.bytes.clone()).unwrap()
+    }
+
+    #[test]
+    fn bcc_goes_to_the_envelope_only_and_the_archive_once() {
+        let policy = SendPolicy {
+            bcc_archive: Some(EmailAddress::parse("archive@acme.test").unwrap()),
+            ..SendPolicy::default()
+        };
+        let r = render(&draft(), "<id@acme.test>", Utc::now(), &policy).unwrap();
+        let rcpt: Vec<String> = r.envelope.to().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            rcpt,
+            ["ann@example.com", "hidden@example.com", "archive@acme.test"]
+        );
+        let t = text(&r);
+        assert!(
+            !t.contains("hidden@") && !t.to_lowercase().contains("bcc:"),
+            "{t}"
+        );
+        assert!(t.contains("Message-ID: <id@acme.test>"), "{t}");
+        assert!(t.contains("Reply-To: replies@acme.test"), "{t}");
+        assert!(t.contains("X-Campaign: q4"), "{t}");
+        assert_eq!(r.envelope.from().unwrap().to_string(), "rep@acme.test");
+    }
+
+    #[test]
+    fn the_channel_overrides_reply_to_and_return_path() {
+        let policy = SendPolicy {
+            reply_to: Some(EmailAddress::parse("team@acme.test").unwrap()),
+            return_path: Some(ReturnPath::Specified(
+                EmailAddress::parse("bounces@acme.test").unwrap(),
+            )),
+            ..SendPolicy::default()
+        };
+        let r = render(&draft(), "<id@acme.test>", Utc::now(), &policy).unwrap();
+        let t = text(&r);
+        assert!(t.contains("Reply-To: team@acme.test"), "{t}");
+        assert!(!t.contains("replies@acme.test"), "{t}");
+        assert_eq!(r.envelope.from().unwrap().to_string(), "bounces@acme.test");
+    }
+}

@@ -13,7 +13,7 @@ use crate::domain::{
     ChannelId, ChannelKind, ChannelOwner, ChannelStatus, CredentialScope, EmailAddress,
     SendChannel, Team, TeamId, Tenant, TenantId, User, UserId,
 };
-use crate::store::{DbConnection, StoreError, channels, teams, tenants, users};
+use crate::store::{DbConnection, StoreError, channels, quotas, teams, tenants, users};
 use crate::transport::shared_pool::SharedPool;
 
 /// A tenant's policy and channels, as one routing pass sees them.
@@ -33,7 +33,7 @@ pub struct Sender {
     pub team_sending_enabled: bool,
 }
 
-fn candidate(channel: &SendChannel) -> RouteCandidate {
+fn candidate(channel: &SendChannel, quota: QuotaState) -> RouteCandidate {
     RouteCandidate {
         channel_id: channel.id,
         kind: channel.spec.kind,
@@ -43,7 +43,7 @@ fn candidate(channel: &SendChannel) -> RouteCandidate {
         domains: channel.spec.domains.clone(),
         status: channel.status,
         recipients_per_message: channel.spec.limits.recipients_per_message,
-        quota: QuotaState::Available,
+        quota,
     }
 }
 
@@ -70,7 +70,19 @@ impl TenantRoutes {
     ) -> Result<Self, StoreError> {
         let tenant = tenants::get(conn, tenant)?;
         let list = channels::list(conn, tenant.id)?;
-        let candidates = list.iter().map(candidate).collect();
+        let now = chrono::Utc::now().timestamp_micros();
+        let candidates = list
+            .iter()
+            .map(|c| {
+                let quota = match quotas::blocked_until(conn, c.id, &c.spec.limits, 1, now)? {
+                    Some(until) => QuotaState::Exhausted {
+                        until: chrono::DateTime::from_timestamp_micros(until).unwrap_or_default(),
+                    },
+                    None => QuotaState::Available,
+                };
+                Ok(candidate(c, quota))
+            })
+            .collect::<Result<_, StoreError>>()?;
         let teams = teams::list(conn, tenant.id)?
             .into_iter()
             .map(|t| (t.id, t))
@@ -95,6 +107,13 @@ impl TenantRoutes {
             user,
             team_sending_enabled,
         })
+    }
+
+    /// Marks a channel over quota until `until`, for the rest of this routing pass.
+    pub fn exhaust(&mut self, channel: ChannelId, until: chrono::DateTime<chrono::Utc>) {
+        if let Some(c) = self.candidates.iter_mut().find(|c| c.channel_id == channel) {
+            c.quota = QuotaState::Exhausted { until };
+        }
     }
 
     pub fn route(&self, sender: &Sender, from: &EmailAddress, recipients: usize) -> RouteDecision {

@@ -23,6 +23,9 @@ pub struct DeliverySettings {
     pub retry: RetryPolicy,
     /// `SWITCHBOARD_MAX_MESSAGE_BYTES`: the largest message accepted (413 above it).
     pub max_message_bytes: usize,
+    /// `SWITCHBOARD_BODY_RETENTION`: how long the body of a sent or failed message is kept;
+    /// its envelope, route and event log stay.
+    pub body_retention: Duration,
 }
 
 impl Default for DeliverySettings {
@@ -35,6 +38,7 @@ impl Default for DeliverySettings {
             lease: Duration::from_secs(600),
             retry: RetryPolicy::default(),
             max_message_bytes: 10 * 1024 * 1024,
+            body_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -85,6 +89,7 @@ impl DeliverySettings {
                 max_age: duration("SWITCHBOARD_MESSAGE_MAX_AGE", d.retry.max_age)?,
             },
             max_message_bytes: count("SWITCHBOARD_MAX_MESSAGE_BYTES", d.max_message_bytes)?,
+            body_retention: duration("SWITCHBOARD_BODY_RETENTION", d.body_retention)?,
         };
         if settings.lease < Duration::from_secs(2) {
             return Err((

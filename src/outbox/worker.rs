@@ -18,11 +18,12 @@ use super::retry::{RetryPolicy, retry_hint};
 use super::route::{Sender, TenantRoutes, decision_json};
 use super::settings::DeliverySettings;
 use crate::domain::message::MessageDraft;
-use crate::domain::routing::Outcome;
-use crate::domain::{ChannelId, MessageId, SmtpSettings, TenantId, UserId};
+use crate::domain::routing::{Outcome, RouteDecision};
+use crate::domain::{ChannelId, ChannelKind, MessageId, SmtpSettings, TenantId, UserId};
+use crate::metrics::Metrics;
 use crate::store::delivery::{self, Attempt, ChannelEffect, Completion, Finished};
-use crate::store::messages::MessageRecord;
-use crate::store::{DbConnection, Store, StoreError, channels};
+use crate::store::messages::{self, MessageRecord};
+use crate::store::{DbConnection, Store, StoreError, channels, quotas};
 use crate::transport::classify::smtp_auth_disabled;
 use crate::transport::pool::{DEFAULT_IDLE_TIMEOUT, SendFailure, SmtpPool, Target};
 use crate::transport::{FailureClass, SharedPool};
@@ -44,6 +45,7 @@ struct Inner {
     smtp: SmtpPool,
     settings: DeliverySettings,
     wake: Notify,
+    metrics: Arc<Metrics>,
     /// Names this process's leases; fresh at every start, so a restarted process never
     /// mistakes its predecessor's leases for its own.
     worker_id: String,
@@ -52,10 +54,16 @@ struct Inner {
     credentials: Mutex<HashMap<(ChannelId, i64), Option<SecretString>>>,
 }
 
+/// How often a process prunes retained bodies and old quota counters.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
+/// Bodies pruned per housekeeping pass at most, to keep its transaction short.
+const PRUNE_BATCH: i64 = 10_000;
+
 /// A running delivery loop; `stop` lets in-flight sends finish and records them.
 pub struct Running {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    housekeeping: JoinHandle<()>,
 }
 
 impl Running {
@@ -64,6 +72,7 @@ impl Running {
         if let Err(e) = self.task.await {
             tracing::error!(error = %e, "the delivery loop ended abnormally");
         }
+        let _ = self.housekeeping.await;
     }
 }
 
@@ -81,6 +90,7 @@ struct Job {
     /// `credential_updated_at` in microseconds; `None` when the channel never had one.
     credential_version: Option<i64>,
     policy: SendPolicy,
+    kind: ChannelKind,
     is_shared_pool: bool,
 }
 
@@ -100,6 +110,8 @@ fn settled(done: Done) -> Step {
 struct Done {
     finished: Finished,
     effect: Option<ChannelEffect>,
+    /// For the metrics: the kind of channel tried (`none` when no channel was).
+    channel_kind: &'static str,
 }
 
 impl Outbox {
@@ -112,6 +124,7 @@ impl Outbox {
                 smtp: SmtpPool::new(config.outbound.clone(), DEFAULT_IDLE_TIMEOUT),
                 settings: config.delivery.clone(),
                 wake: Notify::new(),
+                metrics: Arc::new(Metrics::default()),
                 worker_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4()),
                 credentials: Mutex::new(HashMap::new()),
             }),
@@ -121,6 +134,10 @@ impl Outbox {
     /// Tells an idle worker that mail was accepted, so it does not wait for the next poll.
     pub fn wake(&self) {
         self.inner.wake.notify_one();
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     pub fn settings(&self) -> &DeliverySettings {
@@ -135,8 +152,13 @@ impl Outbox {
     pub fn start(&self) -> Running {
         let (stop, stopped) = watch::channel(false);
         let inner = self.inner.clone();
+        let housekeeping = tokio::spawn(inner.clone().housekeeping(stopped.clone()));
         let task = tokio::spawn(async move { inner.run(stopped).await });
-        Running { stop, task }
+        Running {
+            stop,
+            task,
+            housekeeping,
+        }
     }
 }
 
@@ -215,6 +237,35 @@ impl Inner {
         drop(done_tx);
         let _ = recorder.await;
         tracing::info!(worker = %self.worker_id, "delivery stopped");
+    }
+
+    /// Retention and quota counters. Every process does it; the statements are idempotent.
+    async fn housekeeping(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(HOUSEKEEPING_EVERY) => {}
+                _ = stopped.changed() => return,
+            }
+            let retention =
+                i64::try_from(self.settings.body_retention.as_micros()).unwrap_or(i64::MAX);
+            let result = self
+                .store
+                .run(move |conn| {
+                    let now = Utc::now().timestamp_micros();
+                    let bodies =
+                        messages::prune_bodies(conn, now.saturating_sub(retention), PRUNE_BATCH)?;
+                    let usage = quotas::prune(conn, now)?;
+                    Ok((bodies, usage))
+                })
+                .await;
+            match result {
+                Ok((bodies, _)) if bodies > 0 => {
+                    tracing::info!(bodies, "retention removed message bodies")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "housekeeping failed; trying again later"),
+            }
+        }
     }
 
     async fn idle(&self, stopped: &mut watch::Receiver<bool>) {
@@ -298,7 +349,10 @@ impl Inner {
                 return fail(&record, "corrupt", "the stored message is damaged".into());
             }
         };
-        let decision = routes.route(sender, &draft.from.address, draft.recipient_count());
+        let decision = match self.route_within_quota(conn, routes, sender, &draft) {
+            Ok(decision) => decision,
+            Err(e) => return settled(self.retry_later(&record, format!("reserving quota: {e}"))),
+        };
         let route = decision_json(&decision);
         let rerouted = record.route.as_deref().is_none_or(|stored| {
             serde_json::from_str::<serde_json::Value>(stored)
@@ -402,8 +456,44 @@ impl Inner {
             credential,
             credential_version: version,
             policy,
+            kind: if is_shared_pool {
+                ChannelKind::SharedPool
+            } else {
+                ChannelKind::Smtp
+            },
             is_shared_pool,
         }))
+    }
+
+    /// Routes, and takes the chosen channel's quota; a channel found full is marked so for
+    /// the rest of the pass and the message routed again (to a fallback, or deferred).
+    fn route_within_quota(
+        &self,
+        conn: &mut DbConnection,
+        routes: &mut TenantRoutes,
+        sender: &Sender,
+        draft: &MessageDraft,
+    ) -> Result<RouteDecision, StoreError> {
+        let recipients = draft.recipient_count();
+        loop {
+            let decision = routes.route(sender, &draft.from.address, recipients);
+            let Outcome::Send { channel, .. } = decision.outcome else {
+                return Ok(decision);
+            };
+            let Some(limits) = routes.channels.get(&channel).map(|c| c.spec.limits) else {
+                return Ok(decision);
+            };
+            let now = Utc::now().timestamp_micros();
+            match quotas::reserve(conn, channel, &limits, recipients as i64, now)? {
+                Ok(()) => return Ok(decision),
+                Err(until) => {
+                    routes.exhaust(
+                        channel,
+                        DateTime::from_timestamp_micros(until).unwrap_or_default(),
+                    );
+                }
+            }
+        }
     }
 
     fn credential(
@@ -537,6 +627,8 @@ impl Inner {
                 (attempt, completion, effect)
             }
         };
+        self.metrics
+            .attempt(job.kind.as_str(), attempt.class, started.elapsed());
         Done {
             finished: Finished {
                 id,
@@ -546,6 +638,7 @@ impl Inner {
                 completion,
             },
             effect,
+            channel_kind: job.kind.as_str(),
         }
     }
 
@@ -560,6 +653,7 @@ impl Inner {
                     Err(_) => break,
                 }
             }
+            let kinds: Vec<&'static str> = batch.iter().map(|d| d.channel_kind).collect();
             let (finished, effects): (Vec<Finished>, Vec<Option<ChannelEffect>>) =
                 batch.into_iter().map(|d| (d.finished, d.effect)).unzip();
             let effects: Vec<ChannelEffect> = effects.into_iter().flatten().collect();
@@ -574,6 +668,10 @@ impl Inner {
                     .await
                 {
                     Ok(report) => {
+                        for (done, kind) in finished.iter().zip(&kinds) {
+                            let (outcome, class) = metric_labels(done);
+                            self.metrics.outcome(kind, outcome, class);
+                        }
                         for channel in &report.needs_reauth {
                             tracing::warn!(channel_id = %channel, "the server refused the channel's credential: channel needs re-authentication; its mail is held");
                         }
@@ -615,6 +713,30 @@ fn done_without_attempt(
             completion,
         },
         effect: None,
+        channel_kind: "none",
+    }
+}
+
+/// The outcome and failure class a finished message counts as in the metrics.
+fn metric_labels(finished: &Finished) -> (&'static str, &'static str) {
+    let tried = finished.attempt.as_ref().map(|a| a.class);
+    match &finished.completion {
+        Completion::Sent { .. } => ("sent", "ok"),
+        Completion::Deferred { reason, .. } => (
+            "deferred",
+            tried.unwrap_or(match *reason {
+                "quota_exhausted" => "quota",
+                _ => "internal",
+            }),
+        ),
+        Completion::Held { .. } => ("held", tried.unwrap_or("policy")),
+        Completion::Failed { reason, .. } => (
+            "failed",
+            tried.unwrap_or(match *reason {
+                "no_route" | "too_many_recipients" => "policy",
+                _ => "internal",
+            }),
+        ),
     }
 }
 

@@ -364,6 +364,14 @@ pub fn get(
     row.into_channel(own)
 }
 
+/// Channels by status across all tenants, for `/metrics`.
+pub fn count_by_status(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(channels::table
+        .group_by(channels::status)
+        .select((channels::status, diesel::dsl::count_star()))
+        .load(conn)?)
+}
+
 /// Every channel of the tenant, oldest first. Who may see which is the caller's business.
 pub fn list(conn: &mut DbConnection, tenant: TenantId) -> Result<Vec<SendChannel>, StoreError> {
     let rows: Vec<ChannelRow> = channels::table
@@ -433,15 +441,26 @@ pub fn update(
     })
 }
 
-/// Deletes the channel and its sealed credential. Mail held for it is released, to be routed
-/// afresh (the caller decides whether deleting a channel with mail is allowed at all).
+/// Deletes the channel and its sealed credential. A channel that still has mail (queued,
+/// deferred, held or being sent through it) is kept unless `force`: then its held mail is
+/// released and everything is routed afresh on its next attempt.
 pub fn delete(
     conn: &mut DbConnection,
     tenant: TenantId,
     id: ChannelId,
+    force: bool,
     actor: AuditActor,
 ) -> Result<(), StoreError> {
     conn.transaction(|conn| {
+        let pending = messages::pending_for_channel(conn, tenant, id)?;
+        if pending > 0 && !force {
+            return Err(StoreError::Conflict {
+                code: "channel_has_mail",
+                detail: format!(
+                    "{pending} message(s) wait for or are being sent through this channel; delete with ?force=true to route them afresh (they may go through another channel, or fail when none may carry them)"
+                ),
+            });
+        }
         let deleted = diesel::delete(
             channels::table
                 .filter(channels::tenant_id.eq(tenant.to_string()))

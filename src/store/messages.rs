@@ -475,6 +475,26 @@ pub fn release_held(
     Ok(ids.len())
 }
 
+/// Removes the bodies of finished (sent or failed) messages last changed before `before`,
+/// at most `limit` of them; the envelope, route and log stay. Returns how many.
+pub fn prune_bodies(conn: &mut DbConnection, before: i64, limit: i64) -> Result<usize, StoreError> {
+    let ids: Vec<String> = messages::table
+        .filter(messages::body.is_not_null())
+        .filter(messages::status.eq_any(["sent", "failed"]))
+        .filter(messages::updated_at.lt(before))
+        .order(messages::updated_at)
+        .limit(limit)
+        .select(messages::id)
+        .load(conn)?;
+    let mut pruned = 0;
+    for chunk in ids.chunks(INSERT_CHUNK) {
+        pruned += diesel::update(messages::table.filter(messages::id.eq_any(chunk)))
+            .set(messages::body.eq(None::<String>))
+            .execute(conn)?;
+    }
+    Ok(pruned)
+}
+
 /// Counts by status across all tenants, for `/metrics`.
 pub fn count_by_status(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, StoreError> {
     Ok(messages::table

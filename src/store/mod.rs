@@ -10,6 +10,7 @@ mod error;
 pub mod messages;
 pub mod migrations;
 pub mod operator;
+pub mod quotas;
 mod schema;
 pub mod secrets;
 pub mod teams;

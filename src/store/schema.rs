@@ -172,6 +172,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    channel_usage (channel_id, minute) {
+        channel_id -> Text,
+        minute -> BigInt,
+        messages -> BigInt,
+        recipients -> BigInt,
+    }
+}
+
 diesel::joinable!(message_events -> messages (message_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -187,5 +196,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     channels,
     channel_domains,
     messages,
-    message_events
+    message_events,
+    channel_usage
 );

@@ -11,12 +11,12 @@ use serde_json::json;
 
 use crate::helpers::{TestDatabase, expect_json};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_switchboard");
+pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_switchboard");
 
-struct Running {
-    child: Child,
-    address: String,
-    log: Arc<Mutex<String>>,
+pub(crate) struct Running {
+    pub(crate) child: Child,
+    pub(crate) address: String,
+    pub(crate) log: Arc<Mutex<String>>,
 }
 
 impl Drop for Running {
@@ -26,7 +26,7 @@ impl Drop for Running {
     }
 }
 
-fn command(data_dir: &Path, db: &TestDatabase) -> Command {
+pub(crate) fn command(data_dir: &Path, db: &TestDatabase) -> Command {
     let mut cmd = Command::new(BINARY);
     cmd.env_clear()
         .env("SWITCHBOARD_DATA_DIR", data_dir)
@@ -57,7 +57,7 @@ fn serve(data_dir: &Path, db: &TestDatabase) -> Running {
 }
 
 /// Starts `serve` with this command's environment and waits for its `listening` line.
-fn serve_with(mut cmd: Command) -> Running {
+pub(crate) fn serve_with(mut cmd: Command) -> Running {
     let mut child = cmd
         .arg("serve")
         .stdout(Stdio::null())

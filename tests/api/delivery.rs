@@ -225,3 +225,178 @@ async fn a_password_changed_at_the_server_holds_mail_until_the_credential_is_rot
         "sent on the new credential"
     );
 }
+
+#[tokio::test]
+async fn over_its_quota_a_channel_defers_mail_to_the_next_window_never_fails_it() {
+    let w = world().await;
+    // Keep the four sends inside one clock minute.
+    let second = chrono::Utc::now().timestamp() % 60;
+    if second > 45 {
+        tokio::time::sleep(Duration::from_secs((61 - second) as u64)).await;
+    }
+    expect_json(
+        w.app
+            .patch(
+                &format!("/v1/channels/{}", w.channel),
+                &w.rep.token,
+                json!({"limits": {"per_minute": 2}}),
+            )
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let id = send(&w, mail(&format!("quota {n}"))).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        ids.push(id);
+    }
+    w.server.wait_for_messages(2, PATIENCE).await;
+    let mut deferred = 0;
+    for id in &ids {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let view = loop {
+            let view = expect_json(
+                w.app.get(&format!("/v1/messages/{id}"), &w.rep.token).await,
+                StatusCode::OK,
+            )
+            .await;
+            if view["status"] == "sent" || view["status"] == "deferred" {
+                break view;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{view:#}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if view["status"] == "deferred" {
+            deferred += 1;
+            let d = events_of(&view, "deferred")[0];
+            assert_eq!(d["detail"]["reason"], "quota_exhausted", "{view:#}");
+            assert_eq!(view["route"]["outcome"], "defer", "{view:#}");
+            let until =
+                chrono::DateTime::parse_from_rfc3339(view["next_attempt_at"].as_str().unwrap())
+                    .unwrap()
+                    .with_timezone(&chrono::Utc);
+            let now = chrono::Utc::now();
+            assert!(
+                until > now
+                    && until.timestamp() % 60 == 0
+                    && until - now <= chrono::Duration::seconds(61),
+                "deferred to the start of the next minute: {until}"
+            );
+        }
+    }
+    assert_eq!(deferred, 2, "two over the quota of 2 a minute");
+    assert_eq!(w.server.messages().len(), 2);
+    let explained = expect_json(
+        w.app
+            .post("/v1/route/explain", &w.rep.token, json!({"from": REP}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(explained["outcome"], "defer", "{explained:#}");
+    assert_eq!(explained["candidates"][0]["reason"], "quota_exhausted");
+}
+
+#[tokio::test]
+async fn a_channel_with_waiting_mail_is_deleted_only_when_forced_and_its_mail_is_routed_afresh() {
+    let w = world().await;
+    w.server.set_password(REP, "Rotated-Elsewhere-1");
+    let id = send(&w, mail("waiting")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait(&w, &id, "held").await;
+    let path = format!("/v1/channels/{}", w.channel);
+    crate::helpers::expect_problem(
+        w.app.delete(&path, &w.rep.token).await,
+        StatusCode::CONFLICT,
+        "channel_has_mail",
+    )
+    .await;
+    let res = w
+        .app
+        .delete(&format!("{path}?force=true"), &w.rep.token)
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    // No other channel may send as the rep: the released message fails, saying why.
+    let failed = wait(&w, &id, "failed").await;
+    let f = events_of(&failed, "failed")[0];
+    assert_eq!(f["detail"]["reason"], "no_route", "{failed:#}");
+    assert!(
+        kinds(&failed).contains(&"released".to_owned()),
+        "{failed:#}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_outcomes_and_the_shared_queue_without_tenant_labels() {
+    let w = crate::messages::world_with(&[(
+        "SWITCHBOARD_METRICS_TOKEN",
+        "Canary-Metrics-Token-0123456789",
+    )])
+    .await;
+    let id = send(&w, mail("counted")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait(&w, &id, "sent").await;
+    let anonymous = w
+        .app
+        .request(reqwest::Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let text = w
+        .app
+        .request(
+            reqwest::Method::GET,
+            "/metrics",
+            Some("Canary-Metrics-Token-0123456789"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "switchboard_messages_accepted_total{status=\"queued\"} 1",
+        "switchboard_messages_total{channel_kind=\"smtp\",outcome=\"sent\",class=\"ok\"} 1",
+        "switchboard_send_attempt_seconds_count{channel_kind=\"smtp\",result=\"ok\"} 1",
+        "switchboard_queue_depth{status=\"sent\"} 1",
+        "switchboard_channels{status=\"active\"} 1",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    for private in [w.acme.id.as_str(), w.channel.as_str(), REP, "acme"] {
+        assert!(!text.contains(private), "{private} in metrics");
+    }
+}
+
+#[tokio::test]
+async fn retention_removes_bodies_but_keeps_the_log() {
+    let w = world().await;
+    let id = send(&w, mail("short-lived")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait(&w, &id, "sent").await;
+    let (store, _) = switchboard::startup::open_store_and_vault(&w.app.config()).unwrap();
+    let later = chrono::Utc::now().timestamp_micros() + 1;
+    let pruned = store
+        .run_blocking(|c| switchboard::store::messages::prune_bodies(c, later, 100))
+        .unwrap();
+    assert_eq!(pruned, 1);
+    let view = wait(&w, &id, "sent").await;
+    assert_eq!(view["body_retained"], false);
+    assert_eq!(view["subject"], "short-lived");
+    assert_eq!(
+        kinds(&view),
+        ["accepted", "routed", "attempt", "sent"],
+        "the log stays"
+    );
+}

@@ -12,6 +12,7 @@ mod helpers;
 mod interop;
 mod isolation;
 mod messages;
+mod processes;
 mod restart;
 mod roles;
 mod smtp_pool;

@@ -41,6 +41,18 @@ CREATE INDEX messages_held ON messages (tenant_id, channel_id, created_at) WHERE
 -- Listing a tenant's messages, newest first; quota windows per channel.
 CREATE INDEX messages_tenant ON messages (tenant_id, created_at);
 CREATE INDEX messages_channel_sent ON messages (channel_id, sent_at) WHERE sent_at IS NOT NULL;
+-- Retention: finished messages whose body is still kept, oldest first.
+CREATE INDEX messages_retained ON messages (updated_at) WHERE body IS NOT NULL AND status IN ('sent', 'failed');
+
+-- What each channel sent per minute, for its quotas (per minute; recipients per rolling
+-- day as the sum of the last 1,440 minutes). Shared by every process on the database.
+CREATE TABLE channel_usage (
+    channel_id TEXT NOT NULL,
+    minute BIGINT NOT NULL,
+    messages BIGINT NOT NULL DEFAULT 0,
+    recipients BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (channel_id, minute)
+);
 
 -- Team kill switch, beside the tenant's.
 ALTER TABLE teams ADD COLUMN sending_enabled BOOLEAN NOT NULL DEFAULT TRUE;

@@ -1,3 +1,4 @@
+DROP TABLE channel_usage;
 DROP TABLE message_events;
 DROP TABLE messages;
 ALTER TABLE teams DROP COLUMN sending_enabled;

@@ -95,6 +95,13 @@ pub struct VerifyQuery {
     verify: bool,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForceQuery {
+    #[serde(default)]
+    force: bool,
+}
+
 /// Create a channel. Reps create their own mailbox channels; admins also team and tenant
 /// channels. The password is stored sealed and never returned.
 #[utoipa::path(
@@ -537,16 +544,24 @@ pub(super) async fn update_channel(
 /// Delete a channel and its stored credential.
 #[utoipa::path(
     tag = "channels",
-    params(("id" = String, Path, description = "channel id")),
+    params(
+        ("id" = String, Path, description = "channel id"),
+        ("force" = Option<bool>, Query, description = "delete even though mail waits for the channel; that mail is routed afresh")
+    ),
     security(("bearer" = [])),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem))
+    responses(
+        (status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "mail still waits for the channel (channel_has_mail)", body = Problem)
+    )
 )]
 #[delete("/channels/{id}")]
 pub(super) async fn delete_channel(
     caller: TenantCaller,
     state: web::Data<AppState>,
     id: web::Path<String>,
+    query: web::Query<ForceQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let force = query.force;
     let current = visible_one(&caller, &state, &id).await?;
     require_manage(&caller, current.spec.owner)?;
     let (tenant, channel_id, actor) = (
@@ -556,7 +571,7 @@ pub(super) async fn delete_channel(
     );
     state
         .store
-        .run(move |conn| channels::delete(conn, tenant, channel_id, actor))
+        .run(move |conn| channels::delete(conn, tenant, channel_id, force, actor))
         .await
         .or_not_found("channel")?;
     tracing::info!(channel_id = %channel_id, "channel deleted");

@@ -49,6 +49,14 @@ fn accepted_view(a: &Accepted) -> AcceptedView {
     }
 }
 
+fn count_accepted<'a>(state: &AppState, results: impl IntoIterator<Item = &'a Accepted>) {
+    for a in results {
+        if let Accepted::New(summary) = a {
+            state.outbox.metrics().accepted(summary.status.as_str(), 1);
+        }
+    }
+}
+
 /// JSON escaping can double a body's size; headers and addresses add a little.
 fn body_limit(state: &AppState) -> usize {
     state.config.delivery.max_message_bytes * 2 + 64 * 1024
@@ -84,6 +92,7 @@ pub(super) async fn send_message(
     )?;
     let mut results = store_prepared(&state, &caller, vec![Ok(prepared)]).await?;
     let result = results.pop().expect("one result for one message")?;
+    count_accepted(&state, [&result]);
     state.outbox.wake();
     let status = match result {
         Accepted::New(_) => actix_web::http::StatusCode::ACCEPTED,
@@ -222,6 +231,7 @@ pub(super) async fn send_batch(
         })
         .collect();
     let results = store_prepared(&state, &caller, prepared).await?;
+    count_accepted(&state, results.iter().filter_map(|r| r.as_ref().ok()));
     state.outbox.wake();
     let results = results
         .iter()
