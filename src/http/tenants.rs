@@ -11,6 +11,7 @@ use super::error::{ApiError, NotFoundAs, Problem};
 use super::extract::path_id;
 use crate::domain::{Action, AuditActor, DisplayName, Domain, EmailAddress, Tenant, TenantId};
 use crate::store::tenants;
+use crate::store::write_transaction;
 use crate::vault::IssuedToken;
 
 /// Most sending domains one tenant may list.
@@ -254,8 +255,7 @@ pub(super) async fn update_tenant(
     let updated = state
         .store
         .run(move |conn| {
-            use diesel::Connection;
-            conn.transaction(|conn| {
+            write_transaction(conn, |conn| {
                 let current = tenants::get(conn, id)?;
                 let mut policy = current.policy;
                 if let Some(v) = sending_enabled {

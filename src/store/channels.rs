@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::messages::{self, Release};
 use super::schema::{channel_domains, channels};
 use super::time::{from_micros, now_micros};
+use super::write_transaction;
 use super::{DbConnection, StoreError, audit, secrets};
 use crate::domain::{
     AuditActor, AuditEvent, ChannelId, ChannelLimits, ChannelOwner, ChannelSpec, ChannelStatus,
@@ -280,7 +281,7 @@ pub fn insert(
     credential: Option<&SecretString>,
     actor: AuditActor,
 ) -> Result<SendChannel, StoreError> {
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         check_mailbox_owner(conn, tenant, channel, None)?;
         let id = ChannelId::generate();
         let now = now_micros();
@@ -399,7 +400,7 @@ pub fn update(
     status_cause: Option<&str>,
     actor: AuditActor,
 ) -> Result<SendChannel, StoreError> {
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         check_mailbox_owner(conn, tenant, channel, Some(id))?;
         let changed = diesel::update(
             channels::table
@@ -451,7 +452,7 @@ pub fn delete(
     force: bool,
     actor: AuditActor,
 ) -> Result<(), StoreError> {
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         let pending = messages::pending_for_channel(conn, tenant, id)?;
         if pending > 0 && !force {
             return Err(StoreError::Conflict {
@@ -507,7 +508,7 @@ pub fn record_test(
     detail: serde_json::Value,
     actor: AuditActor,
 ) -> Result<(), StoreError> {
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         if ok {
             diesel::update(
                 channels::table
@@ -546,7 +547,7 @@ pub fn replace_credential(
         username,
         verified,
     } = *credential;
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         let current = get(conn, tenant, id)?;
         if let Some(username) = username {
             let mut settings = current.spec.clone();

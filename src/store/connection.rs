@@ -27,6 +27,43 @@ macro_rules! each_backend {
 }
 pub(crate) use each_backend;
 
+/// Runs `work` in a transaction that may write. On SQLite it begins with `BEGIN IMMEDIATE`:
+/// a deferred transaction that reads first and writes later fails at once with
+/// `SQLITE_BUSY` when another connection wrote in between (WAL snapshots cannot be
+/// upgraded), which the delivery workers make likely; taking the write lock up front makes
+/// it wait its turn instead. Nested `transaction` calls inside become savepoints as usual.
+pub fn write_transaction<T, E>(
+    conn: &mut DbConnection,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let DbConnection::Sqlite(sqlite) = conn else {
+        return conn.transaction(work);
+    };
+    let nested = AnsiTransactionManager::transaction_manager_status_mut(sqlite)
+        .transaction_depth()?
+        .is_some();
+    if nested {
+        // Inside a transaction already (which holds the lock): a savepoint.
+        return conn.transaction(work);
+    }
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    match work(conn) {
+        Ok(value) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            // The error that ended the work matters more than a failed rollback.
+            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+            Err(e)
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

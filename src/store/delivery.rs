@@ -10,6 +10,7 @@ use serde_json::json;
 use super::messages::{EventInsert, MessageRecord, MessageStatus, event, insert_events};
 use super::schema::{channels, messages};
 use super::time::now_micros;
+use super::write_transaction;
 use super::{DbConnection, StoreError, audit};
 use crate::domain::{AuditActor, AuditEvent, ChannelId, MessageId, TenantId};
 
@@ -214,7 +215,7 @@ pub fn complete(
     finished: &[Finished],
     effects: &[ChannelEffect],
 ) -> Result<Completed, StoreError> {
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         let now = now_micros();
         let mut report = Completed::default();
         let mut events = Vec::with_capacity(finished.len() * 2);

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::connection::each_backend;
 use super::schema::{message_events, messages};
 use super::time::{from_micros, now_micros};
+use super::write_transaction;
 use super::{DbConnection, StoreError};
 use crate::domain::{ChannelId, MessageId, TenantId, UserId};
 
@@ -161,7 +162,7 @@ pub fn accept(
     tenant: TenantId,
     batch: &[NewMessage],
 ) -> Result<Vec<Accepted>, StoreError> {
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         let now = now_micros();
         let tenant_text = tenant.to_string();
         // One microsecond apart, so that the claim order (next attempt, then acceptance) is

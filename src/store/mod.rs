@@ -20,7 +20,7 @@ mod time;
 pub mod tokens;
 pub mod users;
 
-pub use connection::{Backend, DbConnection};
+pub use connection::{Backend, DbConnection, write_transaction};
 pub use error::StoreError;
 
 use std::time::Duration;

@@ -4,6 +4,7 @@ use diesel::prelude::*;
 
 use super::schema::operator_tokens;
 use super::time::now_micros;
+use super::write_transaction;
 use super::{DbConnection, StoreError};
 use crate::domain::TokenId;
 use crate::vault::TokenHash;
@@ -29,7 +30,7 @@ pub fn insert(conn: &mut DbConnection, hash: TokenHash) -> Result<TokenId, Store
 
 /// Stores a first operator token unless one is already live; `true` when it stored it.
 pub fn insert_if_none(conn: &mut DbConnection, hash: TokenHash) -> Result<bool, StoreError> {
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         // Two instances starting together on one PostgreSQL database would otherwise both
         // see no token and both mint one; the lock serialises their check-then-insert.
         // (SQLite: one process owns the file.)

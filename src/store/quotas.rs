@@ -8,6 +8,7 @@ use diesel::sql_types::Text;
 
 use super::connection::each_backend;
 use super::schema::channel_usage;
+use super::write_transaction;
 use super::{DbConnection, StoreError};
 use crate::domain::{ChannelId, ChannelLimits};
 
@@ -94,9 +95,9 @@ pub fn reserve(
     }
     let current = minute_of(now);
     let id = channel.to_string();
-    conn.transaction(|conn| {
-        // Write first: on SQLite this takes the database's write lock before anything is
-        // read, so the check below cannot go stale.
+    write_transaction(conn, |conn| {
+        // The row must exist for the increment below (SQLite's BEGIN IMMEDIATE already
+        // holds the write lock, so the check cannot go stale there).
         each_backend!(conn, c => diesel::insert_into(channel_usage::table)
             .values((
                 channel_usage::channel_id.eq(&id),

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use super::messages::{self, Release};
 use super::schema::teams;
 use super::time::{from_micros, now_micros};
+use super::write_transaction;
 use super::{DbConnection, StoreError, audit};
 use crate::domain::{AuditActor, AuditEvent, DisplayName, Team, TeamId, TenantId};
 
@@ -100,7 +101,7 @@ pub fn update(
     changes: &TeamChanges,
     actor: AuditActor,
 ) -> Result<Team, StoreError> {
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         let before = get(conn, tenant, id)?;
         if let Some(name) = &changes.name {
             rename(conn, tenant, id, name)?;

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use super::schema::{secrets, tenant_keys};
 use super::time::now_micros;
+use super::write_transaction;
 use super::{DbConnection, StoreError};
 use crate::domain::TenantId;
 use crate::vault::{DataKey, SealContext, Sealed, Vault, VaultError, WrappedKey};
@@ -148,7 +149,7 @@ pub fn rewrap_batch(
     after: &RewrapCursor,
     batch: i64,
 ) -> Result<(usize, RewrapCursor), StoreError> {
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         let mut query = tenant_keys::table
             .filter(tenant_keys::master_key_id.ne(target))
             .select((
@@ -216,7 +217,7 @@ pub fn rotate_tenant(
     vault: &Vault,
     tenant: TenantId,
 ) -> Result<TenantKeyRotation, StoreError> {
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         let old = current(conn, vault, tenant)?;
         let new_version = old.version + 1;
         let (new_key, wrapped) = vault.new_data_key(tenant, new_version);

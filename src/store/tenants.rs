@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use super::messages::{self, Release};
 use super::schema::{tenant_domains, tenants};
 use super::time::{from_micros, now_micros};
+use super::write_transaction;
 use super::{DbConnection, StoreError, audit, tenant_keys, tokens, users};
 use crate::domain::tenancy::Tenant;
 use crate::domain::{
@@ -80,7 +81,7 @@ pub fn create_with_admin(
     admin_name: &DisplayName,
     admin_token: TokenHash,
 ) -> Result<CreatedTenant, StoreError> {
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         let id = TenantId::generate();
         let now = now_micros();
         let policy = TenantPolicy::default();
@@ -175,7 +176,7 @@ pub fn update(
     name: &DisplayName,
     policy: &TenantPolicy,
 ) -> Result<Tenant, StoreError> {
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         let before = get(conn, id)?;
         if policy.sending_enabled && !before.policy.sending_enabled {
             messages::release_held(
@@ -226,7 +227,7 @@ pub fn update(
 /// Deletes a tenant with everything it owns. Its data keys go with it, so its sealed secrets
 /// are unrecoverable from here on, even from a copy of the secret rows.
 pub fn delete(conn: &mut DbConnection, id: TenantId, actor: AuditActor) -> Result<(), StoreError> {
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         let deleted = diesel::delete(tenants::table.find(id.to_string())).execute(conn)?;
         if deleted == 0 {
             return Err(StoreError::NotFound);

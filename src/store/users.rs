@@ -4,6 +4,7 @@ use diesel::prelude::*;
 
 use super::schema::users;
 use super::time::{from_micros, now_micros};
+use super::write_transaction;
 use super::{DbConnection, StoreError, teams};
 use crate::domain::{DisplayName, EmailAddress, Role, TeamId, TenantId, User, UserId};
 
@@ -137,7 +138,7 @@ pub fn update(
     id: UserId,
     changes: UserChanges,
 ) -> Result<User, StoreError> {
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         let mut user = get(conn, tenant, id)?;
         let was_active_admin = user.role == Role::Admin && !user.disabled;
         if let Some(email) = changes.email {

@@ -400,3 +400,76 @@ async fn retention_removes_bodies_but_keeps_the_log() {
         "the log stays"
     );
 }
+
+#[tokio::test]
+async fn mail_already_queued_when_sending_is_switched_off_is_held_and_released_after() {
+    let w = world().await;
+    w.server.set_fault(Some(Fault::Reply {
+        command: "MAIL",
+        code: 451,
+        text: "4.3.2 try again later".into(),
+    }));
+    let id = send(&w, mail("paused")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_until_deferred_after_attempts(&w, &id, 1).await;
+    let switch = |on: bool| {
+        w.app.patch(
+            "/v1/tenant",
+            &w.acme.admin_token,
+            json!({"sending_enabled": on}),
+        )
+    };
+    expect_json(switch(false).await, StatusCode::OK).await;
+    w.server.set_fault(None);
+    let held = wait(&w, &id, "held").await;
+    assert_eq!(held["hold_reason"], "sending_disabled", "{held:#}");
+    assert!(
+        w.server.messages().is_empty(),
+        "nothing leaves while switched off"
+    );
+    expect_json(switch(true).await, StatusCode::OK).await;
+    let sent = wait(&w, &id, "sent").await;
+    let released = events_of(&sent, "released")[0];
+    assert!(
+        released["detail"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("switched back on"),
+        "{sent:#}"
+    );
+}
+
+#[tokio::test]
+async fn admins_change_settings_while_mail_flows_without_errors() {
+    let w = world().await;
+    let batch: Vec<Value> = (0..300).map(|n| mail(&format!("flow {n}"))).collect();
+    let accepted = expect_json(
+        w.app
+            .post(
+                "/v1/messages/batch",
+                &w.rep.token,
+                json!({ "messages": batch }),
+            )
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(accepted["results"].as_array().unwrap().len(), 300);
+    // Each change reads the channel, then writes it, while the workers write constantly.
+    for n in 0..40 {
+        expect_json(
+            w.app
+                .patch(
+                    &format!("/v1/channels/{}", w.channel),
+                    &w.rep.token,
+                    json!({"name": format!("Mailbox {n}")}),
+                )
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+    }
+    w.server.wait_for_messages(300, PATIENCE).await;
+}
