@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::oauth::settings::GoogleSettings;
 use crate::outbox::settings::DeliverySettings;
 use crate::transport::{OutboundPolicy, SharedPool};
 use crate::vault::KeySource;
@@ -122,6 +123,8 @@ pub struct Config {
     pub delivery: DeliverySettings,
     /// `SWITCHBOARD_METRICS_TOKEN`: when set, `/metrics` wants it as a bearer token.
     pub metrics_token: Option<SecretString>,
+    /// `SWITCHBOARD_GOOGLE_*`: the Gmail OAuth client; none means Gmail is off.
+    pub google: Option<GoogleSettings>,
 }
 
 impl Config {
@@ -204,6 +207,8 @@ impl Config {
             })?;
         let delivery = DeliverySettings::from_lookup(&get)
             .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
+        let google = GoogleSettings::from_lookup(&get)
+            .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
         Ok(Self {
             bind,
             data_dir,
@@ -218,6 +223,7 @@ impl Config {
             shared_pool,
             delivery,
             metrics_token: get("SWITCHBOARD_METRICS_TOKEN").map(SecretString::from),
+            google,
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod oauth;
 pub mod outbox;
 pub mod startup;
 pub mod store;

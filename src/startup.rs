@@ -12,6 +12,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::Config;
 use crate::http::{self, AppState};
+use crate::oauth::google::Google;
 use crate::outbox::{Outbox, Running};
 use crate::store::{Store, StoreError, migrations, operator, tenant_keys};
 use crate::vault::files::write_private_file;
@@ -107,9 +108,22 @@ impl Application {
             bind: config.bind.clone(),
             source,
         })?;
-        let outbox = Outbox::new(store.clone(), vault.clone(), &config);
+        let google = match &config.google {
+            Some(settings) => Some(Arc::new(
+                Google::new(settings.clone(), &google_redirect_uri(&config))
+                    .map_err(|e| StoreError::Internal(format!("Google OAuth client: {e}")))?,
+            )),
+            None => {
+                tracing::info!(
+                    "Gmail is off: set SWITCHBOARD_GOOGLE_CLIENT_ID and SWITCHBOARD_GOOGLE_CLIENT_SECRET to let reps connect Gmail"
+                );
+                None
+            }
+        };
+        let outbox = Outbox::new(store.clone(), vault.clone(), &config, google.clone());
         let delivery = config.delivery.enabled.then(|| outbox.start());
         let state = web::Data::new(AppState {
+            google,
             outbox,
             store,
             vault,
@@ -180,6 +194,11 @@ fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn restrict(_path: &Path, _mode: u32) -> std::io::Result<()> {
     Ok(())
+}
+
+/// Where Google sends the user back after consent; register it in the Google Cloud console.
+pub fn google_redirect_uri(config: &Config) -> String {
+    format!("{}/oauth/google/callback", config.public_url)
 }
 
 /// The file the first generated operator token is written to.

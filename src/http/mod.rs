@@ -22,6 +22,7 @@ use utoipa::OpenApi;
 use utoipa_actix_web::{AppExt, scope};
 
 use crate::config::Config;
+use crate::oauth::google::Google;
 use crate::outbox::Outbox;
 use crate::store::Store;
 use crate::vault::{TokenHash, Vault};
@@ -35,6 +36,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Wakes this process's delivery workers when mail is accepted.
     pub outbox: Outbox,
+    /// Google's OAuth client, when Gmail is configured.
+    pub google: Option<Arc<Google>>,
     /// Hash of `SWITCHBOARD_OPERATOR_TOKEN`, when one is configured.
     pub configured_operator_token: Option<TokenHash>,
 }

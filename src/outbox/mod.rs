@@ -3,6 +3,7 @@
 //! May import `transport`, `store`, `vault` and `domain`.
 
 pub mod content;
+mod gmail;
 pub mod render;
 pub mod retry;
 pub mod route;

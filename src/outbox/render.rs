@@ -22,6 +22,12 @@ pub struct SendPolicy {
     /// Receives a blind copy of every message.
     pub bcc_archive: Option<EmailAddress>,
     pub return_path: Option<ReturnPath>,
+    /// The mailbox the channel logs in as, when its username is an address: the envelope
+    /// sender when the return path is left to the relay.
+    pub login: Option<EmailAddress>,
+    /// Put Bcc recipients (and the archive) in a Bcc header: for the Gmail API, which takes
+    /// recipients from the headers and removes Bcc before delivery. SMTP never does.
+    pub bcc_in_headers: bool,
 }
 
 /// A message ready for a transport.
@@ -87,14 +93,31 @@ pub fn render(
     {
         recipients.push(address(archive));
     }
-    let mail_from = match &policy.return_path {
-        Some(ReturnPath::Specified(a)) => address(a),
-        // Mailbox providers require MAIL FROM to be the authenticated mailbox, which is the
-        // From of a mailbox channel; relays use it as the bounce address.
-        _ => address(&draft.from.address),
+    let mail_from = match (&policy.return_path, &policy.login) {
+        (Some(ReturnPath::Specified(a)), _) => address(a),
+        (Some(ReturnPath::Yes), _) => address(&draft.from.address),
+        // Left to the relay: the mailbox it authenticates (what providers require), or the
+        // From when the login is not an address (API-key relays).
+        (_, Some(login)) => address(login),
+        (_, None) => address(&draft.from.address),
     };
     let envelope = Envelope::new(Some(mail_from), recipients)
         .map_err(|e| RenderError(format!("envelope: {e}")))?;
+    if policy.bcc_in_headers {
+        let mut blind: Vec<LettreMailbox> = draft.bcc.iter().map(mailbox).collect();
+        if let Some(archive) = &policy.bcc_archive
+            && !draft
+                .envelope_recipients()
+                .iter()
+                .any(|r| r.normalized() == archive.normalized())
+        {
+            blind.push(LettreMailbox::new(None, address(archive)));
+        }
+        for m in blind {
+            builder = builder.bcc(m);
+        }
+        builder = builder.keep_bcc();
+    }
     let builder = builder.envelope(envelope.clone());
     let message = match (&draft.text, &draft.html) {
         (Some(text), Some(html)) => builder.multipart(MultiPart::alternative_plain_html(

@@ -91,6 +91,12 @@ impl DeliverySettings {
             max_message_bytes: count("SWITCHBOARD_MAX_MESSAGE_BYTES", d.max_message_bytes)?,
             body_retention: duration("SWITCHBOARD_BODY_RETENTION", d.body_retention)?,
         };
+        if settings.poll_interval < Duration::from_millis(10) {
+            return Err((
+                "SWITCHBOARD_POLL_INTERVAL",
+                "must be at least 10ms: idle workers would query the database without pause".into(),
+            ));
+        }
         if settings.lease < Duration::from_secs(2) {
             return Err((
                 "SWITCHBOARD_LEASE",

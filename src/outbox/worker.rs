@@ -13,14 +13,19 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::content::{self, StoredBody, StoredEnvelope};
+use super::gmail::GmailSender;
 use super::render::{SendPolicy, render};
 use super::retry::{RetryPolicy, retry_hint};
 use super::route::{Sender, TenantRoutes, decision_json};
 use super::settings::DeliverySettings;
 use crate::domain::message::MessageDraft;
 use crate::domain::routing::{Outcome, RouteDecision};
-use crate::domain::{ChannelId, ChannelKind, MessageId, SmtpSettings, TenantId, UserId};
+use crate::domain::{
+    ChannelId, ChannelKind, EmailAddress, MessageId, SmtpSettings, TenantId, UserId,
+};
 use crate::metrics::Metrics;
+use crate::oauth::google::Google;
+use crate::oauth::tokens::AccessTokens;
 use crate::store::delivery::{self, Attempt, ChannelEffect, Completion, Finished};
 use crate::store::messages::{self, MessageRecord};
 use crate::store::{DbConnection, Store, StoreError, channels, quotas};
@@ -43,6 +48,8 @@ struct Inner {
     vault: Arc<Vault>,
     shared_pool: Option<SharedPool>,
     smtp: SmtpPool,
+    /// Gmail API sending, when Google is configured.
+    gmail: Option<GmailSender>,
     settings: DeliverySettings,
     wake: Notify,
     metrics: Arc<Metrics>,
@@ -85,13 +92,24 @@ struct Job {
     rerouted: bool,
     channel: ChannelId,
     tenant: TenantId,
-    settings: SmtpSettings,
-    credential: Option<SecretString>,
+    carrier: Carrier,
+}
+
+/// How a channel sends.
+struct Carrier {
+    kind: ChannelKind,
+    transport: Transport,
     /// `credential_updated_at` in microseconds; `None` when the channel never had one.
     credential_version: Option<i64>,
     policy: SendPolicy,
-    kind: ChannelKind,
-    is_shared_pool: bool,
+}
+
+enum Transport {
+    Smtp {
+        settings: SmtpSettings,
+        credential: Option<SecretString>,
+    },
+    Gmail,
 }
 
 /// What planning decided for a claimed message.
@@ -115,9 +133,21 @@ struct Done {
 }
 
 impl Outbox {
-    pub fn new(store: Store, vault: Arc<Vault>, config: &crate::config::Config) -> Self {
+    pub fn new(
+        store: Store,
+        vault: Arc<Vault>,
+        config: &crate::config::Config,
+        google: Option<Arc<Google>>,
+    ) -> Self {
+        let gmail = google.map(|g| {
+            GmailSender::new(
+                g.clone(),
+                AccessTokens::new(store.clone(), vault.clone(), g),
+            )
+        });
         Self {
             inner: Arc::new(Inner {
+                gmail,
                 store,
                 vault,
                 shared_pool: config.shared_pool.clone(),
@@ -328,6 +358,19 @@ impl Inner {
                 return settled(self.retry_later(&record, format!("loading the sender: {e}")));
             }
         };
+        if sender.user.disabled {
+            // An offboarded rep's queued mail waits; re-enabling the user releases it.
+            return settled(done_without_attempt(
+                &record,
+                None,
+                false,
+                Completion::Held {
+                    channel: None,
+                    reason: "sender_disabled",
+                    error: None,
+                },
+            ));
+        }
         let Some(body) = record.body.as_deref() else {
             return fail(
                 &record,
@@ -400,49 +443,9 @@ impl Inner {
                 ));
             }
         };
-        let prepared = if channel == ChannelId::shared_pool() {
-            self.shared_pool.as_ref().map(|pool| {
-                (
-                    pool.settings.clone(),
-                    pool.credential.clone(),
-                    None,
-                    SendPolicy::default(),
-                    true,
-                )
-            })
-        } else {
-            routes.channels.get(&channel).and_then(|c| {
-                let settings = c.spec.smtp.clone()?;
-                let version = c.credential_updated_at.map(|t| t.timestamp_micros());
-                Some((
-                    settings,
-                    None,
-                    version,
-                    SendPolicy {
-                        reply_to: c.spec.reply_to.clone(),
-                        bcc_archive: c.spec.bcc_archive.clone(),
-                        return_path: Some(c.spec.return_path.clone()),
-                    },
-                    false,
-                ))
-            })
-        };
-        let Some((settings, pool_credential, version, policy, is_shared_pool)) = prepared else {
-            return settled(
-                self.retry_later(&record, format!("channel {channel} has no SMTP settings")),
-            );
-        };
-        let credential = if is_shared_pool {
-            pool_credential
-        } else {
-            match self.credential(conn, tenant, channel, version) {
-                Ok(c) => c,
-                Err(e) => {
-                    return settled(
-                        self.retry_later(&record, format!("opening the credential: {e}")),
-                    );
-                }
-            }
+        let carrier = match self.carrier(conn, routes, tenant, channel) {
+            Ok(carrier) => carrier,
+            Err(e) => return settled(self.retry_later(&record, e)),
         };
         Step::Send(Box::new(Job {
             id,
@@ -452,17 +455,74 @@ impl Inner {
             rerouted,
             channel,
             tenant,
-            settings,
-            credential,
-            credential_version: version,
-            policy,
-            kind: if is_shared_pool {
-                ChannelKind::SharedPool
-            } else {
-                ChannelKind::Smtp
-            },
-            is_shared_pool,
+            carrier,
         }))
+    }
+
+    /// How the chosen channel sends: its transport, credential and send-time policy.
+    fn carrier(
+        &self,
+        conn: &mut DbConnection,
+        routes: &TenantRoutes,
+        tenant: TenantId,
+        channel: ChannelId,
+    ) -> Result<Carrier, String> {
+        if channel == ChannelId::shared_pool() {
+            let pool = self
+                .shared_pool
+                .as_ref()
+                .ok_or("the shared pool is no longer configured")?;
+            return Ok(Carrier {
+                kind: ChannelKind::SharedPool,
+                transport: Transport::Smtp {
+                    settings: pool.settings.clone(),
+                    credential: pool.credential.clone(),
+                },
+                credential_version: None,
+                policy: SendPolicy::default(),
+            });
+        }
+        let c = routes
+            .channels
+            .get(&channel)
+            .ok_or_else(|| format!("channel {channel} is gone"))?;
+        let credential_version = c.credential_updated_at.map(|t| t.timestamp_micros());
+        let mut policy = SendPolicy {
+            reply_to: c.spec.reply_to.clone(),
+            bcc_archive: c.spec.bcc_archive.clone(),
+            return_path: Some(c.spec.return_path.clone()),
+            login: c
+                .spec
+                .smtp
+                .as_ref()
+                .and_then(|s| s.username.as_deref())
+                .and_then(|u| EmailAddress::parse(u).ok()),
+            bcc_in_headers: false,
+        };
+        let transport = match c.spec.kind {
+            ChannelKind::Gmail => {
+                // The Gmail API takes its recipients from the headers (it removes Bcc
+                // before delivery).
+                policy.bcc_in_headers = true;
+                Transport::Gmail
+            }
+            _ => Transport::Smtp {
+                settings: c
+                    .spec
+                    .smtp
+                    .clone()
+                    .ok_or_else(|| format!("channel {channel} has no SMTP settings"))?,
+                credential: self
+                    .credential(conn, tenant, channel, credential_version)
+                    .map_err(|e| format!("opening the credential: {e}"))?,
+            },
+        };
+        Ok(Carrier {
+            kind: c.spec.kind,
+            transport,
+            credential_version,
+            policy,
+        })
     }
 
     /// Routes, and takes the chosen channel's quota; a channel found full is marked so for
@@ -534,74 +594,98 @@ impl Inner {
     }
 
     async fn send(&self, job: Box<Job>) -> Done {
-        let accepted_at =
-            DateTime::from_timestamp_micros(job.record.created_at).unwrap_or_default();
+        let Job {
+            id,
+            record,
+            draft,
+            route,
+            rerouted,
+            channel,
+            tenant,
+            carrier,
+        } = *job;
+        let accepted_at = DateTime::from_timestamp_micros(record.created_at).unwrap_or_default();
         let rendered = match render(
-            &job.draft,
-            &job.record.message_id_header,
+            &draft,
+            &record.message_id_header,
             accepted_at,
-            &job.policy,
+            &carrier.policy,
         ) {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!(message_id = %job.record.id, error = %e, "rendering failed");
+                tracing::error!(message_id = %record.id, error = %e, "rendering failed");
                 return done_without_attempt(
-                    &job.record,
-                    Some(job.route),
-                    job.rerouted,
+                    &record,
+                    Some(route),
+                    rerouted,
                     Completion::Failed {
-                        channel: Some(job.channel),
+                        channel: Some(channel),
                         reason: "render_failed",
                         error: e.to_string(),
                     },
                 );
             }
         };
-        let target = Target {
-            channel: job.channel,
-            credential_version: job.credential_version.unwrap_or(0),
-            settings: &job.settings,
-            credential: job.credential.as_ref(),
-        };
         let started = Instant::now();
         // Within the lease, so an outcome is always recorded by the worker that owns it.
         let deadline = self.settings.lease / 2;
-        let result = match tokio::time::timeout(
-            deadline,
-            self.smtp.send(&target, &rendered.envelope, &rendered.bytes),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => Err(SendFailure {
-                class: FailureClass::Network,
-                code: None,
-                message: format!("the send did not finish within {} s", deadline.as_secs()),
-            }),
+        let mut auth_cause = None;
+        let sending = async {
+            match &carrier.transport {
+                Transport::Smtp {
+                    settings,
+                    credential,
+                } => {
+                    let target = Target {
+                        channel,
+                        credential_version: carrier.credential_version.unwrap_or(0),
+                        settings,
+                        credential: credential.as_ref(),
+                    };
+                    self.smtp.send(&target, &rendered.envelope, &rendered.bytes).await
+                }
+                Transport::Gmail => match &self.gmail {
+                    Some(gmail) => gmail
+                        .send(tenant, channel, &rendered.bytes)
+                        .await
+                        .map_err(|f| {
+                            auth_cause = f.auth_cause;
+                            f.failure
+                        }),
+                    None => Err(SendFailure {
+                        class: FailureClass::Temporary,
+                        code: None,
+                        message: "Gmail is not configured on this instance (SWITCHBOARD_GOOGLE_CLIENT_ID)".into(),
+                    }),
+                },
+            }
         };
+        let result = tokio::time::timeout(deadline, sending)
+            .await
+            .unwrap_or_else(|_| {
+                Err(SendFailure {
+                    class: FailureClass::Network,
+                    code: None,
+                    message: format!("the send did not finish within {} s", deadline.as_secs()),
+                })
+            });
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let id = job.id;
+        let is_shared_pool = carrier.kind == ChannelKind::SharedPool;
         let (attempt, completion, effect) = match result {
             Ok(reply) => (
                 Attempt {
-                    channel: job.channel,
+                    channel,
                     class: "ok",
                     code: None,
                     reply: reply.clone(),
                     duration_ms,
                 },
-                Completion::Sent {
-                    channel: job.channel,
-                    reply,
-                },
-                (!job.is_shared_pool).then_some(ChannelEffect::Used {
-                    tenant: job.tenant,
-                    channel: job.channel,
-                }),
+                Completion::Sent { channel, reply },
+                (!is_shared_pool).then_some(ChannelEffect::Used { tenant, channel }),
             ),
             Err(failure) => {
                 let attempt = Attempt {
-                    channel: job.channel,
+                    channel,
                     class: class_name(failure.class),
                     code: failure.code,
                     reply: failure.message.clone(),
@@ -610,35 +694,36 @@ impl Inner {
                 let (completion, effect) = after_failure(
                     &failure,
                     &FailureContext {
-                        channel: job.channel,
-                        tenant: job.tenant,
-                        credential_version: job.credential_version,
-                        is_shared_pool: job.is_shared_pool,
-                        attempts: u32::try_from(job.record.attempts).unwrap_or(u32::MAX),
+                        channel,
+                        tenant,
+                        credential_version: carrier.credential_version,
+                        is_shared_pool,
+                        auth_cause,
+                        attempts: u32::try_from(record.attempts).unwrap_or(u32::MAX),
                         accepted_at,
                         now: Utc::now(),
                     },
                     &self.settings.retry,
                     &mut rand::rng(),
                 );
-                if job.is_shared_pool && failure.class == FailureClass::Auth {
+                if is_shared_pool && failure.class == FailureClass::Auth {
                     tracing::error!(error = %failure.message, "the shared pool's relay refused our credential: fix SWITCHBOARD_SHARED_POOL_URL");
                 }
                 (attempt, completion, effect)
             }
         };
         self.metrics
-            .attempt(job.kind.as_str(), attempt.class, started.elapsed());
+            .attempt(carrier.kind.as_str(), attempt.class, started.elapsed());
         Done {
             finished: Finished {
                 id,
-                route: Some(job.route),
-                rerouted: job.rerouted,
+                route: Some(route),
+                rerouted,
                 attempt: Some(attempt),
                 completion,
             },
             effect,
-            channel_kind: job.kind.as_str(),
+            channel_kind: carrier.kind.as_str(),
         }
     }
 
@@ -758,6 +843,8 @@ struct FailureContext {
     tenant: TenantId,
     credential_version: Option<i64>,
     is_shared_pool: bool,
+    /// The cause of a refused credential, when the transport knows it (Gmail).
+    auth_cause: Option<&'static str>,
     attempts: u32,
     accepted_at: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -774,18 +861,20 @@ fn after_failure(
     rng: &mut impl rand::Rng,
 ) -> (Completion, Option<ChannelEffect>) {
     let error = match failure.code {
-        Some(code) if !failure.message.starts_with(&code.to_string()) => {
+        Some(code) if !failure.message.contains(&code.to_string()) => {
             format!("{code} {}", failure.message)
         }
         _ => failure.message.clone(),
     };
     match failure.class {
         FailureClass::Auth if !ctx.is_shared_pool => {
-            let cause = if smtp_auth_disabled(&failure.message) {
-                "basic_auth_disabled"
-            } else {
-                "auth_rejected"
-            };
+            let cause = ctx
+                .auth_cause
+                .unwrap_or(if smtp_auth_disabled(&failure.message) {
+                    "basic_auth_disabled"
+                } else {
+                    "auth_rejected"
+                });
             (
                 Completion::Held {
                     channel: Some(ctx.channel),
@@ -854,6 +943,7 @@ mod tests {
             tenant: TenantId::generate(),
             credential_version: Some(42),
             is_shared_pool: shared,
+            auth_cause: None,
             attempts,
             accepted_at: now - chrono::Duration::from_std(age).unwrap(),
             now,

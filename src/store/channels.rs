@@ -390,53 +390,63 @@ pub fn list(conn: &mut DbConnection, tenant: TenantId) -> Result<Vec<SendChannel
         .collect()
 }
 
-/// Replaces the channel's settings (not its credential, kind or owner).
+/// Replaces the channel's settings (not its credential, kind or owner) and, when asked,
+/// its status (enable/disable). Re-enabling releases the mail held for it.
 pub fn update(
     conn: &mut DbConnection,
     tenant: TenantId,
     id: ChannelId,
     channel: &ChannelSpec,
-    status: ChannelStatus,
-    status_cause: Option<&str>,
+    status_change: Option<(ChannelStatus, Option<String>)>,
     actor: AuditActor,
 ) -> Result<SendChannel, StoreError> {
     write_transaction(conn, |conn| {
         check_mailbox_owner(conn, tenant, channel, Some(id))?;
-        let changed = diesel::update(
+        let target = || {
             channels::table
                 .filter(channels::tenant_id.eq(tenant.to_string()))
-                .filter(channels::id.eq(id.to_string())),
-        )
-        .set((
-            channels::name.eq(channel.name.as_str()),
-            channels::from_address.eq(channel.from_address.as_ref().map(EmailAddress::normalized)),
-            channels::settings.eq(settings_json(channel)?),
-            channels::status.eq(status.as_str()),
-            channels::status_cause.eq(status_cause),
-            channels::updated_at.eq(now_micros()),
-        ))
-        .execute(conn)?;
+                .filter(channels::id.eq(id.to_string()))
+        };
+        let changed = diesel::update(target())
+            .set((
+                channels::name.eq(channel.name.as_str()),
+                channels::from_address
+                    .eq(channel.from_address.as_ref().map(EmailAddress::normalized)),
+                channels::settings.eq(settings_json(channel)?),
+                channels::updated_at.eq(now_micros()),
+            ))
+            .execute(conn)?;
         if changed == 0 {
             return Err(StoreError::NotFound);
         }
         write_domains(conn, tenant, id, &channel.domains)?;
-        let released = if status == ChannelStatus::Active {
-            messages::release_held(
-                conn,
-                tenant,
-                Release::Channel(id),
-                "the channel is active again",
-            )?
-        } else {
-            0
-        };
+        let mut released = 0;
+        if let Some((status, cause)) = &status_change {
+            diesel::update(target())
+                .set((
+                    channels::status.eq(status.as_str()),
+                    channels::status_cause.eq(cause.as_deref()),
+                ))
+                .execute(conn)?;
+            if *status == ChannelStatus::Active {
+                released = messages::release_held(
+                    conn,
+                    tenant,
+                    Release::Channel(id),
+                    "the channel was enabled again",
+                )?;
+            }
+        }
         record(
             conn,
             tenant,
             id,
             actor,
             "channel.updated",
-            serde_json::json!({ "status": status.as_str(), "released": released }),
+            serde_json::json!({
+                "status": status_change.as_ref().map(|(s, _)| s.as_str()),
+                "released": released,
+            }),
         )?;
         get(conn, tenant, id)
     })

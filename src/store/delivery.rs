@@ -14,6 +14,11 @@ use super::write_transaction;
 use super::{DbConnection, StoreError, audit};
 use crate::domain::{AuditActor, AuditEvent, ChannelId, MessageId, TenantId};
 
+diesel::define_sql_function! {
+    /// The first argument that is not NULL (both backends have it).
+    fn coalesce(x: diesel::sql_types::Nullable<Text>, y: diesel::sql_types::Nullable<Text>) -> diesel::sql_types::Nullable<Text>;
+}
+
 #[derive(QueryableByName)]
 struct ClaimedId {
     #[diesel(sql_type = Text)]
@@ -272,7 +277,8 @@ fn record_one(
         .filter(messages::id.eq(done.id.to_string()))
         .filter(messages::status.eq(MessageStatus::Sending.as_str()))
         .filter(messages::lease_owner.eq(worker));
-    let route = done.route.as_ref().map(|r| r.to_string());
+    // A pass that did not route (an internal error) keeps the route shown so far.
+    let route = coalesce(done.route.as_ref().map(|r| r.to_string()), messages::route);
     let lease_cleared = (
         messages::lease_owner.eq(None::<String>),
         messages::lease_until.eq(None::<i64>),
@@ -329,6 +335,13 @@ fn record_one(
             ))
             .execute(conn)?,
     };
+    if updated == 1 && done.attempt.is_none() {
+        // The claim counted an attempt, but nothing was sent: attempts (and the backoff
+        // built on them) count only tries at the transport.
+        diesel::update(messages::table.filter(messages::id.eq(done.id.to_string())))
+            .set(messages::attempts.eq(messages::attempts - 1))
+            .execute(conn)?;
+    }
     Ok(updated == 1)
 }
 

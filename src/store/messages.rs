@@ -72,8 +72,10 @@ pub struct NewMessage {
     pub size_bytes: i64,
     /// The router's decision at acceptance (JSON), recorded as the `routed` event.
     pub route: serde_json::Value,
-    /// `Some((channel, reason))` when the message is held from the start.
-    pub held: Option<(Option<ChannelId>, &'static str)>,
+    /// The channel it is routed to (or held for).
+    pub channel: Option<ChannelId>,
+    /// The hold reason when the message is held from the start.
+    pub held: Option<&'static str>,
 }
 
 /// A stored message as the API shows it in lists and answers.
@@ -81,6 +83,7 @@ pub struct NewMessage {
 pub struct MessageSummary {
     pub id: MessageId,
     pub status: MessageStatus,
+    pub sender: UserId,
 }
 
 /// What `accept` did with one input.
@@ -188,8 +191,8 @@ pub fn accept(
                 } else {
                     MessageStatus::Queued.as_str()
                 },
-                hold_reason: m.held.map(|(_, reason)| reason),
-                channel_id: m.held.and_then(|(c, _)| c).map(|c| c.to_string()),
+                hold_reason: m.held,
+                channel_id: m.channel.map(|c| c.to_string()),
                 route: Some(m.route.to_string()),
                 attempts: 0,
                 next_attempt_at: at,
@@ -234,15 +237,19 @@ pub fn accept(
                 json!({"message_id": m.message_id_header, "recipients": m.recipient_count, "size_bytes": m.size_bytes}),
             ));
             events.push(event(m.id, now, "routed", m.route.clone()));
-            if let Some((channel, reason)) = m.held {
+            if let Some(reason) = m.held {
                 events.push(event(
                     m.id,
                     now,
                     "held",
-                    json!({"reason": reason, "channel_id": channel}),
+                    json!({"reason": reason, "channel_id": m.channel}),
                 ));
             }
-            results.push(Accepted::New(MessageSummary { id: m.id, status }));
+            results.push(Accepted::New(MessageSummary {
+                id: m.id,
+                status,
+                sender: m.sender,
+            }));
         }
         insert_events(conn, &events)?;
         Ok(results)
@@ -324,18 +331,24 @@ pub fn by_idempotency_keys(
 ) -> Result<std::collections::HashMap<String, MessageSummary>, StoreError> {
     let mut found = std::collections::HashMap::new();
     for chunk in keys.chunks(INSERT_CHUNK) {
-        let rows: Vec<(Option<String>, String, String)> = messages::table
+        let rows: Vec<(Option<String>, String, String, String)> = messages::table
             .filter(messages::tenant_id.eq(tenant.to_string()))
             .filter(messages::idempotency_key.eq_any(chunk))
-            .select((messages::idempotency_key, messages::id, messages::status))
+            .select((
+                messages::idempotency_key,
+                messages::id,
+                messages::status,
+                messages::sender_user_id,
+            ))
             .load(conn)?;
-        for (key, id, status) in rows {
+        for (key, id, status, sender) in rows {
             if let Some(key) = key {
                 found.insert(
                     key,
                     MessageSummary {
                         id: id.parse().map_err(StoreError::corrupt)?,
                         status: MessageStatus::parse(&status)?,
+                        sender: sender.parse().map_err(StoreError::corrupt)?,
                     },
                 );
             }

@@ -9,6 +9,7 @@ pub mod delivery;
 mod error;
 pub mod messages;
 pub mod migrations;
+pub mod oauth;
 pub mod operator;
 pub mod quotas;
 mod schema;

@@ -181,6 +181,35 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    oauth_states (id) {
+        id -> Text,
+        state_hash -> Binary,
+        tenant_id -> Text,
+        user_id -> Text,
+        provider -> Text,
+        channel_id -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    oauth_tokens (channel_id) {
+        channel_id -> Text,
+        tenant_id -> Text,
+        provider -> Text,
+        subject -> Text,
+        scopes -> Text,
+        access_expires_at -> Nullable<BigInt>,
+        version -> BigInt,
+        refresh_lease_owner -> Nullable<Text>,
+        refresh_lease_until -> Nullable<BigInt>,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(message_events -> messages (message_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -197,5 +226,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     channel_domains,
     messages,
     message_events,
-    channel_usage
+    channel_usage,
+    oauth_states,
+    oauth_tokens
 );

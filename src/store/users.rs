@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 
+use super::messages;
 use super::schema::users;
 use super::time::{from_micros, now_micros};
 use super::write_transaction;
@@ -140,6 +141,7 @@ pub fn update(
 ) -> Result<User, StoreError> {
     write_transaction(conn, |conn| {
         let mut user = get(conn, tenant, id)?;
+        let was_disabled = user.disabled;
         let was_active_admin = user.role == Role::Admin && !user.disabled;
         if let Some(email) = changes.email {
             user.email = email;
@@ -180,6 +182,15 @@ pub fn update(
         ))
         .execute(conn)
         .map_err(|e| StoreError::on_unique(e, "email_taken", email_taken(&user.email)))?;
+        if was_disabled && !user.disabled {
+            // Held mail of senders still disabled is held again when routed.
+            messages::release_held(
+                conn,
+                tenant,
+                messages::Release::Reason("sender_disabled"),
+                "the sender was enabled again",
+            )?;
+        }
         get(conn, tenant, id)
     })
 }

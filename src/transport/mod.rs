@@ -3,6 +3,7 @@
 //! that the tester, retries and channel health share. May import `domain` and `vault`.
 
 pub mod classify;
+pub mod gmail;
 pub mod outbound;
 pub mod pool;
 pub mod shared_pool;

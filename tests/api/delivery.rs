@@ -273,6 +273,10 @@ async fn over_its_quota_a_channel_defers_mail_to_the_next_window_never_fails_it(
             deferred += 1;
             let d = events_of(&view, "deferred")[0];
             assert_eq!(d["detail"]["reason"], "quota_exhausted", "{view:#}");
+            assert_eq!(
+                view["attempts"], 0,
+                "waiting for quota is not an attempt: {view:#}"
+            );
             assert_eq!(view["route"]["outcome"], "defer", "{view:#}");
             let until =
                 chrono::DateTime::parse_from_rfc3339(view["next_attempt_at"].as_str().unwrap())
@@ -472,4 +476,42 @@ async fn admins_change_settings_while_mail_flows_without_errors() {
         .await;
     }
     w.server.wait_for_messages(300, PATIENCE).await;
+}
+
+#[tokio::test]
+async fn an_offboarded_reps_queued_mail_waits_until_they_are_enabled_again() {
+    let w = world().await;
+    w.server.set_fault(Some(Fault::Reply {
+        command: "MAIL",
+        code: 451,
+        text: "4.3.2 try again later".into(),
+    }));
+    let id = send(&w, mail("before offboarding")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_until_deferred_after_attempts(&w, &id, 1).await;
+    let user = format!("/v1/users/{}", w.rep.id);
+    expect_json(
+        w.app
+            .patch(&user, &w.acme.admin_token, json!({"disabled": true}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    w.server.set_fault(None);
+    let held = w
+        .app
+        .wait_for_message(&w.acme.admin_token, &id, "held", PATIENCE)
+        .await;
+    assert_eq!(held["hold_reason"], "sender_disabled", "{held:#}");
+    assert!(w.server.messages().is_empty());
+    expect_json(
+        w.app
+            .patch(&user, &w.acme.admin_token, json!({"disabled": false}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    wait(&w, &id, "sent").await;
 }

@@ -289,7 +289,7 @@ async fn a_repeated_idempotency_key_returns_the_first_message_even_when_concurre
         .await;
     // A later repeat, after it was sent, is still the same message and sends nothing.
     let again = expect_json(
-        w.app.post("/v1/messages", &w.rep.token, body).await,
+        w.app.post("/v1/messages", &w.rep.token, body.clone()).await,
         StatusCode::OK,
     )
     .await;
@@ -298,6 +298,19 @@ async fn a_repeated_idempotency_key_returns_the_first_message_even_when_concurre
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(w.server.messages().len(), 1);
     assert_eq!(count_messages(&w).await, 1);
+    // Another sender with the same key gets neither a second send nor the first message.
+    let colleague = w
+        .app
+        .create_user(&w.acme, "colleague@acme.test", "rep", None)
+        .await;
+    let mut theirs = body.clone();
+    theirs["from"] = json!("colleague@acme.test");
+    expect_problem(
+        w.app.post("/v1/messages", &colleague.token, theirs).await,
+        StatusCode::CONFLICT,
+        "idempotency_key_in_use",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -502,13 +502,15 @@ pub(super) async fn update_channel(
     if let Some(rp) = &body.return_path {
         next.return_path = rp.parse()?;
     }
-    let (status, cause) = match (body.disabled, current.status) {
-        (Some(true), _) => (
+    // Only an explicit switch changes the status: a status read here may be stale by the time
+    // the update runs (a worker may have marked the channel needs_reauth meanwhile).
+    let status_change = match (body.disabled, current.status) {
+        (Some(true), status) if status != ChannelStatus::Disabled => Some((
             ChannelStatus::Disabled,
             Some(format!("disabled by user {}", caller.actor.user_id)),
-        ),
-        (Some(false), ChannelStatus::Disabled) => (ChannelStatus::Active, None),
-        _ => (current.status, current.status_cause.clone()),
+        )),
+        (Some(false), ChannelStatus::Disabled) => Some((ChannelStatus::Active, None)),
+        _ => None,
     };
     let (tenant, channel_id, actor) = (
         caller.actor.tenant_id,
@@ -525,17 +527,7 @@ pub(super) async fn update_channel(
     .map_err(scope_error)?;
     let updated = state
         .store
-        .run(move |conn| {
-            channels::update(
-                conn,
-                tenant,
-                channel_id,
-                &next,
-                status,
-                cause.as_deref(),
-                actor,
-            )
-        })
+        .run(move |conn| channels::update(conn, tenant, channel_id, &next, status_change, actor))
         .await
         .or_not_found("channel")?;
     Ok(web::Json(updated.into()))

@@ -174,7 +174,7 @@ pub fn admit(
                 ),
             });
         }
-        Outcome::Hold { channel, reason } => Some((channel, reason.code())),
+        Outcome::Hold { reason, .. } => Some(reason.code()),
         Outcome::Reject(reason) => {
             return Err(ApiError::Unroutable {
                 code: reason.code(),
@@ -199,6 +199,7 @@ pub fn admit(
         body: json(serde_json::to_string(&body))?,
         size_bytes: prepared.size as i64,
         route,
+        channel: decision.channel(),
         held,
     })
 }

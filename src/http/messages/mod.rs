@@ -57,6 +57,13 @@ fn count_accepted<'a>(state: &AppState, results: impl IntoIterator<Item = &'a Ac
     }
 }
 
+fn key_in_use() -> ApiError {
+    ApiError::Conflict {
+        code: "idempotency_key_in_use",
+        detail: "another sender of this tenant used this idempotency key; keys are unique per tenant, so include something of the sender in them".into(),
+    }
+}
+
 /// JSON escaping can double a body's size; headers and addresses add a little.
 fn body_limit(state: &AppState) -> usize {
     state.config.delivery.max_message_bytes * 2 + 64 * 1024
@@ -129,10 +136,15 @@ async fn store_prepared(
                         continue;
                     }
                 };
-                // A repeat is answered with the first message before any rule is checked
-                // again: the first request was accepted, whatever changed since.
+                // A valid repeat is answered with the first message before routing and the
+                // kill switches are checked again: it was accepted, whatever changed since.
                 if let Some(first) = p.idempotency_key.as_deref().and_then(|k| earlier.get(k)) {
-                    answers.push(Ok(Some(Accepted::Existing(first.clone()))));
+                    answers.push(if first.sender == p.sender {
+                        Ok(Some(Accepted::Existing(first.clone())))
+                    } else {
+                        // Never a second send, and never another sender's message either.
+                        Err(key_in_use())
+                    });
                     continue;
                 }
                 let sender = match senders.entry(p.sender) {
@@ -156,11 +168,20 @@ async fn store_prepared(
                     Err(e) => answers.push(Err(e)),
                 }
             }
-            let mut stored = messages::accept(conn, tenant, &new)?.into_iter();
+            let senders: Vec<UserId> = new.iter().map(|m| m.sender).collect();
+            let mut stored = messages::accept(conn, tenant, &new)?
+                .into_iter()
+                .zip(senders);
             Ok(answers
                 .into_iter()
                 .map(|a| match a {
-                    Ok(None) => Ok(stored.next().expect("one stored row per admitted message")),
+                    Ok(None) => match stored.next().expect("one stored row per admitted message") {
+                        // A concurrent request of another sender won the key.
+                        (Accepted::Existing(first), sender) if first.sender != sender => {
+                            Err(key_in_use())
+                        }
+                        (accepted, _) => Ok(accepted),
+                    },
                     Ok(Some(existing)) => Ok(existing),
                     Err(e) => Err(e),
                 })

@@ -1,0 +1,7 @@
+//! Connecting mailboxes with OAuth (Google today): the authorization flow, the code exchange,
+//! refresh with a single flight across processes, revocation. May import `store`, `vault`
+//! and `domain`.
+
+pub mod google;
+pub mod settings;
+pub mod tokens;

@@ -1,0 +1,234 @@
+//! Access tokens for connected channels, refreshed before they expire and exactly once:
+//! however many workers in however many processes need a token when it runs out, one takes
+//! the refresh lease in the database and asks Google; the others wait for the new version
+//! and use it. A refresh token Google rotates replaces the old one in the same transaction.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::google::{Google, GoogleError};
+use crate::domain::{ChannelId, TenantId};
+use crate::store::{Store, StoreError, oauth};
+use crate::vault::Vault;
+
+/// Refresh this long before Google's expiry, so a token never runs out mid-send.
+const MARGIN_MICROS: i64 = 60_000_000;
+/// How long one refresh may hold the lease; a holder that dies is replaced after it.
+const LEASE_MICROS: i64 = 30_000_000;
+/// How long a caller waits for another's refresh before giving up (and deferring).
+const WAIT: Duration = Duration::from_secs(45);
+const POLL: Duration = Duration::from_millis(100);
+
+/// Why no access token could be had.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TokenError {
+    /// The user must connect again (`cause`: `token_revoked`, `invalid_client`,
+    /// `not_connected`).
+    #[error("{detail}")]
+    NeedsReauth { cause: &'static str, detail: String },
+    /// Google or the database is unavailable, or another refresh took too long.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for TokenError {
+    fn from(e: StoreError) -> Self {
+        TokenError::Unavailable(e.to_string())
+    }
+}
+
+/// A usable access token and the version it belongs to.
+#[derive(Clone)]
+pub struct AccessToken {
+    pub token: SecretString,
+    pub version: i64,
+}
+
+/// The access tokens of this process's channels.
+pub struct AccessTokens {
+    store: Store,
+    vault: Arc<Vault>,
+    google: Arc<Google>,
+    /// Names this process's refresh leases.
+    owner: String,
+    /// channel → (version, token): a token read once per version, not per message.
+    cache: Mutex<HashMap<ChannelId, (i64, SecretString)>>,
+}
+
+impl AccessTokens {
+    pub fn new(store: Store, vault: Arc<Vault>, google: Arc<Google>) -> Self {
+        Self {
+            store,
+            vault,
+            google,
+            owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4()),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A token valid for at least a minute more.
+    pub async fn get(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+    ) -> Result<AccessToken, TokenError> {
+        self.obtain(tenant, channel, None).await
+    }
+
+    /// A token other than `rejected`, which the API refused before its time (revoked, or
+    /// Google rotated keys): refreshed unless someone already did.
+    pub async fn replace(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        rejected: i64,
+    ) -> Result<AccessToken, TokenError> {
+        self.obtain(tenant, channel, Some(rejected)).await
+    }
+
+    async fn obtain(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        rejected: Option<i64>,
+    ) -> Result<AccessToken, TokenError> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let state = self
+                .store
+                .run(move |c| oauth::token_state(c, channel))
+                .await?
+                .ok_or(TokenError::NeedsReauth {
+                    cause: "not_connected",
+                    detail: "the channel is not connected to Google; connect Gmail again".into(),
+                })?;
+            let now = chrono::Utc::now().timestamp_micros();
+            let fresh = state
+                .access_expires_at
+                .is_some_and(|at| at > now + MARGIN_MICROS)
+                && rejected != Some(state.version);
+            if fresh {
+                return self.read(tenant, channel, state.version).await;
+            }
+            let (owner, version) = (self.owner.clone(), state.version);
+            let mine = self
+                .store
+                .run(move |c| {
+                    oauth::take_refresh_lease(c, channel, version, &owner, now, now + LEASE_MICROS)
+                })
+                .await?;
+            if mine {
+                return self.refresh(tenant, channel).await;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(TokenError::Unavailable(
+                    "another refresh of this channel's token did not finish in time".into(),
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn read(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        version: i64,
+    ) -> Result<AccessToken, TokenError> {
+        if let Some((v, token)) = self.cache.lock().expect("token cache").get(&channel)
+            && *v == version
+        {
+            return Ok(AccessToken {
+                token: token.clone(),
+                version,
+            });
+        }
+        let vault = self.vault.clone();
+        let token = self
+            .store
+            .run(move |c| oauth::token(c, &vault, tenant, channel, oauth::ACCESS_TOKEN_FIELD))
+            .await?
+            .ok_or_else(|| TokenError::Unavailable("the access token is missing".into()))?;
+        self.cache
+            .lock()
+            .expect("token cache")
+            .insert(channel, (version, token.clone()));
+        Ok(AccessToken { token, version })
+    }
+
+    /// Under the lease: asks Google once and stores the result (or gives the lease back).
+    async fn refresh(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+    ) -> Result<AccessToken, TokenError> {
+        let vault = self.vault.clone();
+        let refresh_token = self
+            .store
+            .run(move |c| oauth::token(c, &vault, tenant, channel, oauth::REFRESH_TOKEN_FIELD))
+            .await;
+        let result = match refresh_token {
+            Ok(Some(rt)) => self.google.refresh(&rt).await.map_err(|e| match e {
+                GoogleError::Permanent { cause, detail } => {
+                    TokenError::NeedsReauth { cause, detail }
+                }
+                GoogleError::Temporary(detail) => TokenError::Unavailable(detail),
+            }),
+            Ok(None) => Err(TokenError::NeedsReauth {
+                cause: "not_connected",
+                detail: "the channel has no refresh token; connect Gmail again".into(),
+            }),
+            Err(e) => Err(e.into()),
+        };
+        let owner = self.owner.clone();
+        match result {
+            Ok(tokens) => {
+                let expires_at = chrono::Utc::now().timestamp_micros()
+                    + i64::try_from(tokens.expires_in.as_micros()).unwrap_or(i64::MAX / 2);
+                let vault = self.vault.clone();
+                let access = tokens.access_token.clone();
+                let rotated = tokens.refresh_token.clone();
+                let stored = self
+                    .store
+                    .run(move |c| {
+                        let refreshed = oauth::Refreshed {
+                            access_token: &access,
+                            access_expires_at: expires_at,
+                            refresh_token: rotated.as_ref(),
+                        };
+                        oauth::store_refreshed(c, &vault, tenant, channel, &owner, &refreshed)
+                    })
+                    .await?;
+                if !stored {
+                    // Our lease ran out and another refresh won; use theirs.
+                    return Box::pin(self.obtain(tenant, channel, None)).await;
+                }
+                tracing::info!(channel_id = %channel, "access token refreshed");
+                let state = self
+                    .store
+                    .run(move |c| oauth::token_state(c, channel))
+                    .await?;
+                let version = state.map_or(0, |s| s.version);
+                self.cache
+                    .lock()
+                    .expect("token cache")
+                    .insert(channel, (version, tokens.access_token.clone()));
+                Ok(AccessToken {
+                    token: tokens.access_token,
+                    version,
+                })
+            }
+            Err(e) => {
+                let _ = self
+                    .store
+                    .run(move |c| oauth::release_refresh_lease(c, channel, &owner))
+                    .await;
+                tracing::warn!(channel_id = %channel, error = %e, "refreshing the access token failed");
+                Err(e)
+            }
+        }
+    }
+}
