@@ -7,6 +7,7 @@ pub mod error;
 mod extract;
 mod health;
 mod messages;
+mod oauth;
 mod openapi;
 mod request_log;
 mod teams;
@@ -51,6 +52,7 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(health::healthz)
         .service(health::readyz)
         .service(health::metrics)
+        .service(oauth::google_callback)
         .service(
             scope("/v1")
                 .service(tenants::create_tenant)
@@ -78,6 +80,8 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(channels::test_channel)
                 .service(channels::replace_credential)
                 .service(channels::list_providers)
+                .service(channels::disconnect_oauth)
+                .service(oauth::google_start)
                 .service(messages::send_message)
                 .service(messages::send_batch)
                 .service(messages::list_messages)

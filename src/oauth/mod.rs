@@ -2,6 +2,7 @@
 //! refresh with a single flight across processes, revocation. May import `store`, `vault`
 //! and `domain`.
 
+pub mod connect;
 pub mod google;
 pub mod settings;
 pub mod tokens;

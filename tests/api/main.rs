@@ -7,6 +7,9 @@ mod channel_checks;
 mod channels;
 mod delivery;
 mod errors;
+#[path = "../support/fake_google.rs"]
+mod fake_google;
+mod gmail;
 mod health;
 mod helpers;
 mod interop;

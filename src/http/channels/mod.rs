@@ -4,10 +4,12 @@
 
 mod checks;
 mod input;
+mod oauth;
 mod providers;
 mod view;
 
 pub(super) use checks::{replace_credential, test_channel};
+pub(super) use oauth::disconnect_oauth;
 pub(super) use providers::list_providers;
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};

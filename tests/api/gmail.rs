@@ -1,0 +1,420 @@
+//! "Connect Gmail" end to end against a local fake of Google's documented endpoints
+//! (tests/support/fake_google.rs): the authorization round trip with PKCE, state misuse,
+//! sending through the Gmail API, refresh exactly once, revoked grants, rate limits,
+//! reconnect and disconnect. The test plays the rep's browser.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::fake_google::{FakeGoogle, FakeGoogleConfig, SendFailure};
+use crate::helpers::{TestApp, TestTenant, TestUser, expect_json, expect_problem, spawn_app_with};
+
+/// Where the service says it lives (its redirect URI); the browser maps it to the test app.
+const PUBLIC_URL: &str = "http://switchboard.test";
+const MAILBOX: &str = "ann.rep@gmail.com";
+const PATIENCE: Duration = Duration::from_secs(30);
+
+struct World {
+    app: TestApp,
+    google: FakeGoogle,
+    acme: TestTenant,
+    rep: TestUser,
+    browser: reqwest::Client,
+}
+
+async fn world_with(config: FakeGoogleConfig) -> World {
+    let google = FakeGoogle::start(FakeGoogleConfig {
+        redirect_uri: format!("{PUBLIC_URL}/oauth/google/callback"),
+        account_email: MAILBOX.into(),
+        ..config
+    })
+    .await;
+    let defaults = FakeGoogleConfig::default();
+    let (auth, token, revoke, userinfo, api) = (
+        google.auth_url(),
+        google.token_url(),
+        google.revoke_url(),
+        google.userinfo_url(),
+        google.gmail_api_url(),
+    );
+    let app = spawn_app_with(&[
+        ("SWITCHBOARD_PUBLIC_URL", PUBLIC_URL),
+        ("SWITCHBOARD_GOOGLE_CLIENT_ID", &defaults.client_id),
+        ("SWITCHBOARD_GOOGLE_CLIENT_SECRET", &defaults.client_secret),
+        ("SWITCHBOARD_GOOGLE_AUTH_URL", &auth),
+        ("SWITCHBOARD_GOOGLE_TOKEN_URL", &token),
+        ("SWITCHBOARD_GOOGLE_REVOKE_URL", &revoke),
+        ("SWITCHBOARD_GOOGLE_USERINFO_URL", &userinfo),
+        ("SWITCHBOARD_GOOGLE_GMAIL_API_URL", &api),
+        ("SWITCHBOARD_RETRY_BASE", "200ms"),
+        ("SWITCHBOARD_RETRY_MAX", "2s"),
+        ("SWITCHBOARD_POLL_INTERVAL", "100ms"),
+    ])
+    .await;
+    let acme = app.create_tenant("Acme").await;
+    let rep = app.create_user(&acme, "ann@acme.test", "rep", None).await;
+    World {
+        app,
+        google,
+        acme,
+        rep,
+        browser: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    }
+}
+
+async fn world() -> World {
+    world_with(FakeGoogleConfig::default()).await
+}
+
+/// The rep clicks "Connect Gmail" (or "Reconnect"); returns the callback URL Google sent the
+/// browser back to, already pointed at the test app.
+async fn authorize(w: &World, body: Value) -> String {
+    let started = expect_json(
+        w.app
+            .post("/v1/oauth/google/start", &w.rep.token, body)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let url = started["authorization_url"].as_str().unwrap();
+    let consent = w.browser.get(url).send().await.unwrap();
+    assert_eq!(
+        consent.status(),
+        StatusCode::FOUND,
+        "{:?}",
+        consent.text().await
+    );
+    let location = consent.headers()["location"].to_str().unwrap().to_owned();
+    let rest = location
+        .strip_prefix(PUBLIC_URL)
+        .unwrap_or_else(|| panic!("Google sends the browser to our redirect URI: {location}"));
+    format!("{}{rest}", w.app.address)
+}
+
+/// The browser lands on the callback; returns the status and the page.
+async fn land(w: &World, callback: &str) -> (StatusCode, String) {
+    let res = w.browser.get(callback).send().await.unwrap();
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    (res.status(), res.text().await.unwrap())
+}
+
+async fn connect(w: &World) -> Value {
+    let callback = authorize(w, json!({})).await;
+    let (status, page) = land(w, &callback).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    gmail_channel(w).await
+}
+
+async fn gmail_channel(w: &World) -> Value {
+    let all = expect_json(
+        w.app.get("/v1/channels", &w.rep.token).await,
+        StatusCode::OK,
+    )
+    .await;
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "gmail")
+        .cloned()
+        .expect("a Gmail channel")
+}
+
+async fn send(w: &World, subject: &str) -> String {
+    let accepted = expect_json(
+        w.app
+            .post(
+                "/v1/messages",
+                &w.rep.token,
+                json!({"from": format!("Ann Rep <{MAILBOX}>"), "to": ["buyer@example.com"],
+                       "bcc": ["manager@acme.test"], "subject": subject, "text": "Hello"}),
+            )
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    accepted["id"].as_str().unwrap().to_owned()
+}
+
+async fn wait(w: &World, id: &str, status: &str) -> Value {
+    w.app
+        .wait_for_message(&w.rep.token, id, status, PATIENCE)
+        .await
+}
+
+#[tokio::test]
+async fn a_rep_connects_gmail_in_one_round_trip_with_pkce() {
+    let w = world().await;
+    let channel = connect(&w).await;
+    assert_eq!(channel["from_address"], MAILBOX);
+    assert_eq!(channel["scope"], "mailbox");
+    assert_eq!(channel["status"], "active");
+    assert_eq!(
+        channel["limits"]["per_day_recipients"], 500,
+        "a consumer account: {channel}"
+    );
+    assert_eq!(channel["limits"]["recipients_per_message"], 100);
+
+    let request = &w.google.authorization_requests()[0];
+    assert_eq!(request.param("code_challenge_method"), Some("S256"));
+    assert!(
+        request
+            .param("code_challenge")
+            .is_some_and(|c| c.len() == 43)
+    );
+    assert_eq!(request.param("access_type"), Some("offline"));
+    assert_eq!(request.param("prompt"), Some("consent"));
+    let scope = request.param("scope").unwrap();
+    for wanted in [
+        "https://www.googleapis.com/auth/gmail.send",
+        "openid",
+        "email",
+    ] {
+        assert!(scope.split(' ').any(|s| s == wanted), "{scope}");
+    }
+    assert_eq!(w.google.code_exchanges(), 1);
+    assert_eq!(
+        w.google.pkce_failures(),
+        0,
+        "the verifier matched the challenge"
+    );
+}
+
+#[tokio::test]
+async fn a_state_that_is_unknown_used_or_expired_stores_nothing() {
+    let w = world().await;
+    let callback = authorize(&w, json!({})).await;
+    let (status, _) = land(&w, &callback).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, page) = land(&w, &callback).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("already used"), "{page}");
+    let forged = format!(
+        "{}/oauth/google/callback?code=4%2F0abc&state=made-up",
+        w.app.address
+    );
+    let (status, page) = land(&w, &forged).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("not one Switchboard started"), "{page}");
+    assert_eq!(w.google.code_exchanges(), 1, "neither reached Google");
+
+    // A state older than ten minutes (written straight into the store).
+    let (store, vault) = switchboard::startup::open_store_and_vault(&w.app.config()).unwrap();
+    let tenant = w.acme.id.parse().unwrap();
+    let user = w.rep.id.parse().unwrap();
+    let hash = sha2_of("stale-state");
+    store
+        .run_blocking(|c| {
+            switchboard::store::oauth::insert_state(
+                c,
+                &vault,
+                &switchboard::store::oauth::NewState {
+                    state_hash: &hash,
+                    tenant,
+                    user,
+                    provider: "google",
+                    channel: None,
+                    verifier: &secrecy::SecretString::from("v".repeat(43)),
+                    expires_at: chrono::Utc::now().timestamp_micros() - 1,
+                },
+            )
+        })
+        .unwrap();
+    let (status, page) = land(
+        &w,
+        &format!(
+            "{}/oauth/google/callback?code=x&state=stale-state",
+            w.app.address
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("expired"), "{page}");
+
+    // The rep declines at Google.
+    w.google.set_user_denies(true);
+    let callback = authorize(&w, json!({})).await;
+    let (status, page) = land(&w, &callback).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("declined"), "{page}");
+    let all = expect_json(
+        w.app.get("/v1/channels", &w.rep.token).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["kind"] == "gmail")
+            .count(),
+        1,
+        "only the first, successful connection made a channel"
+    );
+}
+
+fn sha2_of(text: &str) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).to_vec()
+}
+
+#[tokio::test]
+async fn mail_goes_out_through_the_gmail_api_with_its_message_id_and_bcc_only_as_bcc() {
+    let w = world().await;
+    connect(&w).await;
+    let id = send(&w, "Through Gmail").await;
+    let sent = wait(&w, &id, "sent").await;
+    let messages = w.google.sent_messages();
+    assert_eq!(messages.len(), 1);
+    let raw = String::from_utf8_lossy(&messages[0].raw).to_string();
+    assert!(
+        raw.contains(&format!(
+            "Message-ID: {}",
+            sent["message_id"].as_str().unwrap()
+        )),
+        "{raw}"
+    );
+    assert!(raw.contains("To: buyer@example.com"), "{raw}");
+    assert!(raw.contains("Subject: Through Gmail"), "{raw}");
+    // The Gmail API takes recipients from the headers and removes Bcc before delivery; the
+    // blind copy must appear in no other header.
+    for line in raw.lines().take_while(|l| !l.is_empty()) {
+        if !line.starts_with("Bcc:") {
+            assert!(!line.contains("manager@acme.test"), "{line}");
+        }
+    }
+    let mut recipients = messages[0].recipients.clone();
+    recipients.sort();
+    assert_eq!(recipients, ["buyer@example.com", "manager@acme.test"]);
+}
+
+#[tokio::test]
+async fn fifty_sends_at_expiry_cause_exactly_one_refresh() {
+    // Google's tokens live 61 s; refreshing a minute early makes it due after one second.
+    let w = world_with(FakeGoogleConfig {
+        access_token_lifetime: Duration::from_secs(61),
+        ..FakeGoogleConfig::default()
+    })
+    .await;
+    connect(&w).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let batch: Vec<Value> = (0..50)
+        .map(|n| {
+            json!({"from": MAILBOX, "to": [format!("buyer{n}@example.com")],
+                   "subject": format!("burst {n}"), "text": "hi"})
+        })
+        .collect();
+    let answer = expect_json(
+        w.app
+            .post(
+                "/v1/messages/batch",
+                &w.rep.token,
+                json!({ "messages": batch }),
+            )
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    for r in answer["results"].as_array().unwrap() {
+        wait(&w, r["id"].as_str().unwrap(), "sent").await;
+    }
+    assert_eq!(
+        w.google.refresh_requests(),
+        1,
+        "one refresh served all fifty"
+    );
+
+    // A token Google refuses before its time (401) is replaced once, not once per send.
+    w.google.expire_access_tokens();
+    let ids: Vec<String> = {
+        let mut ids = Vec::new();
+        for n in 0..10 {
+            ids.push(send(&w, &format!("after 401 {n}")).await);
+        }
+        ids
+    };
+    for id in &ids {
+        wait(&w, id, "sent").await;
+    }
+    assert_eq!(w.google.refresh_requests(), 2);
+}
+
+#[tokio::test]
+async fn a_revoked_grant_holds_mail_until_the_rep_reconnects() {
+    let w = world().await;
+    let channel = connect(&w).await;
+    w.google.revoke_all_refresh_tokens();
+    w.google.expire_access_tokens();
+    let id = send(&w, "while revoked").await;
+    let held = wait(&w, &id, "held").await;
+    assert_eq!(held["hold_reason"], "channel_unavailable", "{held:#}");
+    let broken = gmail_channel(&w).await;
+    assert_eq!(broken["status"], "needs_reauth");
+    assert_eq!(broken["status_cause"], "token_revoked");
+    assert!(w.google.sent_messages().is_empty());
+
+    // Reconnect: the same channel, a new grant, the held message released.
+    let callback = authorize(&w, json!({"channel_id": channel["id"]})).await;
+    let (status, page) = land(&w, &callback).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("held message"), "{page}");
+    let sent = wait(&w, &id, "sent").await;
+    assert_eq!(sent["channel_id"], channel["id"]);
+    assert_eq!(gmail_channel(&w).await["status"], "active");
+}
+
+#[tokio::test]
+async fn a_rate_limited_send_is_deferred_and_then_sent() {
+    let w = world().await;
+    connect(&w).await;
+    w.google.fail_next_sends(
+        1,
+        SendFailure::RateLimited {
+            retry_after_secs: 1,
+        },
+    );
+    let id = send(&w, "slow down").await;
+    let sent = wait(&w, &id, "sent").await;
+    let events = sent["events"].as_array().unwrap();
+    let first = events.iter().find(|e| e["kind"] == "attempt").unwrap();
+    assert_eq!(first["detail"]["code"], 429, "{sent:#}");
+    assert_eq!(first["detail"]["result"], "temporary");
+    assert!(events.iter().any(|e| e["kind"] == "deferred"), "{sent:#}");
+    assert_eq!(sent["attempts"], 2);
+}
+
+#[tokio::test]
+async fn disconnecting_revokes_at_google_and_keeps_the_channel_waiting() {
+    let w = world().await;
+    let channel = connect(&w).await;
+    let id = channel["id"].as_str().unwrap();
+    let res = w
+        .app
+        .delete(&format!("/v1/channels/{id}/oauth"), &w.rep.token)
+        .await;
+    let answer = expect_json(res, StatusCode::OK).await;
+    assert_eq!(answer["revoked_at_google"], true);
+    assert_eq!(w.google.revocations(), 1);
+    let after = gmail_channel(&w).await;
+    assert_eq!(after["status"], "needs_reauth");
+    assert_eq!(after["status_cause"], "disconnected");
+    let held = send(&w, "after disconnect").await;
+    wait(&w, &held, "held").await;
+}
+
+#[tokio::test]
+async fn without_a_google_client_the_api_says_gmail_is_not_configured() {
+    let app = crate::helpers::spawn_app().await;
+    let acme = app.create_tenant("Acme").await;
+    expect_problem(
+        app.post("/v1/oauth/google/start", &acme.admin_token, json!({}))
+            .await,
+        StatusCode::CONFLICT,
+        "gmail_not_configured",
+    )
+    .await;
+}
