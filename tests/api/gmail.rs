@@ -418,3 +418,92 @@ async fn without_a_google_client_the_api_says_gmail_is_not_configured() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_large_message_goes_through_the_upload_endpoint() {
+    let w = world().await;
+    connect(&w).await;
+    let big = "All the details. ".repeat(300_000); // about 5 MB
+    let accepted = expect_json(
+        w.app
+            .post(
+                "/v1/messages",
+                &w.rep.token,
+                json!({"from": MAILBOX, "to": ["buyer@example.com"], "subject": "Big", "text": big}),
+            )
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    wait(&w, accepted["id"].as_str().unwrap(), "sent").await;
+    let sent = w.google.sent_messages();
+    assert!(matches!(
+        sent[0].via,
+        crate::fake_google::SendVia::MediaUpload
+    ));
+    assert!(sent[0].raw.len() > 4 * 1024 * 1024);
+}
+
+#[tokio::test]
+async fn google_being_down_at_refresh_defers_mail_and_keeps_the_channel_active() {
+    let w = world().await;
+    connect(&w).await;
+    w.google.expire_access_tokens();
+    w.google
+        .set_token_failure(Some(crate::fake_google::FailMode::ServerError));
+    let id = send(&w, "while Google is down").await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let view = expect_json(
+            w.app.get(&format!("/v1/messages/{id}"), &w.rep.token).await,
+            StatusCode::OK,
+        )
+        .await;
+        if view["status"] == "deferred" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{view:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        gmail_channel(&w).await["status"],
+        "active",
+        "a 503 is not the rep's problem"
+    );
+    w.google.set_token_failure(None);
+    wait(&w, &id, "sent").await;
+}
+
+#[tokio::test]
+async fn tokens_never_appear_in_answers_or_in_the_database_file() {
+    let w = world().await;
+    let channel = connect(&w).await;
+    let id = send(&w, "canary").await;
+    let view = wait(&w, &id, "sent").await;
+    let token = w.google.sent_messages()[0].access_token.clone();
+    assert!(token.starts_with("ya29."), "{token}");
+    let channels = w
+        .app
+        .get("/v1/channels", &w.rep.token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    for shown in [channels, channel.to_string(), view.to_string()] {
+        assert!(!shown.contains(&token), "the access token leaked: {shown}");
+    }
+    if !w.app.db.is_postgres() {
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(&w.app.data_dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.to_string_lossy().contains("switchboard.db") {
+                bytes.extend(std::fs::read(path).unwrap());
+            }
+        }
+        assert!(!bytes.is_empty());
+        assert!(
+            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+            "the access token is sealed on disk"
+        );
+    }
+}
