@@ -36,10 +36,12 @@ pub enum Action {
     SendAsAnyUser,
     /// Ask the router which channel would carry a message, and why.
     ExplainRoutes,
+    /// Read the tenant's audit trail.
+    ReadAudit,
 }
 
 impl Action {
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 18] = [
         Action::ReadTenant,
         Action::UpdateTenantPolicy,
         Action::ReadTeams,
@@ -57,6 +59,7 @@ impl Action {
         Action::SendMail,
         Action::SendAsAnyUser,
         Action::ExplainRoutes,
+        Action::ReadAudit,
     ];
 
     /// The roles allowed to perform this action: the permission table.
@@ -70,9 +73,10 @@ impl Action {
             | Action::ExplainRoutes => &[Admin, It, Rep],
             // IT keeps channels working but does not read or send mail.
             Action::SendMail => &[Admin, Rep],
-            Action::ReadAllChannels | Action::TestAnyChannel | Action::RotateAnyCredential => {
-                &[Admin, It]
-            }
+            Action::ReadAllChannels
+            | Action::TestAnyChannel
+            | Action::RotateAnyCredential
+            | Action::ReadAudit => &[Admin, It],
             Action::UpdateTenantPolicy
             | Action::ManageAnyMailboxChannel
             | Action::ManageSharedChannels
@@ -104,6 +108,7 @@ impl Action {
             Action::SendMail => "send mail or read messages",
             Action::SendAsAnyUser => "send as another user or read other users' messages",
             Action::ExplainRoutes => "ask how a message would be routed",
+            Action::ReadAudit => "read the audit trail",
         }
     }
 }

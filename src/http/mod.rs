@@ -1,6 +1,7 @@
 //! The HTTP API (actix-web): routes, the auth extractors, the error mapping, the OpenAPI
 //! document. May import every other module of ours.
 
+mod audit;
 pub mod auth;
 mod channels;
 pub mod error;
@@ -82,6 +83,7 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(channels::list_providers)
                 .service(channels::disconnect_oauth)
                 .service(oauth::google_start)
+                .service(audit::list_audit)
                 .service(messages::send_message)
                 .service(messages::send_batch)
                 .service(messages::list_messages)

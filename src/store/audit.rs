@@ -55,3 +55,55 @@ pub fn list(
     };
     Ok(query.load(conn)?)
 }
+
+/// Which of a tenant's events to read.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only events at or after this time (microseconds).
+    pub since: Option<i64>,
+    /// Only events before this time (microseconds).
+    pub until: Option<i64>,
+    /// Only events about this target (a channel id, a user id, …).
+    pub target: Option<String>,
+    /// Only this action (`credential.rotated`) or, ending in `.`, this family (`channel.`).
+    pub action: Option<String>,
+    pub limit: i64,
+}
+
+/// One tenant's events matching `filter`, oldest first.
+pub fn search(
+    conn: &mut DbConnection,
+    tenant: crate::domain::TenantId,
+    filter: &AuditFilter,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let mut query = audit_events::table
+        .select((
+            audit_events::tenant_id,
+            audit_events::at,
+            audit_events::actor,
+            audit_events::action,
+            audit_events::target,
+            audit_events::detail,
+        ))
+        .filter(audit_events::tenant_id.eq(tenant.to_string()))
+        .order((audit_events::at, audit_events::id))
+        .limit(filter.limit)
+        .into_boxed();
+    if let Some(since) = filter.since {
+        query = query.filter(audit_events::at.ge(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(audit_events::at.lt(until));
+    }
+    if let Some(target) = &filter.target {
+        query = query.filter(audit_events::target.eq(target.clone()));
+    }
+    match filter.action.as_deref() {
+        Some(family) if family.ends_with('.') => {
+            query = query.filter(audit_events::action.like(format!("{family}%")));
+        }
+        Some(action) => query = query.filter(audit_events::action.eq(action.to_owned())),
+        None => {}
+    }
+    Ok(query.load(conn)?)
+}

@@ -2,6 +2,7 @@
 //! database per test, or on a fresh PostgreSQL schema per test when
 //! `SWITCHBOARD_TEST_DATABASE_URL` names a server (the PostgreSQL leg of `.ci/run`).
 
+mod audit;
 mod binary;
 mod channel_checks;
 mod channels;
