@@ -1031,6 +1031,43 @@ async fn gmail_send_requires_a_valid_access_token() {
 }
 
 #[tokio::test]
+async fn accept_any_access_token_lets_foreign_tokens_send_as_the_signed_in_account() {
+    let google = FakeGoogle::start(FakeGoogleConfig::default()).await;
+    let raw = message("a@example.org", "foreign");
+    let foreign = "eyJhbGciOiJSUzI1NiJ9.issued-by-another-server.sig";
+    assert_eq!(
+        send(&google, foreign, &raw).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    google.accept_any_access_token(true);
+    let (status, body) = send(&google, foreign, &raw).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sent = google.sent_messages();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].access_token, foreign);
+    assert_eq!(
+        sent[0].user_email,
+        FakeGoogleConfig::default().account_email
+    );
+    assert_eq!(sent[0].user_sub, google.account_sub());
+
+    // Tokens this server issued keep their checks: an expired one is still refused.
+    let tokens = connect(&google).await;
+    google.expire_access_tokens();
+    let (status, body) = send(&google, str_field(&tokens, "access_token"), &raw).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reason(&body), "authError");
+
+    google.accept_any_access_token(false);
+    assert_eq!(
+        send(&google, foreign, &raw).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(google.sent_messages().len(), 1);
+}
+
+#[tokio::test]
 async fn gmail_send_failure_modes() {
     let google = FakeGoogle::start(FakeGoogleConfig::default()).await;
     let access = google.issue_tokens(SCOPE).access_token;

@@ -399,6 +399,15 @@ impl FakeGoogle {
         }
     }
 
+    /// Makes `messages.send` accept access tokens this server never issued, as belonging to
+    /// the signed-in account with the `gmail.send` scope (tokens it did issue keep their usual
+    /// checks: an expired or revoked one is still refused). For tests whose tokens come from
+    /// another authorization server, such as the interop test against oauth2-mock-server,
+    /// which still want Gmail to accept the mail. Off by default.
+    pub fn accept_any_access_token(&self, accept: bool) {
+        self.shared.state().accept_any_access_token = accept;
+    }
+
     /// Makes `messages.send` fail this way until cleared with `None`.
     pub fn set_send_failure(&self, failure: Option<SendFailure>) {
         self.shared.state().send_failure = failure.map(|failure| (failure, None));
@@ -608,6 +617,8 @@ struct State {
     user_denies: bool,
     withheld_scopes: BTreeSet<String>,
     rotate_refresh_tokens: bool,
+    /// See [`FakeGoogle::accept_any_access_token`].
+    accept_any_access_token: bool,
     access_token_lifetime: Duration,
     token_failure: Option<FailMode>,
     /// The failure and how many more sends it applies to (`None`: until cleared).
@@ -647,6 +658,7 @@ impl State {
             user_denies: false,
             withheld_scopes: BTreeSet::new(),
             rotate_refresh_tokens: false,
+            accept_any_access_token: false,
             access_token_lifetime: config.access_token_lifetime,
             token_failure: None,
             send_failure: None,
@@ -1516,12 +1528,17 @@ fn accept_send(
         ));
     };
     let now = Instant::now();
-    let Some(grant) = state
-        .access_tokens
-        .get(&token)
-        .filter(|t| t.is_live(now))
-        .map(|t| t.grant.clone())
-    else {
+    let grant = match state.access_tokens.get(&token) {
+        Some(issued) => issued.is_live(now).then(|| issued.grant.clone()),
+        None if state.accept_any_access_token => Some(Grant {
+            client_id: state.config.client_id.clone(),
+            sub: state.account_sub.clone(),
+            email: state.account_email.clone(),
+            scopes: BTreeSet::from([GMAIL_SEND_SCOPE.to_string()]),
+        }),
+        None => None,
+    };
+    let Some(grant) = grant else {
         return Err(unauthenticated(
             "authError",
             INVALID_CREDENTIALS_MESSAGE,
