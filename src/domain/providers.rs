@@ -51,7 +51,7 @@ pub const PRESETS: &[ProviderPreset] = &[
         limits: limits(None, Some(10_000), Some(100)),
         guidance: &[
             "Google refuses your normal password over SMTP: create an app password (Google Account → Security → 2-Step Verification → App passwords); it needs 2-Step Verification turned on.",
-            "Prefer \"Connect Gmail\" (OAuth): no password to store, and nothing breaks when you change your Google password.",
+            "Prefer \"Connect Gmail\" (OAuth): no password to store, and no app password to recreate; after a Google password change the rep reconnects with one click.",
             "Daily limits: about 500 messages for gmail.com, 2,000 for Workspace; 100 recipients per message.",
         ],
         regions: &[],

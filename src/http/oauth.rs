@@ -38,7 +38,7 @@ pub struct StartRequest {
 #[derive(Serialize, ToSchema)]
 pub struct StartView {
     /// Send the rep's browser here; Google brings it back to `/oauth/google/callback`.
-    authorization_url: String,
+    authorize_url: String,
     /// The link works once, until then.
     expires_at: chrono::DateTime<chrono::Utc>,
 }
@@ -85,7 +85,7 @@ pub(super) async fn google_start(
     };
     let (url, expires_at) = connector.start(tenant, user, channel, hint).await?;
     Ok(web::Json(StartView {
-        authorization_url: url,
+        authorize_url: url,
         expires_at: chrono::DateTime::from_timestamp_micros(expires_at).unwrap_or_default(),
     }))
 }

@@ -163,6 +163,7 @@ impl Connector {
             + i64::try_from(tokens.expires_in.as_micros()).unwrap_or(i64::MAX / 2);
         let vault = self.vault.clone();
         let scopes = tokens.scopes.join(" ");
+        let refresh_for_revocation = tokens.refresh_token.clone();
         let connected = self
             .store
             .run(move |conn| write_transaction(conn, |conn| {
@@ -214,7 +215,8 @@ impl Connector {
                             bcc_archive: None,
                             reply_to: None,
                             return_path: ReturnPath::No,
-                            provider: Some("gmail".to_owned()),
+                            // Not the `gmail` SMTP preset: an OAuth channel has no settings.
+                            provider: None,
                         };
                         let c = channels::insert(conn, &vault, taken.tenant, &spec, None, actor.clone())?;
                         (c.id, true)
@@ -238,10 +240,17 @@ impl Connector {
             }))
             .await;
         // Conflicts (a mailbox another user holds, no refresh token) roll everything back.
-        connected.map_err(|e| match e {
-            StoreError::Conflict { detail, .. } => ConnectError::Refused(detail),
-            other => ConnectError::Store(other),
-        })
+        let refused = match connected {
+            Ok(connected) => return Ok(connected),
+            Err(StoreError::Conflict { detail, .. }) => ConnectError::Refused(detail),
+            Err(other) => ConnectError::Store(other),
+        };
+        // Nothing was kept: give the grant back, so it neither lingers at Google nor counts
+        // toward its 100 refresh tokens per account.
+        if let Some(rt) = &refresh_for_revocation {
+            let _ = self.google.revoke(rt).await;
+        }
+        Err(refused)
     }
 
     /// Revokes the grant at Google (when it answers) and removes the tokens here. Returns

@@ -172,6 +172,15 @@ impl AccessTokens {
             .await;
         let result = match refresh_token {
             Ok(Some(rt)) => self.google.refresh(&rt).await.map_err(|e| match e {
+                // A refused client is the operator's configuration, not this rep's grant:
+                // mail waits (deferred) instead of every Gmail channel needing a reconnect.
+                GoogleError::Permanent {
+                    cause: "invalid_client",
+                    detail,
+                } => {
+                    tracing::error!(detail = %detail, "Google refuses the OAuth client: fix SWITCHBOARD_GOOGLE_CLIENT_ID / _SECRET; Gmail mail is deferred until then");
+                    TokenError::Unavailable(detail)
+                }
                 GoogleError::Permanent { cause, detail } => {
                     TokenError::NeedsReauth { cause, detail }
                 }

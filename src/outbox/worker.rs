@@ -285,6 +285,8 @@ impl Inner {
                     let bodies =
                         messages::prune_bodies(conn, now.saturating_sub(retention), PRUNE_BATCH)?;
                     let usage = quotas::prune(conn, now)?;
+                    // Authorizations nobody finished, a day after they expired.
+                    crate::store::oauth::prune_states(conn, now - 86_400_000_000)?;
                     Ok((bodies, usage))
                 })
                 .await;

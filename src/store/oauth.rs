@@ -220,19 +220,25 @@ pub fn store_grant(
                 ))
                 .execute(conn)?;
         }
-        diesel::update(
+        let channel_row = || {
             channels::table
                 .filter(channels::tenant_id.eq(tenant.to_string()))
-                .filter(channels::id.eq(&owner)),
-        )
-        .set((
-            channels::status.eq("active"),
-            channels::status_cause.eq(None::<String>),
-            channels::credential_updated_at.eq(now),
-            channels::last_verified_at.eq(now),
-            channels::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+                .filter(channels::id.eq(&owner))
+        };
+        diesel::update(channel_row())
+            .set((
+                channels::credential_updated_at.eq(now),
+                channels::last_verified_at.eq(now),
+                channels::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        // A channel an admin disabled stays disabled; any other status is cured by the grant.
+        diesel::update(channel_row().filter(channels::status.ne("disabled")))
+            .set((
+                channels::status.eq("active"),
+                channels::status_cause.eq(None::<String>),
+            ))
+            .execute(conn)?;
         let released = messages::release_held(
             conn,
             tenant,
@@ -409,6 +415,7 @@ pub fn remove_tokens(
         .set((
             channels::status.eq("needs_reauth"),
             channels::status_cause.eq("disconnected"),
+            channels::credential_updated_at.eq(None::<i64>),
             channels::updated_at.eq(now_micros()),
         ))
         .execute(conn)?;

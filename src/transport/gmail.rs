@@ -140,6 +140,9 @@ pub async fn send(
         ),
     };
     let kind = classify(status.as_u16(), reason.as_deref());
+    // Google's 429 for mail sending names the time in the message ("Retry after <RFC 3339>")
+    // rather than in a Retry-After header.
+    let retry_after = retry_after.or_else(|| retry_after_in(&message, chrono::Utc::now()));
     Err(GmailFailure {
         kind,
         status: Some(status.as_u16()),
@@ -155,6 +158,13 @@ pub async fn send(
         reason,
         retry_after,
     })
+}
+
+fn retry_after_in(message: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let (_, rest) = message.split_once("Retry after ")?;
+    let stamp = rest.split_whitespace().next()?.trim_end_matches(['.', ',']);
+    let at = chrono::DateTime::parse_from_rfc3339(stamp).ok()?;
+    (at.with_timezone(&chrono::Utc) - now).to_std().ok()
 }
 
 fn classify(status: u16, reason: Option<&str>) -> GmailFailureKind {
@@ -182,5 +192,24 @@ mod tests {
         assert_eq!(classify(403, Some("insufficientPermissions")), Rejected);
         assert_eq!(classify(400, Some("invalidArgument")), Rejected);
         assert_eq!(classify(503, None), Unavailable);
+    }
+
+    #[test]
+    fn the_retry_time_in_a_429_message_is_read() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-23T22:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            retry_after_in(
+                "User-rate limit exceeded.  Retry after 2026-11-23T22:10:00.000Z",
+                now
+            ),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(
+            retry_after_in("Retry after 2026-11-23T21:00:00Z", now),
+            None
+        );
+        assert_eq!(retry_after_in("Rate limit exceeded", now), None);
     }
 }

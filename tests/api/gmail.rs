@@ -81,7 +81,7 @@ async fn authorize(w: &World, body: Value) -> String {
         StatusCode::OK,
     )
     .await;
-    let url = started["authorization_url"].as_str().unwrap();
+    let url = started["authorize_url"].as_str().unwrap();
     let consent = w.browser.get(url).send().await.unwrap();
     assert_eq!(
         consent.status(),
@@ -506,4 +506,34 @@ async fn tokens_never_appear_in_answers_or_in_the_database_file() {
             "the access token is sealed on disk"
         );
     }
+}
+
+#[tokio::test]
+async fn a_gmail_channel_keeps_its_account_and_gives_its_grant_back_when_deleted() {
+    let w = world().await;
+    let channel = connect(&w).await;
+    let path = format!("/v1/channels/{}", channel["id"].as_str().unwrap());
+    for change in [
+        json!({"from_address": "someone@gmail.com"}),
+        json!({"smtp": {"host": "smtp.gmail.com"}}),
+    ] {
+        expect_problem(
+            w.app.patch(&path, &w.rep.token, change).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_editable_for_gmail",
+        )
+        .await;
+    }
+    let renamed = expect_json(
+        w.app
+            .patch(&path, &w.rep.token, json!({"name": "My Gmail"}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(renamed["name"], "My Gmail");
+    let res = w.app.delete(&path, &w.rep.token).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(w.google.revocations(), 1, "the grant went back to Google");
+    assert_eq!(w.google.live_refresh_tokens(), 0);
 }

@@ -299,7 +299,7 @@ async fn authorize(app: &TestApp, rep: &TestUser, body: Value) -> String {
         StatusCode::OK,
     )
     .await;
-    let url = started["authorization_url"].as_str().unwrap();
+    let url = started["authorize_url"].as_str().unwrap();
     let consent = browser().get(url).send().await.unwrap();
     assert_eq!(
         consent.status(),

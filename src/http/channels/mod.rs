@@ -474,6 +474,14 @@ pub(super) async fn update_channel(
             detail: "change the password with PUT /v1/channels/{id}/credentials: it is verified before it replaces the working one".into(),
         });
     }
+    if current.spec.kind == ChannelKind::Gmail
+        && (body.smtp.is_some() || body.from_address.is_some() || body.return_path.is_some())
+    {
+        return Err(ApiError::Unprocessable {
+            code: "not_editable_for_gmail",
+            detail: "a Gmail channel sends as the connected Google account through the Gmail API: it has no SMTP settings, its from_address is the account's, and Gmail sets the return path; connect another account instead".into(),
+        });
+    }
     let mut next = current.spec.clone();
     if let Some(name) = &body.name {
         next.name = DisplayName::parse(name).map_err(|e| ApiError::invalid("name", e))?;
@@ -563,11 +571,36 @@ pub(super) async fn delete_channel(
         current.id,
         AuditActor::User(caller.actor.user_id),
     );
+    // A Gmail grant is given back to Google once the channel is gone (read first: deleting
+    // the channel deletes its tokens).
+    let grant = match (current.spec.kind, &state.google) {
+        (ChannelKind::Gmail, Some(_)) => {
+            let vault = state.vault.clone();
+            state
+                .store
+                .run(move |c| {
+                    crate::store::oauth::token(
+                        c,
+                        &vault,
+                        tenant,
+                        channel_id,
+                        crate::store::oauth::REFRESH_TOKEN_FIELD,
+                    )
+                })
+                .await?
+        }
+        _ => None,
+    };
     state
         .store
         .run(move |conn| channels::delete(conn, tenant, channel_id, force, actor))
         .await
         .or_not_found("channel")?;
+    if let (Some(rt), Some(google)) = (grant, &state.google)
+        && google.revoke(&rt).await.is_err()
+    {
+        tracing::warn!(channel_id = %channel_id, "Google did not confirm revoking the deleted channel's grant");
+    }
     tracing::info!(channel_id = %channel_id, "channel deleted");
     Ok(HttpResponse::NoContent().finish())
 }
