@@ -112,6 +112,20 @@ enum Transport {
     Gmail,
 }
 
+/// A claimed message with the router's decision.
+struct Routed {
+    id: MessageId,
+    tenant: TenantId,
+    sender: UserId,
+    record: MessageRecord,
+    draft: MessageDraft,
+    decision: RouteDecision,
+}
+
+fn has_limits(limits: &crate::domain::ChannelLimits) -> bool {
+    limits.per_minute.is_some() || limits.per_day_recipients.is_some()
+}
+
 /// What planning decided for a claimed message.
 enum Step {
     /// Send it through its channel.
@@ -313,19 +327,118 @@ impl Inner {
     fn plan(&self, conn: &mut DbConnection, claimed: Vec<MessageRecord>) -> Vec<Step> {
         let mut tenants: HashMap<TenantId, Result<TenantRoutes, String>> = HashMap::new();
         let mut senders: HashMap<(TenantId, UserId), Result<Sender, String>> = HashMap::new();
-        claimed
+        // Route everything first, then take each limited channel's quota once for all the
+        // messages routed to it: one short transaction per channel and pass, not per message.
+        let mut routed: Vec<Result<Routed, Step>> = claimed
             .into_iter()
-            .map(|record| self.plan_one(conn, record, &mut tenants, &mut senders))
+            .map(|record| self.route_one(conn, record, &mut tenants, &mut senders))
+            .collect();
+        self.take_quotas(conn, &mut routed, &mut tenants, &senders);
+        routed
+            .into_iter()
+            .map(|r| match r {
+                Ok(routed) => {
+                    let routes = match tenants.get(&routed.tenant) {
+                        Some(Ok(routes)) => routes,
+                        _ => unreachable!("routed messages have their tenant's routes"),
+                    };
+                    self.plan_one(conn, routed, routes)
+                }
+                Err(step) => step,
+            })
             .collect()
     }
 
-    fn plan_one(
+    /// Takes the quota of every limited channel for the messages routed to it, in claim
+    /// order; those that do not fit are routed again with the channel marked full (to a
+    /// fallback, or deferred), taking their own quota one by one.
+    fn take_quotas(
+        &self,
+        conn: &mut DbConnection,
+        routed: &mut [Result<Routed, Step>],
+        tenants: &mut HashMap<TenantId, Result<TenantRoutes, String>>,
+        senders: &HashMap<(TenantId, UserId), Result<Sender, String>>,
+    ) {
+        let mut by_channel: HashMap<ChannelId, Vec<usize>> = HashMap::new();
+        for (i, r) in routed.iter().enumerate() {
+            if let Ok(m) = r
+                && let Outcome::Send { channel, .. } = m.decision.outcome
+                && let Some(Ok(routes)) = tenants.get(&m.tenant)
+                && routes
+                    .channels
+                    .get(&channel)
+                    .is_some_and(|c| has_limits(&c.spec.limits))
+            {
+                by_channel.entry(channel).or_default().push(i);
+            }
+        }
+        for (channel, indices) in by_channel {
+            let Some(Ok(first)) = routed.get(indices[0]) else {
+                continue;
+            };
+            let tenant = first.tenant;
+            let Some(Ok(routes)) = tenants.get_mut(&tenant) else {
+                continue;
+            };
+            let limits = routes.channels[&channel].spec.limits;
+            let recipients: Vec<i64> = indices
+                .iter()
+                .map(|&i| match &routed[i] {
+                    Ok(m) => m.draft.recipient_count() as i64,
+                    Err(_) => 0,
+                })
+                .collect();
+            let now = Utc::now().timestamp_micros();
+            let (fitted, until) =
+                match quotas::reserve_many(conn, channel, &limits, &recipients, now) {
+                    Ok(result) => result,
+                    Err(e) => {
+                        for &i in &indices {
+                            if let Ok(m) = &routed[i] {
+                                let step = settled(
+                                    self.retry_later(&m.record, format!("reserving quota: {e}")),
+                                );
+                                routed[i] = Err(step);
+                            }
+                        }
+                        continue;
+                    }
+                };
+            if fitted == indices.len() {
+                continue;
+            }
+            if let Some(until) = until {
+                routes.exhaust(
+                    channel,
+                    DateTime::from_timestamp_micros(until).unwrap_or_default(),
+                );
+            }
+            for &i in &indices[fitted..] {
+                let Ok(m) = &mut routed[i] else { continue };
+                let Some(Ok(sender)) = senders.get(&(m.tenant, m.sender)) else {
+                    continue;
+                };
+                match self.route_within_quota(conn, routes, sender, &m.draft) {
+                    Ok(decision) => m.decision = decision,
+                    Err(e) => {
+                        let step =
+                            settled(self.retry_later(&m.record, format!("reserving quota: {e}")));
+                        routed[i] = Err(step);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Everything about a claimed message up to the router's decision (no quota taken), or
+    /// what happens to it at once.
+    fn route_one(
         &self,
         conn: &mut DbConnection,
         record: MessageRecord,
         tenants: &mut HashMap<TenantId, Result<TenantRoutes, String>>,
         senders: &mut HashMap<(TenantId, UserId), Result<Sender, String>>,
-    ) -> Step {
+    ) -> Result<Routed, Step> {
         let fail = |record: &MessageRecord, reason: &'static str, error: String| {
             settled(done_without_attempt(
                 record,
@@ -342,14 +455,22 @@ impl Inner {
             (record.message_id(), record.tenant(), record.sender())
         else {
             tracing::error!(message_id = %record.id, "a message row does not parse");
-            return fail(&record, "corrupt", "the stored message is damaged".into());
+            return Err(fail(
+                &record,
+                "corrupt",
+                "the stored message is damaged".into(),
+            ));
         };
         let routes = tenants.entry(tenant).or_insert_with(|| {
             TenantRoutes::load(conn, tenant, self.shared_pool.as_ref()).map_err(|e| e.to_string())
         });
         let routes = match routes {
             Ok(routes) => routes,
-            Err(e) => return settled(self.retry_later(&record, format!("loading routes: {e}"))),
+            Err(e) => {
+                return Err(settled(
+                    self.retry_later(&record, format!("loading routes: {e}")),
+                ));
+            }
         };
         let sender = senders
             .entry((tenant, sender_id))
@@ -357,12 +478,14 @@ impl Inner {
         let sender = match sender {
             Ok(sender) => sender,
             Err(e) => {
-                return settled(self.retry_later(&record, format!("loading the sender: {e}")));
+                return Err(settled(
+                    self.retry_later(&record, format!("loading the sender: {e}")),
+                ));
             }
         };
         if sender.user.disabled {
             // An offboarded rep's queued mail waits; re-enabling the user releases it.
-            return settled(done_without_attempt(
+            return Err(settled(done_without_attempt(
                 &record,
                 None,
                 false,
@@ -371,14 +494,14 @@ impl Inner {
                     reason: "sender_disabled",
                     error: None,
                 },
-            ));
+            )));
         }
         let Some(body) = record.body.as_deref() else {
-            return fail(
+            return Err(fail(
                 &record,
                 "body_pruned",
                 "the message body was removed by retention before it could be sent".into(),
-            );
+            ));
         };
         let draft = serde_json::from_str::<StoredEnvelope>(&record.envelope)
             .map_err(|e| e.to_string())
@@ -391,13 +514,34 @@ impl Inner {
             Ok(draft) => draft,
             Err(e) => {
                 tracing::error!(message_id = %record.id, error = %e, "a stored message does not parse");
-                return fail(&record, "corrupt", "the stored message is damaged".into());
+                return Err(fail(
+                    &record,
+                    "corrupt",
+                    "the stored message is damaged".into(),
+                ));
             }
         };
-        let decision = match self.route_within_quota(conn, routes, sender, &draft) {
-            Ok(decision) => decision,
-            Err(e) => return settled(self.retry_later(&record, format!("reserving quota: {e}"))),
-        };
+        let decision = routes.route(sender, &draft.from.address, draft.recipient_count());
+        Ok(Routed {
+            id,
+            tenant,
+            sender: sender_id,
+            record,
+            draft,
+            decision,
+        })
+    }
+
+    /// From the decision (quota taken) to a job or an outcome.
+    fn plan_one(&self, conn: &mut DbConnection, routed: Routed, routes: &TenantRoutes) -> Step {
+        let Routed {
+            id,
+            tenant,
+            record,
+            draft,
+            decision,
+            ..
+        } = routed;
         let route = decision_json(&decision);
         let rerouted = record.route.as_deref().is_none_or(|stored| {
             serde_json::from_str::<serde_json::Value>(stored)

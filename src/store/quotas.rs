@@ -8,8 +8,7 @@ use diesel::sql_types::Text;
 
 use super::connection::each_backend;
 use super::schema::channel_usage;
-use super::write_transaction;
-use super::{DbConnection, StoreError};
+use super::{DbConnection, StoreError, write_transaction};
 use crate::domain::{ChannelId, ChannelLimits};
 
 const MINUTE: i64 = 60_000_000;
@@ -90,14 +89,31 @@ pub fn reserve(
     recipients: i64,
     now: i64,
 ) -> Result<Result<(), i64>, StoreError> {
-    if !has_quota(limits) {
-        return Ok(Ok(()));
+    Ok(
+        match reserve_many(conn, channel, limits, &[recipients], now)? {
+            (1, _) => Ok(()),
+            (_, until) => Err(until.unwrap_or(now)),
+        },
+    )
+}
+
+/// Takes quota for messages in order (`recipients` of each), as many as fit, in one
+/// transaction: how many fitted and, when not all did, when there will be room again.
+pub fn reserve_many(
+    conn: &mut DbConnection,
+    channel: ChannelId,
+    limits: &ChannelLimits,
+    recipients: &[i64],
+    now: i64,
+) -> Result<(usize, Option<i64>), StoreError> {
+    if !has_quota(limits) || recipients.is_empty() {
+        return Ok((recipients.len(), None));
     }
     let current = minute_of(now);
     let id = channel.to_string();
     write_transaction(conn, |conn| {
         // The row must exist for the increment below (SQLite's BEGIN IMMEDIATE already
-        // holds the write lock, so the check cannot go stale there).
+        // holds the write lock, so the counts cannot go stale there).
         each_backend!(conn, c => diesel::insert_into(channel_usage::table)
             .values((
                 channel_usage::channel_id.eq(&id),
@@ -114,20 +130,42 @@ pub fn reserve(
                 .bind::<Text, _>(&id)
                 .execute(c)?;
         }
-        if let Some(until) = blocked_until(conn, channel, limits, recipients, now)? {
-            return Ok(Err(until));
+        let mut rows: Vec<(i64, i64, i64)> = channel_usage::table
+            .filter(channel_usage::channel_id.eq(&id))
+            .filter(channel_usage::minute.gt(current - DAY_MINUTES))
+            .order(channel_usage::minute)
+            .select((
+                channel_usage::minute,
+                channel_usage::messages,
+                channel_usage::recipients,
+            ))
+            .load(conn)?;
+        let (mut taken, mut taken_recipients, mut until) = (0, 0, None);
+        for &n in recipients {
+            if let Some(at) = until_free(&rows, current, limits, n) {
+                until = Some(at);
+                break;
+            }
+            if let Some(row) = rows.iter_mut().find(|r| r.0 == current) {
+                row.1 += 1;
+                row.2 += n;
+            }
+            taken += 1;
+            taken_recipients += n;
         }
-        diesel::update(
-            channel_usage::table
-                .filter(channel_usage::channel_id.eq(&id))
-                .filter(channel_usage::minute.eq(current)),
-        )
-        .set((
-            channel_usage::messages.eq(channel_usage::messages + 1),
-            channel_usage::recipients.eq(channel_usage::recipients + recipients),
-        ))
-        .execute(conn)?;
-        Ok(Ok(()))
+        if taken > 0 {
+            diesel::update(
+                channel_usage::table
+                    .filter(channel_usage::channel_id.eq(&id))
+                    .filter(channel_usage::minute.eq(current)),
+            )
+            .set((
+                channel_usage::messages.eq(channel_usage::messages + taken as i64),
+                channel_usage::recipients.eq(channel_usage::recipients + taken_recipients),
+            ))
+            .execute(conn)?;
+        }
+        Ok((taken, until))
     })
 }
 
