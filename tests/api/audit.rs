@@ -6,16 +6,13 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{expect_json, expect_problem};
-use crate::messages::{PASSWORD, REP, mail, send, world};
+use crate::messages::{PASSWORD, REP, mail, send_id, world};
 
 #[tokio::test]
 async fn the_audit_trail_tells_a_channels_story_without_its_secrets() {
     let w = world().await;
     w.server.set_password(REP, "Changed-At-The-Server-42");
-    let id = send(&w, mail("will be held")).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = send_id(&w, mail("will be held")).await;
     w.app
         .wait_for_message(&w.rep.token, &id, "held", Duration::from_secs(30))
         .await;

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::expect_json;
-use crate::messages::{REP, World, mail, send, world};
+use crate::messages::{REP, World, mail, send, send_id, world};
 use crate::smtp_server::Fault;
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -61,10 +61,7 @@ async fn a_temporary_refusal_is_retried_with_backoff_until_it_is_sent() {
         code: 451,
         text: "4.7.1 Greylisted, try again later".into(),
     }));
-    let id = send(&w, mail("greylisted")).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = send_id(&w, mail("greylisted")).await;
     let deferred = wait_until_deferred_after_attempts(&w, &id, 2).await;
     assert!(
         deferred["last_error"].as_str().unwrap().contains("451"),
@@ -102,10 +99,7 @@ async fn a_permanent_refusal_fails_the_message_with_the_servers_reply() {
         code: 550,
         text: "5.1.1 <ann@example.com>: Recipient address rejected: User unknown".into(),
     }));
-    let id = send(&w, mail("to nobody")).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = send_id(&w, mail("to nobody")).await;
     let failed = wait(&w, &id, "failed").await;
     let error = failed["last_error"].as_str().unwrap();
     assert!(
@@ -126,10 +120,7 @@ async fn a_permanent_refusal_fails_the_message_with_the_servers_reply() {
 async fn a_connection_dropped_mid_data_is_retried_and_the_message_arrives() {
     let w = world().await;
     w.server.set_fault(Some(Fault::DropAfterData));
-    let id = send(&w, mail("dropped")).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = send_id(&w, mail("dropped")).await;
     let deferred = wait_until_deferred_after_attempts(&w, &id, 1).await;
     assert_eq!(
         events_of(&deferred, "attempt")[0]["detail"]["result"],
@@ -153,10 +144,7 @@ async fn a_password_changed_at_the_server_holds_mail_until_the_credential_is_rot
     w.server.set_password(REP, "Changed-By-IT-77");
     let mut ids = Vec::new();
     for n in 0..3 {
-        let id = send(&w, mail(&format!("held {n}"))).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = send_id(&w, mail(&format!("held {n}"))).await;
         ids.push(id);
     }
     for id in &ids {
@@ -247,10 +235,7 @@ async fn over_its_quota_a_channel_defers_mail_to_the_next_window_never_fails_it(
     .await;
     let mut ids = Vec::new();
     for n in 0..4 {
-        let id = send(&w, mail(&format!("quota {n}"))).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = send_id(&w, mail(&format!("quota {n}"))).await;
         ids.push(id);
     }
     w.server.wait_for_messages(2, PATIENCE).await;
@@ -308,10 +293,7 @@ async fn over_its_quota_a_channel_defers_mail_to_the_next_window_never_fails_it(
 async fn a_channel_with_waiting_mail_is_deleted_only_when_forced_and_its_mail_is_routed_afresh() {
     let w = world().await;
     w.server.set_password(REP, "Rotated-Elsewhere-1");
-    let id = send(&w, mail("waiting")).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = send_id(&w, mail("waiting")).await;
     wait(&w, &id, "held").await;
     let path = format!("/v1/channels/{}", w.channel);
     crate::helpers::expect_problem(
@@ -342,10 +324,7 @@ async fn metrics_count_outcomes_and_the_shared_queue_without_tenant_labels() {
         "Canary-Metrics-Token-0123456789",
     )])
     .await;
-    let id = send(&w, mail("counted")).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = send_id(&w, mail("counted")).await;
     wait(&w, &id, "sent").await;
     let anonymous = w
         .app
@@ -384,10 +363,7 @@ async fn metrics_count_outcomes_and_the_shared_queue_without_tenant_labels() {
 #[tokio::test]
 async fn retention_removes_bodies_but_keeps_the_log() {
     let w = world().await;
-    let id = send(&w, mail("short-lived")).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = send_id(&w, mail("short-lived")).await;
     wait(&w, &id, "sent").await;
     let (store, _) = switchboard::startup::open_store_and_vault(&w.app.config()).unwrap();
     let later = chrono::Utc::now().timestamp_micros() + 1;
@@ -413,10 +389,7 @@ async fn mail_already_queued_when_sending_is_switched_off_is_held_and_released_a
         code: 451,
         text: "4.3.2 try again later".into(),
     }));
-    let id = send(&w, mail("paused")).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = send_id(&w, mail("paused")).await;
     wait_until_deferred_after_attempts(&w, &id, 1).await;
     let switch = |on: bool| {
         w.app.patch(
@@ -486,10 +459,7 @@ async fn an_offboarded_reps_queued_mail_waits_until_they_are_enabled_again() {
         code: 451,
         text: "4.3.2 try again later".into(),
     }));
-    let id = send(&w, mail("before offboarding")).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = send_id(&w, mail("before offboarding")).await;
     wait_until_deferred_after_attempts(&w, &id, 1).await;
     let user = format!("/v1/users/{}", w.rep.id);
     expect_json(

@@ -90,6 +90,11 @@ pub async fn send(w: &World, body: Value) -> Value {
     .await
 }
 
+/// Sends and returns the new message's id.
+pub async fn send_id(w: &World, body: Value) -> String {
+    send(w, body).await["id"].as_str().unwrap().to_owned()
+}
+
 async fn count_messages(w: &World) -> usize {
     expect_json(
         w.app.get("/v1/messages", &w.acme.admin_token).await,
@@ -454,10 +459,7 @@ async fn explain_shows_the_route_and_who_may_ask() {
 #[tokio::test]
 async fn reps_see_their_own_messages_admins_see_all_and_it_reads_no_mail() {
     let w = world().await;
-    let id = send(&w, mail("mine")).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = send_id(&w, mail("mine")).await;
     let other = w
         .app
         .create_user(&w.acme, "other@acme.test", "rep", None)
