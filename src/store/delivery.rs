@@ -3,6 +3,8 @@
 //! PostgreSQL) never hold the same message; a worker that dies loses its lease when it
 //! expires and the message is claimed again.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use serde_json::json;
@@ -224,7 +226,15 @@ pub fn complete(
         let now = now_micros();
         let mut report = Completed::default();
         let mut events = Vec::with_capacity(finished.len() * 2);
-        for done in finished {
+        // Sent messages, by far the most, are recorded a group at a time: one UPDATE for
+        // every message sent through the same channel with the same route.
+        let (sent, others): (Vec<&Finished>, Vec<&Finished>) = finished
+            .iter()
+            .partition(|d| matches!(d.completion, Completion::Sent { .. }) && d.route.is_some());
+        for done in record_sent(conn, worker, now, &sent, &mut report)? {
+            push_events(&mut events, now, done);
+        }
+        for done in others {
             if !record_one(conn, worker, now, done)? {
                 report.lost_leases += 1;
                 continue;
@@ -265,6 +275,71 @@ pub fn complete(
         }
         Ok(report)
     })
+}
+
+/// Records sent messages in groups sharing channel and route; returns those recorded (a
+/// message whose lease passed to another worker is not).
+fn record_sent<'a>(
+    conn: &mut DbConnection,
+    worker: &str,
+    now: i64,
+    sent: &[&'a Finished],
+    report: &mut Completed,
+) -> Result<Vec<&'a Finished>, StoreError> {
+    let mut groups: HashMap<(ChannelId, String), Vec<&'a Finished>> = HashMap::new();
+    for done in sent {
+        if let (Completion::Sent { channel, .. }, Some(route)) = (&done.completion, &done.route) {
+            groups
+                .entry((*channel, route.to_string()))
+                .or_default()
+                .push(done);
+        }
+    }
+    let mut recorded = Vec::with_capacity(sent.len());
+    for ((channel, route), members) in groups {
+        for chunk in members.chunks(super::messages::INSERT_CHUNK) {
+            let ids: Vec<String> = chunk.iter().map(|d| d.id.to_string()).collect();
+            let updated = diesel::update(
+                messages::table
+                    .filter(messages::id.eq_any(&ids))
+                    .filter(messages::status.eq(MessageStatus::Sending.as_str()))
+                    .filter(messages::lease_owner.eq(worker)),
+            )
+            .set((
+                messages::status.eq(MessageStatus::Sent.as_str()),
+                messages::channel_id.eq(channel.to_string()),
+                messages::route.eq(&route),
+                messages::hold_reason.eq(None::<String>),
+                messages::last_error.eq(None::<String>),
+                messages::sent_at.eq(now),
+                messages::lease_owner.eq(None::<String>),
+                messages::lease_until.eq(None::<i64>),
+                messages::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+            if updated == chunk.len() {
+                recorded.extend_from_slice(chunk);
+                continue;
+            }
+            // Some leases were lost: ours are the rows this statement just marked sent.
+            let mine: std::collections::HashSet<String> = messages::table
+                .filter(messages::id.eq_any(&ids))
+                .filter(messages::status.eq(MessageStatus::Sent.as_str()))
+                .filter(messages::sent_at.eq(now))
+                .select(messages::id)
+                .load::<String>(conn)?
+                .into_iter()
+                .collect();
+            for done in chunk {
+                if mine.contains(&done.id.to_string()) {
+                    recorded.push(done);
+                } else {
+                    report.lost_leases += 1;
+                }
+            }
+        }
+    }
+    Ok(recorded)
 }
 
 fn record_one(

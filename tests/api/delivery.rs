@@ -485,3 +485,57 @@ async fn an_offboarded_reps_queued_mail_waits_until_they_are_enabled_again() {
     .await;
     wait(&w, &id, "sent").await;
 }
+
+#[tokio::test]
+async fn a_worker_whose_lease_was_taken_over_cannot_record_an_outcome() {
+    use switchboard::store::delivery::{self, Attempt, Completion, Finished};
+    let w = crate::messages::world_with(&[("SWITCHBOARD_DELIVERY", "off")]).await;
+    let id = send_id(&w, mail("contested")).await;
+    let (store, _) = switchboard::startup::open_store_and_vault(&w.app.config()).unwrap();
+    // Worker A claims with a lease that is already over; worker B takes the message over.
+    let a = store
+        .run_blocking(|c| delivery::claim(c, "worker-a", 10, -1))
+        .unwrap();
+    assert_eq!(a.len(), 1);
+    let b = store
+        .run_blocking(|c| delivery::claim(c, "worker-b", 10, 60_000_000))
+        .unwrap();
+    assert_eq!(b.len(), 1, "an expired lease is taken over");
+    let channel = w.channel.parse().unwrap();
+    let sent = |reply: &str| Finished {
+        id: id.parse().unwrap(),
+        route: Some(json!({"channel_id": channel})),
+        rerouted: false,
+        attempt: Some(Attempt {
+            channel,
+            class: "ok",
+            code: None,
+            reply: reply.into(),
+            duration_ms: 1,
+        }),
+        completion: Completion::Sent {
+            channel,
+            reply: reply.into(),
+        },
+    };
+    let late = store
+        .run_blocking(|c| delivery::complete(c, "worker-a", &[sent("from a")], &[]))
+        .unwrap();
+    assert_eq!(late.lost_leases, 1, "A's outcome is not recorded");
+    let view = expect_json(
+        w.app.get(&format!("/v1/messages/{id}"), &w.rep.token).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(view["status"], "sending", "still B's: {view:#}");
+    let owner = store
+        .run_blocking(|c| delivery::complete(c, "worker-b", &[sent("from b")], &[]))
+        .unwrap();
+    assert_eq!(owner.lost_leases, 0);
+    let view = wait(&w, &id, "sent").await;
+    let replies: Vec<&Value> = events_of(&view, "sent")
+        .iter()
+        .map(|e| &e["detail"]["reply"])
+        .collect();
+    assert_eq!(replies, [&json!("from b")]);
+}
