@@ -53,8 +53,6 @@ pub struct Tokens {
 pub struct Identity {
     pub sub: String,
     pub email: String,
-    #[serde(default)]
-    pub email_verified: bool,
 }
 
 /// An authorization to send the user to, and what to keep until they come back.

@@ -200,7 +200,7 @@ impl AccessTokens {
                 let vault = self.vault.clone();
                 let access = tokens.access_token.clone();
                 let rotated = tokens.refresh_token.clone();
-                let stored = self
+                let version = self
                     .store
                     .run(move |c| {
                         let refreshed = oauth::Refreshed {
@@ -211,16 +211,11 @@ impl AccessTokens {
                         oauth::store_refreshed(c, &vault, tenant, channel, &owner, &refreshed)
                     })
                     .await?;
-                if !stored {
+                let Some(version) = version else {
                     // Our lease ran out and another refresh won; use theirs.
                     return Box::pin(self.obtain(tenant, channel, None)).await;
-                }
+                };
                 tracing::info!(channel_id = %channel, "access token refreshed");
-                let state = self
-                    .store
-                    .run(move |c| oauth::token_state(c, channel))
-                    .await?;
-                let version = state.map_or(0, |s| s.version);
                 self.cache
                     .lock()
                     .expect("token cache")

@@ -3,6 +3,7 @@
 //! turned into the same classified failures as SMTP replies.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::domain::{ChannelId, TenantId};
 use crate::oauth::google::Google;
@@ -14,12 +15,6 @@ use crate::transport::pool::SendFailure;
 /// How long to wait when Google says the mailbox reached its daily limit without saying
 /// when it frees: the limit is a rolling day, so an hour is a reasonable step.
 const DAILY_LIMIT_WAIT_SECS: u64 = 3600;
-
-/// A failed Gmail send: the classified failure and, for a credential problem, its cause.
-pub struct GmailSendFailure {
-    pub failure: SendFailure,
-    pub auth_cause: Option<&'static str>,
-}
 
 pub struct GmailSender {
     google: Arc<Google>,
@@ -36,7 +31,7 @@ impl GmailSender {
         tenant: TenantId,
         channel: ChannelId,
         message: &[u8],
-    ) -> Result<String, GmailSendFailure> {
+    ) -> Result<String, SendFailure> {
         let token = self
             .tokens
             .get(tenant, channel)
@@ -63,58 +58,39 @@ impl GmailSender {
     }
 }
 
-fn token_failure(e: TokenError) -> GmailSendFailure {
+fn token_failure(e: TokenError) -> SendFailure {
     match e {
-        TokenError::NeedsReauth { cause, detail } => GmailSendFailure {
-            failure: SendFailure {
-                class: FailureClass::Auth,
-                code: None,
-                message: detail,
-            },
+        TokenError::NeedsReauth { cause, detail } => SendFailure {
             auth_cause: Some(cause),
+            ..SendFailure::new(FailureClass::Auth, None, detail)
         },
-        TokenError::Unavailable(detail) => GmailSendFailure {
-            failure: SendFailure {
-                class: FailureClass::Temporary,
-                code: None,
-                message: detail,
-            },
-            auth_cause: None,
-        },
+        TokenError::Unavailable(detail) => SendFailure::new(FailureClass::Temporary, None, detail),
     }
 }
 
-fn api_failure(f: GmailFailure) -> GmailSendFailure {
-    // The retry policy reads "try again in N seconds" from the message as a floor.
-    let wait = |secs: u64| format!("{}; try again in {secs} seconds", f.message);
-    let (class, message, auth_cause) = match f.kind {
-        GmailFailureKind::Unauthorized => (
-            FailureClass::Auth,
-            format!("{}; a new access token was refused too", f.message),
-            Some("token_revoked"),
-        ),
-        GmailFailureKind::RateLimited => (
-            FailureClass::Temporary,
-            match f.retry_after {
-                Some(d) => wait(d.as_secs()),
-                None => f.message.clone(),
-            },
-            None,
-        ),
-        GmailFailureKind::DailyLimit => (
-            FailureClass::Temporary,
-            wait(f.retry_after.map_or(DAILY_LIMIT_WAIT_SECS, |d| d.as_secs())),
-            None,
-        ),
-        GmailFailureKind::Rejected => (FailureClass::Permanent, f.message.clone(), None),
-        GmailFailureKind::Unavailable => (FailureClass::Temporary, f.message.clone(), None),
-    };
-    GmailSendFailure {
-        failure: SendFailure {
-            class,
-            code: f.status,
-            message,
+fn api_failure(f: GmailFailure) -> SendFailure {
+    let mut failure = match f.kind {
+        GmailFailureKind::Unauthorized => SendFailure {
+            auth_cause: Some("token_revoked"),
+            ..SendFailure::new(
+                FailureClass::Auth,
+                f.status,
+                format!("{}; a new access token was refused too", f.message),
+            )
         },
-        auth_cause,
+        GmailFailureKind::RateLimited | GmailFailureKind::Unavailable => {
+            SendFailure::new(FailureClass::Temporary, f.status, f.message)
+        }
+        GmailFailureKind::DailyLimit => SendFailure {
+            retry_after: Some(Duration::from_secs(DAILY_LIMIT_WAIT_SECS)),
+            ..SendFailure::new(FailureClass::Temporary, f.status, f.message)
+        },
+        GmailFailureKind::Rejected => {
+            SendFailure::new(FailureClass::Permanent, f.status, f.message)
+        }
+    };
+    if f.retry_after.is_some() {
+        failure.retry_after = f.retry_after;
     }
+    failure
 }

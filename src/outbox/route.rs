@@ -62,11 +62,31 @@ fn shared_pool_candidate() -> RouteCandidate {
 }
 
 impl TenantRoutes {
-    /// Loads a tenant's policy, channels and teams.
+    /// Loads a tenant's policy, channels, teams and the quota state of its limited channels,
+    /// for answers given now (acceptance, explain).
     pub fn load(
         conn: &mut DbConnection,
         tenant: TenantId,
         shared_pool: Option<&SharedPool>,
+    ) -> Result<Self, StoreError> {
+        Self::load_with(conn, tenant, shared_pool, true)
+    }
+
+    /// The same without reading quota state: for a worker, which takes the quota of the
+    /// channels it routes to anyway (and learns there which are full).
+    pub fn load_for_delivery(
+        conn: &mut DbConnection,
+        tenant: TenantId,
+        shared_pool: Option<&SharedPool>,
+    ) -> Result<Self, StoreError> {
+        Self::load_with(conn, tenant, shared_pool, false)
+    }
+
+    fn load_with(
+        conn: &mut DbConnection,
+        tenant: TenantId,
+        shared_pool: Option<&SharedPool>,
+        read_quota: bool,
     ) -> Result<Self, StoreError> {
         let tenant = tenants::get(conn, tenant)?;
         let list = channels::list(conn, tenant.id)?;
@@ -74,7 +94,12 @@ impl TenantRoutes {
         let candidates = list
             .iter()
             .map(|c| {
-                let quota = match quotas::blocked_until(conn, c.id, &c.spec.limits, 1, now)? {
+                let blocked = if read_quota {
+                    quotas::blocked_until(conn, c.id, &c.spec.limits, 1, now)?
+                } else {
+                    None
+                };
+                let quota = match blocked {
                     Some(until) => QuotaState::Exhausted {
                         until: chrono::DateTime::from_timestamp_micros(until).unwrap_or_default(),
                     },

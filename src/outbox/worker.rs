@@ -184,14 +184,6 @@ impl Outbox {
         &self.inner.metrics
     }
 
-    pub fn settings(&self) -> &DeliverySettings {
-        &self.inner.settings
-    }
-
-    pub fn shared_pool(&self) -> Option<&SharedPool> {
-        self.inner.shared_pool.as_ref()
-    }
-
     /// Starts the delivery loop on the current runtime.
     pub fn start(&self) -> Running {
         let (stop, stopped) = watch::channel(false);
@@ -462,7 +454,8 @@ impl Inner {
             ));
         };
         let routes = tenants.entry(tenant).or_insert_with(|| {
-            TenantRoutes::load(conn, tenant, self.shared_pool.as_ref()).map_err(|e| e.to_string())
+            TenantRoutes::load_for_delivery(conn, tenant, self.shared_pool.as_ref())
+                .map_err(|e| e.to_string())
         });
         let routes = match routes {
             Ok(routes) => routes,
@@ -775,7 +768,6 @@ impl Inner {
         let started = Instant::now();
         // Within the lease, so an outcome is always recorded by the worker that owns it.
         let deadline = self.settings.lease / 2;
-        let mut auth_cause = None;
         let sending = async {
             match &carrier.transport {
                 Transport::Smtp {
@@ -788,32 +780,28 @@ impl Inner {
                         settings,
                         credential: credential.as_ref(),
                     };
-                    self.smtp.send(&target, &rendered.envelope, &rendered.bytes).await
+                    self.smtp
+                        .send(&target, &rendered.envelope, &rendered.bytes)
+                        .await
                 }
                 Transport::Gmail => match &self.gmail {
-                    Some(gmail) => gmail
-                        .send(tenant, channel, &rendered.bytes)
-                        .await
-                        .map_err(|f| {
-                            auth_cause = f.auth_cause;
-                            f.failure
-                        }),
-                    None => Err(SendFailure {
-                        class: FailureClass::Temporary,
-                        code: None,
-                        message: "Gmail is not configured on this instance (SWITCHBOARD_GOOGLE_CLIENT_ID)".into(),
-                    }),
+                    Some(gmail) => gmail.send(tenant, channel, &rendered.bytes).await,
+                    None => Err(SendFailure::new(
+                        FailureClass::Temporary,
+                        None,
+                        "Gmail is not configured on this instance (SWITCHBOARD_GOOGLE_CLIENT_ID)",
+                    )),
                 },
             }
         };
         let result = tokio::time::timeout(deadline, sending)
             .await
             .unwrap_or_else(|_| {
-                Err(SendFailure {
-                    class: FailureClass::Network,
-                    code: None,
-                    message: format!("the send did not finish within {} s", deadline.as_secs()),
-                })
+                Err(SendFailure::new(
+                    FailureClass::Network,
+                    None,
+                    format!("the send did not finish within {} s", deadline.as_secs()),
+                ))
             });
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let is_shared_pool = carrier.kind == ChannelKind::SharedPool;
@@ -827,7 +815,7 @@ impl Inner {
                     duration_ms,
                 },
                 Completion::Sent { channel, reply },
-                (!is_shared_pool).then_some(ChannelEffect::Used { tenant, channel }),
+                (!is_shared_pool).then_some(ChannelEffect::Used { channel }),
             ),
             Err(failure) => {
                 let attempt = Attempt {
@@ -844,7 +832,6 @@ impl Inner {
                         tenant,
                         credential_version: carrier.credential_version,
                         is_shared_pool,
-                        auth_cause,
                         attempts: u32::try_from(record.attempts).unwrap_or(u32::MAX),
                         accepted_at,
                         now: Utc::now(),
@@ -989,8 +976,6 @@ struct FailureContext {
     tenant: TenantId,
     credential_version: Option<i64>,
     is_shared_pool: bool,
-    /// The cause of a refused credential, when the transport knows it (Gmail).
-    auth_cause: Option<&'static str>,
     attempts: u32,
     accepted_at: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -1014,7 +999,7 @@ fn after_failure(
     };
     match failure.class {
         FailureClass::Auth if !ctx.is_shared_pool => {
-            let cause = ctx
+            let cause = failure
                 .auth_cause
                 .unwrap_or(if smtp_auth_disabled(&failure.message) {
                     "basic_auth_disabled"
@@ -1045,7 +1030,8 @@ fn after_failure(
             None,
         ),
         _ => {
-            let delay = retry.delay(ctx.attempts, retry_hint(&failure.message), rng);
+            let hint = failure.retry_after.or_else(|| retry_hint(&failure.message));
+            let delay = retry.delay(ctx.attempts, hint, rng);
             let until = ctx.now + chrono::Duration::from_std(delay).unwrap_or_default();
             let max_age = chrono::Duration::from_std(retry.max_age).unwrap_or_default();
             if until > ctx.accepted_at + max_age {
@@ -1089,7 +1075,6 @@ mod tests {
             tenant: TenantId::generate(),
             credential_version: Some(42),
             is_shared_pool: shared,
-            auth_cause: None,
             attempts,
             accepted_at: now - chrono::Duration::from_std(age).unwrap(),
             now,
@@ -1097,11 +1082,7 @@ mod tests {
     }
 
     fn failure(class: FailureClass, code: Option<u16>, message: &str) -> SendFailure {
-        SendFailure {
-            class,
-            code,
-            message: message.into(),
-        }
+        SendFailure::new(class, code, message)
     }
 
     #[test]

@@ -190,10 +190,7 @@ pub struct Finished {
 #[derive(Debug, Clone)]
 pub enum ChannelEffect {
     /// The channel carried a message.
-    Used {
-        tenant: TenantId,
-        channel: ChannelId,
-    },
+    Used { channel: ChannelId },
     /// The server refused the credential this version: the channel needs a new one. Ignored
     /// when the credential changed since (a rotation raced the send).
     NeedsReauth {
@@ -245,7 +242,7 @@ pub fn complete(
         let mut used: Vec<String> = Vec::new();
         for effect in effects {
             match effect {
-                ChannelEffect::Used { channel, .. } => used.push(channel.to_string()),
+                ChannelEffect::Used { channel } => used.push(channel.to_string()),
                 ChannelEffect::NeedsReauth {
                     tenant,
                     channel,

@@ -296,10 +296,6 @@ impl MessageRecord {
     pub fn sender(&self) -> Result<UserId, StoreError> {
         self.sender_user_id.parse().map_err(StoreError::corrupt)
     }
-
-    pub fn status(&self) -> Result<MessageStatus, StoreError> {
-        MessageStatus::parse(&self.status)
-    }
 }
 
 /// One step in a message's life.

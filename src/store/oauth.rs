@@ -264,7 +264,6 @@ pub fn store_grant(
 pub struct TokenState {
     pub version: i64,
     pub access_expires_at: Option<i64>,
-    pub lease_until: Option<i64>,
 }
 
 pub fn token_state(
@@ -273,17 +272,12 @@ pub fn token_state(
 ) -> Result<Option<TokenState>, StoreError> {
     Ok(oauth_tokens::table
         .filter(oauth_tokens::channel_id.eq(channel.to_string()))
-        .select((
-            oauth_tokens::version,
-            oauth_tokens::access_expires_at,
-            oauth_tokens::refresh_lease_until,
-        ))
-        .first::<(i64, Option<i64>, Option<i64>)>(conn)
+        .select((oauth_tokens::version, oauth_tokens::access_expires_at))
+        .first::<(i64, Option<i64>)>(conn)
         .optional()?
-        .map(|(version, access_expires_at, lease_until)| TokenState {
+        .map(|(version, access_expires_at)| TokenState {
             version,
             access_expires_at,
-            lease_until,
         }))
 }
 
@@ -336,6 +330,7 @@ pub struct Refreshed<'a> {
 
 /// Stores a refreshed access token (and a rotated refresh token, when the provider sent one)
 /// under the lease, in one transaction: the new version is visible to everyone at once.
+/// Returns that version, or `None` when the lease had passed to another refresh.
 pub fn store_refreshed(
     conn: &mut DbConnection,
     vault: &Vault,
@@ -343,7 +338,7 @@ pub fn store_refreshed(
     channel: ChannelId,
     owner: &str,
     refreshed: &Refreshed<'_>,
-) -> Result<bool, StoreError> {
+) -> Result<Option<i64>, StoreError> {
     let Refreshed {
         access_token,
         access_expires_at,
@@ -366,13 +361,17 @@ pub fn store_refreshed(
         .execute(conn)?;
         if mine == 0 {
             // The lease expired and someone else refreshed: theirs stands.
-            return Ok(false);
+            return Ok(None);
         }
         secrets::put(conn, vault, tenant, &id, ACCESS_TOKEN_FIELD, access_token)?;
         if let Some(refresh) = refresh_token {
             secrets::put(conn, vault, tenant, &id, REFRESH_TOKEN_FIELD, refresh)?;
         }
-        Ok(true)
+        let version = oauth_tokens::table
+            .filter(oauth_tokens::channel_id.eq(&id))
+            .select(oauth_tokens::version)
+            .first(conn)?;
+        Ok(Some(version))
     })
 }
 

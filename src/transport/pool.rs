@@ -38,32 +38,35 @@ pub struct SendFailure {
     pub class: FailureClass,
     pub code: Option<u16>,
     pub message: String,
+    /// How long the server asked us to wait, when it said so in a structured way (HTTP
+    /// `Retry-After`, a time in a Gmail error); SMTP replies are read for hints instead.
+    pub retry_after: Option<std::time::Duration>,
+    /// For `Auth`: why the credential is refused, when the transport knows (`token_revoked`).
+    pub auth_cause: Option<&'static str>,
 }
 
 impl SendFailure {
+    pub fn new(class: FailureClass, code: Option<u16>, message: impl Into<String>) -> Self {
+        Self {
+            class,
+            code,
+            message: message.into(),
+            retry_after: None,
+            auth_cause: None,
+        }
+    }
+
     fn from_open(error: OpenError) -> Self {
         match error {
             OpenError::Smtp(e) => Self::from_smtp(&e, false),
-            OpenError::Tls(message) => Self {
-                class: FailureClass::Tls,
-                code: None,
-                message,
-            },
-            other => Self {
-                class: FailureClass::Network,
-                code: None,
-                message: other.to_string(),
-            },
+            OpenError::Tls(message) => Self::new(FailureClass::Tls, None, message),
+            other => Self::new(FailureClass::Network, None, other.to_string()),
         }
     }
 
     fn from_smtp(error: &lettre::transport::smtp::Error, during_auth: bool) -> Self {
         let (code, message) = describe(error);
-        Self {
-            class: classify(error, during_auth),
-            code,
-            message,
-        }
+        Self::new(classify(error, during_auth), code, message)
     }
 }
 
@@ -156,10 +159,8 @@ impl SmtpPool {
             SmtpAuth::Login => Mechanism::Login,
             SmtpAuth::Xoauth2 => Mechanism::Xoauth2,
         };
-        let secret = target.credential.ok_or_else(|| SendFailure {
-            class: FailureClass::Auth,
-            code: None,
-            message: "the channel has no credential".into(),
+        let secret = target.credential.ok_or_else(|| {
+            SendFailure::new(FailureClass::Auth, None, "the channel has no credential")
         })?;
         let credentials = Credentials::new(
             settings.username.clone().unwrap_or_default(),
