@@ -38,19 +38,11 @@ async fn wait(w: &World, id: &str, status: &str) -> Value {
 }
 
 async fn wait_until_deferred_after_attempts(w: &World, id: &str, attempts: u64) -> Value {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let view = expect_json(
-            w.app.get(&format!("/v1/messages/{id}"), &w.rep.token).await,
-            StatusCode::OK,
-        )
-        .await;
-        if view["status"] == "deferred" && view["attempts"].as_u64().unwrap() >= attempts {
-            return view;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{view:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    w.app
+        .wait_for_message_where(&w.rep.token, id, PATIENCE, |view| {
+            view["status"] == "deferred" && view["attempts"].as_u64().unwrap() >= attempts
+        })
+        .await
 }
 
 #[tokio::test]
@@ -241,19 +233,12 @@ async fn over_its_quota_a_channel_defers_mail_to_the_next_window_never_fails_it(
     w.server.wait_for_messages(2, PATIENCE).await;
     let mut deferred = 0;
     for id in &ids {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        let view = loop {
-            let view = expect_json(
-                w.app.get(&format!("/v1/messages/{id}"), &w.rep.token).await,
-                StatusCode::OK,
-            )
+        let view = w
+            .app
+            .wait_for_message_where(&w.rep.token, id, PATIENCE, |view| {
+                view["status"] == "sent" || view["status"] == "deferred"
+            })
             .await;
-            if view["status"] == "sent" || view["status"] == "deferred" {
-                break view;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{view:#}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
         if view["status"] == "deferred" {
             deferred += 1;
             let d = events_of(&view, "deferred")[0];

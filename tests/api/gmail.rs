@@ -452,19 +452,7 @@ async fn google_being_down_at_refresh_defers_mail_and_keeps_the_channel_active()
     w.google
         .set_token_failure(Some(crate::fake_google::FailMode::ServerError));
     let id = send(&w, "while Google is down").await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let view = expect_json(
-            w.app.get(&format!("/v1/messages/{id}"), &w.rep.token).await,
-            StatusCode::OK,
-        )
-        .await;
-        if view["status"] == "deferred" {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{view:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait(&w, &id, "deferred").await;
     assert_eq!(
         gmail_channel(&w).await["status"],
         "active",

@@ -232,6 +232,18 @@ impl TestApp {
         status: &str,
         timeout: std::time::Duration,
     ) -> Value {
+        self.wait_for_message_where(token, id, timeout, |view| view["status"] == status)
+            .await
+    }
+
+    /// Follows a message until its view satisfies `done` (or the time is up).
+    pub async fn wait_for_message_where(
+        &self,
+        token: &str,
+        id: &str,
+        timeout: std::time::Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let view = expect_json(
@@ -239,11 +251,11 @@ impl TestApp {
                 StatusCode::OK,
             )
             .await;
-            if view["status"] == status {
+            if done(&view) {
                 return view;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("message {id} did not become {status}: {view:#}");
+                panic!("message {id} did not get where the test waits for: {view:#}");
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }

@@ -16,7 +16,7 @@ use super::AppState;
 use super::auth::TenantCaller;
 use super::error::{ApiError, NotFoundAs, Problem, body_error};
 use super::extract::{json_with_limit, path_id};
-use crate::domain::{Action, ChannelId, EmailAddress, MessageId, UserId};
+use crate::domain::{Action, ChannelId, MessageId, UserId};
 use crate::outbox::route::{TenantRoutes, decision_json};
 use crate::store::messages::{self, Accepted, MessageFilter, MessageStatus};
 pub use accept::SendRequest;
@@ -438,9 +438,9 @@ pub(super) async fn explain_route(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Action::ExplainRoutes)?;
     let body = body.into_inner();
+    // A bare address or one with a display name, as in a message's `from`.
     let from = crate::domain::email::Mailbox::parse(&body.from)
         .map(|m| m.address)
-        .or_else(|_| EmailAddress::parse(&body.from))
         .map_err(|e| ApiError::invalid("from", e))?;
     let sender = match body.sender_user_id.as_deref() {
         None => caller.actor.user_id,
