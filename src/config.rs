@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::notify::settings::NotifySettings;
 use crate::oauth::settings::GoogleSettings;
 use crate::outbox::settings::DeliverySettings;
 use crate::transport::{OutboundPolicy, SharedPool};
@@ -125,6 +126,8 @@ pub struct Config {
     pub metrics_token: Option<SecretString>,
     /// `SWITCHBOARD_GOOGLE_*`: the Gmail OAuth client; none means Gmail is off.
     pub google: Option<GoogleSettings>,
+    /// Webhooks and owner emails: retries, timeouts, the From of emails.
+    pub notify: NotifySettings,
 }
 
 impl Config {
@@ -209,6 +212,8 @@ impl Config {
             .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
         let google = GoogleSettings::from_lookup(&get)
             .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
+        let notify = NotifySettings::from_lookup(&get)
+            .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
         Ok(Self {
             bind,
             data_dir,
@@ -224,6 +229,7 @@ impl Config {
             delivery,
             metrics_token: get("SWITCHBOARD_METRICS_TOKEN").map(SecretString::from),
             google,
+            notify,
         })
     }
 }

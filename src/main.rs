@@ -37,6 +37,52 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Send channels: test one, or replace its password or API key.
+    Channel {
+        #[command(subcommand)]
+        command: ChannelCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChannelCommand {
+    /// Test a channel with its stored credential.
+    ///
+    /// Connect, TLS, EHLO, login and, with --send-to, a test message: each stage is printed
+    /// with the server's reply and, when it failed, a hint. Exit status 0 only when every
+    /// stage passed. Recorded in the audit trail.
+    Test {
+        /// The channel's id (GET /v1/channels shows it).
+        channel_id: String,
+        /// Also send a short test message to this address.
+        #[arg(long, value_name = "ADDR")]
+        send_to: Option<String>,
+        /// The From of the test message (domain channels; defaults to no-reply@ its first
+        /// domain). Mailbox channels always use their own address.
+        #[arg(long, value_name = "ADDR")]
+        from: Option<String>,
+    },
+    /// Replace a channel's password or API key, e.g. after a password change.
+    ///
+    /// The new secret is read from standard input (one line) when it is piped or redirected,
+    /// else asked for without echo; never from an argument or the environment. It is tested
+    /// against the server first and stored only when the login works; until then the old
+    /// credential stays in use. A verified credential makes a `needs_reauth` channel active
+    /// again and releases the mail held for it.
+    ///
+    /// Running services pick up the new credential by themselves (their SMTP sessions are
+    /// keyed by the credential's change time): nothing needs restarting or signalling.
+    Rotate {
+        /// The channel's id (GET /v1/channels shows it).
+        channel_id: String,
+        /// A new username, for credentials that come as a pair (new SES SMTP credentials):
+        /// tested and stored together with the secret.
+        #[arg(long, value_name = "NAME")]
+        username: Option<String>,
+        /// Store the secret even though the login test fails, marked unverified.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -103,6 +149,18 @@ fn main() -> anyhow::Result<()> {
             KeysCommand::RotateTenant { tenant_id } => {
                 commands::keys::rotate_tenant(&config, &tenant_id)
             }
+        },
+        Command::Channel { command } => match command {
+            ChannelCommand::Test {
+                channel_id,
+                send_to,
+                from,
+            } => commands::channel::test(&config, &channel_id, send_to.as_deref(), from.as_deref()),
+            ChannelCommand::Rotate {
+                channel_id,
+                username,
+                force,
+            } => commands::channel::rotate(&config, &channel_id, username.as_deref(), force),
         },
     }
 }

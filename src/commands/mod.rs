@@ -1,5 +1,6 @@
 //! What the command line can do. `main.rs` parses arguments and calls these.
 
+pub mod channel;
 pub mod keys;
 
 use std::io::{Read, Write};

@@ -361,8 +361,20 @@ pub struct SendChannel {
     pub credential_updated_at: Option<DateTime<Utc>>,
     pub last_verified_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
+    pub health: ChannelHealth,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What sends and checks observed lately: the current run of failures and the last error.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelHealth {
+    /// Failures in a row (temporary replies, TLS or network errors) since the last success.
+    pub failures: u32,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// When the status last changed by itself or by a person.
+    pub status_changed_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

@@ -76,6 +76,11 @@ id_type!(
     MessageId, "message"
 );
 
+id_type!(
+    /// A tenant's webhook: a URL that is told about events, signed with its own secret.
+    WebhookId, "webhook"
+);
+
 impl ChannelId {
     /// The id of the platform's shared pool, the same in every tenant (it is not stored).
     pub const fn shared_pool() -> Self {

@@ -6,6 +6,8 @@ pub mod audit;
 pub mod channel;
 pub mod email;
 pub mod error;
+pub mod events;
+pub mod health;
 pub mod ids;
 pub mod message;
 pub mod name;
@@ -16,12 +18,13 @@ pub mod tenancy;
 
 pub use audit::{AuditActor, AuditEvent};
 pub use channel::{
-    ChannelKind, ChannelLimits, ChannelOwner, ChannelSpec, ChannelStatus, CredentialScope,
-    Hostname, ReturnPath, Security, SendChannel, SmtpAuth, SmtpSettings,
+    ChannelHealth, ChannelKind, ChannelLimits, ChannelOwner, ChannelSpec, ChannelStatus,
+    CredentialScope, Hostname, ReturnPath, Security, SendChannel, SmtpAuth, SmtpSettings,
 };
 pub use email::{Domain, EmailAddress};
 pub use error::DomainError;
-pub use ids::{ChannelId, MessageId, TeamId, TenantId, TokenId, UserId};
+pub use events::EventType;
+pub use ids::{ChannelId, MessageId, TeamId, TenantId, TokenId, UserId, WebhookId};
 pub use name::DisplayName;
 pub use permissions::{Action, Actor};
 pub use tenancy::{FallbackPolicy, Role, Team, Tenant, TenantPolicy, User};

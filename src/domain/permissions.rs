@@ -38,10 +38,13 @@ pub enum Action {
     ExplainRoutes,
     /// Read the tenant's audit trail.
     ReadAudit,
+    /// Create, change, delete and read the tenant's webhooks, rotate their signing secrets
+    /// and read their delivery log.
+    ManageWebhooks,
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 19] = [
         Action::ReadTenant,
         Action::UpdateTenantPolicy,
         Action::ReadTeams,
@@ -60,6 +63,7 @@ impl Action {
         Action::SendAsAnyUser,
         Action::ExplainRoutes,
         Action::ReadAudit,
+        Action::ManageWebhooks,
     ];
 
     /// The roles allowed to perform this action: the permission table.
@@ -76,7 +80,8 @@ impl Action {
             Action::ReadAllChannels
             | Action::TestAnyChannel
             | Action::RotateAnyCredential
-            | Action::ReadAudit => &[Admin, It],
+            | Action::ReadAudit
+            | Action::ManageWebhooks => &[Admin, It],
             Action::UpdateTenantPolicy
             | Action::ManageAnyMailboxChannel
             | Action::ManageSharedChannels
@@ -109,6 +114,7 @@ impl Action {
             Action::SendAsAnyUser => "send as another user or read other users' messages",
             Action::ExplainRoutes => "ask how a message would be routed",
             Action::ReadAudit => "read the audit trail",
+            Action::ManageWebhooks => "manage webhooks",
         }
     }
 }
@@ -177,6 +183,7 @@ mod tests {
         assert!(who.may(Action::ReadAllChannels));
         assert!(who.may(Action::TestAnyChannel));
         assert!(who.may(Action::RotateAnyCredential));
+        assert!(who.may(Action::ManageWebhooks));
         assert!(!who.may(Action::ManageSharedChannels));
         assert!(!who.may(Action::ManageAnyMailboxChannel));
         assert!(!who.may(Action::ReadUsers));

@@ -15,6 +15,7 @@ mod teams;
 mod tenants;
 mod tokens;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -80,10 +81,18 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(channels::delete_channel)
                 .service(channels::test_channel)
                 .service(channels::replace_credential)
+                .service(channels::rotate_shared_credential)
                 .service(channels::list_providers)
                 .service(channels::disconnect_oauth)
                 .service(oauth::google_start)
                 .service(audit::list_audit)
+                .service(webhooks::create_webhook)
+                .service(webhooks::list_webhooks)
+                .service(webhooks::get_webhook)
+                .service(webhooks::update_webhook)
+                .service(webhooks::delete_webhook)
+                .service(webhooks::rotate_webhook_secret)
+                .service(webhooks::list_webhook_deliveries)
                 .service(messages::send_message)
                 .service(messages::send_batch)
                 .service(messages::list_messages)

@@ -15,7 +15,8 @@ use super::error::Problem;
         (name = "health", description = "Liveness and readiness"),
         (name = "tenancy", description = "Tenants, teams, users and API tokens"),
         (name = "channels", description = "Send channels, their credentials and provider presets"),
-        (name = "messages", description = "Sending mail, following it, and explaining routes")
+        (name = "messages", description = "Sending mail, following it, and explaining routes"),
+        (name = "webhooks", description = "Signed event notifications to tenant URLs, their secrets and delivery log")
     )
 )]
 pub struct ApiDoc;

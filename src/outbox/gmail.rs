@@ -26,6 +26,16 @@ impl GmailSender {
         Self { google, tokens }
     }
 
+    /// Whether the channel's grant still yields an access token (refreshing it when the
+    /// current one is about to expire, which for an idle channel asks Google).
+    pub async fn check(
+        &self,
+        tenant: crate::domain::TenantId,
+        channel: crate::domain::ChannelId,
+    ) -> Result<(), crate::oauth::tokens::TokenError> {
+        self.tokens.get(tenant, channel).await.map(|_| ())
+    }
+
     pub async fn send(
         &self,
         tenant: TenantId,

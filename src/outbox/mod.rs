@@ -2,6 +2,7 @@
 //! the delivery loop (claim with a lease, route, send, record), retries and rendering.
 //! May import `transport`, `store`, `vault` and `domain`.
 
+mod checks;
 pub mod content;
 mod gmail;
 pub mod render;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::retry::RetryPolicy;
+use crate::domain::health::FailureRule;
 
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
@@ -26,6 +27,15 @@ pub struct DeliverySettings {
     /// `SWITCHBOARD_BODY_RETENTION`: how long the body of a sent or failed message is kept;
     /// its envelope, route and event log stay.
     pub body_retention: Duration,
+    /// `SWITCHBOARD_HEALTH_FAILURES` in a row within `SWITCHBOARD_HEALTH_WINDOW` make a
+    /// channel `failing`.
+    pub failure_rule: FailureRule,
+    /// `SWITCHBOARD_HEALTH_PROBE_INTERVAL`: how often a `failing` channel is tried again.
+    pub probe_interval: Duration,
+    /// `SWITCHBOARD_HEALTH_CHECK_IDLE`: a channel neither used nor verified for this long is
+    /// checked (login only), so a dead credential is found before mail needs it; `off`
+    /// turns the checks off.
+    pub check_idle_after: Option<Duration>,
 }
 
 impl Default for DeliverySettings {
@@ -39,6 +49,9 @@ impl Default for DeliverySettings {
             retry: RetryPolicy::default(),
             max_message_bytes: 10 * 1024 * 1024,
             body_retention: Duration::from_secs(30 * 24 * 3600),
+            failure_rule: FailureRule::default(),
+            probe_interval: Duration::from_secs(60),
+            check_idle_after: Some(Duration::from_secs(24 * 3600)),
         }
     }
 }
@@ -90,7 +103,32 @@ impl DeliverySettings {
             },
             max_message_bytes: count("SWITCHBOARD_MAX_MESSAGE_BYTES", d.max_message_bytes)?,
             body_retention: duration("SWITCHBOARD_BODY_RETENTION", d.body_retention)?,
+            failure_rule: FailureRule {
+                threshold: u32::try_from(count(
+                    "SWITCHBOARD_HEALTH_FAILURES",
+                    d.failure_rule.threshold as usize,
+                )?)
+                .unwrap_or(u32::MAX),
+                window: duration("SWITCHBOARD_HEALTH_WINDOW", d.failure_rule.window)?,
+            },
+            probe_interval: duration("SWITCHBOARD_HEALTH_PROBE_INTERVAL", d.probe_interval)?,
+            check_idle_after: match get("SWITCHBOARD_HEALTH_CHECK_IDLE")
+                .as_deref()
+                .map(str::trim)
+            {
+                Some("off") => None,
+                _ => Some(duration(
+                    "SWITCHBOARD_HEALTH_CHECK_IDLE",
+                    d.check_idle_after.unwrap_or_default(),
+                )?),
+            },
         };
+        if settings.probe_interval < Duration::from_millis(100) {
+            return Err((
+                "SWITCHBOARD_HEALTH_PROBE_INTERVAL",
+                "must be at least 100ms: a failing server would be asked without pause".into(),
+            ));
+        }
         if settings.poll_interval < Duration::from_millis(10) {
             return Err((
                 "SWITCHBOARD_POLL_INTERVAL",

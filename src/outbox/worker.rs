@@ -12,24 +12,26 @@ use secrecy::SecretString;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::checks::Checker;
 use super::content::{self, StoredBody, StoredEnvelope};
 use super::gmail::GmailSender;
 use super::render::{SendPolicy, render};
 use super::retry::{RetryPolicy, retry_hint};
 use super::route::{Sender, TenantRoutes, decision_json};
 use super::settings::DeliverySettings;
+use crate::domain::health::{FailureKind, ReauthCause, Transition};
 use crate::domain::message::MessageDraft;
 use crate::domain::routing::{Outcome, RouteDecision};
 use crate::domain::{
     ChannelId, ChannelKind, EmailAddress, MessageId, SmtpSettings, TenantId, UserId,
 };
 use crate::metrics::Metrics;
+use crate::notify::worker::Notifier;
 use crate::oauth::google::Google;
 use crate::oauth::tokens::AccessTokens;
 use crate::store::delivery::{self, Attempt, ChannelEffect, Completion, Finished};
 use crate::store::messages::{self, MessageRecord};
 use crate::store::{DbConnection, Store, StoreError, channels, quotas};
-use crate::transport::classify::smtp_auth_disabled;
 use crate::transport::pool::{DEFAULT_IDLE_TIMEOUT, SendFailure, SmtpPool, Target};
 use crate::transport::{FailureClass, SharedPool};
 use crate::vault::Vault;
@@ -41,6 +43,8 @@ const COMPLETE_BATCH: usize = 512;
 #[derive(Clone)]
 pub struct Outbox {
     inner: Arc<Inner>,
+    checker: Arc<Checker>,
+    notifier: Option<Arc<Notifier>>,
 }
 
 struct Inner {
@@ -49,7 +53,7 @@ struct Inner {
     shared_pool: Option<SharedPool>,
     smtp: SmtpPool,
     /// Gmail API sending, when Google is configured.
-    gmail: Option<GmailSender>,
+    gmail: Option<Arc<GmailSender>>,
     settings: DeliverySettings,
     wake: Notify,
     metrics: Arc<Metrics>,
@@ -71,6 +75,8 @@ pub struct Running {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     housekeeping: JoinHandle<()>,
+    checks: JoinHandle<()>,
+    notify: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -80,6 +86,21 @@ impl Running {
             tracing::error!(error = %e, "the delivery loop ended abnormally");
         }
         let _ = self.housekeeping.await;
+        let _ = self.checks.await;
+        if let Some(notify) = self.notify {
+            let _ = notify.await;
+        }
+    }
+}
+
+/// Runs the scheduled channel checks until stopped.
+async fn run_checks(checker: Arc<Checker>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(checker.tick()) => {}
+            _ = stopped.changed() => return,
+        }
+        checker.pass().await;
     }
 }
 
@@ -154,12 +175,30 @@ impl Outbox {
         google: Option<Arc<Google>>,
     ) -> Self {
         let gmail = google.map(|g| {
-            GmailSender::new(
+            Arc::new(GmailSender::new(
                 g.clone(),
                 AccessTokens::new(store.clone(), vault.clone(), g),
-            )
+            ))
         });
+        let checker = Arc::new(Checker {
+            store: store.clone(),
+            vault: vault.clone(),
+            policy: config.outbound.clone(),
+            gmail: gmail.clone(),
+            rule: config.delivery.failure_rule,
+            probe_every: config.delivery.probe_interval,
+            idle_after: config.delivery.check_idle_after,
+        });
+        let notifier = match Notifier::new(store.clone(), vault.clone(), config) {
+            Ok(n) => Some(Arc::new(n)),
+            Err(e) => {
+                tracing::error!(error = %e, "notifications are off");
+                None
+            }
+        };
         Self {
+            checker,
+            notifier,
             inner: Arc::new(Inner {
                 gmail,
                 store,
@@ -189,11 +228,18 @@ impl Outbox {
         let (stop, stopped) = watch::channel(false);
         let inner = self.inner.clone();
         let housekeeping = tokio::spawn(inner.clone().housekeeping(stopped.clone()));
+        let checks = tokio::spawn(run_checks(self.checker.clone(), stopped.clone()));
+        let notify = self
+            .notifier
+            .clone()
+            .map(|n| tokio::spawn(n.run(stopped.clone())));
         let task = tokio::spawn(async move { inner.run(stopped).await });
         Running {
             stop,
             task,
             housekeeping,
+            checks,
+            notify,
         }
     }
 }
@@ -382,7 +428,7 @@ impl Inner {
                 .collect();
             let now = Utc::now().timestamp_micros();
             let (fitted, until) =
-                match quotas::reserve_many(conn, channel, &limits, &recipients, now) {
+                match quotas::reserve_many(conn, tenant, channel, &limits, &recipients, now) {
                     Ok(result) => result,
                     Err(e) => {
                         for &i in &indices {
@@ -683,7 +729,14 @@ impl Inner {
                 return Ok(decision);
             };
             let now = Utc::now().timestamp_micros();
-            match quotas::reserve(conn, channel, &limits, recipients as i64, now)? {
+            match quotas::reserve(
+                conn,
+                routes.tenant.id,
+                channel,
+                &limits,
+                recipients as i64,
+                now,
+            )? {
                 Ok(()) => return Ok(decision),
                 Err(until) => {
                     routes.exhaust(
@@ -880,9 +933,10 @@ impl Inner {
             let mut delay = Duration::from_millis(100);
             loop {
                 let (worker, f, e) = (self.worker_id.clone(), finished.clone(), effects.clone());
+                let rule = self.settings.failure_rule;
                 match self
                     .store
-                    .run(move |c| delivery::complete(c, &worker, &f, &e))
+                    .run(move |c| delivery::complete(c, &worker, &f, &e, &rule))
                     .await
                 {
                     Ok(report) => {
@@ -890,8 +944,8 @@ impl Inner {
                             let (outcome, class) = metric_labels(done);
                             self.metrics.outcome(kind, outcome, class);
                         }
-                        for channel in &report.needs_reauth {
-                            tracing::warn!(channel_id = %channel, "the server refused the channel's credential: channel needs re-authentication; its mail is held");
+                        for (channel, transition) in &report.transitions {
+                            log_transition(*channel, *transition);
                         }
                         if report.lost_leases > 0 {
                             tracing::warn!(
@@ -909,6 +963,23 @@ impl Inner {
                 }
             }
         }
+    }
+}
+
+/// One line per status change of a channel, for whoever reads the logs.
+fn log_transition(channel: ChannelId, transition: Transition) {
+    match transition {
+        Transition::NeedsReauth(cause) => tracing::warn!(
+            channel_id = %channel,
+            cause = cause.as_str(),
+            "the server refused the channel's credential: channel needs re-authentication; its mail is held"
+        ),
+        Transition::Failing(kind) => tracing::warn!(
+            channel_id = %channel,
+            cause = kind.failing_cause(),
+            "the channel failed repeatedly: marked failing; its mail waits or falls back while it is checked"
+        ),
+        Transition::Recovered => tracing::info!(channel_id = %channel, "the channel works again"),
     }
 }
 
@@ -1001,15 +1072,16 @@ fn after_failure(
         FailureClass::Auth if !ctx.is_shared_pool => {
             let cause = failure
                 .auth_cause
-                .unwrap_or(if smtp_auth_disabled(&failure.message) {
-                    "basic_auth_disabled"
-                } else {
-                    "auth_rejected"
-                });
+                .and_then(ReauthCause::from_code)
+                .unwrap_or_else(|| ReauthCause::from_reply(&error));
+            // Routed again at once, now that the channel needs a new credential: the tenant's
+            // policy decides between holding it for this channel and a fallback. (A rotation
+            // that raced the send finds it queued, not stranded in `held`.)
             (
-                Completion::Held {
+                Completion::Deferred {
                     channel: Some(ctx.channel),
-                    reason: "channel_unavailable",
+                    until: ctx.now.timestamp_micros(),
+                    reason: "credential_refused",
                     error: Some(error.clone()),
                 },
                 Some(ChannelEffect::NeedsReauth {
@@ -1021,15 +1093,35 @@ fn after_failure(
                 }),
             )
         }
+        // The server answered and refused this message: the channel itself works.
         FailureClass::Permanent => (
             Completion::Failed {
                 channel: Some(ctx.channel),
                 reason: "rejected",
                 error,
             },
-            None,
+            (!ctx.is_shared_pool).then_some(ChannelEffect::Used {
+                channel: ctx.channel,
+            }),
         ),
         _ => {
+            // One more failure in the channel's run (the operator's relay is not a channel
+            // a tenant can mend: its trouble is logged, not counted).
+            let kind = match failure.class {
+                FailureClass::Tls => Some(FailureKind::Tls),
+                FailureClass::Network => Some(FailureKind::Network),
+                FailureClass::Protocol => Some(FailureKind::Protocol),
+                FailureClass::Temporary => Some(FailureKind::Temporary),
+                FailureClass::Auth | FailureClass::Permanent => None,
+            };
+            let effect = kind
+                .filter(|_| !ctx.is_shared_pool)
+                .map(|kind| ChannelEffect::Failed {
+                    tenant: ctx.tenant,
+                    channel: ctx.channel,
+                    kind,
+                    error: error.clone(),
+                });
             let hint = failure.retry_after.or_else(|| retry_hint(&failure.message));
             let delay = retry.delay(ctx.attempts, hint, rng);
             let until = ctx.now + chrono::Duration::from_std(delay).unwrap_or_default();
@@ -1044,7 +1136,7 @@ fn after_failure(
                             ctx.attempts
                         ),
                     },
-                    None,
+                    effect,
                 )
             } else {
                 (
@@ -1054,7 +1146,7 @@ fn after_failure(
                         reason: "temporary_failure",
                         error: Some(error),
                     },
-                    None,
+                    effect,
                 )
             }
         }
@@ -1086,7 +1178,7 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_credential_holds_the_message_and_marks_the_channel() {
+    fn a_refused_credential_routes_the_message_again_at_once_and_marks_the_channel() {
         let mut rng = StdRng::seed_from_u64(3);
         let c = ctx(1, Duration::ZERO, false);
         let (completion, effect) = after_failure(
@@ -1100,7 +1192,7 @@ mod tests {
             &mut rng,
         );
         assert!(
-            matches!(completion, Completion::Held { channel: Some(ch), reason: "channel_unavailable", .. } if ch == c.channel)
+            matches!(completion, Completion::Deferred { channel: Some(ch), reason: "credential_refused", until, .. } if ch == c.channel && until == c.now.timestamp_micros())
         );
         match effect {
             Some(ChannelEffect::NeedsReauth {
@@ -1109,7 +1201,7 @@ mod tests {
                 reply,
                 ..
             }) => {
-                assert_eq!(cause, "auth_rejected");
+                assert_eq!(cause, ReauthCause::AuthRejected);
                 assert_eq!(credential_version, Some(42));
                 assert!(reply.starts_with("535 "), "{reply}");
             }
@@ -1128,7 +1220,7 @@ mod tests {
         assert!(matches!(
             effect,
             Some(ChannelEffect::NeedsReauth {
-                cause: "basic_auth_disabled",
+                cause: ReauthCause::BasicAuthDisabled,
                 ..
             })
         ));

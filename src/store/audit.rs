@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use super::schema::audit_events;
 use super::time::now_micros;
 use super::{DbConnection, StoreError};
-use crate::domain::AuditEvent;
+use crate::domain::{AuditActor, AuditEvent, TenantId};
 
 pub fn record(conn: &mut DbConnection, event: &AuditEvent) -> Result<(), StoreError> {
     diesel::insert_into(audit_events::table)
@@ -20,6 +20,27 @@ pub fn record(conn: &mut DbConnection, event: &AuditEvent) -> Result<(), StoreEr
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// Records an event about one thing of a tenant (a channel, a webhook), named by its id.
+pub fn record_about(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    target: &dyn std::fmt::Display,
+    actor: AuditActor,
+    action: &'static str,
+    detail: serde_json::Value,
+) -> Result<(), StoreError> {
+    record(
+        conn,
+        &AuditEvent {
+            tenant: Some(tenant),
+            actor,
+            action,
+            target: Some(target.to_string()),
+            detail,
+        },
+    )
 }
 
 /// A stored event, newest last.

@@ -8,13 +8,15 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::messages::{self, Release};
+use super::notifications::{self, Event};
 use super::schema::{channel_domains, channels};
 use super::time::{from_micros, now_micros};
 use super::write_transaction;
-use super::{DbConnection, StoreError, audit, secrets};
+use super::{DbConnection, StoreError, audit, health, secrets};
 use crate::domain::{
-    AuditActor, AuditEvent, ChannelId, ChannelLimits, ChannelOwner, ChannelSpec, ChannelStatus,
-    DisplayName, Domain, EmailAddress, Hostname, ReturnPath, SendChannel, SmtpSettings, TenantId,
+    AuditActor, ChannelHealth, ChannelId, ChannelLimits, ChannelOwner, ChannelSpec, ChannelStatus,
+    DisplayName, Domain, EmailAddress, EventType, Hostname, ReturnPath, SendChannel, SmtpSettings,
+    TenantId,
 };
 use crate::vault::Vault;
 
@@ -123,6 +125,10 @@ struct ChannelRow {
     last_used_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    failure_count: i64,
+    last_error: Option<String>,
+    last_error_at: Option<i64>,
+    status_changed_at: Option<i64>,
 }
 
 impl ChannelRow {
@@ -189,13 +195,18 @@ impl ChannelRow {
             credential_updated_at: self.credential_updated_at.map(from_micros).transpose()?,
             last_verified_at: self.last_verified_at.map(from_micros).transpose()?,
             last_used_at: self.last_used_at.map(from_micros).transpose()?,
+            health: ChannelHealth {
+                failures: u32::try_from(self.failure_count).unwrap_or(u32::MAX),
+                last_error: self.last_error,
+                last_error_at: self.last_error_at.map(from_micros).transpose()?,
+                status_changed_at: self.status_changed_at.map(from_micros).transpose()?,
+            },
             created_at: from_micros(self.created_at)?,
             updated_at: from_micros(self.updated_at)?,
         })
     }
 }
 
-/// Records an event about one channel in the tenant's audit trail.
 fn record(
     conn: &mut DbConnection,
     tenant: TenantId,
@@ -204,16 +215,7 @@ fn record(
     action: &'static str,
     detail: serde_json::Value,
 ) -> Result<(), StoreError> {
-    audit::record(
-        conn,
-        &AuditEvent {
-            tenant: Some(tenant),
-            actor,
-            action,
-            target: Some(id.to_string()),
-            detail,
-        },
-    )
+    audit::record_about(conn, tenant, &id, actor, action, detail)
 }
 
 /// A mailbox belongs to one person: another user of the tenant may not hold a channel for
@@ -518,6 +520,20 @@ pub fn record_test(
     detail: serde_json::Value,
     actor: AuditActor,
 ) -> Result<(), StoreError> {
+    record_login_check(conn, tenant, id, ok, "channel.tested", detail, actor)
+}
+
+/// Records a login check of the channel under `action`: `last_verified_at` on success, the
+/// audit event either way.
+pub fn record_login_check(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    id: ChannelId,
+    ok: bool,
+    action: &'static str,
+    detail: serde_json::Value,
+    actor: AuditActor,
+) -> Result<(), StoreError> {
     write_transaction(conn, |conn| {
         if ok {
             diesel::update(
@@ -528,7 +544,7 @@ pub fn record_test(
             .set(channels::last_verified_at.eq(now_micros()))
             .execute(conn)?;
         }
-        record(conn, tenant, id, actor, "channel.tested", detail)
+        record(conn, tenant, id, actor, action, detail)
     })
 }
 
@@ -615,19 +631,69 @@ pub fn replace_credential(
             channels::updated_at.eq(now),
         ))
         .execute(conn)?;
+        let detail = serde_json::json!({
+            "verified": verified,
+            "reactivated": reactivate,
+            "released": released,
+            "username_changed": username.is_some(),
+        });
         record(
             conn,
             tenant,
             id,
-            actor,
+            actor.clone(),
             "credential.rotated",
-            serde_json::json!({
-                "verified": verified,
-                "reactivated": reactivate,
-                "released": released,
-                "username_changed": username.is_some(),
-            }),
+            detail.clone(),
         )?;
+        let mut data = detail;
+        data["actor"] = serde_json::json!(actor.to_string());
+        notifications::emit(
+            conn,
+            &Event {
+                tenant,
+                kind: EventType::CredentialRotated,
+                channel: Some(id),
+                data,
+            },
+        )?;
+        if reactivate {
+            health::record_manual_recovery(
+                conn,
+                tenant,
+                id,
+                current.status,
+                current.status_cause.as_deref(),
+                released,
+            )?;
+        }
         get(conn, tenant, id)
+    })
+}
+
+/// The tenant a channel belongs to, for the command line, which names a channel by its id
+/// alone (channel ids are UUIDs, unique across tenants). It answers only whose channel it is:
+/// loading the channel still goes through `get` with that tenant.
+pub fn find_tenant(conn: &mut DbConnection, id: ChannelId) -> Result<TenantId, StoreError> {
+    let tenant: String = channels::table
+        .filter(channels::id.eq(id.to_string()))
+        .select(channels::tenant_id)
+        .first(conn)?;
+    tenant.parse().map_err(corrupt)
+}
+
+/// Replaces the credential of several channels that share it (a team's relay account) in
+/// one transaction: all of them, or none.
+pub fn replace_credentials(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    tenant: TenantId,
+    ids: &[ChannelId],
+    credential: &NewCredential<'_>,
+    actor: AuditActor,
+) -> Result<Vec<SendChannel>, StoreError> {
+    write_transaction(conn, |conn| {
+        ids.iter()
+            .map(|id| replace_credential(conn, vault, tenant, *id, credential, actor.clone()))
+            .collect()
     })
 }

@@ -9,12 +9,15 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use serde_json::json;
 
+use super::health::{self, Made};
 use super::messages::{EventInsert, MessageRecord, MessageStatus, event, insert_events};
-use super::schema::{channels, messages};
+use super::notifications::{self, Event};
+use super::schema::messages;
 use super::time::now_micros;
 use super::write_transaction;
-use super::{DbConnection, StoreError, audit};
-use crate::domain::{AuditActor, AuditEvent, ChannelId, MessageId, TenantId};
+use super::{DbConnection, StoreError};
+use crate::domain::health::{FailureKind, FailureRule, Observation, ReauthCause, Transition};
+use crate::domain::{ChannelId, EventType, MessageId, TenantId};
 
 diesel::define_sql_function! {
     /// The first argument that is not NULL (both backends have it).
@@ -197,8 +200,16 @@ pub enum ChannelEffect {
         tenant: TenantId,
         channel: ChannelId,
         credential_version: Option<i64>,
-        cause: &'static str,
+        cause: ReauthCause,
         reply: String,
+    },
+    /// The channel could not carry the message right now (a temporary reply, TLS or network
+    /// error): one more failure in its run.
+    Failed {
+        tenant: TenantId,
+        channel: ChannelId,
+        kind: FailureKind,
+        error: String,
     },
 }
 
@@ -207,8 +218,8 @@ pub enum ChannelEffect {
 pub struct Completed {
     /// Messages whose lease had passed to another worker: their outcome was not recorded.
     pub lost_leases: usize,
-    /// Channels this call moved to `needs_reauth`.
-    pub needs_reauth: Vec<ChannelId>,
+    /// Channels whose status this call changed, and how.
+    pub transitions: Vec<(ChannelId, Transition)>,
 }
 
 /// Records outcomes and their channel effects in one transaction. Each update is guarded by
@@ -218,6 +229,7 @@ pub fn complete(
     worker: &str,
     finished: &[Finished],
     effects: &[ChannelEffect],
+    rule: &FailureRule,
 ) -> Result<Completed, StoreError> {
     write_transaction(conn, |conn| {
         let now = now_micros();
@@ -237,38 +249,60 @@ pub fn complete(
                 continue;
             }
             push_events(&mut events, now, done);
+            if let Completion::Failed { reason, error, .. } = &done.completion {
+                announce_failure(conn, done.id, reason, error)?;
+            }
         }
         insert_events(conn, &events)?;
         let mut used: Vec<String> = Vec::new();
         for effect in effects {
-            match effect {
-                ChannelEffect::Used { channel } => used.push(channel.to_string()),
+            let (channel, transition) = match effect {
+                ChannelEffect::Used { channel } => {
+                    used.push(channel.to_string());
+                    continue;
+                }
                 ChannelEffect::NeedsReauth {
                     tenant,
                     channel,
                     credential_version,
                     cause,
                     reply,
-                } => {
-                    if mark_needs_reauth(
+                } => (
+                    *channel,
+                    health::observe(
                         conn,
                         *tenant,
                         *channel,
-                        *credential_version,
-                        cause,
-                        reply,
-                    )? {
-                        report.needs_reauth.push(*channel);
-                    }
-                }
-            }
+                        Made::With(*credential_version),
+                        Observation::Refused(*cause),
+                        Some(reply),
+                        rule,
+                    )?,
+                ),
+                ChannelEffect::Failed {
+                    tenant,
+                    channel,
+                    kind,
+                    error,
+                } => (
+                    *channel,
+                    health::observe(
+                        conn,
+                        *tenant,
+                        *channel,
+                        Made::Now,
+                        Observation::Failure(*kind),
+                        Some(error),
+                        rule,
+                    )?,
+                ),
+            };
+            report.transitions.extend(transition.map(|t| (channel, t)));
         }
         used.sort();
         used.dedup();
-        if !used.is_empty() {
-            diesel::update(channels::table.filter(channels::id.eq_any(&used)))
-                .set(channels::last_used_at.eq(now))
-                .execute(conn)?;
+        for channel in health::record_successes(conn, &used, rule)? {
+            report.transitions.push((channel, Transition::Recovered));
         }
         Ok(report)
     })
@@ -459,52 +493,38 @@ fn push_events(events: &mut Vec<EventInsert>, now: i64, done: &Finished) {
     events.push(event(done.id, now, kind, detail));
 }
 
-fn mark_needs_reauth(
+/// Tells the tenant's webhooks that a message failed for good.
+fn announce_failure(
     conn: &mut DbConnection,
-    tenant: TenantId,
-    channel: ChannelId,
-    credential_version: Option<i64>,
-    cause: &'static str,
-    reply: &str,
-) -> Result<bool, StoreError> {
-    // One guarded UPDATE, so a rotation committed a moment ago is never marked bad.
-    let mine = channels::tenant_id
-        .eq(tenant.to_string())
-        .and(channels::id.eq(channel.to_string()))
-        .and(channels::status.eq("active"));
-    let changes = (
-        channels::status.eq("needs_reauth"),
-        channels::status_cause.eq(cause),
-        channels::updated_at.eq(now_micros()),
-    );
-    let updated = match credential_version {
-        Some(v) => diesel::update(
-            channels::table
-                .filter(mine)
-                .filter(channels::credential_updated_at.eq(v)),
-        )
-        .set(changes)
-        .execute(conn)?,
-        None => diesel::update(
-            channels::table
-                .filter(mine)
-                .filter(channels::credential_updated_at.is_null()),
-        )
-        .set(changes)
-        .execute(conn)?,
+    id: MessageId,
+    reason: &str,
+    error: &str,
+) -> Result<(), StoreError> {
+    let row: Option<(String, String, Option<String>, i64)> = messages::table
+        .filter(messages::id.eq(id.to_string()))
+        .select((
+            messages::tenant_id,
+            messages::from_email,
+            messages::channel_id,
+            messages::attempts,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((tenant, from, channel, attempts)) = row else {
+        return Ok(());
     };
-    if updated == 0 {
-        return Ok(false);
-    }
-    audit::record(
+    notifications::emit(
         conn,
-        &AuditEvent {
-            tenant: Some(tenant),
-            actor: AuditActor::System,
-            action: "channel.needs_reauth",
-            target: Some(channel.to_string()),
-            detail: json!({"cause": cause, "reply": reply}),
+        &Event {
+            tenant: tenant.parse().map_err(StoreError::corrupt)?,
+            kind: EventType::MessageFailed,
+            channel: None,
+            data: json!({
+                "message": {"id": id, "from": from, "channel_id": channel, "attempts": attempts},
+                "reason": reason,
+                "error": error,
+            }),
         },
     )?;
-    Ok(true)
+    Ok(())
 }

@@ -7,8 +7,10 @@ pub mod channels;
 mod connection;
 pub mod delivery;
 mod error;
+pub mod health;
 pub mod messages;
 pub mod migrations;
+pub mod notifications;
 pub mod oauth;
 pub mod operator;
 pub mod quotas;
@@ -20,6 +22,7 @@ pub mod tenants;
 mod time;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 pub use connection::{Backend, DbConnection, write_transaction};
 pub use error::StoreError;

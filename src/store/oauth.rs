@@ -7,8 +7,8 @@ use secrecy::SecretString;
 
 use super::schema::{channels, oauth_states, oauth_tokens};
 use super::time::now_micros;
-use super::{DbConnection, StoreError, audit, messages, secrets, write_transaction};
-use crate::domain::{AuditActor, AuditEvent, ChannelId, TenantId, UserId};
+use super::{DbConnection, StoreError, audit, health, messages, secrets, write_transaction};
+use crate::domain::{AuditActor, AuditEvent, ChannelId, ChannelStatus, TenantId, UserId};
 use crate::vault::Vault;
 
 pub const PKCE_VERIFIER_FIELD: &str = "pkce_verifier";
@@ -225,6 +225,10 @@ pub fn store_grant(
                 .filter(channels::tenant_id.eq(tenant.to_string()))
                 .filter(channels::id.eq(&owner))
         };
+        let before: Option<(String, Option<String>)> = channel_row()
+            .select((channels::status, channels::status_cause))
+            .first(conn)
+            .optional()?;
         diesel::update(channel_row())
             .set((
                 channels::credential_updated_at.eq(now),
@@ -255,6 +259,19 @@ pub fn store_grant(
                 detail: serde_json::json!({"provider": provider, "released": released}),
             },
         )?;
+        if let Some((status, cause)) = before
+            && let Ok(status @ (ChannelStatus::NeedsReauth | ChannelStatus::Failing)) =
+                status.parse::<ChannelStatus>()
+        {
+            health::record_manual_recovery(
+                conn,
+                tenant,
+                channel,
+                status,
+                cause.as_deref(),
+                released,
+            )?;
+        }
         Ok(released)
     })
 }

@@ -7,9 +7,11 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 
 use super::connection::each_backend;
+use super::notifications::{self, Event};
 use super::schema::channel_usage;
 use super::{DbConnection, StoreError, write_transaction};
-use crate::domain::{ChannelId, ChannelLimits};
+use crate::domain::{ChannelId, ChannelLimits, EventType, TenantId};
+use serde_json::json;
 
 const MINUTE: i64 = 60_000_000;
 const DAY_MINUTES: i64 = 1440;
@@ -84,13 +86,14 @@ fn until_free(
 /// there will be room. Channels without limits always have room and cost nothing.
 pub fn reserve(
     conn: &mut DbConnection,
+    tenant: TenantId,
     channel: ChannelId,
     limits: &ChannelLimits,
     recipients: i64,
     now: i64,
 ) -> Result<Result<(), i64>, StoreError> {
     Ok(
-        match reserve_many(conn, channel, limits, &[recipients], now)? {
+        match reserve_many(conn, tenant, channel, limits, &[recipients], now)? {
             (1, _) => Ok(()),
             (_, until) => Err(until.unwrap_or(now)),
         },
@@ -98,9 +101,12 @@ pub fn reserve(
 }
 
 /// Takes quota for messages in order (`recipients` of each), as many as fit, in one
-/// transaction: how many fitted and, when not all did, when there will be room again.
+/// transaction: how many fitted and, when not all did, when there will be room again. A
+/// reservation that crosses 90 % of a limit raises `quota.near_limit`, once per channel,
+/// limit and period (the hour for `per_minute`, the day for `per_day_recipients`).
 pub fn reserve_many(
     conn: &mut DbConnection,
+    tenant: TenantId,
     channel: ChannelId,
     limits: &ChannelLimits,
     recipients: &[i64],
@@ -140,6 +146,7 @@ pub fn reserve_many(
                 channel_usage::recipients,
             ))
             .load(conn)?;
+        let before = usage(&rows, current);
         let (mut taken, mut taken_recipients, mut until) = (0, 0, None);
         for &n in recipients {
             if let Some(at) = until_free(&rows, current, limits, n) {
@@ -164,9 +171,52 @@ pub fn reserve_many(
                 channel_usage::recipients.eq(channel_usage::recipients + taken_recipients),
             ))
             .execute(conn)?;
+            let after = usage(&rows, current);
+            for (limit, max, used_before, used_after, period) in [
+                (
+                    "per_minute",
+                    limits.per_minute,
+                    before.0,
+                    after.0,
+                    current / 60,
+                ),
+                (
+                    "per_day_recipients",
+                    limits.per_day_recipients,
+                    before.1,
+                    after.1,
+                    current / DAY_MINUTES,
+                ),
+            ] {
+                let Some(max) = max.map(i64::from) else {
+                    continue;
+                };
+                // 90 %, rounded up: a limit of 10 warns at the 9th message.
+                let threshold = (max * 9 + 9) / 10;
+                if used_before < threshold && used_after >= threshold {
+                    notifications::emit_once(
+                        conn,
+                        &format!("quota:{channel}:{limit}:{period}"),
+                        &Event {
+                            tenant,
+                            kind: EventType::QuotaNearLimit,
+                            channel: Some(channel),
+                            data: json!({"limit": limit, "max": max, "used": used_after, "threshold_percent": 90}),
+                        },
+                    )?;
+                }
+            }
         }
         Ok((taken, until))
     })
+}
+
+/// Messages this minute and recipients over the rolling day, from the loaded rows.
+fn usage(rows: &[(i64, i64, i64)], current: i64) -> (i64, i64) {
+    (
+        rows.iter().find(|r| r.0 == current).map_or(0, |r| r.1),
+        rows.iter().map(|r| r.2).sum(),
+    )
 }
 
 /// Forgets usage older than a day (nothing reads it).

@@ -122,6 +122,12 @@ diesel::table! {
         last_used_at -> Nullable<BigInt>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        failure_count -> BigInt,
+        first_failure_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        last_error_at -> Nullable<BigInt>,
+        status_changed_at -> Nullable<BigInt>,
+        next_check_at -> Nullable<BigInt>,
     }
 }
 
@@ -210,6 +216,51 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhooks (id) {
+        id -> Text,
+        tenant_id -> Text,
+        url -> Text,
+        events -> Text,
+        description -> Nullable<Text>,
+        enabled -> Bool,
+        created_by -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> Text,
+        tenant_id -> Text,
+        event_id -> Text,
+        event_type -> Text,
+        kind -> Text,
+        webhook_id -> Nullable<Text>,
+        recipient -> Nullable<Text>,
+        payload -> Text,
+        status -> Text,
+        attempts -> BigInt,
+        next_attempt_at -> BigInt,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<BigInt>,
+        last_status_code -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        delivered_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    notification_marks (tenant_id, mark) {
+        tenant_id -> Text,
+        mark -> Text,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(message_events -> messages (message_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -228,5 +279,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     message_events,
     channel_usage,
     oauth_states,
-    oauth_tokens
+    oauth_tokens,
+    webhooks,
+    notifications,
+    notification_marks
 );

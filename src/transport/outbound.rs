@@ -58,6 +58,16 @@ impl OutboundPolicy {
         Ok(Self { allowed })
     }
 
+    /// Whether the operator listed this host name.
+    pub fn allows_host(&self, host: &str) -> bool {
+        self.host_allowed(host)
+    }
+
+    /// Whether the operator listed this host or a network holding this address.
+    pub fn allows(&self, host: &str, ip: IpAddr) -> bool {
+        self.host_allowed(host) || self.address_allowed(ip)
+    }
+
     fn host_allowed(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         self.allowed

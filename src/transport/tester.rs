@@ -38,6 +38,10 @@ pub struct TestReport {
 pub struct TestSend {
     pub from: EmailAddress,
     pub to: EmailAddress,
+    /// `false` stops after RCPT TO (and resets): the server judges an envelope, nothing is
+    /// delivered. Scheduled checks of a failing channel use it, since a server that logs in
+    /// fine may still refuse mail for now.
+    pub deliver: bool,
 }
 
 fn passed(stage: &'static str, message: impl Into<String>) -> StageReport {
@@ -291,7 +295,12 @@ pub async fn test_smtp(
         }
     }
     if let Some(send) = send {
-        match send_test_message(&mut conn, &send, deadline).await {
+        let attempt = if send.deliver {
+            send_test_message(&mut conn, &send, deadline).await
+        } else {
+            try_envelope(&mut conn, &send, deadline).await
+        };
+        match attempt {
             Ok(message) => stages.push(passed("send", message)),
             Err((code, text, class)) => {
                 stages.push(failed(
@@ -307,6 +316,49 @@ pub async fn test_smtp(
     }
     let _ = within(deadline, "QUIT", conn.quit(), OpenError::Smtp).await;
     finish(stages, None)
+}
+
+/// MAIL FROM and RCPT TO, then RSET: what the server says about an envelope, without a
+/// message.
+async fn try_envelope(
+    conn: &mut lettre::transport::smtp::client::AsyncSmtpConnection,
+    send: &TestSend,
+    deadline: Duration,
+) -> Result<String, (Option<u16>, String, FailureClass)> {
+    use lettre::transport::smtp::commands::{Mail, Rcpt, Rset};
+    let address = |a: &EmailAddress| {
+        a.to_string()
+            .parse::<lettre::Address>()
+            .map_err(|e| (None, e.to_string(), FailureClass::Protocol))
+    };
+    let refused = |e: OpenError| match e {
+        OpenError::Smtp(e) => {
+            let (code, text) = describe(&e);
+            (code, text, classify(&e, false))
+        }
+        other => (None, other.to_string(), FailureClass::Network),
+    };
+    within(
+        deadline,
+        "MAIL FROM",
+        conn.command(Mail::new(Some(address(&send.from)?), vec![])),
+        OpenError::Smtp,
+    )
+    .await
+    .map_err(refused)?;
+    let response = within(
+        deadline,
+        "RCPT TO",
+        conn.command(Rcpt::new(address(&send.to)?, vec![])),
+        OpenError::Smtp,
+    )
+    .await
+    .map_err(refused)?;
+    let _ = within(deadline, "RSET", conn.command(Rset), OpenError::Smtp).await;
+    Ok(format!(
+        "the server accepted the envelope ({}); nothing was sent",
+        response.code()
+    ))
 }
 
 /// Sends a short test message; on failure, the reply code, text and classification.

@@ -504,7 +504,9 @@ async fn a_worker_whose_lease_was_taken_over_cannot_record_an_outcome() {
         },
     };
     let late = store
-        .run_blocking(|c| delivery::complete(c, "worker-a", &[sent("from a")], &[]))
+        .run_blocking(|c| {
+            delivery::complete(c, "worker-a", &[sent("from a")], &[], &Default::default())
+        })
         .unwrap();
     assert_eq!(late.lost_leases, 1, "A's outcome is not recorded");
     let view = expect_json(
@@ -514,7 +516,9 @@ async fn a_worker_whose_lease_was_taken_over_cannot_record_an_outcome() {
     .await;
     assert_eq!(view["status"], "sending", "still B's: {view:#}");
     let owner = store
-        .run_blocking(|c| delivery::complete(c, "worker-b", &[sent("from b")], &[]))
+        .run_blocking(|c| {
+            delivery::complete(c, "worker-b", &[sent("from b")], &[], &Default::default())
+        })
         .unwrap();
     assert_eq!(owner.lost_leases, 0);
     let view = wait(&w, &id, "sent").await;

@@ -6,6 +6,7 @@ mod audit;
 mod binary;
 mod channel_checks;
 mod channels;
+mod cli_channel;
 mod delivery;
 mod errors;
 #[path = "../support/fake_google.rs"]
@@ -15,6 +16,7 @@ mod health;
 mod helpers;
 mod interop;
 mod isolation;
+mod it_day;
 mod messages;
 mod processes;
 mod restart;
@@ -25,3 +27,6 @@ mod smtp_server;
 mod tenants;
 mod tokens;
 mod vault;
+#[path = "../support/webhook_receiver.rs"]
+mod webhook_receiver;
+mod webhooks_api;

@@ -210,12 +210,13 @@ impl TestSmtpServer {
         self.shared.state().fault = fault;
     }
 
-    /// Sets (or adds) an account's password, as a password change at the provider would.
+    /// Sets (or adds) an account's password, as a password change at the provider would:
+    /// sessions signed in with the old one are ended at their next command (421), as
+    /// providers sign a changed account out everywhere.
     pub fn set_password(&self, user: &str, password: &str) {
-        self.shared
-            .state()
-            .users
-            .insert(user.to_string(), password.to_string());
+        let mut state = self.shared.state();
+        state.users.insert(user.to_string(), password.to_string());
+        *state.password_changes.entry(user.to_string()).or_default() += 1;
     }
 
     /// The messages accepted so far, in order.
@@ -267,6 +268,9 @@ struct Shared {
 #[derive(Default)]
 struct State {
     users: HashMap<String, String>,
+    /// How often each account's password changed; a session remembers the count it signed
+    /// in at.
+    password_changes: HashMap<String, u64>,
     fault: Option<Fault>,
     messages: Vec<ReceivedMessage>,
     auth_attempts: Vec<AuthAttempt>,
@@ -305,6 +309,14 @@ impl Shared {
     fn auth_allowed(&self, tls_active: bool) -> bool {
         let tls_required = self.config.require_tls_for_auth && self.config.tls == TlsMode::StartTls;
         tls_active || !tls_required
+    }
+
+    fn password_changes(&self, user: &str) -> u64 {
+        self.state()
+            .password_changes
+            .get(user)
+            .copied()
+            .unwrap_or(0)
     }
 
     fn password_matches(&self, user: &str, password: &str) -> bool {
@@ -509,6 +521,8 @@ fn find_crlf(buffer: &[u8], from: usize) -> Option<usize> {
 struct Session {
     greeted: bool,
     authenticated_as: Option<String>,
+    /// The account's password changes when it signed in.
+    signed_in_at_change: u64,
     mail_from: Option<String>,
     rcpt_to: Vec<String>,
 }
@@ -600,6 +614,14 @@ async fn handle_command(
 ) -> io::Result<Next> {
     let line = String::from_utf8_lossy(line);
     let (verb, argument) = split_command(&line);
+
+    if let Some(user) = &session.authenticated_as
+        && shared.password_changes(user) != session.signed_in_at_change
+    {
+        conn.reply(421, "4.7.0 The account's password changed; sign in again")
+            .await?;
+        return Ok(Next::Close);
+    }
 
     // AUTH and DATA apply their faults at their own later steps.
     if verb != "AUTH" && verb != "DATA" {
@@ -926,6 +948,7 @@ async fn finish_auth(
     let success = (200..300).contains(&code);
     shared.record_auth(mechanism, &username, success);
     if success {
+        session.signed_in_at_change = shared.password_changes(&username);
         session.authenticated_as = Some(username);
     }
     respond(conn, code, &text).await

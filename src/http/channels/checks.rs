@@ -45,7 +45,7 @@ pub struct TestResultView {
     classification: Option<String>,
 }
 
-fn report_view(report: TestReport) -> TestResultView {
+pub(super) fn report_view(report: TestReport) -> TestResultView {
     TestResultView {
         ok: report.ok,
         stages: report
@@ -242,7 +242,11 @@ pub(in crate::http) async fn test_channel(
                         .map_err(|e| ApiError::invalid("from", e))?
                 }
             };
-            Some(crate::transport::tester::TestSend { from, to })
+            Some(crate::transport::tester::TestSend {
+                from,
+                to,
+                deliver: true,
+            })
         }
     };
     let (tenant, channel_id) = (caller.actor.tenant_id, channel.id);

@@ -2,12 +2,14 @@
 //! change, delete. Scope rules come from `domain::channel`; the connection test and the
 //! replacement of credentials are in `checks`, the provider presets in `providers`.
 
+mod bulk;
 mod checks;
 mod input;
 mod oauth;
 mod providers;
 mod view;
 
+pub(super) use bulk::rotate_shared_credential;
 pub(super) use checks::{replace_credential, test_channel};
 pub(super) use oauth::disconnect_oauth;
 pub(super) use providers::list_providers;
@@ -288,6 +290,7 @@ fn shared_pool_channel(
         credential_updated_at: None,
         last_verified_at: None,
         last_used_at: None,
+        health: Default::default(),
         created_at: tenant.created_at,
         updated_at: tenant.updated_at,
     }

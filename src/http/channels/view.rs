@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::{ChannelId, ChannelKind, ChannelOwner, ReturnPath, SendChannel};
+use crate::domain::health::ReauthCause;
+use crate::domain::{ChannelId, ChannelKind, ChannelOwner, ChannelStatus, ReturnPath, SendChannel};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(in crate::http) struct Warning {
@@ -24,6 +25,17 @@ pub(in crate::http) struct SmtpView {
     connect_timeout_secs: u32,
     command_timeout_secs: u32,
     pool_size: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(in crate::http) struct HealthView {
+    /// Failures in a row (temporary replies, TLS or network errors) since the last success.
+    consecutive_failures: u32,
+    last_error: Option<String>,
+    last_error_at: Option<DateTime<Utc>>,
+    status_changed_at: Option<DateTime<Utc>>,
+    /// What to do about a `needs_reauth` or `failing` status.
+    advice: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -53,6 +65,9 @@ pub(in crate::http) struct ChannelView {
     credential_updated_at: Option<DateTime<Utc>>,
     last_verified_at: Option<DateTime<Utc>>,
     last_used_at: Option<DateTime<Utc>>,
+    /// Why the status is what it is, in a sentence a person can act on (`needs_reauth`,
+    /// `failing`), with the last error the server gave.
+    health: HealthView,
     warnings: Vec<Warning>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -112,16 +127,39 @@ impl From<SendChannel> for ChannelView {
             },
             provider: c.spec.provider,
             status: c.status.as_str(),
-            status_cause: c.status_cause,
+            status_cause: c.status_cause.clone(),
             // The shared pool's credential is the operator's configuration, not a stored secret.
             has_credential: c.credential_updated_at.is_some()
                 || c.spec.kind == ChannelKind::SharedPool,
             credential_updated_at: c.credential_updated_at,
             last_verified_at: c.last_verified_at,
             last_used_at: c.last_used_at,
+            health: HealthView {
+                consecutive_failures: c.health.failures,
+                last_error: c.health.last_error,
+                last_error_at: c.health.last_error_at,
+                status_changed_at: c.health.status_changed_at,
+                advice: advice(c.status, c.status_cause.as_deref()),
+            },
             warnings,
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
+    }
+}
+
+/// The one sentence that tells the owner what to do, by status and cause.
+fn advice(status: ChannelStatus, cause: Option<&str>) -> Option<&'static str> {
+    match status {
+        ChannelStatus::Active => None,
+        ChannelStatus::NeedsReauth => Some(
+            cause
+                .and_then(ReauthCause::from_code)
+                .map_or("the credential must be replaced or the mailbox reconnected; mail for this channel is held", ReauthCause::advice),
+        ),
+        ChannelStatus::Failing => Some(
+            "the server keeps failing (see last_error); mail waits or goes through a fallback channel, and the channel is checked again every minute until it works",
+        ),
+        ChannelStatus::Disabled => Some("an admin disabled this channel; enable it to send again"),
     }
 }

@@ -1,0 +1,94 @@
+//! The events a tenant can subscribe to (webhooks) and the people who are told by email.
+//! The names are part of the API contract: receivers switch on them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::DomainError;
+
+/// Something that happened to a tenant's channels or mail that someone should hear about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventType {
+    /// A channel's credential was refused (or its token revoked): its mail is held.
+    ChannelNeedsReauth,
+    /// A channel failed repeatedly with temporary or TLS errors: its mail is held or falls back.
+    ChannelFailing,
+    /// A channel that needed attention carries mail again.
+    ChannelRecovered,
+    /// A channel's credential was replaced.
+    CredentialRotated,
+    /// A message failed for good.
+    MessageFailed,
+    /// A channel used 90 % of a sending limit.
+    QuotaNearLimit,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 6] = [
+        EventType::ChannelNeedsReauth,
+        EventType::ChannelFailing,
+        EventType::ChannelRecovered,
+        EventType::CredentialRotated,
+        EventType::MessageFailed,
+        EventType::QuotaNearLimit,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::ChannelNeedsReauth => "channel.needs_reauth",
+            EventType::ChannelFailing => "channel.failing",
+            EventType::ChannelRecovered => "channel.recovered",
+            EventType::CredentialRotated => "credential.rotated",
+            EventType::MessageFailed => "message.failed",
+            EventType::QuotaNearLimit => "quota.near_limit",
+        }
+    }
+
+    /// Whether the channel's owner (the rep, or the team's admins) is also told by email.
+    /// Per message and per quota events go to webhooks only: an inbox is not a log.
+    pub fn emails_owner(self) -> bool {
+        matches!(
+            self,
+            EventType::ChannelNeedsReauth | EventType::ChannelFailing | EventType::ChannelRecovered
+        )
+    }
+}
+
+impl FromStr for EventType {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, DomainError> {
+        EventType::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or_else(|| {
+                DomainError::new(format!(
+                    "unknown event type `{s}`; use {}",
+                    EventType::ALL.map(EventType::as_str).join(", ")
+                ))
+            })
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back_and_unknown_ones_list_the_valid_ones() {
+        for event in EventType::ALL {
+            assert_eq!(event.as_str().parse::<EventType>().unwrap(), event);
+        }
+        let err = "channel.exploded".parse::<EventType>().unwrap_err();
+        assert!(
+            err.reason.contains("channel.needs_reauth"),
+            "{}",
+            err.reason
+        );
+    }
+}

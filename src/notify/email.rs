@@ -1,0 +1,101 @@
+//! The emails owners get about their channels: what happened, what to do, and that their mail
+//! is safe. Written from the event's payload, so the email says what the webhook says.
+
+use serde_json::Value;
+
+/// Subject and plain-text body of the email for an event, or `None` for events that are not
+/// emailed.
+pub fn render(payload: &Value, public_url: &str) -> Option<(String, String)> {
+    let kind = payload["type"].as_str()?;
+    let data = &payload["data"];
+    let channel = &data["channel"];
+    let name = channel["name"].as_str().unwrap_or("a send channel");
+    let address = channel["from_address"]
+        .as_str()
+        .map(|a| format!(" ({a})"))
+        .unwrap_or_default();
+    let (subject, what) = match kind {
+        "channel.needs_reauth" => (
+            format!("Action needed: \"{name}\" cannot send"),
+            format!(
+                "The send channel \"{name}\"{address} stopped sending: {}.\n\n\
+                 The server said: {}\n\n\
+                 Mail for this channel is held, not lost. It goes out as soon as the \
+                 channel works again (or through another channel, if your organisation \
+                 allows fallback).",
+                data["advice"]
+                    .as_str()
+                    .unwrap_or("the credential must be replaced"),
+                data["reply"].as_str().unwrap_or("(no reply recorded)"),
+            ),
+        ),
+        "channel.failing" => (
+            format!("\"{name}\" is failing"),
+            format!(
+                "The send channel \"{name}\"{address} failed {} times in a row ({}).\n\n\
+                 Last error: {}\n\n\
+                 Mail for this channel waits (or goes through another channel, if your \
+                 organisation allows fallback). Switchboard tries the channel again every \
+                 minute and sends the waiting mail as soon as it works; you need not do \
+                 anything unless it stays broken.",
+                data["failures"].as_u64().unwrap_or(0),
+                data["cause"].as_str().unwrap_or("errors").replace('_', " "),
+                data["last_error"].as_str().unwrap_or("(none recorded)"),
+            ),
+        ),
+        "channel.recovered" => (
+            format!("\"{name}\" is sending again"),
+            format!(
+                "The send channel \"{name}\"{address} works again.{}",
+                match data["released"].as_u64() {
+                    Some(n) if n > 0 =>
+                        format!(" The {n} message(s) that waited are on their way."),
+                    _ => String::new(),
+                }
+            ),
+        ),
+        _ => return None,
+    };
+    let text = format!(
+        "Hello,\n\n{what}\n\nOpen Switchboard: {public_url}\n\n\
+         You get this email because you own this channel or administer its team.\n\
+         -- Switchboard\n"
+    );
+    Some((format!("[Switchboard] {subject}"), text))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_needs_reauth_email_names_the_channel_the_advice_and_that_mail_is_held() {
+        let payload = json!({
+            "type": "channel.needs_reauth",
+            "data": {
+                "advice": "the server refused the password: enter the new one",
+                "reply": "535 5.7.8 Authentication failed",
+                "channel": {"name": "Dana's Office 365", "from_address": "dana@acme.test"}
+            }
+        });
+        let (subject, text) = render(&payload, "https://switchboard.acme.test").unwrap();
+        assert!(subject.contains("Dana's Office 365"), "{subject}");
+        for part in [
+            "dana@acme.test",
+            "enter the new one",
+            "535 5.7.8",
+            "held, not lost",
+            "https://switchboard.acme.test",
+        ] {
+            assert!(text.contains(part), "{part} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn events_that_are_not_emailed_render_nothing() {
+        assert!(render(&json!({"type": "message.failed", "data": {}}), "x").is_none());
+        assert!(render(&json!({}), "x").is_none());
+    }
+}
