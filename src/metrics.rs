@@ -66,7 +66,12 @@ impl Metrics {
     }
 
     /// The exposition text, with the gauges the caller read from the database.
-    pub fn render(&self, queue: &[(String, i64)], channels: &[(String, i64)]) -> String {
+    pub fn render(
+        &self,
+        queue: &[(String, i64)],
+        channels: &[(String, i64)],
+        notifications: &[(String, i64)],
+    ) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -118,6 +123,12 @@ impl Metrics {
             "Send channels by status (all tenants).",
             channels,
         );
+        gauge(
+            &mut out,
+            "switchboard_notifications",
+            "Webhook deliveries and owner emails in the notification queue by status (all instances).",
+            notifications,
+        );
         out
     }
 }
@@ -146,7 +157,11 @@ mod tests {
         m.outcome("smtp", "deferred", "temporary");
         m.attempt("smtp", "ok", Duration::from_millis(20));
         m.attempt("smtp", "ok", Duration::from_secs(60));
-        let text = m.render(&[("queued".into(), 4)], &[("active".into(), 2)]);
+        let text = m.render(
+            &[("queued".into(), 4)],
+            &[("active".into(), 2)],
+            &[("pending".into(), 1)],
+        );
         for line in [
             "switchboard_messages_accepted_total{status=\"queued\"} 3",
             "switchboard_messages_total{channel_kind=\"smtp\",outcome=\"sent\",class=\"ok\"} 1",
@@ -156,6 +171,7 @@ mod tests {
             "switchboard_send_attempt_seconds_count{channel_kind=\"smtp\",result=\"ok\"} 2",
             "switchboard_queue_depth{status=\"queued\"} 4",
             "switchboard_channels{status=\"active\"} 2",
+            "switchboard_notifications{status=\"pending\"} 1",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

@@ -5,8 +5,8 @@ Every webhook carries a header
     Switchboard-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>[,v1=<...>]
 
 where the HMAC key is your whole webhook secret ("whsec_...", prefix included) and the
-signed message is the timestamp, a ".", then the raw request body. Several v1= entries
-appear while a secret is being rotated; one matching is enough.
+signed message is the timestamp, a ".", then the raw request body. Accept the request
+when any v1= entry matches: today there is one, but a header may carry more.
 
 Verify the *raw* body bytes, before any JSON parsing: re-serialised JSON differs.
 

@@ -76,6 +76,8 @@ impl ReauthCause {
     pub fn from_reply(reply: &str) -> Self {
         let lower = reply.to_ascii_lowercase();
         if reply.contains("5.7.139")
+            || reply.contains("5.7.30")
+            || lower.contains("basic authentication is not supported")
             || lower.contains("basic authentication is disabled")
             || lower.contains("smtpclientauthentication is disabled")
         {
@@ -100,7 +102,7 @@ impl ReauthCause {
                 "access to the mailbox was revoked or expired: connect the mailbox again"
             }
             ReauthCause::BasicAuthDisabled => {
-                "the provider turned off password logins (SMTP AUTH) for this mailbox: an administrator must enable SMTP AUTH for it, or connect it another way"
+                "the provider turned off password logins (SMTP AUTH) for this mailbox: a Microsoft 365 administrator must enable SMTP AUTH for it, then rotate the credential (the same password works) so Switchboard checks it again"
             }
             ReauthCause::AppPasswordRequired => {
                 "the provider wants an app password: create one in the account's security settings and enter it instead of the account password"
@@ -369,6 +371,10 @@ mod tests {
         let cases = [
             (
                 "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.",
+                ReauthCause::BasicAuthDisabled,
+            ),
+            (
+                "535 5.7.30 Basic authentication is not supported for Client Submission.",
                 ReauthCause::BasicAuthDisabled,
             ),
             (

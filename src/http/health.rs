@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use crate::store::{channels, messages, migrations};
+use crate::store::{channels, messages, migrations, notifications};
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -84,16 +84,22 @@ pub(super) async fn metrics(
             });
         }
     }
-    let (queue, channel_states) = state
+    let (queue, channel_states, notices) = state
         .store
         .run(|conn| {
             Ok((
                 messages::count_by_status(conn)?,
                 channels::count_by_status(conn)?,
+                notifications::count_by_status(conn)?,
             ))
         })
         .await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.outbox.metrics().render(&queue, &channel_states)))
+        .body(
+            state
+                .outbox
+                .metrics()
+                .render(&queue, &channel_states, &notices),
+        ))
 }

@@ -35,9 +35,9 @@ pub fn render(payload: &Value, public_url: &str) -> Option<(String, String)> {
                 "The send channel \"{name}\"{address} failed {} times in a row ({}).\n\n\
                  Last error: {}\n\n\
                  Mail for this channel waits (or goes through another channel, if your \
-                 organisation allows fallback). Switchboard tries the channel again every \
-                 minute and sends the waiting mail as soon as it works; you need not do \
-                 anything unless it stays broken.",
+                 organisation allows fallback). Switchboard keeps trying the channel and \
+                 sends the waiting mail as soon as it works; you need not do anything \
+                 unless it stays broken.",
                 data["failures"].as_u64().unwrap_or(0),
                 data["cause"].as_str().unwrap_or("errors").replace('_', " "),
                 data["last_error"].as_str().unwrap_or("(none recorded)"),

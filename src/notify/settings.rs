@@ -80,6 +80,12 @@ impl NotifySettings {
             webhook_timeout: duration("SWITCHBOARD_WEBHOOK_TIMEOUT", d.webhook_timeout)?,
             from,
         };
+        if settings.webhook_timeout > Duration::from_secs(60) {
+            return Err((
+                "SWITCHBOARD_WEBHOOK_TIMEOUT",
+                "must be at most 60s: a delivery must finish within its two-minute lease".into(),
+            ));
+        }
         if settings.poll_interval < Duration::from_millis(10) {
             return Err((
                 "SWITCHBOARD_NOTIFY_POLL_INTERVAL",

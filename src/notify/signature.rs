@@ -7,8 +7,8 @@
 //! The HMAC key is the whole secret string's UTF-8 bytes (`whsec_…`, prefix included) and the
 //! signed message is the decimal timestamp, a `.`, then the raw request body bytes. Signing the
 //! timestamp with the body lets a receiver refuse a replayed request older than [`TOLERANCE`].
-//! Several `v1=` entries may appear (one per secret while a secret is being rotated); a
-//! receiver accepts the request if any of them matches. Entries with another scheme name are
+//! We send one `v1=` entry today; receivers accept the request if any entry matches, so a
+//! later overlap of two secrets during a rotation needs no change on their side. Entries with another scheme name are
 //! ignored, so a later `v2=` can be added beside `v1=` without breaking receivers.
 //!
 //! [`verify`] is the reference implementation; `docs/examples/verify_webhook.{py,mjs}` are the

@@ -110,6 +110,7 @@ impl Notifier {
             )),
         };
         let attempts = u32::try_from(row.attempts).unwrap_or(u32::MAX);
+        let expected = outcome.as_ref().is_err_and(|f| f.expected);
         let outcome = match outcome {
             Ok(code) => Outcome::Delivered { code },
             Err(f) if f.retry && attempts < self.settings.max_attempts => {
@@ -138,6 +139,9 @@ impl Notifier {
             }
             Outcome::Retry { error, .. } => {
                 tracing::info!(notification = %row.id, event = %row.event_type, kind = %row.kind, attempts, error = %error, "notification not delivered; trying again later")
+            }
+            Outcome::Failed { error, .. } if expected => {
+                tracing::debug!(notification = %row.id, error = %error, "notification not sent")
             }
             Outcome::Failed { error, .. } => {
                 tracing::warn!(notification = %row.id, event = %row.event_type, kind = %row.kind, attempts, error = %error, "notification given up")
@@ -225,10 +229,13 @@ impl Notifier {
     /// Emails a channel's owner through the shared pool.
     async fn email(&self, row: &Pending) -> Result<Option<i64>, Failure> {
         let (Some(pool), Some(from)) = (&self.shared_pool, &self.settings.from) else {
-            return Err(Failure::fatal(
-                None,
-                "owner emails are off: set SWITCHBOARD_NOTIFICATION_FROM and SWITCHBOARD_SHARED_POOL_URL".into(),
-            ));
+            return Err(Failure {
+                expected: true,
+                ..Failure::fatal(
+                    None,
+                    "owner emails are off: set SWITCHBOARD_NOTIFICATION_FROM and SWITCHBOARD_SHARED_POOL_URL".into(),
+                )
+            });
         };
         let to = row
             .recipient
@@ -280,6 +287,9 @@ struct Failure {
     retry: bool,
     code: Option<i64>,
     error: String,
+    /// Not a failure anyone must look at: this instance does not send that kind (owner
+    /// emails off). Said once at start, not per notification.
+    expected: bool,
 }
 
 impl Failure {
@@ -288,6 +298,7 @@ impl Failure {
             retry: true,
             code,
             error,
+            expected: false,
         }
     }
 
@@ -296,6 +307,7 @@ impl Failure {
             retry: false,
             code,
             error,
+            expected: false,
         }
     }
 

@@ -123,6 +123,16 @@ impl DeliverySettings {
                 )?),
             },
         };
+        if settings
+            .check_idle_after
+            .is_some_and(|idle| idle < Duration::from_secs(1))
+        {
+            return Err((
+                "SWITCHBOARD_HEALTH_CHECK_IDLE",
+                "must be at least 1s (or off): every idle channel would log in on every pass"
+                    .into(),
+            ));
+        }
         if settings.probe_interval < Duration::from_millis(100) {
             return Err((
                 "SWITCHBOARD_HEALTH_PROBE_INTERVAL",

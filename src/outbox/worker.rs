@@ -339,6 +339,8 @@ impl Inner {
                     let usage = quotas::prune(conn, now)?;
                     // Authorizations nobody finished, a day after they expired.
                     crate::store::oauth::prune_states(conn, now - 86_400_000_000)?;
+                    // The delivery log of notifications, like message bodies.
+                    crate::store::notifications::prune(conn, now.saturating_sub(retention))?;
                     Ok((bodies, usage))
                 })
                 .await;

@@ -287,16 +287,7 @@ pub fn insert(
         check_mailbox_owner(conn, tenant, channel, None)?;
         let id = ChannelId::generate();
         let now = now_micros();
-        let (user, team, whole_tenant) = match channel.owner {
-            ChannelOwner::User(u) => (Some(u.to_string()), None, false),
-            ChannelOwner::Team(t) => (None, Some(t.to_string()), false),
-            ChannelOwner::Tenant => (None, None, true),
-            ChannelOwner::Platform => {
-                return Err(StoreError::Internal(
-                    "the shared pool is configuration, never a stored channel".into(),
-                ));
-            }
-        };
+        let (user, team, whole_tenant) = owner_columns(channel.owner)?;
         diesel::insert_into(channels::table)
             .values((
                 channels::id.eq(id.to_string()),
@@ -404,11 +395,22 @@ pub fn update(
 ) -> Result<SendChannel, StoreError> {
     write_transaction(conn, |conn| {
         check_mailbox_owner(conn, tenant, channel, Some(id))?;
+        let before = get(conn, tenant, id)?;
         let target = || {
             channels::table
                 .filter(channels::tenant_id.eq(tenant.to_string()))
                 .filter(channels::id.eq(id.to_string()))
         };
+        if before.spec.owner != channel.owner {
+            reassign(
+                conn,
+                tenant,
+                id,
+                before.spec.owner,
+                channel.owner,
+                actor.clone(),
+            )?;
+        }
         let changed = diesel::update(target())
             .set((
                 channels::name.eq(channel.name.as_str()),
@@ -452,6 +454,64 @@ pub fn update(
         )?;
         get(conn, tenant, id)
     })
+}
+
+/// Hands the channel to another owner: who may send through it changes, so mail held for it
+/// is routed afresh. Recorded as `channel.assigned`.
+fn reassign(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    id: ChannelId,
+    from: ChannelOwner,
+    to: ChannelOwner,
+    actor: AuditActor,
+) -> Result<(), StoreError> {
+    let (user, team, whole_tenant) = owner_columns(to)?;
+    diesel::update(
+        channels::table
+            .filter(channels::tenant_id.eq(tenant.to_string()))
+            .filter(channels::id.eq(id.to_string())),
+    )
+    .set((
+        channels::owner_user_id.eq(user),
+        channels::owner_team_id.eq(team),
+        channels::owner_tenant.eq(whole_tenant),
+    ))
+    .execute(conn)?;
+    let released = messages::release_held(
+        conn,
+        tenant,
+        Release::Channel(id),
+        "the channel was given to another owner",
+    )?;
+    let describe = |o: ChannelOwner| match o {
+        ChannelOwner::User(u) => serde_json::json!({ "user": u }),
+        ChannelOwner::Team(t) => serde_json::json!({ "team": t }),
+        ChannelOwner::Tenant => serde_json::json!({ "tenant": true }),
+        ChannelOwner::Platform => serde_json::json!({ "platform": true }),
+    };
+    record(
+        conn,
+        tenant,
+        id,
+        actor,
+        "channel.assigned",
+        serde_json::json!({"from": describe(from), "to": describe(to), "released": released}),
+    )
+}
+
+/// The owner columns of a stored channel: (user, team, whole tenant).
+fn owner_columns(
+    owner: ChannelOwner,
+) -> Result<(Option<String>, Option<String>, bool), StoreError> {
+    match owner {
+        ChannelOwner::User(u) => Ok((Some(u.to_string()), None, false)),
+        ChannelOwner::Team(t) => Ok((None, Some(t.to_string()), false)),
+        ChannelOwner::Tenant => Ok((None, None, true)),
+        ChannelOwner::Platform => Err(StoreError::Internal(
+            "the shared pool is configuration, never a stored channel".into(),
+        )),
+    }
 }
 
 /// Deletes the channel and its sealed credential. A channel that still has mail (queued,
@@ -664,6 +724,7 @@ pub fn replace_credential(
                 current.status,
                 current.status_cause.as_deref(),
                 released,
+                actor,
             )?;
         }
         get(conn, tenant, id)
@@ -682,18 +743,36 @@ pub fn find_tenant(conn: &mut DbConnection, id: ChannelId) -> Result<TenantId, S
 }
 
 /// Replaces the credential of several channels that share it (a team's relay account) in
-/// one transaction: all of them, or none.
+/// one transaction: all of them, or none. Each group of channels says whether the new
+/// credential logged in to its server.
 pub fn replace_credentials(
     conn: &mut DbConnection,
     vault: &Vault,
     tenant: TenantId,
-    ids: &[ChannelId],
-    credential: &NewCredential<'_>,
+    groups: &[(Vec<ChannelId>, bool)],
+    secret: &SecretString,
+    username: Option<&str>,
     actor: AuditActor,
 ) -> Result<Vec<SendChannel>, StoreError> {
     write_transaction(conn, |conn| {
-        ids.iter()
-            .map(|id| replace_credential(conn, vault, tenant, *id, credential, actor.clone()))
-            .collect()
+        let mut replaced = Vec::new();
+        for (ids, verified) in groups {
+            let credential = NewCredential {
+                secret,
+                username,
+                verified: *verified,
+            };
+            for id in ids {
+                replaced.push(replace_credential(
+                    conn,
+                    vault,
+                    tenant,
+                    *id,
+                    &credential,
+                    actor.clone(),
+                )?);
+            }
+        }
+        Ok(replaced)
     })
 }

@@ -237,6 +237,7 @@ pub fn record_manual_recovery(
     from: ChannelStatus,
     cause_was: Option<&str>,
     released: usize,
+    actor: AuditActor,
 ) -> Result<(), StoreError> {
     let at = now_micros();
     diesel::update(
@@ -250,13 +251,22 @@ pub fn record_manual_recovery(
         channels::first_failure_at.eq(None::<i64>),
     ))
     .execute(conn)?;
+    let detail = json!({"from": from.as_str(), "cause_was": cause_was, "released": released});
+    audit::record_about(
+        conn,
+        tenant,
+        &channel,
+        actor,
+        "channel.recovered",
+        detail.clone(),
+    )?;
     notifications::emit(
         conn,
         &Event {
             tenant,
             kind: EventType::ChannelRecovered,
             channel: Some(channel),
-            data: json!({"from": from.as_str(), "cause_was": cause_was, "released": released}),
+            data: detail,
         },
     )?;
     Ok(())

@@ -313,10 +313,11 @@ pub fn prune(conn: &mut DbConnection, before: i64) -> Result<usize, StoreError> 
     Ok(rows + marks)
 }
 
-/// Pending notifications, for `/metrics`.
-pub fn count_pending(conn: &mut DbConnection) -> Result<i64, StoreError> {
+/// Notifications by status across all tenants, for `/metrics`: a growing `pending` count
+/// means receivers are down or the workers are off.
+pub fn count_by_status(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, StoreError> {
     Ok(notifications::table
-        .filter(notifications::status.eq(PENDING))
-        .count()
-        .get_result(conn)?)
+        .group_by(notifications::status)
+        .select((notifications::status, diesel::dsl::count_star()))
+        .load(conn)?)
 }

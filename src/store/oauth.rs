@@ -253,7 +253,7 @@ pub fn store_grant(
             conn,
             &AuditEvent {
                 tenant: Some(tenant),
-                actor,
+                actor: actor.clone(),
                 action: "channel.reconnected",
                 target: Some(owner.clone()),
                 detail: serde_json::json!({"provider": provider, "released": released}),
@@ -270,6 +270,7 @@ pub fn store_grant(
                 status,
                 cause.as_deref(),
                 released,
+                actor,
             )?;
         }
         Ok(released)

@@ -42,10 +42,17 @@ async fn the_audit_trail_tells_a_channels_story_without_its_secrets() {
         [
             "channel.created",
             "channel.needs_reauth",
-            "credential.rotated"
+            "credential.rotated",
+            "channel.recovered"
         ],
         "{events:#}"
     );
+    assert_eq!(
+        events[3]["actor"],
+        format!("user:{}", w.rep.id),
+        "a person recovered it"
+    );
+    assert_eq!(events[3]["detail"]["from"], "needs_reauth");
     let reauth = &events[1];
     assert_eq!(reauth["actor"], "system");
     assert_eq!(reauth["detail"]["cause"], "auth_rejected");

@@ -836,3 +836,76 @@ where
     }
     out
 }
+
+#[tokio::test]
+async fn a_team_channel_handed_to_another_team_is_audited_and_a_mailbox_keeps_its_owner() {
+    let d = desk(&[]).await;
+    let w = &d.w;
+    let west = w.app.create_team(&w.acme, "West").await;
+    let east = w.app.create_team(&w.acme, "East").await;
+    let created = expect_json(
+        w.app
+            .post(
+                "/v1/channels",
+                &w.acme.admin_token,
+                json!({"name": "West relay", "kind": "smtp", "preset": "sendgrid",
+                       "owner": {"team": west}, "domains": ["acme.test"],
+                       "smtp": {"password": "Canary-Team-Key"}}),
+            )
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = created["id"].as_str().unwrap();
+    let moved = expect_json(
+        w.app
+            .patch(
+                &format!("/v1/channels/{id}"),
+                &w.acme.admin_token,
+                json!({"owner": {"team": east}}),
+            )
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(moved["owner"], json!({"team": east}));
+    let audit = expect_json(
+        w.app
+            .get(
+                &format!("/v1/audit?channel_id={id}&action=channel.assigned"),
+                &w.acme.admin_token,
+            )
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let entry = &audit.as_array().unwrap()[0];
+    assert_eq!(entry["detail"]["from"], json!({"team": west}));
+    assert_eq!(entry["detail"]["to"], json!({"team": east}));
+
+    let missing = w
+        .app
+        .patch(
+            &format!("/v1/channels/{id}"),
+            &w.acme.admin_token,
+            json!({"owner": {"team": "00000000-0000-4000-8000-000000000001"}}),
+        )
+        .await;
+    assert!(missing.status().is_client_error(), "{}", missing.status());
+    let someone = w
+        .app
+        .create_user(&w.acme, "other@acme.test", "rep", None)
+        .await;
+    expect_problem(
+        w.app
+            .patch(
+                &format!("/v1/channels/{}", w.channel),
+                &w.acme.admin_token,
+                json!({"owner": {"user": someone.id}}),
+            )
+            .await,
+        StatusCode::CONFLICT,
+        "mailbox_owner_fixed",
+    )
+    .await;
+}

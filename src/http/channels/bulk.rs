@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::checks::{TestResultView, report_view};
 use super::input::refuse_secret_username;
 use super::view::ChannelView;
-use crate::domain::{Action, AuditActor, ChannelKind, SendChannel, TeamId};
+use crate::domain::{Action, AuditActor, ChannelId, ChannelKind, SendChannel, TeamId};
 use crate::http::AppState;
 use crate::http::auth::TenantCaller;
 use crate::http::error::{ApiError, Problem};
@@ -166,8 +166,10 @@ pub(in crate::http) async fn rotate_shared_credential(
     )?;
     // One test per distinct way of reaching the server: channels that differ only in name,
     // owner or limits share it.
-    let mut servers: BTreeMap<String, (crate::domain::SmtpSettings, Option<String>, Vec<String>)> =
-        BTreeMap::new();
+    let mut servers: BTreeMap<
+        String,
+        (crate::domain::SmtpSettings, Option<String>, Vec<ChannelId>),
+    > = BTreeMap::new();
     for channel in &matched {
         let Some(mut smtp) = channel.spec.smtp.clone() else {
             continue;
@@ -183,9 +185,10 @@ pub(in crate::http) async fn rotate_shared_credential(
             .entry(key)
             .or_insert_with(|| (smtp, channel.spec.provider.clone(), Vec::new()))
             .2
-            .push(channel.id.to_string());
+            .push(channel.id);
     }
     let mut tests = Vec::with_capacity(servers.len());
+    let mut groups = Vec::with_capacity(servers.len());
     let mut verified = true;
     for (smtp, provider, ids) in servers.into_values() {
         let report = test_smtp(
@@ -200,26 +203,29 @@ pub(in crate::http) async fn rotate_shared_credential(
         tests.push(ServerTest {
             host: smtp.host.to_string(),
             port: smtp.port,
-            channels: ids,
-            result: report_view(report),
+            channels: ids.iter().map(ToString::to_string).collect(),
+            result: report_view(report.clone()),
         });
+        groups.push((ids, report.ok));
     }
     if !verified && !query.force {
         return Err(ApiError::VerificationFailed(
             serde_json::to_value(&tests).unwrap_or_default(),
         ));
     }
-    let ids: Vec<_> = matched.iter().map(|c| c.id).collect();
     let (vault, actor) = (state.vault.clone(), AuditActor::User(caller.actor.user_id));
     let rotated = state
         .store
         .run(move |conn| {
-            let credential = channels::NewCredential {
-                secret: &credential,
-                username: new_username.as_deref(),
-                verified,
-            };
-            channels::replace_credentials(conn, &vault, tenant, &ids, &credential, actor)
+            channels::replace_credentials(
+                conn,
+                &vault,
+                tenant,
+                &groups,
+                &credential,
+                new_username.as_deref(),
+                actor,
+            )
         })
         .await?;
     tracing::info!(

@@ -31,7 +31,7 @@ use super::extract::{path_id, present};
 use crate::domain::channel::check_scope;
 use crate::domain::{
     Action, AuditActor, ChannelId, ChannelKind, ChannelOwner, ChannelSpec, ChannelStatus,
-    DisplayName, ReturnPath, SendChannel, SmtpAuth, TenantId, UserId,
+    CredentialScope, DisplayName, ReturnPath, SendChannel, SmtpAuth, TenantId, UserId,
 };
 use crate::store::DbConnection;
 use crate::store::channels;
@@ -448,6 +448,9 @@ pub struct UpdateChannelRequest {
     return_path: Option<ReturnPathInput>,
     /// `true` stops the channel (its mail is held); `false` makes a disabled channel active.
     disabled: Option<bool>,
+    /// Hands a domain channel to another team or to the whole tenant (`{"team": id}`,
+    /// `{"tenant": true}`, `{"user": id}`); a mailbox channel keeps its owner.
+    owner: Option<OwnerInput>,
 }
 
 /// Change a channel; absent fields stay as they are.
@@ -515,6 +518,19 @@ pub(super) async fn update_channel(
     if let Some(rp) = &body.return_path {
         next.return_path = rp.parse()?;
     }
+    if let Some(owner) = &body.owner {
+        let owner = owner.parse()?;
+        if owner != current.spec.owner {
+            if current.spec.scope == CredentialScope::Mailbox {
+                return Err(ApiError::Conflict {
+                    code: "mailbox_owner_fixed",
+                    detail: "a mailbox channel belongs to the person whose mailbox it is; the new owner connects their own mailbox instead".into(),
+                });
+            }
+            require_manage(&caller, owner)?;
+            next.owner = owner;
+        }
+    }
     // Only an explicit switch changes the status: a status read here may be stale by the time
     // the update runs (a worker may have marked the channel needs_reauth meanwhile).
     let status_change = match (body.disabled, current.status) {
@@ -540,7 +556,14 @@ pub(super) async fn update_channel(
     .map_err(scope_error)?;
     let updated = state
         .store
-        .run(move |conn| channels::update(conn, tenant, channel_id, &next, status_change, actor))
+        .run(move |conn| {
+            if let ChannelOwner::Team(t) = next.owner
+                && !teams::exists(conn, tenant, t)?
+            {
+                return Err(StoreError::MissingReference("team"));
+            }
+            channels::update(conn, tenant, channel_id, &next, status_change, actor)
+        })
         .await
         .or_not_found("channel")?;
     Ok(web::Json(updated.into()))

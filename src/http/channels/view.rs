@@ -158,7 +158,7 @@ fn advice(status: ChannelStatus, cause: Option<&str>) -> Option<&'static str> {
                 .map_or("the credential must be replaced or the mailbox reconnected; mail for this channel is held", ReauthCause::advice),
         ),
         ChannelStatus::Failing => Some(
-            "the server keeps failing (see last_error); mail waits or goes through a fallback channel, and the channel is checked again every minute until it works",
+            "the server keeps failing (see last_error); mail waits or goes through a fallback channel, and the channel is checked again regularly (SWITCHBOARD_HEALTH_PROBE_INTERVAL) until it works",
         ),
         ChannelStatus::Disabled => Some("an admin disabled this channel; enable it to send again"),
     }
