@@ -213,6 +213,16 @@ pub enum ChannelEffect {
     },
 }
 
+impl ChannelEffect {
+    fn channel(&self) -> ChannelId {
+        match self {
+            ChannelEffect::Used { channel }
+            | ChannelEffect::NeedsReauth { channel, .. }
+            | ChannelEffect::Failed { channel, .. } => *channel,
+        }
+    }
+}
+
 /// What `complete` did.
 #[derive(Debug, Default)]
 pub struct Completed {
@@ -255,6 +265,11 @@ pub fn complete(
         }
         insert_events(conn, &events)?;
         let mut used: Vec<String> = Vec::new();
+        // Channels are locked in id order (observations first, then the used ones, also
+        // sorted), so two processes recording at once rarely wait on each other in a cycle;
+        // when they do, the database aborts one and its recorder tries again.
+        let mut effects: Vec<&ChannelEffect> = effects.iter().collect();
+        effects.sort_by_key(|e| e.channel());
         for effect in effects {
             let (channel, transition) = match effect {
                 ChannelEffect::Used { channel } => {
