@@ -318,6 +318,15 @@ pub async fn test_smtp(
     finish(stages, None)
 }
 
+/// An address as lettre takes it, or why not (as a failed stage).
+fn lettre_address(
+    a: &EmailAddress,
+) -> Result<lettre::Address, (Option<u16>, String, FailureClass)> {
+    a.to_string()
+        .parse::<lettre::Address>()
+        .map_err(|e| (None, e.to_string(), FailureClass::Protocol))
+}
+
 /// MAIL FROM and RCPT TO, then RSET: what the server says about an envelope, without a
 /// message.
 async fn try_envelope(
@@ -326,11 +335,6 @@ async fn try_envelope(
     deadline: Duration,
 ) -> Result<String, (Option<u16>, String, FailureClass)> {
     use lettre::transport::smtp::commands::{Mail, Rcpt, Rset};
-    let address = |a: &EmailAddress| {
-        a.to_string()
-            .parse::<lettre::Address>()
-            .map_err(|e| (None, e.to_string(), FailureClass::Protocol))
-    };
     let refused = |e: OpenError| match e {
         OpenError::Smtp(e) => {
             let (code, text) = describe(&e);
@@ -341,7 +345,7 @@ async fn try_envelope(
     within(
         deadline,
         "MAIL FROM",
-        conn.command(Mail::new(Some(address(&send.from)?), vec![])),
+        conn.command(Mail::new(Some(lettre_address(&send.from)?), vec![])),
         OpenError::Smtp,
     )
     .await
@@ -349,7 +353,7 @@ async fn try_envelope(
     let response = within(
         deadline,
         "RCPT TO",
-        conn.command(Rcpt::new(address(&send.to)?, vec![])),
+        conn.command(Rcpt::new(lettre_address(&send.to)?, vec![])),
         OpenError::Smtp,
     )
     .await
@@ -367,17 +371,12 @@ async fn send_test_message(
     send: &TestSend,
     deadline: Duration,
 ) -> Result<String, (Option<u16>, String, FailureClass)> {
-    let address = |a: &EmailAddress| {
-        a.to_string()
-            .parse::<lettre::Address>()
-            .map_err(|e| (None, e.to_string(), FailureClass::Protocol))
-    };
     let message = Message::builder()
         .from(Mailbox::new(
             Some("Switchboard test".into()),
-            address(&send.from)?,
+            lettre_address(&send.from)?,
         ))
-        .to(Mailbox::new(None, address(&send.to)?))
+        .to(Mailbox::new(None, lettre_address(&send.to)?))
         .subject("Switchboard channel test")
         .body(
             "This message was sent by Switchboard to test a send channel. No action is needed."
