@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use crate::config::Config;
+use crate::domain::channel::TestSenderError;
 use crate::domain::{AuditActor, ChannelId, EmailAddress, SendChannel, SmtpSettings};
 use crate::startup;
 use crate::store::audit::{self, AuditFilter};
@@ -104,19 +105,14 @@ fn test_from(channel: &SendChannel, from: Option<&str>) -> anyhow::Result<EmailA
         .map(EmailAddress::parse)
         .transpose()
         .context("--from")?;
-    match (&channel.spec.from_address, from) {
-        (Some(own), _) => Ok(own.clone()),
-        (None, Some(from)) if channel.spec.domains.contains(from.domain()) => Ok(from),
-        (None, Some(_)) => bail!("--from must be an address in one of the channel's domains"),
-        (None, None) => {
-            let domain = channel
-                .spec
-                .domains
-                .first()
-                .context("the channel has no domain to send from: give --from")?;
-            Ok(EmailAddress::parse(&format!("no-reply@{domain}"))?)
+    channel.test_sender(from).map_err(|e| match e {
+        TestSenderError::NotInDomains => {
+            anyhow::anyhow!("--from must be an address in one of the channel's domains")
         }
-    }
+        TestSenderError::NoDomain => {
+            anyhow::anyhow!("the channel has no domain to send from: give --from")
+        }
+    })
 }
 
 /// `switchboard channel test <id>`: connect, TLS, EHLO, login and, with `send_to`, a test

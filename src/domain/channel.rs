@@ -366,6 +366,36 @@ pub struct SendChannel {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Why a channel cannot send a test or probe message from an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestSenderError {
+    /// The requested From is not in any of the channel's domains.
+    NotInDomains,
+    /// A domain channel without domains needs a From.
+    NoDomain,
+}
+
+impl SendChannel {
+    /// The From of a test or probe message: a mailbox channel's own address; for a domain
+    /// channel the requested one when it is in the channel's domains, else `no-reply@` its
+    /// first domain.
+    pub fn test_sender(
+        &self,
+        requested: Option<EmailAddress>,
+    ) -> Result<EmailAddress, TestSenderError> {
+        match (&self.spec.from_address, requested) {
+            (Some(own), _) => Ok(own.clone()),
+            (None, Some(from)) if self.spec.domains.contains(from.domain()) => Ok(from),
+            (None, Some(_)) => Err(TestSenderError::NotInDomains),
+            (None, None) => {
+                let domain = self.spec.domains.first().ok_or(TestSenderError::NoDomain)?;
+                EmailAddress::parse(&format!("no-reply@{domain}"))
+                    .map_err(|_| TestSenderError::NoDomain)
+            }
+        }
+    }
+}
+
 /// What sends and checks observed lately: the current run of failures and the last error.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChannelHealth {

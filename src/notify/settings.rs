@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::domain::EmailAddress;
-use crate::outbox::settings::{SettingError, parse_duration};
+use crate::outbox::settings::{SettingError, duration_var};
 
 #[derive(Debug, Clone)]
 pub struct NotifySettings {
@@ -39,16 +39,15 @@ impl Default for NotifySettings {
 impl NotifySettings {
     pub fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
         let d = Self::default();
-        let duration = |name: &'static str, default: Duration| match get(name) {
-            None => Ok(default),
-            Some(raw) => parse_duration(&raw)
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    (
-                        name,
-                        format!("`{raw}` is not a duration such as 500ms, 30s, 10m or 1h"),
-                    )
-                }),
+        // Zero would spin (poll, retries) or give up at once (timeout).
+        let duration = |name: &'static str, default| {
+            duration_var(get, name, default).and_then(|d| {
+                if d.is_zero() {
+                    Err((name, "must be more than zero".to_owned()))
+                } else {
+                    Ok(d)
+                }
+            })
         };
         let max_attempts = match get("SWITCHBOARD_NOTIFY_MAX_ATTEMPTS") {
             None => d.max_attempts,

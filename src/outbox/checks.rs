@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::domain::health::{FailureKind, FailureRule, Observation, ReauthCause};
-use crate::domain::{ChannelKind, ChannelStatus, EmailAddress, SendChannel, TenantId};
+use crate::domain::{ChannelKind, ChannelStatus, SendChannel, TenantId};
 use crate::oauth::tokens::TokenError;
 use crate::store::health::{self, DueCheck, Made};
 use crate::store::{Store, channels};
@@ -67,15 +67,17 @@ impl Checker {
     }
 
     async fn check(&self, due: DueCheck) {
-        let DueCheck {
-            tenant, channel, ..
-        } = due;
+        let DueCheck { tenant, channel } = due;
         let vault = self.vault.clone();
         let loaded = self
             .store
             .run(move |c| {
                 let found = channels::get(c, tenant, channel)?;
-                let secret = channels::credential(c, &vault, tenant, channel)?;
+                // Gmail channels are checked through their tokens, not a password.
+                let secret = match found.spec.kind {
+                    ChannelKind::Smtp => channels::credential(c, &vault, tenant, channel)?,
+                    _ => None,
+                };
                 Ok((found, secret))
             })
             .await;
@@ -145,10 +147,7 @@ impl Checker {
 /// The envelope a failing channel is probed with: its own address (or no-reply@ its first
 /// domain) to itself. Nothing is delivered: the probe resets after RCPT TO.
 fn probe_envelope(channel: &SendChannel) -> Option<TestSend> {
-    let from = match &channel.spec.from_address {
-        Some(own) => own.clone(),
-        None => EmailAddress::parse(&format!("no-reply@{}", channel.spec.domains.first()?)).ok()?,
-    };
+    let from = channel.test_sender(None).ok()?;
     Some(TestSend {
         to: from.clone(),
         from,

@@ -72,15 +72,7 @@ impl DeliverySettings {
                 ));
             }
         };
-        let duration = |name: &'static str, default: Duration| match get(name) {
-            None => Ok(default),
-            Some(raw) => parse_duration(&raw).ok_or_else(|| {
-                (
-                    name,
-                    format!("`{raw}` is not a duration such as 500ms, 30s, 10m, 1h or 5d"),
-                )
-            }),
-        };
+        let duration = |name, default| duration_var(get, name, default);
         let count = |name: &'static str, default: usize| match get(name) {
             None => Ok(default),
             Some(raw) => raw
@@ -152,6 +144,23 @@ impl DeliverySettings {
             ));
         }
         Ok(settings)
+    }
+}
+
+/// The duration in the variable `name`, or `default` when it is not set.
+pub fn duration_var(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: Duration,
+) -> Result<Duration, SettingError> {
+    match get(name) {
+        None => Ok(default),
+        Some(raw) => parse_duration(&raw).ok_or_else(|| {
+            (
+                name,
+                format!("`{raw}` is not a duration such as 500ms, 30s, 10m, 1h or 5d"),
+            )
+        }),
     }
 }
 

@@ -484,20 +484,25 @@ fn reassign(
         Release::Channel(id),
         "the channel was given to another owner",
     )?;
-    let describe = |o: ChannelOwner| match o {
-        ChannelOwner::User(u) => serde_json::json!({ "user": u }),
-        ChannelOwner::Team(t) => serde_json::json!({ "team": t }),
-        ChannelOwner::Tenant => serde_json::json!({ "tenant": true }),
-        ChannelOwner::Platform => serde_json::json!({ "platform": true }),
-    };
     record(
         conn,
         tenant,
         id,
         actor,
         "channel.assigned",
-        serde_json::json!({"from": describe(from), "to": describe(to), "released": released}),
+        serde_json::json!({"from": owner_json(from), "to": owner_json(to), "released": released}),
     )
+}
+
+/// How an owner is written in responses, events and the audit trail: `{"user": id}`,
+/// `{"team": id}`, `{"tenant": true}` (or `{"platform": true}` for the shared pool).
+pub fn owner_json(owner: ChannelOwner) -> serde_json::Value {
+    match owner {
+        ChannelOwner::User(u) => serde_json::json!({ "user": u }),
+        ChannelOwner::Team(t) => serde_json::json!({ "team": t }),
+        ChannelOwner::Tenant => serde_json::json!({ "tenant": true }),
+        ChannelOwner::Platform => serde_json::json!({ "platform": true }),
+    }
 }
 
 /// The owner columns of a stored channel: (user, team, whole tenant).

@@ -81,31 +81,39 @@ pub fn observe(
         let now = Utc::now();
         let (next, transition) = health::observe(&state, observation, now, rule);
         let at = now.timestamp_micros();
-        let (last_error, last_error_at) = match (observation, error) {
-            (Observation::Success, _) | (_, None) => (None, None),
-            (_, Some(e)) => (Some(e), Some(at)),
-        };
+        let failed = error.filter(|_| observation != Observation::Success);
         diesel::update(target())
-            .set((
-                channels::status.eq(next.status.as_str()),
-                channels::status_cause.eq(next.cause.as_deref()),
-                channels::failure_count.eq(i64::from(next.failures)),
-                channels::first_failure_at.eq(next.first_failure_at.map(|t| t.timestamp_micros())),
-            ))
+            .set(&HealthChange {
+                status: next.status.as_str(),
+                status_cause: Some(next.cause.as_deref()),
+                failure_count: i64::from(next.failures),
+                first_failure_at: Some(next.first_failure_at.map(|t| t.timestamp_micros())),
+                last_error: failed,
+                last_error_at: failed.map(|_| at),
+                status_changed_at: transition.map(|_| at),
+                updated_at: transition.map(|_| at),
+            })
             .execute(conn)?;
-        if last_error.is_some() {
-            diesel::update(target())
-                .set((
-                    channels::last_error.eq(last_error),
-                    channels::last_error_at.eq(last_error_at),
-                ))
-                .execute(conn)?;
-        }
         if let Some(transition) = transition {
-            record_transition(conn, tenant, channel, &state, transition, error, at)?;
+            record_transition(conn, tenant, channel, &state, transition, error)?;
         }
         Ok(transition)
     })
+}
+
+/// What an observation writes; `None` leaves a column as it is (the last error stays
+/// through successes; the status time moves only with a transition).
+#[derive(AsChangeset)]
+#[diesel(table_name = channels)]
+struct HealthChange<'a> {
+    status: &'a str,
+    status_cause: Option<Option<&'a str>>,
+    failure_count: i64,
+    first_failure_at: Option<Option<i64>>,
+    last_error: Option<&'a str>,
+    last_error_at: Option<i64>,
+    status_changed_at: Option<i64>,
+    updated_at: Option<i64>,
 }
 
 /// Channels that carried mail: their failure runs end, `last_used_at` moves, and a channel
@@ -154,8 +162,8 @@ pub fn record_successes(
     Ok(recovered)
 }
 
-/// Records a transition: status time, the audit trail (actor `system`), the event for
-/// webhooks and owners, and on recovery the release of the mail held for the channel.
+/// Records a transition: the audit trail (actor `system`), the event for webhooks and
+/// owners, and on recovery the release of the mail held for the channel.
 fn record_transition(
     conn: &mut DbConnection,
     tenant: TenantId,
@@ -163,18 +171,7 @@ fn record_transition(
     before: &HealthState,
     transition: Transition,
     error: Option<&str>,
-    at: i64,
 ) -> Result<(), StoreError> {
-    diesel::update(
-        channels::table
-            .filter(channels::tenant_id.eq(tenant.to_string()))
-            .filter(channels::id.eq(channel.to_string())),
-    )
-    .set((
-        channels::status_changed_at.eq(at),
-        channels::updated_at.eq(at),
-    ))
-    .execute(conn)?;
     let (action, kind, detail) = match transition {
         Transition::NeedsReauth(cause) => (
             "channel.needs_reauth",
@@ -302,7 +299,6 @@ pub fn record_check(
 pub struct DueCheck {
     pub tenant: TenantId,
     pub channel: ChannelId,
-    pub status: ChannelStatus,
 }
 
 /// Claims channels due for a check: `failing` ones every `probe_every`, so they recover as
@@ -369,7 +365,6 @@ pub fn claim_due_checks(
             claimed.push(DueCheck {
                 tenant: tenant.parse().map_err(StoreError::corrupt)?,
                 channel: id.parse().map_err(StoreError::corrupt)?,
-                status,
             });
         }
     }

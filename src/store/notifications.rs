@@ -37,12 +37,6 @@ pub struct Event {
 
 /// What a channel looks like in an event: enough to find it and act, nothing secret.
 pub fn channel_summary(channel: &SendChannel) -> serde_json::Value {
-    let (owner_type, owner_id) = match channel.spec.owner {
-        ChannelOwner::User(u) => ("user", Some(u.to_string())),
-        ChannelOwner::Team(t) => ("team", Some(t.to_string())),
-        ChannelOwner::Tenant => ("tenant", None),
-        ChannelOwner::Platform => ("platform", None),
-    };
     json!({
         "id": channel.id,
         "name": channel.spec.name.as_str(),
@@ -50,7 +44,7 @@ pub fn channel_summary(channel: &SendChannel) -> serde_json::Value {
         "scope": channel.spec.scope.as_str(),
         "provider": channel.spec.provider,
         "from_address": channel.spec.from_address.as_ref().map(|a| a.to_string()),
-        "owner": {"type": owner_type, "id": owner_id},
+        "owner": channel_store::owner_json(channel.spec.owner),
         "status": channel.status.as_str(),
         "status_cause": channel.status_cause,
     })

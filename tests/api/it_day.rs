@@ -645,7 +645,13 @@ async fn a_channel_near_its_limit_warns_once() {
     let event = d.wait_for_event("quota.near_limit").await;
     assert_eq!(event["data"]["limit"], "per_minute");
     assert_eq!(event["data"]["max"], 10);
-    assert_eq!(event["data"]["used"], 9, "raised at 90 %, not at the limit");
+    // Raised by the reservation that crossed 90 %: messages claimed together take their
+    // quota together, so that reservation may have gone from 8 to 10 at once.
+    let used = event["data"]["used"].as_u64().unwrap();
+    assert!(
+        (9..=10).contains(&used),
+        "raised on crossing 90 %: {event:#}"
+    );
     assert_eq!(event["data"]["channel"]["id"], w.channel.as_str());
     tokio::time::sleep(Duration::from_millis(500)).await;
     if hour(started) == hour(chrono::Utc::now()) {

@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 
 use actix_web::{post, web};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::checks::{TestResultView, report_view};
-use super::input::refuse_secret_username;
+use super::input::{one_secret, parse_new_username, refuse_secret_username};
 use super::view::ChannelView;
 use crate::domain::{Action, AuditActor, ChannelId, ChannelKind, SendChannel, TeamId};
 use crate::http::AppState;
@@ -109,15 +109,7 @@ pub(in crate::http) async fn rotate_shared_credential(
                 .map_err(|e| ApiError::invalid("team_id", e))
         })
         .transpose()?;
-    let new_username = match body.new_username {
-        Some(u) if u.trim().is_empty() || u.chars().any(char::is_control) => {
-            return Err(ApiError::InvalidField {
-                field: "new_username",
-                reason: "must not be empty or hold control characters".into(),
-            });
-        }
-        other => other,
-    };
+    let new_username = parse_new_username("new_username", body.new_username)?;
     let tenant = caller.actor.tenant_id;
     let all = state
         .store
@@ -151,15 +143,7 @@ pub(in crate::http) async fn rotate_shared_credential(
             rotated: false,
         }));
     }
-    let credential = match (body.password, body.api_key) {
-        (Some(secret), None) | (None, Some(secret)) if !secret.expose_secret().is_empty() => secret,
-        _ => {
-            return Err(ApiError::InvalidField {
-                field: "password",
-                reason: "give exactly one of password or api_key, not empty".into(),
-            });
-        }
-    };
+    let credential = one_secret(body.password, body.api_key)?;
     refuse_secret_username(
         Some(new_username.as_deref().unwrap_or(&body.username)),
         &credential,

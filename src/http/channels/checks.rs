@@ -2,13 +2,14 @@
 //! logs in.
 
 use actix_web::{post, put, web};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::input::{parse_address, refuse_secret_username};
+use super::input::{one_secret, parse_address, parse_new_username, refuse_secret_username};
 use super::view::ChannelView;
 use super::{require_manage, visible_one};
+use crate::domain::channel::TestSenderError;
 use crate::domain::{Action, AuditActor, ChannelKind, ChannelOwner};
 use crate::http::AppState;
 use crate::http::auth::TenantCaller;
@@ -124,30 +125,14 @@ pub(in crate::http) async fn replace_credential(
         caller.require(Action::RotateAnyCredential)?;
     }
     let body = body.into_inner();
-    let credential = match (body.password, body.api_key) {
-        (Some(secret), None) | (None, Some(secret)) if !secret.expose_secret().is_empty() => secret,
-        _ => {
-            return Err(ApiError::InvalidField {
-                field: "password",
-                reason: "give exactly one of password or api_key, not empty".into(),
-            });
-        }
-    };
+    let credential = one_secret(body.password, body.api_key)?;
     let Some(mut smtp) = channel.spec.smtp.clone() else {
         return Err(ApiError::Unprocessable {
             code: "not_testable",
             detail: "this channel has no password (Gmail channels reconnect instead)".into(),
         });
     };
-    let new_username = match body.username {
-        Some(u) if u.trim().is_empty() || u.chars().any(char::is_control) => {
-            return Err(ApiError::InvalidField {
-                field: "username",
-                reason: "must not be empty or hold control characters".into(),
-            });
-        }
-        other => other,
-    };
+    let new_username = parse_new_username("username", body.username)?;
     if let Some(username) = &new_username {
         smtp.username = Some(username.clone());
     }
@@ -217,31 +202,18 @@ pub(in crate::http) async fn test_channel(
     let send = match parse_address("send_to", request.send_to.as_deref())? {
         None => None,
         Some(to) => {
-            let from = match (
-                &channel.spec.from_address,
-                parse_address("from", request.from.as_deref())?,
-            ) {
-                (Some(own), _) => own.clone(),
-                (None, Some(from)) if channel.spec.domains.contains(from.domain()) => from,
-                (None, Some(_)) => {
-                    return Err(ApiError::InvalidField {
+            let from = channel
+                .test_sender(parse_address("from", request.from.as_deref())?)
+                .map_err(|e| match e {
+                    TestSenderError::NotInDomains => ApiError::InvalidField {
                         field: "from",
                         reason: "must be an address in one of the channel's domains".into(),
-                    });
-                }
-                (None, None) => {
-                    let domain = channel
-                        .spec
-                        .domains
-                        .first()
-                        .ok_or(ApiError::Unprocessable {
-                            code: "no_from",
-                            detail: "give `from`".into(),
-                        })?;
-                    crate::domain::EmailAddress::parse(&format!("no-reply@{domain}"))
-                        .map_err(|e| ApiError::invalid("from", e))?
-                }
-            };
+                    },
+                    TestSenderError::NoDomain => ApiError::Unprocessable {
+                        code: "no_from",
+                        detail: "give `from`".into(),
+                    },
+                })?;
             Some(crate::transport::tester::TestSend {
                 from,
                 to,

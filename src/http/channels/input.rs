@@ -294,3 +294,36 @@ pub fn refuse_secret_username(
     }
     Ok(())
 }
+
+/// The new secret of a rotation: exactly one of `password` or `api_key`, not empty.
+pub fn one_secret(
+    password: Option<secrecy::SecretString>,
+    api_key: Option<secrecy::SecretString>,
+) -> Result<secrecy::SecretString, ApiError> {
+    use secrecy::ExposeSecret;
+    match (password, api_key) {
+        (Some(secret), None) | (None, Some(secret)) if !secret.expose_secret().is_empty() => {
+            Ok(secret)
+        }
+        _ => Err(ApiError::InvalidField {
+            field: "password",
+            reason: "give exactly one of password or api_key, not empty".into(),
+        }),
+    }
+}
+
+/// A new username given with a rotation, when one is: not blank, no control characters.
+pub fn parse_new_username(
+    field: &'static str,
+    raw: Option<String>,
+) -> Result<Option<String>, ApiError> {
+    match raw {
+        Some(u) if u.trim().is_empty() || u.chars().any(char::is_control) => {
+            Err(ApiError::InvalidField {
+                field,
+                reason: "must not be empty or hold control characters".into(),
+            })
+        }
+        other => Ok(other),
+    }
+}

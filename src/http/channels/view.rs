@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::health::ReauthCause;
-use crate::domain::{ChannelId, ChannelKind, ChannelOwner, ChannelStatus, ReturnPath, SendChannel};
+use crate::domain::{ChannelId, ChannelKind, ChannelStatus, ReturnPath, SendChannel};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(in crate::http) struct Warning {
@@ -90,12 +90,7 @@ impl From<SendChannel> for ChannelView {
             id: c.id,
             name: c.spec.name.to_string(),
             kind: c.spec.kind.as_str(),
-            owner: match c.spec.owner {
-                ChannelOwner::User(u) => serde_json::json!({ "user": u }),
-                ChannelOwner::Team(t) => serde_json::json!({ "team": t }),
-                ChannelOwner::Tenant => serde_json::json!({ "tenant": true }),
-                ChannelOwner::Platform => serde_json::json!({ "platform": true }),
-            },
+            owner: crate::store::channels::owner_json(c.spec.owner),
             scope: c.spec.scope.as_str(),
             from_address: c.spec.from_address.map(|a| a.to_string()),
             domains: c.spec.domains.iter().map(ToString::to_string).collect(),
