@@ -90,6 +90,13 @@ pub fn open_store_and_vault(config: &Config) -> Result<(Store, Arc<Vault>), Star
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let config = Arc::new(config);
+        if !crate::http::ui::session::CookiePolicy::for_public_url(&config.public_url).secure {
+            tracing::warn!(
+                public_url = %config.public_url,
+                "the admin pages are served over plain HTTP to a non-loopback address, so their session cookie cannot be Secure: \
+                 put Switchboard behind HTTPS and set SWITCHBOARD_PUBLIC_URL to the https:// address"
+            );
+        }
         let (store, vault) = {
             let config = config.clone();
             tokio::task::spawn_blocking(move || -> Result<(Store, Arc<Vault>), StartupError> {

@@ -124,15 +124,12 @@ impl SkipReason {
     pub fn describe(&self) -> String {
         match self {
             SkipReason::NotActive(status) => match status {
-                ChannelStatus::NeedsReauth => {
-                    format!("the channel needs re-authentication ({status})")
-                }
-                ChannelStatus::Failing => {
-                    format!("the channel is failing with repeated errors ({status})")
-                }
-                ChannelStatus::Disabled => format!("the channel is disabled ({status})"),
-                ChannelStatus::Active => format!("the channel was not active ({status})"),
-            },
+                ChannelStatus::NeedsReauth => "the channel needs re-authentication",
+                ChannelStatus::Failing => "the channel is failing with repeated errors",
+                ChannelStatus::Disabled => "the channel is disabled",
+                ChannelStatus::Active => "the channel was not active",
+            }
+            .to_owned(),
             SkipReason::ScopeMismatch => {
                 "the channel's credential does not cover this From address".to_owned()
             }
@@ -894,10 +891,7 @@ mod tests {
     fn reasons_have_stable_codes_and_readable_descriptions() {
         let reauth = SkipReason::NotActive(ChannelStatus::NeedsReauth);
         assert_eq!(reauth.code(), "not_active");
-        assert_eq!(
-            reauth.describe(),
-            "the channel needs re-authentication (needs_reauth)"
-        );
+        assert_eq!(reauth.describe(), "the channel needs re-authentication");
         let quota = SkipReason::QuotaExhausted { until: at(0) };
         assert_eq!(
             quota.describe(),

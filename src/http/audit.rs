@@ -30,13 +30,13 @@ pub struct AuditQuery {
 
 #[derive(Serialize, ToSchema)]
 pub struct AuditView {
-    at: DateTime<Utc>,
+    pub(in crate::http) at: DateTime<Utc>,
     /// `user:<id>`, `operator`, `cli` or `system`.
-    actor: String,
-    action: String,
-    target: Option<String>,
+    pub(in crate::http) actor: String,
+    pub(in crate::http) action: String,
+    pub(in crate::http) target: Option<String>,
     #[schema(value_type = Object)]
-    detail: serde_json::Value,
+    pub(in crate::http) detail: serde_json::Value,
 }
 
 fn bad(detail: &str) -> ApiError {
@@ -61,8 +61,18 @@ pub(super) async fn list_audit(
     state: web::Data<AppState>,
     query: web::Query<AuditQuery>,
 ) -> Result<web::Json<Vec<AuditView>>, ApiError> {
+    Ok(web::Json(
+        search(&caller, &state, query.into_inner()).await?,
+    ))
+}
+
+/// `GET /v1/audit`: the events matching `q`, oldest first; the audit page reads it too.
+pub(in crate::http) async fn search(
+    caller: &TenantCaller,
+    state: &AppState,
+    q: AuditQuery,
+) -> Result<Vec<AuditView>, ApiError> {
     caller.require(Action::ReadAudit)?;
-    let q = query.into_inner();
     let limit = q.limit.unwrap_or(200);
     if !(1..=1000).contains(&limit) {
         return Err(bad("limit must be 1 to 1000"));
@@ -105,5 +115,5 @@ pub(super) async fn list_audit(
             detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
         })
         .collect();
-    Ok(web::Json(views))
+    Ok(views)
 }

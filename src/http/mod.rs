@@ -14,6 +14,7 @@ mod request_log;
 mod teams;
 mod tenants;
 mod tokens;
+pub mod ui;
 mod users;
 mod webhooks;
 
@@ -113,6 +114,7 @@ pub fn app(
         InitError = (),
     >,
 > {
+    let ui_headers = ui::security_headers(&state.config);
     App::new()
         .into_utoipa_app()
         .openapi(openapi::ApiDoc::openapi())
@@ -136,6 +138,8 @@ pub fn app(
                 )
         })
         .into_app()
+        .service(ui::scope(ui_headers))
+        .route("/", web::get().to(ui::root))
         .default_service(web::to(error::no_route))
         .wrap(from_fn(request_log::trace_requests))
 }

@@ -1,10 +1,11 @@
 //! "Connect Gmail": `POST /v1/oauth/google/start` (the rep, with their token) and
 //! `GET /oauth/google/callback` (the rep's browser, back from Google, with no token: the
-//! server-side state says who started it). The callback answers with a small page.
+//! server-side state says who started it). The callback answers with a small page, or, for
+//! a connection started from the admin pages, sends the browser back to them.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, REFERRER_POLICY};
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::http::header::{CACHE_CONTROL, LOCATION, REFERRER_POLICY};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -13,7 +14,7 @@ use super::auth::TenantCaller;
 use super::error::{ApiError, Problem};
 use super::extract::optional_json;
 use crate::domain::{Action, ChannelId, ChannelKind, ChannelOwner};
-use crate::oauth::connect::{ConnectError, Connector};
+use crate::oauth::connect::{ConnectError, Connected, Connector, Finished};
 use crate::store::channels;
 
 pub(super) fn connector(state: &AppState) -> Result<Connector, ApiError> {
@@ -38,7 +39,7 @@ pub struct StartRequest {
 #[derive(Serialize, ToSchema)]
 pub struct StartView {
     /// Send the rep's browser here; Google brings it back to `/oauth/google/callback`.
-    authorize_url: String,
+    pub(super) authorize_url: String,
     /// The link works once, until then.
     expires_at: chrono::DateTime<chrono::Utc>,
 }
@@ -59,9 +60,22 @@ pub(super) async fn google_start(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<web::Json<StartView>, ApiError> {
+    Ok(web::Json(start(&caller, &state, &body, None).await?))
+}
+
+/// Starts "Connect Gmail" (or a reconnect): the work of `POST /v1/oauth/google/start` and of
+/// the Connect and Reconnect buttons of the pages. `body` is the API's JSON body
+/// ([`StartRequest`]), read once the caller may connect a mailbox; `return_to` is the admin
+/// page the callback sends the browser back to (none: the callback answers with its page).
+pub(super) async fn start(
+    caller: &TenantCaller,
+    state: &AppState,
+    body: &[u8],
+    return_to: Option<String>,
+) -> Result<StartView, ApiError> {
     caller.require(Action::ManageOwnMailboxChannels)?;
-    let request: StartRequest = optional_json(&body)?;
-    let connector = connector(&state)?;
+    let request: StartRequest = optional_json(body)?;
+    let connector = connector(state)?;
     let (tenant, user) = (caller.actor.tenant_id, caller.actor.user_id);
     let (channel, hint) = match request.channel_id.as_deref() {
         None => (None, None),
@@ -83,11 +97,13 @@ pub(super) async fn google_start(
             (Some(id), channel.spec.from_address.map(|a| a.to_string()))
         }
     };
-    let (url, expires_at) = connector.start(tenant, user, channel, hint).await?;
-    Ok(web::Json(StartView {
+    let (url, expires_at) = connector
+        .start(tenant, user, channel, hint, return_to)
+        .await?;
+    Ok(StartView {
         authorize_url: url,
         expires_at: chrono::DateTime::from_timestamp_micros(expires_at).unwrap_or_default(),
-    }))
+    })
 }
 
 /// What Google appends to the redirect URI (it may add more, such as `authuser`).
@@ -98,17 +114,20 @@ pub struct CallbackQuery {
     error: Option<String>,
 }
 
-/// Where Google sends the rep's browser after consent. Answers with a page, never JSON.
+/// Where Google sends the rep's browser after consent. Answers with a page, never JSON; a
+/// connection started from the admin pages is sent back to them instead.
 #[utoipa::path(
     tag = "channels",
     params(CallbackQuery),
     responses(
         (status = 200, description = "connected (HTML page)", content_type = "text/html"),
+        (status = 303, description = "a connection started from the admin pages: back to them, the outcome in a notice"),
         (status = 400, description = "the link is unknown, used or expired, or Google reported an error (HTML page)", content_type = "text/html")
     )
 )]
 #[get("/oauth/google/callback")]
 pub(super) async fn google_callback(
+    req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<CallbackQuery>,
 ) -> HttpResponse {
@@ -129,12 +148,15 @@ pub(super) async fn google_callback(
             "the link has no state; start again from Switchboard",
         );
     };
-    match connector
+    let Finished { return_to, outcome } = connector
         .finish(state_param, query.code.as_deref(), query.error.as_deref())
-        .await
-    {
+        .await;
+    log_outcome(&outcome);
+    if let Some(return_to) = return_to.as_deref().filter(|to| is_admin_page(to)) {
+        return back_to_pages(&req, return_to, &outcome);
+    }
+    match outcome {
         Ok(done) => {
-            tracing::info!(channel_id = %done.channel, created = done.created, released = done.released, "Gmail connected");
             let mut text = format!("Switchboard now sends as {} through Gmail.", done.email);
             if done.released > 0 {
                 text.push_str(&format!(
@@ -145,16 +167,12 @@ pub(super) async fn google_callback(
             text.push_str(" You can close this window.");
             page(StatusCode::OK, "Gmail connected", &text)
         }
-        Err(ConnectError::Store(e)) => {
-            tracing::error!(error = %e, "finishing a Gmail connection failed");
-            page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Not connected",
-                "something went wrong on our side; it has been logged. Start again in a moment",
-            )
-        }
+        Err(ConnectError::Store(_)) => page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Not connected",
+            "something went wrong on our side; it has been logged. Start again in a moment",
+        ),
         Err(e) => {
-            tracing::warn!(error = %e, "a Gmail connection was refused");
             let status = match e {
                 ConnectError::Google(_) => StatusCode::BAD_GATEWAY,
                 _ => StatusCode::BAD_REQUEST,
@@ -162,6 +180,61 @@ pub(super) async fn google_callback(
             page(status, "Not connected", &e.to_string())
         }
     }
+}
+
+fn log_outcome(outcome: &Result<Connected, ConnectError>) {
+    match outcome {
+        Ok(done) => {
+            tracing::info!(channel_id = %done.channel, created = done.created, released = done.released, "Gmail connected");
+        }
+        Err(ConnectError::Store(e)) => {
+            tracing::error!(error = %e, "finishing a Gmail connection failed");
+        }
+        Err(e) => tracing::warn!(error = %e, "a Gmail connection was refused"),
+    }
+}
+
+/// Where a connection started from the pages returns to when it did not name its channel
+/// (a new mailbox, whose channel exists only once Google has answered).
+pub(super) const PAGES_NEW_CONNECTION: &str = "/ui/channels";
+
+/// Only pages of our own are destinations: the state is ours, but a redirect never leaves
+/// the site even if a row were tampered with.
+fn is_admin_page(to: &str) -> bool {
+    (to.starts_with("/ui/") || to == PAGES_NEW_CONNECTION)
+        && !to.contains("//")
+        && !to.contains('\\')
+}
+
+/// A connection started from the pages goes back to them, the outcome in a notice: on
+/// success the channel's page, else the page it was started from.
+fn back_to_pages(
+    req: &HttpRequest,
+    return_to: &str,
+    outcome: &Result<Connected, ConnectError>,
+) -> HttpResponse {
+    let (location, notice) = match outcome {
+        Ok(done) => {
+            let mut text = format!("Gmail connected: sends as {}", done.email);
+            if done.released > 0 {
+                text.push_str(&format!("; {} held message(s) released", done.released));
+            }
+            text.push('.');
+            (format!("/ui/channels/{}", done.channel), text)
+        }
+        Err(ConnectError::Store(_)) => (
+            return_to.to_owned(),
+            "Gmail was not connected: something went wrong on our side; it has been logged. Start again in a moment.".to_owned(),
+        ),
+        Err(e) => (return_to.to_owned(), format!("Gmail was not connected: {e}.")),
+    };
+    let mut response = HttpResponse::SeeOther();
+    crate::http::ui::session::flash(req, &mut response, &notice);
+    response
+        .insert_header((LOCATION, location))
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header((REFERRER_POLICY, "no-referrer"))
+        .finish()
 }
 
 fn escape(text: &str) -> String {
@@ -189,6 +262,19 @@ fn page(status: StatusCode, title: &str, text: &str) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_callback_sends_browsers_back_only_to_our_pages() {
+        assert!(is_admin_page("/ui/channels"));
+        assert!(is_admin_page(
+            "/ui/channels/0b4c3a52-1d0e-4f57-9a51-8f2d1c3b4a5e"
+        ));
+        assert!(!is_admin_page("/v1/channels"));
+        assert!(!is_admin_page("//evil.example/ui/"));
+        assert!(!is_admin_page("/ui//evil.example"));
+        assert!(!is_admin_page("https://evil.example/ui/"));
+        assert!(!is_admin_page("/ui\\evil"));
+    }
 
     #[test]
     fn pages_escape_what_they_show() {

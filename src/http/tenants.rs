@@ -49,17 +49,17 @@ pub struct CreatedTenant {
 #[derive(Serialize, ToSchema)]
 pub struct TenantView {
     #[schema(value_type = String, format = Uuid)]
-    id: crate::domain::TenantId,
-    name: String,
+    pub(in crate::http) id: crate::domain::TenantId,
+    pub(in crate::http) name: String,
     /// Kill switch: when false nothing of this tenant is sent.
-    sending_enabled: bool,
+    pub(in crate::http) sending_enabled: bool,
     /// `hold` (default) or `fallback`: what happens when a sender's own channel cannot send.
-    fallback_policy: String,
-    shared_pool_allowed: bool,
+    pub(in crate::http) fallback_policy: String,
+    pub(in crate::http) shared_pool_allowed: bool,
     /// Sending domains, lower-case ASCII (IDN as punycode), sorted.
-    domains: Vec<String>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+    pub(in crate::http) domains: Vec<String>,
+    pub(in crate::http) created_at: DateTime<Utc>,
+    pub(in crate::http) updated_at: DateTime<Utc>,
 }
 
 impl From<Tenant> for TenantView {
@@ -183,6 +183,14 @@ pub(super) async fn get_tenant(
     caller: TenantCaller,
     state: web::Data<AppState>,
 ) -> Result<web::Json<TenantView>, ApiError> {
+    Ok(web::Json(read_tenant(&caller, &state).await?))
+}
+
+/// The caller's tenant as `GET /v1/tenant` shows it (the settings page reads it too).
+pub(in crate::http) async fn read_tenant(
+    caller: &TenantCaller,
+    state: &AppState,
+) -> Result<TenantView, ApiError> {
     caller.require(Action::ReadTenant)?;
     let id = caller.actor.tenant_id;
     let tenant = state
@@ -190,7 +198,7 @@ pub(super) async fn get_tenant(
         .run(move |c| tenants::get(c, id))
         .await
         .or_not_found("tenant")?;
-    Ok(web::Json(tenant.into()))
+    Ok(tenant.into())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -221,8 +229,19 @@ pub(super) async fn update_tenant(
     state: web::Data<AppState>,
     body: web::Json<UpdateTenantRequest>,
 ) -> Result<web::Json<TenantView>, ApiError> {
+    Ok(web::Json(
+        change_tenant(&caller, &state, body.into_inner()).await?,
+    ))
+}
+
+/// `PATCH /v1/tenant`: checks the caller may change the policy, then every field, and
+/// changes nothing unless all are valid. The settings page posts through here too.
+pub(in crate::http) async fn change_tenant(
+    caller: &TenantCaller,
+    state: &AppState,
+    body: UpdateTenantRequest,
+) -> Result<TenantView, ApiError> {
     caller.require(Action::UpdateTenantPolicy)?;
-    let body = body.into_inner();
     let name = body
         .name
         .as_deref()
@@ -279,5 +298,5 @@ pub(super) async fn update_tenant(
         sending_enabled = updated.policy.sending_enabled,
         "tenant policy updated"
     );
-    Ok(web::Json(updated.into()))
+    Ok(updated.into())
 }

@@ -13,7 +13,7 @@ use crate::domain::{
     AuditActor, ChannelId, ChannelKind, ChannelLimits, ChannelOwner, ChannelSpec, CredentialScope,
     DisplayName, EmailAddress, ReturnPath, TenantId, UserId,
 };
-use crate::store::oauth::{self, Grant, NewState, StateRejection};
+use crate::store::oauth::{self, Grant, NewState, StateRejection, TakenState};
 use crate::store::{Store, StoreError, channels, users, write_transaction};
 use crate::vault::Vault;
 
@@ -35,6 +35,14 @@ pub enum ConnectError {
     Refused(String),
     #[error("{0}")]
     Store(#[from] StoreError),
+}
+
+/// What the browser's return from Google came to, and where it goes next: `return_to` is
+/// the admin page that started the connection (none for API clients, and none when the
+/// state itself was refused, since then nothing says who started it).
+pub struct Finished {
+    pub return_to: Option<String>,
+    pub outcome: Result<Connected, ConnectError>,
 }
 
 /// A connected mailbox.
@@ -68,13 +76,15 @@ pub struct Connector {
 
 impl Connector {
     /// Starts an authorization for `user` (reconnecting `channel` when given): the URL to send
-    /// the browser to. The state and verifier stay on the server.
+    /// the browser to. The state and verifier stay on the server, with `return_to`, the
+    /// admin page to come back to when the pages started it.
     pub async fn start(
         &self,
         tenant: TenantId,
         user: UserId,
         channel: Option<ChannelId>,
         login_hint: Option<String>,
+        return_to: Option<String>,
     ) -> Result<(String, i64), StoreError> {
         let auth = self.google.authorize(login_hint.as_deref());
         let expires_at = chrono::Utc::now().timestamp_micros() + STATE_TTL_MICROS;
@@ -83,7 +93,7 @@ impl Connector {
         let verifier = auth.verifier;
         self.store
             .run(move |conn| {
-                oauth::insert_state(
+                oauth::insert_state_returning_to(
                     conn,
                     &vault,
                     &NewState {
@@ -95,6 +105,7 @@ impl Connector {
                         verifier: &verifier,
                         expires_at,
                     },
+                    return_to.as_deref(),
                 )
             })
             .await?;
@@ -102,16 +113,28 @@ impl Connector {
     }
 
     /// Finishes an authorization the browser came back with.
-    pub async fn finish(
-        &self,
-        state: &str,
-        code: Option<&str>,
-        error: Option<&str>,
-    ) -> Result<Connected, ConnectError> {
+    pub async fn finish(&self, state: &str, code: Option<&str>, error: Option<&str>) -> Finished {
+        let taken = match self.take(state).await {
+            Ok(taken) => taken,
+            Err(e) => {
+                return Finished {
+                    return_to: None,
+                    outcome: Err(e),
+                };
+            }
+        };
+        let return_to = taken.return_to.clone();
+        Finished {
+            return_to,
+            outcome: self.complete(taken, code, error).await,
+        }
+    }
+
+    /// Uses the state the browser came back with, once.
+    async fn take(&self, state: &str) -> Result<TakenState, ConnectError> {
         let vault = self.vault.clone();
         let hash = state_hash(state);
-        let taken = self
-            .store
+        self.store
             .run(move |conn| oauth::take_state(conn, &vault, &hash))
             .await?
             .map_err(|r| {
@@ -126,7 +149,16 @@ impl Connector {
                         "this sign-in link expired (it is valid for 10 minutes); start again from Switchboard"
                     }
                 })
-            })?;
+            })
+    }
+
+    /// Exchanges the code of a taken state and stores the connection.
+    async fn complete(
+        &self,
+        taken: TakenState,
+        code: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<Connected, ConnectError> {
         if let Some(error) = error {
             return Err(ConnectError::Declined(match error {
                 "access_denied" => {

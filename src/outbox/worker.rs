@@ -341,6 +341,11 @@ impl Inner {
                     crate::store::oauth::prune_states(conn, now - 86_400_000_000)?;
                     // The delivery log of notifications, like message bodies.
                     crate::store::notifications::prune(conn, now.saturating_sub(retention))?;
+                    // Admin UI sessions past their idle or absolute limit.
+                    crate::store::sessions::prune(
+                        conn,
+                        crate::store::sessions::SessionLimits::DEFAULT,
+                    )?;
                     Ok((bodies, usage))
                 })
                 .await;

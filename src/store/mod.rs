@@ -16,6 +16,7 @@ pub mod operator;
 pub mod quotas;
 mod schema;
 pub mod secrets;
+pub mod sessions;
 pub mod teams;
 pub mod tenant_keys;
 pub mod tenants;

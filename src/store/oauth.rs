@@ -32,6 +32,17 @@ pub fn insert_state(
     vault: &Vault,
     new: &NewState<'_>,
 ) -> Result<(), StoreError> {
+    insert_state_returning_to(conn, vault, new, None)
+}
+
+/// Like `insert_state`, for a connection started from the admin pages: `return_to` is the
+/// page the browser goes back to once Google has answered (a local `/ui/…` path).
+pub fn insert_state_returning_to(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    new: &NewState<'_>,
+    return_to: Option<&str>,
+) -> Result<(), StoreError> {
     write_transaction(conn, |conn| {
         let id = uuid::Uuid::new_v4().to_string();
         diesel::insert_into(oauth_states::table)
@@ -44,6 +55,7 @@ pub fn insert_state(
                 oauth_states::channel_id.eq(new.channel.map(|c| c.to_string())),
                 oauth_states::created_at.eq(now_micros()),
                 oauth_states::expires_at.eq(new.expires_at),
+                oauth_states::return_to.eq(return_to),
             ))
             .execute(conn)?;
         secrets::put(
@@ -73,6 +85,8 @@ pub struct TakenState {
     pub provider: String,
     pub channel: Option<ChannelId>,
     pub verifier: SecretString,
+    /// The admin page to go back to, when the connection was started there.
+    pub return_to: Option<String>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -85,6 +99,7 @@ struct StateRow {
     channel_id: Option<String>,
     expires_at: i64,
     used_at: Option<i64>,
+    return_to: Option<String>,
 }
 
 /// Uses a state exactly once: marks it used and hands out (and deletes) its verifier. A
@@ -109,6 +124,7 @@ pub fn take_state(
             channel_id: channel,
             expires_at,
             used_at,
+            return_to,
         }) = row
         else {
             return Ok(Err(StateRejection::Unknown));
@@ -142,6 +158,7 @@ pub fn take_state(
                 .map(|c| c.parse().map_err(StoreError::corrupt))
                 .transpose()?,
             verifier,
+            return_to,
         }))
     })
 }

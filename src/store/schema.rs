@@ -198,6 +198,7 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         used_at -> Nullable<BigInt>,
+        return_to -> Nullable<Text>,
     }
 }
 
@@ -263,12 +264,26 @@ diesel::table! {
 
 diesel::joinable!(message_events -> messages (message_id));
 
+diesel::table! {
+    ui_sessions (id) {
+        id -> Text,
+        session_hash -> Binary,
+        tenant_id -> Text,
+        user_id -> Text,
+        token_id -> Text,
+        created_at -> BigInt,
+        last_seen_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     tenant_domains,
     teams,
     users,
     api_tokens,
+    ui_sessions,
     operator_tokens,
     tenant_keys,
     secrets,

@@ -70,6 +70,14 @@ pub fn insert(
 
 /// The user behind a presented token, if the token is live and its user enabled.
 pub fn authenticate(conn: &mut DbConnection, hash: TokenHash) -> Result<Option<Actor>, StoreError> {
+    Ok(live(conn, hash)?.map(|(_, actor)| actor))
+}
+
+/// A presented token's id and user, if the token is live and its user enabled.
+pub fn live(
+    conn: &mut DbConnection,
+    hash: TokenHash,
+) -> Result<Option<(TokenId, Actor)>, StoreError> {
     let row = api_tokens::table
         .inner_join(
             users::table.on(users::id
@@ -79,17 +87,20 @@ pub fn authenticate(conn: &mut DbConnection, hash: TokenHash) -> Result<Option<A
         .filter(api_tokens::token_hash.eq(hash.as_bytes()))
         .filter(api_tokens::revoked_at.is_null())
         .filter(users::disabled.eq(false))
-        .select((users::tenant_id, users::id, users::role))
-        .first::<(String, String, String)>(conn)
+        .select((api_tokens::id, users::tenant_id, users::id, users::role))
+        .first::<(String, String, String, String)>(conn)
         .optional()?;
-    let Some((tenant, user, role)) = row else {
+    let Some((id, tenant, user, role)) = row else {
         return Ok(None);
     };
-    Ok(Some(Actor {
-        tenant_id: tenant.parse().map_err(StoreError::corrupt)?,
-        user_id: user.parse().map_err(StoreError::corrupt)?,
-        role: role.parse().map_err(StoreError::corrupt)?,
-    }))
+    Ok(Some((
+        id.parse().map_err(StoreError::corrupt)?,
+        Actor {
+            tenant_id: tenant.parse().map_err(StoreError::corrupt)?,
+            user_id: user.parse().map_err(StoreError::corrupt)?,
+            role: role.parse().map_err(StoreError::corrupt)?,
+        },
+    )))
 }
 
 pub fn get(

@@ -4,6 +4,7 @@
 
 mod audit;
 mod binary;
+mod browser;
 mod channel_checks;
 mod channels;
 mod cli_channel;
@@ -26,6 +27,11 @@ mod smtp_pool;
 mod smtp_server;
 mod tenants;
 mod tokens;
+mod ui_channel_actions;
+mod ui_channels;
+mod ui_client;
+mod ui_pages;
+mod ui_session;
 mod vault;
 #[path = "../support/webhook_receiver.rs"]
 mod webhook_receiver;

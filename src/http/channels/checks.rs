@@ -10,7 +10,7 @@ use super::input::{one_secret, parse_address, parse_new_username, refuse_secret_
 use super::view::ChannelView;
 use super::{require_manage, visible_one};
 use crate::domain::channel::TestSenderError;
-use crate::domain::{Action, AuditActor, ChannelKind, ChannelOwner};
+use crate::domain::{Action, AuditActor, ChannelKind, ChannelOwner, ChannelStatus, SendChannel};
 use crate::http::AppState;
 use crate::http::auth::TenantCaller;
 use crate::http::error::{ApiError, NotFoundAs, Problem};
@@ -116,15 +116,43 @@ pub(in crate::http) async fn replace_credential(
     query: web::Query<ForceQuery>,
     body: web::Json<CredentialRequest>,
 ) -> Result<web::Json<ChannelView>, ApiError> {
-    let channel = visible_one(&caller, &state, &id).await?;
+    match rotate_credential(&caller, &state, &id, query.force, body.into_inner()).await? {
+        Ok(replaced) => Ok(web::Json(replaced.channel.into())),
+        Err(refused) => Err(ApiError::VerificationFailed(report_json(refused.report))),
+    }
+}
+
+/// A credential that was stored.
+pub(in crate::http) struct Replaced {
+    pub channel: SendChannel,
+    /// It brought a `needs_reauth` or `failing` channel back, and its held mail was released.
+    pub reactivated: bool,
+}
+
+/// A credential whose login test failed: nothing was stored, the old one stays in use.
+pub(in crate::http) struct Refused {
+    pub channel: SendChannel,
+    pub report: TestReport,
+}
+
+/// Replaces a channel's credential once it logs in (or unverified with `force`): the work of
+/// `PUT /v1/channels/{id}/credentials` and of the rotation form on the channel's page. The
+/// outer error refuses the request; the inner one is a login that failed.
+pub(in crate::http) async fn rotate_credential(
+    caller: &TenantCaller,
+    state: &AppState,
+    id: &str,
+    force: bool,
+    body: CredentialRequest,
+) -> Result<Result<Replaced, Refused>, ApiError> {
+    let channel = visible_one(caller, state, id).await?;
     let own = matches!(channel.spec.owner, ChannelOwner::User(u) if u == caller.actor.user_id);
     if channel.spec.owner == ChannelOwner::Platform {
-        require_manage(&caller, channel.spec.owner)?;
+        require_manage(caller, channel.spec.owner)?;
     }
     if !own {
         caller.require(Action::RotateAnyCredential)?;
     }
-    let body = body.into_inner();
     let credential = one_secret(body.password, body.api_key)?;
     let Some(mut smtp) = channel.spec.smtp.clone() else {
         return Err(ApiError::Unprocessable {
@@ -146,8 +174,8 @@ pub(in crate::http) async fn replace_credential(
     )
     .await;
     let verified = report.ok;
-    if !verified && !query.force {
-        return Err(ApiError::VerificationFailed(report_json(report)));
+    if !verified && !force {
+        return Ok(Err(Refused { channel, report }));
     }
     let (tenant, channel_id, actor) = (
         caller.actor.tenant_id,
@@ -168,7 +196,12 @@ pub(in crate::http) async fn replace_credential(
         .await
         .or_not_found("channel")?;
     tracing::info!(channel_id = %channel_id, verified, "credential replaced");
-    Ok(web::Json(updated.into()))
+    let reactivated =
+        channel.status != ChannelStatus::Active && updated.status == ChannelStatus::Active;
+    Ok(Ok(Replaced {
+        channel: updated,
+        reactivated,
+    }))
 }
 
 /// Test a channel: connect, TLS, EHLO, login and, when asked, send a test message. Each
@@ -187,12 +220,27 @@ pub(in crate::http) async fn test_channel(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<web::Json<TestResultView>, ApiError> {
-    let channel = visible_one(&caller, &state, &id).await?;
+    let (_, report) = run_test(&caller, &state, &id, &body).await?;
+    Ok(web::Json(report_view(report)))
+}
+
+/// Tests a channel against its server and records the outcome: the work of
+/// `POST /v1/channels/{id}/test` and of the test panel on the channel's page. `body` is the
+/// API's JSON body ([`TestChannelRequest`]; empty for a plain login test), read only once
+/// the caller may test, so both refuse the same things in the same order. Returns the
+/// channel tested with the report.
+pub(in crate::http) async fn run_test(
+    caller: &TenantCaller,
+    state: &AppState,
+    id: &str,
+    body: &[u8],
+) -> Result<(SendChannel, TestReport), ApiError> {
+    let channel = visible_one(caller, state, id).await?;
     let own = matches!(channel.spec.owner, ChannelOwner::User(u) if u == caller.actor.user_id);
     if !own {
         caller.require(Action::TestAnyChannel)?;
     }
-    let request: TestChannelRequest = optional_json(&body)?;
+    let request: TestChannelRequest = optional_json(body)?;
     let Some(smtp) = channel.spec.smtp.clone() else {
         return Err(ApiError::Unprocessable {
             code: "not_testable",
@@ -252,5 +300,22 @@ pub(in crate::http) async fn test_channel(
         .run(move |conn| channels::record_test(conn, tenant, channel_id, ok, detail, actor))
         .await?;
     tracing::info!(channel_id = %channel_id, ok = report.ok, failed_stage = ?failed_stage, "channel tested");
-    Ok(web::Json(report_view(report)))
+    Ok((channel, report))
+}
+
+/// [`rotate_credential`] (verified, never forced), for the rotation form of a channel's
+/// page: one secret (a password or an API key log in alike) and perhaps a new username.
+pub(in crate::http) async fn rotate_verified(
+    caller: &TenantCaller,
+    state: &AppState,
+    id: &str,
+    secret: SecretString,
+    username: Option<String>,
+) -> Result<Result<Replaced, Refused>, ApiError> {
+    let body = CredentialRequest {
+        password: Some(secret),
+        api_key: None,
+        username,
+    };
+    rotate_credential(caller, state, id, false, body).await
 }

@@ -11,8 +11,11 @@ mod view;
 
 pub(super) use bulk::rotate_shared_credential;
 pub(super) use checks::{replace_credential, test_channel};
+pub(in crate::http) use checks::{rotate_verified, run_test};
+pub(in crate::http) use oauth::disconnect;
 pub(super) use oauth::disconnect_oauth;
 pub(super) use providers::list_providers;
+pub(in crate::http) use view::advice;
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::Deserialize;
@@ -40,7 +43,10 @@ use crate::transport::tester::test_smtp;
 use secrecy::SecretString;
 
 /// Refuses unless the caller may create, change or delete a channel with this owner.
-fn require_manage(caller: &TenantCaller, owner: ChannelOwner) -> Result<(), ApiError> {
+pub(in crate::http) fn require_manage(
+    caller: &TenantCaller,
+    owner: ChannelOwner,
+) -> Result<(), ApiError> {
     let action = match owner {
         ChannelOwner::User(u) if u == caller.actor.user_id => Action::ManageOwnMailboxChannels,
         ChannelOwner::User(_) => Action::ManageAnyMailboxChannel,
@@ -125,7 +131,19 @@ pub(super) async fn create_channel(
     query: web::Query<VerifyQuery>,
     body: web::Json<CreateChannelRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let created = create(&caller, &state, body.into_inner(), query.verify).await?;
+    Ok(HttpResponse::Created().json(ChannelView::from(created)))
+}
+
+/// Creates an SMTP channel (the API's `POST /v1/channels` and the channel form). With
+/// `verify`, the connection and login are tested first and a failure saves nothing
+/// (`ApiError::VerificationFailed` carries the test report).
+pub(in crate::http) async fn create(
+    caller: &TenantCaller,
+    state: &AppState,
+    body: CreateChannelRequest,
+    verify: bool,
+) -> Result<SendChannel, ApiError> {
     let kind: ChannelKind = body
         .kind
         .parse()
@@ -151,7 +169,7 @@ pub(super) async fn create_channel(
         Some(o) => o.parse()?,
         None => ChannelOwner::User(caller.actor.user_id),
     };
-    require_manage(&caller, owner)?;
+    require_manage(caller, owner)?;
     let smtp = smtp_settings(&body.smtp, None, preset)?;
     let password: Option<SecretString> = body.smtp.password;
     if let Some(secret) = &password {
@@ -191,10 +209,10 @@ pub(super) async fn create_channel(
         channel.scope,
         channel.from_address.as_ref(),
         &channel.domains,
-        &tenant_domains(&state, tenant).await?,
+        &tenant_domains(state, tenant).await?,
     )
     .map_err(scope_error)?;
-    if query.verify {
+    if verify {
         let report = test_smtp(
             channel.smtp.as_ref().expect("smtp channel"),
             password.as_ref(),
@@ -207,7 +225,7 @@ pub(super) async fn create_channel(
             return Err(ApiError::VerificationFailed(report_json(report)));
         }
     }
-    let verified = query.verify;
+    let verified = verify;
     let vault = state.vault.clone();
     let actor = AuditActor::User(caller.actor.user_id);
     let created = state
@@ -239,7 +257,7 @@ pub(super) async fn create_channel(
         })
         .await?;
     tracing::info!(channel_id = %created.id, kind = %created.spec.kind, scope = %created.spec.scope, "channel created");
-    Ok(HttpResponse::Created().json(ChannelView::from(created)))
+    Ok(created)
 }
 
 fn missing_as(e: StoreError, what: &'static str) -> StoreError {
@@ -350,8 +368,12 @@ fn allowed_shared_pool(
         .then(|| shared_pool_channel(pool, &tenant)))
 }
 
-/// The channels the caller may see.
-async fn visible(caller: &TenantCaller, state: &AppState) -> Result<Vec<SendChannel>, ApiError> {
+/// The channels the caller may see: their own, their team's, the tenant's and the shared
+/// pool (admins and IT: every channel of the tenant).
+pub(in crate::http) async fn visible(
+    caller: &TenantCaller,
+    state: &AppState,
+) -> Result<Vec<SendChannel>, ApiError> {
     let viewer = Viewer::of(caller);
     let shared_pool = state.config.shared_pool.clone();
     Ok(state
@@ -383,7 +405,9 @@ pub(super) async fn list_channels(
     Ok(web::Json(list.into_iter().map(ChannelView::from).collect()))
 }
 
-async fn visible_one(
+/// One channel the caller may see, by its id as written in a path; any other id (malformed,
+/// another tenant's, a channel the caller may not see) is simply not found.
+pub(in crate::http) async fn visible_one(
     caller: &TenantCaller,
     state: &AppState,
     raw: &str,
@@ -471,9 +495,20 @@ pub(super) async fn update_channel(
     id: web::Path<String>,
     body: web::Json<UpdateChannelRequest>,
 ) -> Result<web::Json<ChannelView>, ApiError> {
-    let current = visible_one(&caller, &state, &id).await?;
-    require_manage(&caller, current.spec.owner)?;
-    let body = body.into_inner();
+    let updated = update(&caller, &state, &id, body.into_inner()).await?;
+    Ok(web::Json(updated.into()))
+}
+
+/// Changes a channel (the API's `PATCH /v1/channels/{id}` and the edit form): absent fields
+/// stay as they are; `disabled` switches it off or on.
+pub(in crate::http) async fn update(
+    caller: &TenantCaller,
+    state: &AppState,
+    id: &str,
+    body: UpdateChannelRequest,
+) -> Result<SendChannel, ApiError> {
+    let current = visible_one(caller, state, id).await?;
+    require_manage(caller, current.spec.owner)?;
     if body.smtp.as_ref().is_some_and(|s| s.password.is_some()) {
         return Err(ApiError::Unprocessable {
             code: "use_credentials_endpoint",
@@ -527,7 +562,7 @@ pub(super) async fn update_channel(
                     detail: "a mailbox channel belongs to the person whose mailbox it is; the new owner connects their own mailbox instead".into(),
                 });
             }
-            require_manage(&caller, owner)?;
+            require_manage(caller, owner)?;
             next.owner = owner;
         }
     }
@@ -551,10 +586,10 @@ pub(super) async fn update_channel(
         next.scope,
         next.from_address.as_ref(),
         &next.domains,
-        &tenant_domains(&state, tenant).await?,
+        &tenant_domains(state, tenant).await?,
     )
     .map_err(scope_error)?;
-    let updated = state
+    state
         .store
         .run(move |conn| {
             if let ChannelOwner::Team(t) = next.owner
@@ -565,8 +600,7 @@ pub(super) async fn update_channel(
             channels::update(conn, tenant, channel_id, &next, status_change, actor)
         })
         .await
-        .or_not_found("channel")?;
-    Ok(web::Json(updated.into()))
+        .or_not_found("channel")
 }
 
 /// Delete a channel and its stored credential.
@@ -589,9 +623,21 @@ pub(super) async fn delete_channel(
     id: web::Path<String>,
     query: web::Query<ForceQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let force = query.force;
-    let current = visible_one(&caller, &state, &id).await?;
-    require_manage(&caller, current.spec.owner)?;
+    delete(&caller, &state, &id, query.force).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Deletes a channel and its stored credential (the API's `DELETE /v1/channels/{id}` and the
+/// channel page's Delete). Without `force`, a channel that mail still waits for is kept
+/// (409 `channel_has_mail`).
+pub(in crate::http) async fn delete(
+    caller: &TenantCaller,
+    state: &AppState,
+    id: &str,
+    force: bool,
+) -> Result<(), ApiError> {
+    let current = visible_one(caller, state, id).await?;
+    require_manage(caller, current.spec.owner)?;
     let (tenant, channel_id, actor) = (
         caller.actor.tenant_id,
         current.id,
@@ -628,5 +674,5 @@ pub(super) async fn delete_channel(
         tracing::warn!(channel_id = %channel_id, "Google did not confirm revoking the deleted channel's grant");
     }
     tracing::info!(channel_id = %channel_id, "channel deleted");
-    Ok(HttpResponse::NoContent().finish())
+    Ok(())
 }

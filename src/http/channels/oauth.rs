@@ -37,15 +37,29 @@ pub(in crate::http) async fn disconnect_oauth(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<web::Json<DisconnectView>, ApiError> {
-    let channel = visible_one(&caller, &state, &id).await?;
-    require_manage(&caller, channel.spec.owner)?;
+    let revoked = disconnect(&caller, &state, &id).await?;
+    Ok(web::Json(DisconnectView {
+        revoked_at_google: revoked,
+        status: "needs_reauth",
+    }))
+}
+
+/// Disconnects a Gmail channel: the work of `DELETE /v1/channels/{id}/oauth` and of the
+/// Disconnect button on the channel's page. Returns whether Google confirmed the revocation.
+pub(in crate::http) async fn disconnect(
+    caller: &TenantCaller,
+    state: &AppState,
+    id: &str,
+) -> Result<bool, ApiError> {
+    let channel = visible_one(caller, state, id).await?;
+    require_manage(caller, channel.spec.owner)?;
     if channel.spec.kind != ChannelKind::Gmail {
         return Err(ApiError::Unprocessable {
             code: "not_an_oauth_channel",
             detail: "only Gmail channels are connected with OAuth; SMTP channels change their password with PUT /v1/channels/{id}/credentials".into(),
         });
     }
-    let revoked = connector(&state)?
+    let revoked = connector(state)?
         .disconnect(
             caller.actor.tenant_id,
             channel.id,
@@ -53,8 +67,5 @@ pub(in crate::http) async fn disconnect_oauth(
         )
         .await?;
     tracing::info!(channel_id = %channel.id, revoked, "Gmail disconnected");
-    Ok(web::Json(DisconnectView {
-        revoked_at_google: revoked,
-        status: "needs_reauth",
-    }))
+    Ok(revoked)
 }

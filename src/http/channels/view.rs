@@ -143,8 +143,9 @@ impl From<SendChannel> for ChannelView {
     }
 }
 
-/// The one sentence that tells the owner what to do, by status and cause.
-fn advice(status: ChannelStatus, cause: Option<&str>) -> Option<&'static str> {
+/// The one sentence that tells the owner what to do, by status and cause (the API's
+/// `health.advice`, and the channel pages).
+pub(in crate::http) fn advice(status: ChannelStatus, cause: Option<&str>) -> Option<&'static str> {
     match status {
         ChannelStatus::Active => None,
         ChannelStatus::NeedsReauth => Some(

@@ -21,7 +21,7 @@ use crate::outbox::route::{TenantRoutes, decision_json};
 use crate::store::messages::{self, Accepted, MessageFilter, MessageStatus};
 pub use accept::SendRequest;
 use accept::{Prepared, admit, prepare, resolve_sender};
-use view::MessageView;
+pub(in crate::http) use view::{EventView, MessageView};
 
 /// Most messages in one batch request.
 const MAX_BATCH: usize = 1000;
@@ -283,8 +283,18 @@ pub(super) async fn get_message(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<web::Json<MessageView>, ApiError> {
-    let only_sender = visible_sender(&caller)?;
-    let id: MessageId = path_id(&id, "message")?;
+    Ok(web::Json(read_message(&caller, &state, &id).await?))
+}
+
+/// `GET /v1/messages/{id}`: one message with its event log, if the caller may read it (a
+/// rep's view of another sender's message is a 404, as if it did not exist).
+pub(in crate::http) async fn read_message(
+    caller: &TenantCaller,
+    state: &AppState,
+    raw_id: &str,
+) -> Result<MessageView, ApiError> {
+    let only_sender = visible_sender(caller)?;
+    let id: MessageId = path_id(raw_id, "message")?;
     let tenant = caller.actor.tenant_id;
     let view = state
         .store
@@ -298,7 +308,7 @@ pub(super) async fn get_message(
         })
         .await
         .or_not_found("message")?;
-    Ok(web::Json(view))
+    Ok(view)
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -318,9 +328,9 @@ pub struct ListQuery {
 
 #[derive(Serialize, ToSchema)]
 pub struct MessageList {
-    messages: Vec<MessageView>,
+    pub(in crate::http) messages: Vec<MessageView>,
     /// Pass as `before` for the next (older) page; absent on the last page.
-    next: Option<String>,
+    pub(in crate::http) next: Option<String>,
 }
 
 fn bad_query(detail: impl Into<String>) -> ApiError {
@@ -342,8 +352,16 @@ pub(super) async fn list_messages(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<MessageList>, ApiError> {
-    let only_sender = visible_sender(&caller)?;
-    let q = query.into_inner();
+    Ok(web::Json(list(&caller, &state, query.into_inner()).await?))
+}
+
+/// `GET /v1/messages`: a page of messages, newest first; reps get only their own.
+pub(in crate::http) async fn list(
+    caller: &TenantCaller,
+    state: &AppState,
+    q: ListQuery,
+) -> Result<MessageList, ApiError> {
+    let only_sender = visible_sender(caller)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(bad_query("limit must be 1 to 500"));
@@ -404,10 +422,10 @@ pub(super) async fn list_messages(
     } else {
         None
     };
-    Ok(web::Json(MessageList {
+    Ok(MessageList {
         messages: views,
         next,
-    }))
+    })
 }
 
 /// A message to route, without sending it.
@@ -436,8 +454,18 @@ pub(super) async fn explain_route(
     state: web::Data<AppState>,
     body: web::Json<ExplainRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let decision = explain(&caller, &state, body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(json!(decision)))
+}
+
+/// `POST /v1/route/explain`: the decision the router would make now, as the API shows it
+/// (`decision_json`); the route page shows the same value.
+pub(in crate::http) async fn explain(
+    caller: &TenantCaller,
+    state: &AppState,
+    body: ExplainRequest,
+) -> Result<serde_json::Value, ApiError> {
     caller.require(Action::ExplainRoutes)?;
-    let body = body.into_inner();
     // A bare address or one with a display name, as in a message's `from`.
     let from = crate::domain::email::Mailbox::parse(&body.from)
         .map(|m| m.address)
@@ -467,5 +495,5 @@ pub(super) async fn explain_route(
             })
         })
         .await??;
-    Ok(HttpResponse::Ok().json(json!(decision)))
+    Ok(decision)
 }

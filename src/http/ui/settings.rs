@@ -1,0 +1,240 @@
+//! `/ui/settings`: the tenant's sending policy. Everyone who may read the tenant sees it;
+//! admins change it through the same code as `PATCH /v1/tenant`, so the page refuses what
+//! the API refuses, with its words, next to the field.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::UiError;
+use super::forms::{self, FieldErrors, Input, field_id};
+use super::layout::{self, Section};
+use super::routes::form_error;
+use super::session::{self, UiPost, UiSession};
+use crate::domain::Action;
+use crate::http::AppState;
+use crate::http::error::body_error;
+use crate::http::tenants::{self, TenantView, UpdateTenantRequest};
+
+/// The two fallback policies and what each means, in one sentence.
+const POLICIES: [(&str, &str, &str); 2] = [
+    (
+        "hold",
+        "Hold",
+        "Mail waits for the sender's own channel, and the channel's owner is told what to fix.",
+    ),
+    (
+        "fallback",
+        "Fall back",
+        "Mail goes through the next channel that may send it, such as the team relay or the shared pool.",
+    ),
+];
+
+/// The form as posted. Not `deny_unknown_fields`: the CSRF token rides along.
+#[derive(Debug, Deserialize)]
+struct SettingsForm {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "forms::checkbox_value")]
+    sending_enabled: bool,
+    fallback_policy: Option<String>,
+    #[serde(default, deserialize_with = "forms::checkbox_value")]
+    shared_pool_allowed: bool,
+    domains: Option<String>,
+}
+
+/// What the form shows: the stored policy, or what was posted when it comes back with errors.
+struct Values {
+    name: String,
+    sending_enabled: bool,
+    fallback_policy: String,
+    shared_pool_allowed: bool,
+    domains: String,
+}
+
+impl From<&TenantView> for Values {
+    fn from(t: &TenantView) -> Self {
+        Self {
+            name: t.name.clone(),
+            sending_enabled: t.sending_enabled,
+            fallback_policy: t.fallback_policy.clone(),
+            shared_pool_allowed: t.shared_pool_allowed,
+            domains: t.domains.join("\n"),
+        }
+    }
+}
+
+impl SettingsForm {
+    fn domains(&self) -> Vec<&str> {
+        self.domains
+            .as_deref()
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .collect()
+    }
+
+    /// The API's request: every field, since the form shows every field.
+    fn request(&self) -> Result<UpdateTenantRequest, crate::http::error::ApiError> {
+        let body = json!({
+            "name": self.name.as_deref().unwrap_or_default().trim(),
+            "sending_enabled": self.sending_enabled,
+            "fallback_policy": self.fallback_policy.as_deref().unwrap_or_default(),
+            "shared_pool_allowed": self.shared_pool_allowed,
+            "domains": self.domains(),
+        });
+        serde_json::from_value(body).map_err(|e| body_error(&e))
+    }
+
+    fn values(&self) -> Values {
+        Values {
+            name: self.name.clone().unwrap_or_default(),
+            sending_enabled: self.sending_enabled,
+            fallback_policy: self.fallback_policy.clone().unwrap_or_default(),
+            shared_pool_allowed: self.shared_pool_allowed,
+            domains: self.domains.clone().unwrap_or_default(),
+        }
+    }
+}
+
+async fn settings_page(
+    session: UiSession,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, UiError> {
+    let tenant = tenants::read_tenant(&session.caller, &state).await?;
+    let body = if session.actor().may(Action::UpdateTenantPolicy) {
+        settings_form(
+            &session,
+            &Values::from(&tenant),
+            &state,
+            &FieldErrors::none(),
+        )
+    } else {
+        read_only(&tenant, &state)
+    };
+    Ok(layout::page(&session, Section::Settings, "Settings", body))
+}
+
+async fn save_settings(
+    req: HttpRequest,
+    post: UiPost<SettingsForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, UiError> {
+    let UiPost { session, form } = post;
+    let saved = match form.request() {
+        Ok(request) => tenants::change_tenant(&session.caller, &state, request).await,
+        Err(e) => Err(e),
+    };
+    match saved {
+        Ok(_) => {
+            let mut response = HttpResponse::SeeOther();
+            response.insert_header((header::LOCATION, "/ui/settings"));
+            session::flash(&req, &mut response, "Settings saved");
+            Ok(response.finish())
+        }
+        Err(e) => {
+            let errors = form_error(e)?;
+            Ok(layout::page_with_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &session,
+                Section::Settings,
+                "Settings",
+                settings_form(&session, &form.values(), &state, &errors),
+            ))
+        }
+    }
+}
+
+fn pool_hint(state: &AppState) -> Markup {
+    html! {
+        "Lets mail go through the platform's shared relay, for From addresses in the tenant's domains, when no channel of the tenant may send it."
+        @if state.config.shared_pool.is_none() {
+            " " strong { "No shared pool is configured on this installation, so this has no effect." }
+        }
+    }
+}
+
+fn sending_hint() -> Markup {
+    html! {
+        "The kill switch. When off, nothing of this tenant is sent: new mail is refused and queued mail is held until sending is switched on again."
+    }
+}
+
+fn domains_hint() -> Markup {
+    html! {
+        "One per line, such as " code { "example.com" } ". Domain channels may cover only these (and their subdomains), and the shared pool sends only for them."
+    }
+}
+
+fn settings_form(
+    session: &UiSession,
+    values: &Values,
+    state: &AppState,
+    errors: &FieldErrors,
+) -> Markup {
+    let policy_error = errors.get("fallback_policy");
+    let policy_id = field_id("fallback_policy");
+    html! {
+        h1 { "Settings" }
+        (errors.summary())
+        form.stacked method="post" action="/ui/settings" {
+            (layout::csrf(session))
+            (Input::text("name", "Tenant name").value(Some(&values.name)).required().render(errors))
+            (forms::checkbox("sending_enabled", "Sending enabled", values.sending_enabled, Some(sending_hint())))
+            fieldset id=(policy_id) class={"field" @if policy_error.is_some() { " invalid" }}
+                aria-describedby=[policy_error.map(|_| format!("{policy_id}-error"))] {
+                legend { "When the sender's own channel cannot send" }
+                @if let Some(error) = policy_error {
+                    p.field-error id={(policy_id) "-error"} { span.visually-hidden { "Error: " } (error) }
+                }
+                @for (value, label, explanation) in POLICIES {
+                    @let id = field_id(&format!("fallback_policy-{value}"));
+                    div.field.check {
+                        input type="radio" id=(id) name="fallback_policy" value=(value)
+                            checked[values.fallback_policy == value]
+                            aria-describedby={(id) "-hint"};
+                        label for=(id) { (label) }
+                        div.hint id={(id) "-hint"} { (explanation) }
+                    }
+                }
+            }
+            (forms::checkbox("shared_pool_allowed", "Shared pool allowed", values.shared_pool_allowed, Some(pool_hint(state))))
+            (forms::textarea("domains", "Sending domains", &values.domains, Some(domains_hint()), errors))
+            div.actions { button type="submit" { "Save settings" } }
+        }
+    }
+}
+
+fn read_only(tenant: &TenantView, state: &AppState) -> Markup {
+    let policy = POLICIES
+        .iter()
+        .find(|(v, _, _)| *v == tenant.fallback_policy);
+    html! {
+        h1 { "Settings" }
+        p.notice.info { "Only an admin can change these settings." }
+        dl.facts {
+            dt { "Tenant name" } dd { (tenant.name) }
+            dt { "Sending enabled" } dd { @if tenant.sending_enabled { "Yes" } @else { "No — nothing is sent" } }
+            dt { "Fallback policy" } dd {
+                @match policy {
+                    Some((_, label, explanation)) => { (label) ": " (explanation) },
+                    None => (tenant.fallback_policy),
+                }
+            }
+            dt { "Shared pool allowed" } dd {
+                @if tenant.shared_pool_allowed { "Yes" } @else { "No" }
+                @if state.config.shared_pool.is_none() { span.muted { " (no shared pool is configured)" } }
+            }
+            dt { "Sending domains" } dd {
+                @if tenant.domains.is_empty() { span.muted { "none" } } @else { (tenant.domains.join(", ")) }
+            }
+        }
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/settings", web::get().to(settings_page))
+        .route("/settings", web::post().to(save_settings));
+}
