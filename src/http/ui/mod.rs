@@ -43,14 +43,14 @@ pub fn security_headers(config: &Config) -> DefaultHeaders {
     let google = config
         .google
         .as_ref()
-        .map(|g| g.auth_url.origin().ascii_serialization())
+        .map(|g| format!(" {}", g.auth_url.origin().ascii_serialization()))
         .unwrap_or_default();
     let csp = format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         connect-src 'self'; form-action 'self' {google}; frame-ancestors 'none'; base-uri 'none'"
+         connect-src 'self'; form-action 'self'{google}; frame-ancestors 'none'; base-uri 'none'"
     );
     DefaultHeaders::new()
-        .add((header::CONTENT_SECURITY_POLICY, csp.trim().to_owned()))
+        .add((header::CONTENT_SECURITY_POLICY, csp))
         .add((header::CACHE_CONTROL, "no-store"))
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .add((header::REFERRER_POLICY, "same-origin"))
