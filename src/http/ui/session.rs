@@ -283,6 +283,15 @@ pub fn flash(req: &HttpRequest, response: &mut HttpResponseBuilder, text: &str) 
     set_cookie(response, &policy(req).cookie(FLASH_COOKIE, value, Some(60)));
 }
 
+/// Sends the browser on to `to` (post/redirect/get) with a one-time notice for that page.
+pub fn redirect_with_flash(req: &HttpRequest, to: &str, text: &str) -> actix_web::HttpResponse {
+    let mut response = actix_web::HttpResponse::SeeOther();
+    flash(req, &mut response, text);
+    response
+        .insert_header((header::LOCATION, to.to_owned()))
+        .finish()
+}
+
 /// Clears the flash notice once a page has shown it.
 pub(super) fn clear_flash(req: &HttpRequest) -> Option<String> {
     let shown = req.extensions().get::<FlashShown>().is_some_and(|f| f.0);

@@ -2,7 +2,7 @@
 //! admins change it through the same code as `PATCH /v1/tenant`, so the page refuses what
 //! the API refuses, with its words, next to the field.
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -128,12 +128,11 @@ async fn save_settings(
         Err(e) => Err(e),
     };
     match saved {
-        Ok(_) => {
-            let mut response = HttpResponse::SeeOther();
-            response.insert_header((header::LOCATION, "/ui/settings"));
-            session::flash(&req, &mut response, "Settings saved");
-            Ok(response.finish())
-        }
+        Ok(_) => Ok(session::redirect_with_flash(
+            &req,
+            "/ui/settings",
+            "Settings saved",
+        )),
         Err(e) => {
             let errors = form_error(e)?;
             Ok(layout::page_with_status(

@@ -3,7 +3,7 @@
 //! disable or enable, delete. Visibility, permissions and changes are the API's own
 //! (`visible_one`, `require_manage`, `update`, `delete`).
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -267,12 +267,6 @@ async fn refused(
     ))
 }
 
-fn redirect_with_flash(req: &HttpRequest, to: String, text: &str) -> HttpResponse {
-    let mut response = HttpResponse::SeeOther();
-    session::flash(req, &mut response, text);
-    response.insert_header((header::LOCATION, to)).finish()
-}
-
 #[derive(Deserialize)]
 struct StatusForm {
     /// `disabled` or `active`.
@@ -301,9 +295,9 @@ async fn set_status(
     let request: UpdateChannelRequest = serde_json::from_value(json!({ "disabled": disabled }))
         .map_err(|e| UiError::Internal(e.to_string()))?;
     match api::update(&session.caller, &state, &id, request).await {
-        Ok(channel) => Ok(redirect_with_flash(
+        Ok(channel) => Ok(session::redirect_with_flash(
             &req,
-            format!("/ui/channels/{}", channel.id),
+            &format!("/ui/channels/{}", channel.id),
             done,
         )),
         Err(e) => refused(&session, &state, &id, e).await,
@@ -325,9 +319,9 @@ async fn delete(
     let UiPost { session, form } = post;
     let channel = visible_one(&session.caller, &state, &id).await?;
     match api::delete(&session.caller, &state, &id, form.force).await {
-        Ok(()) => Ok(redirect_with_flash(
+        Ok(()) => Ok(session::redirect_with_flash(
             &req,
-            "/ui/channels".to_owned(),
+            "/ui/channels",
             &format!("Channel “{}” deleted.", channel.spec.name),
         )),
         Err(e) => refused(&session, &state, &id, e).await,

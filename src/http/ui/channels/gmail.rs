@@ -137,11 +137,11 @@ async fn disconnect(
     if !revoked {
         notice.push_str(" Google could not be reached to withdraw the access; remove it at https://myaccount.google.com/permissions.");
     }
-    let mut response = HttpResponse::SeeOther();
-    session::flash(&req, &mut response, &notice);
-    Ok(response
-        .insert_header((header::LOCATION, format!("/ui/channels/{}", id.as_str())))
-        .finish())
+    Ok(session::redirect_with_flash(
+        &req,
+        &format!("/ui/channels/{}", id.as_str()),
+        &notice,
+    ))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -3,7 +3,6 @@
 //! own code), so a typo never breaks a working channel.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use secrecy::SecretString;
@@ -114,14 +113,11 @@ async fn rotate(
             if replaced.reactivated {
                 notice.push_str(" The channel is active again; mail held for it is on its way.");
             }
-            let mut response = HttpResponse::SeeOther();
-            session::flash(&req, &mut response, &notice);
-            Ok(response
-                .insert_header((
-                    header::LOCATION,
-                    format!("/ui/channels/{}", replaced.channel.id),
-                ))
-                .finish())
+            Ok(session::redirect_with_flash(
+                &req,
+                &format!("/ui/channels/{}", replaced.channel.id),
+                &notice,
+            ))
         }
         Ok(Err(refused)) => {
             let body = html! {

@@ -8,7 +8,6 @@ mod page;
 mod request;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
@@ -24,12 +23,6 @@ use crate::http::ui::channels::presets;
 use crate::http::ui::forms::{FieldErrors, non_empty};
 use crate::http::ui::labels::People;
 use crate::http::ui::session::{self, UiPost, UiSession};
-
-fn redirect_with_flash(req: &HttpRequest, to: String, text: &str) -> HttpResponse {
-    let mut response = HttpResponse::SeeOther();
-    session::flash(req, &mut response, text);
-    response.insert_header((header::LOCATION, to)).finish()
-}
 
 #[derive(Deserialize)]
 struct NewQuery {
@@ -72,9 +65,9 @@ async fn create(
                     } else {
                         "Channel created. It has not been tested yet: use Test connection below."
                     };
-                    return Ok(redirect_with_flash(
+                    return Ok(session::redirect_with_flash(
                         &req,
-                        format!("/ui/channels/{}", channel.id),
+                        &format!("/ui/channels/{}", channel.id),
                         text,
                     ));
                 }
@@ -142,9 +135,9 @@ async fn update(
             Err(e) => FieldErrors::from_api(&body_error(&e)),
             Ok(request) => match api::update(&session.caller, &state, &id, request).await {
                 Ok(updated) => {
-                    return Ok(redirect_with_flash(
+                    return Ok(session::redirect_with_flash(
                         &req,
-                        format!("/ui/channels/{}", updated.id),
+                        &format!("/ui/channels/{}", updated.id),
                         "Changes saved",
                     ));
                 }
