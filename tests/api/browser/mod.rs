@@ -4,6 +4,7 @@
 //! run only with SWITCHBOARD_BROWSER=1 (leg 4 of `.ci/run`); the screenshots in
 //! docs/screenshots come from them.
 
+mod access;
 mod channels;
 mod gmail;
 mod harness;
