@@ -63,15 +63,25 @@ pub(super) async fn create_team(
     state: web::Data<AppState>,
     body: web::Json<TeamRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let team = create(&caller, &state, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(TeamView::from(team)))
+}
+
+/// Creates a team in the caller's tenant (`POST /v1/teams`, the people page).
+pub(in crate::http) async fn create(
+    caller: &TenantCaller,
+    state: &AppState,
+    request: TeamRequest,
+) -> Result<Team, ApiError> {
     caller.require(Action::ManageTeams)?;
-    let name = DisplayName::parse(&body.name).map_err(|e| ApiError::invalid("name", e))?;
+    let name = DisplayName::parse(&request.name).map_err(|e| ApiError::invalid("name", e))?;
     let tenant = caller.actor.tenant_id;
     let team = state
         .store
         .run(move |c| teams::insert(c, tenant, &name))
         .await?;
     tracing::info!(team_id = %team.id, "team created");
-    Ok(HttpResponse::Created().json(TeamView::from(team)))
+    Ok(team)
 }
 
 /// The tenant's teams, by name.
@@ -85,10 +95,18 @@ pub(super) async fn list_teams(
     caller: TenantCaller,
     state: web::Data<AppState>,
 ) -> Result<web::Json<Vec<TeamView>>, ApiError> {
+    let all = list(&caller, &state).await?;
+    Ok(web::Json(all.into_iter().map(TeamView::from).collect()))
+}
+
+/// The caller's tenant's teams, by name.
+pub(in crate::http) async fn list(
+    caller: &TenantCaller,
+    state: &AppState,
+) -> Result<Vec<Team>, ApiError> {
     caller.require(Action::ReadTeams)?;
     let tenant = caller.actor.tenant_id;
-    let all = state.store.run(move |c| teams::list(c, tenant)).await?;
-    Ok(web::Json(all.into_iter().map(TeamView::from).collect()))
+    Ok(state.store.run(move |c| teams::list(c, tenant)).await?)
 }
 
 /// One team.

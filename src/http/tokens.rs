@@ -79,9 +79,41 @@ pub(super) async fn issue_token(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let user: UserId = path_id(&id, "user")?;
-    may_manage(&caller, user)?;
+    // Checked before the body is parsed, as this endpoint always has: a caller who may not
+    // issue this token hears that, not what is wrong with their JSON.
+    owner(&caller, &id)?;
     let request: IssueTokenRequest = optional_json(&body)?;
+    let issued = issue(&caller, &state, &id, request).await?;
+    Ok(HttpResponse::Created().json(IssuedTokenView {
+        id: issued.record.id,
+        token: issued.token.expose().to_owned(),
+        label: issued.record.label,
+        created_at: issued.record.created_at,
+    }))
+}
+
+/// The user (by path id) whose tokens the caller asks to manage, if they may.
+fn owner(caller: &TenantCaller, id: &str) -> Result<UserId, ApiError> {
+    let user: UserId = path_id(id, "user")?;
+    may_manage(caller, user)?;
+    Ok(user)
+}
+
+/// A token just issued: its record and its secret, which exists only here (only its hash
+/// is stored) and goes to whoever asked, once.
+pub(in crate::http) struct Issued {
+    pub record: tokens::TokenRecord,
+    pub token: IssuedToken,
+}
+
+/// Issues a new token for the user `id` (`POST /v1/users/{id}/tokens`, the user's page).
+pub(in crate::http) async fn issue(
+    caller: &TenantCaller,
+    state: &AppState,
+    id: &str,
+    request: IssueTokenRequest,
+) -> Result<Issued, ApiError> {
+    let user = owner(caller, id)?;
     let label = request
         .label
         .as_deref()
@@ -113,12 +145,7 @@ pub(super) async fn issue_token(
         .await
         .or_not_found("user")?;
     tracing::info!(token_id = %record.id, owner_id = %user, "token issued");
-    Ok(HttpResponse::Created().json(IssuedTokenView {
-        id: record.id,
-        token: token.expose().to_owned(),
-        label: record.label,
-        created_at: record.created_at,
-    }))
+    Ok(Issued { record, token })
 }
 
 /// A user's tokens (never their secrets), revoked ones included.
@@ -134,18 +161,26 @@ pub(super) async fn list_tokens(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<web::Json<Vec<TokenView>>, ApiError> {
-    let user: UserId = path_id(&id, "user")?;
-    may_manage(&caller, user)?;
+    let all = list(&caller, &state, &id).await?;
+    Ok(web::Json(all.into_iter().map(TokenView::from).collect()))
+}
+
+/// The tokens of the user `id`, revoked ones included, never their secrets.
+pub(in crate::http) async fn list(
+    caller: &TenantCaller,
+    state: &AppState,
+    id: &str,
+) -> Result<Vec<tokens::TokenRecord>, ApiError> {
+    let user = owner(caller, id)?;
     let tenant = caller.actor.tenant_id;
-    let list = state
+    state
         .store
         .run(move |conn| {
             users::get(conn, tenant, user)?;
             tokens::list_for_user(conn, tenant, user)
         })
         .await
-        .or_not_found("user")?;
-    Ok(web::Json(list.into_iter().map(TokenView::from).collect()))
+        .or_not_found("user")
 }
 
 /// Revoke a token; it stops working on the next request. Revoking twice is not an error.
@@ -161,18 +196,29 @@ pub(super) async fn revoke_token(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id: TokenId = path_id(&id, "token")?;
+    revoke(&caller, &state, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Revokes the token `id` (`DELETE /v1/tokens/{id}`, the user's page); returns it as it was
+/// before. Revoking twice is not an error.
+pub(in crate::http) async fn revoke(
+    caller: &TenantCaller,
+    state: &AppState,
+    id: &str,
+) -> Result<tokens::TokenRecord, ApiError> {
+    let id: TokenId = path_id(id, "token")?;
     let tenant = caller.actor.tenant_id;
     let record = state
         .store
         .run(move |conn| tokens::get(conn, tenant, id))
         .await
         .or_not_found("token")?;
-    may_manage(&caller, record.user_id)?;
+    may_manage(caller, record.user_id)?;
     state
         .store
         .run(move |conn| tokens::revoke(conn, tenant, id))
         .await?;
     tracing::info!(token_id = %id, "token revoked");
-    Ok(HttpResponse::NoContent().finish())
+    Ok(record)
 }

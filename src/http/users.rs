@@ -114,15 +114,25 @@ pub(super) async fn create_user(
     state: web::Data<AppState>,
     body: web::Json<CreateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let user = create(&caller, &state, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(UserView::from(user)))
+}
+
+/// Adds a user to the caller's tenant (`POST /v1/users`, the people page).
+pub(in crate::http) async fn create(
+    caller: &TenantCaller,
+    state: &AppState,
+    request: CreateUserRequest,
+) -> Result<User, ApiError> {
     caller.require(Action::ManageUsers)?;
     let new = NewUser {
-        email: EmailAddress::parse(&body.email).map_err(|e| ApiError::invalid("email", e))?,
-        name: DisplayName::parse(&body.name).map_err(|e| ApiError::invalid("name", e))?,
-        role: body
+        email: EmailAddress::parse(&request.email).map_err(|e| ApiError::invalid("email", e))?,
+        name: DisplayName::parse(&request.name).map_err(|e| ApiError::invalid("name", e))?,
+        role: request
             .role
             .parse::<Role>()
             .map_err(|e| ApiError::invalid("role", e))?,
-        team_id: parse_team(body.team_id.as_deref())?,
+        team_id: parse_team(request.team_id.as_deref())?,
     };
     let tenant = caller.actor.tenant_id;
     let user = state
@@ -130,7 +140,7 @@ pub(super) async fn create_user(
         .run(move |c| users::insert(c, tenant, &new))
         .await?;
     tracing::info!(new_user_id = %user.id, role = %user.role, "user created");
-    Ok(HttpResponse::Created().json(UserView::from(user)))
+    Ok(user)
 }
 
 /// The tenant's users, by address.
@@ -144,10 +154,18 @@ pub(super) async fn list_users(
     caller: TenantCaller,
     state: web::Data<AppState>,
 ) -> Result<web::Json<Vec<UserView>>, ApiError> {
+    let all = list(&caller, &state).await?;
+    Ok(web::Json(all.into_iter().map(UserView::from).collect()))
+}
+
+/// Every user of the caller's tenant, by address; for those who may read users.
+pub(in crate::http) async fn list(
+    caller: &TenantCaller,
+    state: &AppState,
+) -> Result<Vec<User>, ApiError> {
     caller.require(Action::ReadUsers)?;
     let tenant = caller.actor.tenant_id;
-    let all = state.store.run(move |c| users::list(c, tenant)).await?;
-    Ok(web::Json(all.into_iter().map(UserView::from).collect()))
+    Ok(state.store.run(move |c| users::list(c, tenant)).await?)
 }
 
 /// One user: admins may read anyone in the tenant, others only themselves.
@@ -163,17 +181,26 @@ pub(super) async fn get_user(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<web::Json<UserView>, ApiError> {
-    let id: UserId = path_id(&id, "user")?;
+    Ok(web::Json(read(&caller, &state, &id).await?.into()))
+}
+
+/// One user by id (as the path gives it): anyone in the tenant for those who may read
+/// users, otherwise only the caller themself.
+pub(in crate::http) async fn read(
+    caller: &TenantCaller,
+    state: &AppState,
+    id: &str,
+) -> Result<User, ApiError> {
+    let id: UserId = path_id(id, "user")?;
     if id != caller.actor.user_id {
         caller.require(Action::ReadUsers)?;
     }
     let tenant = caller.actor.tenant_id;
-    let user = state
+    state
         .store
         .run(move |c| users::get(c, tenant, id))
         .await
-        .or_not_found("user")?;
-    Ok(web::Json(user.into()))
+        .or_not_found("user")
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -209,30 +236,46 @@ pub(super) async fn update_user(
     id: web::Path<String>,
     body: web::Json<UpdateUserRequest>,
 ) -> Result<web::Json<UserView>, ApiError> {
+    Ok(web::Json(
+        update(&caller, &state, &id, body.into_inner())
+            .await?
+            .into(),
+    ))
+}
+
+/// Changes a user (`PATCH /v1/users/{id}`, the user's page); absent fields stay as they are.
+pub(in crate::http) async fn update(
+    caller: &TenantCaller,
+    state: &AppState,
+    id: &str,
+    request: UpdateUserRequest,
+) -> Result<User, ApiError> {
     caller.require(Action::ManageUsers)?;
-    let id: UserId = path_id(&id, "user")?;
-    let body = body.into_inner();
+    let id: UserId = path_id(id, "user")?;
     let changes = UserChanges {
-        email: body
+        email: request
             .email
             .as_deref()
             .map(EmailAddress::parse)
             .transpose()
             .map_err(|e| ApiError::invalid("email", e))?,
-        name: body
+        name: request
             .name
             .as_deref()
             .map(DisplayName::parse)
             .transpose()
             .map_err(|e| ApiError::invalid("name", e))?,
-        role: body
+        role: request
             .role
             .as_deref()
             .map(str::parse::<Role>)
             .transpose()
             .map_err(|e| ApiError::invalid("role", e))?,
-        team_id: body.team_id.map(|t| parse_team(t.as_deref())).transpose()?,
-        disabled: body.disabled,
+        team_id: request
+            .team_id
+            .map(|t| parse_team(t.as_deref()))
+            .transpose()?,
+        disabled: request.disabled,
     };
     let tenant = caller.actor.tenant_id;
     let user = state
@@ -241,5 +284,5 @@ pub(super) async fn update_user(
         .await
         .or_not_found("user")?;
     tracing::info!(target_user_id = %user.id, role = %user.role, disabled = user.disabled, "user updated");
-    Ok(web::Json(user.into()))
+    Ok(user)
 }

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use super::schema::{api_tokens, ui_sessions, users};
 use super::time::now_micros;
 use super::{DbConnection, StoreError, tokens};
-use crate::domain::Actor;
+use crate::domain::{Actor, TokenId};
 use crate::vault::TokenHash;
 
 /// How long a session lives without use, and at most.
@@ -30,6 +30,8 @@ impl SessionLimits {
 pub struct Session {
     pub id: String,
     pub actor: Actor,
+    /// The API token the session was opened with (and lives as long as).
+    pub token_id: TokenId,
 }
 
 /// Last-seen times are written at most this often, so a page view is not a write.
@@ -60,7 +62,11 @@ pub fn open(
             ui_sessions::expires_at.eq(now + limits.absolute_micros),
         ))
         .execute(conn)?;
-    Ok(Some(Session { id, actor }))
+    Ok(Some(Session {
+        id,
+        actor,
+        token_id,
+    }))
 }
 
 /// The live session behind a cookie: not expired, not idle too long, its token not revoked
@@ -85,14 +91,15 @@ pub fn authenticate(
         .filter(users::disabled.eq(false))
         .select((
             ui_sessions::id,
+            ui_sessions::token_id,
             ui_sessions::last_seen_at,
             users::tenant_id,
             users::id,
             users::role,
         ))
-        .first::<(String, i64, String, String, String)>(conn)
+        .first::<(String, String, i64, String, String, String)>(conn)
         .optional()?;
-    let Some((id, last_seen, tenant, user, role)) = row else {
+    let Some((id, token_id, last_seen, tenant, user, role)) = row else {
         return Ok(None);
     };
     if now - last_seen > TOUCH_EVERY_MICROS {
@@ -103,6 +110,7 @@ pub fn authenticate(
     Ok(Some(Session {
         id,
         actor: actor(&tenant, &user, &role)?,
+        token_id: token_id.parse().map_err(StoreError::corrupt)?,
     }))
 }
 

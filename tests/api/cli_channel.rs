@@ -50,12 +50,14 @@ async fn run(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Outcome {
     tokio::task::spawn_blocking(move || {
         let mut child = cmd.spawn().expect("the binary starts");
         if let Some(input) = input {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
+            // A command that stops before reading its input closes the pipe; what it printed
+            // then says why, so a broken pipe here is not the failure to report.
+            let written = child.stdin.take().unwrap().write_all(input.as_bytes());
+            if let Err(e) = written
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                panic!("writing the command's input: {e}");
+            }
         }
         let out = child.wait_with_output().unwrap();
         Outcome {

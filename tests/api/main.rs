@@ -31,6 +31,7 @@ mod ui_channel_actions;
 mod ui_channels;
 mod ui_client;
 mod ui_pages;
+mod ui_people;
 mod ui_session;
 mod vault;
 #[path = "../support/webhook_receiver.rs"]

@@ -18,10 +18,11 @@ pub enum Section {
     Messages,
     Audit,
     Settings,
+    People,
 }
 
 impl Section {
-    fn all() -> [(Section, &'static str, &'static str, Option<Action>); 5] {
+    fn all() -> [(Section, &'static str, &'static str, Option<Action>); 6] {
         [
             (Section::Channels, "/ui/channels", "Channels", None),
             (
@@ -48,6 +49,8 @@ impl Section {
                 "Settings",
                 Some(Action::ReadTenant),
             ),
+            // Everyone: admins see every user there, others their own page and tokens.
+            (Section::People, "/ui/people", "People", None),
         ]
     }
 }

@@ -12,6 +12,7 @@ mod home;
 mod labels;
 mod layout;
 mod messages;
+mod people;
 mod routes;
 pub mod session;
 mod settings;
@@ -101,6 +102,7 @@ pub fn scope(
         .configure(messages::routes)
         .configure(audit::routes)
         .configure(settings::routes)
+        .configure(people::routes)
         .default_service(web::to(errors::not_found))
 }
 

@@ -155,6 +155,8 @@ fn check_origin(req: &HttpRequest) -> Result<(), UiError> {
 #[derive(Debug, Clone)]
 pub struct UiSession {
     pub caller: TenantCaller,
+    /// The API token this session was opened with: revoking it signs this browser out.
+    pub token_id: crate::domain::TokenId,
     /// The token forms must carry (`CSRF_FIELD`).
     pub csrf: String,
     /// A one-time notice left by the previous request (set with `flash`).
@@ -196,6 +198,7 @@ async fn load_session(req: HttpRequest) -> Result<UiSession, UiError> {
         caller: TenantCaller {
             actor: session.actor,
         },
+        token_id: session.token_id,
         csrf: csrf_for(&secret),
         flash: take_flash(&req),
     })

@@ -47,6 +47,8 @@ async fn every_page_labels_its_controls_and_fits_a_phone() {
         "/ui/messages".to_owned(),
         "/ui/audit".to_owned(),
         "/ui/settings".to_owned(),
+        "/ui/people".to_owned(),
+        format!("/ui/people/{}", w.rep.id),
     ];
     let mut problems = Vec::new();
     for page in &pages {

@@ -8,6 +8,7 @@ mod access;
 mod channels;
 mod gmail;
 mod harness;
+mod people;
 mod phone;
 mod rotate;
 mod route;
