@@ -152,7 +152,7 @@ fn check_origin(req: &HttpRequest) -> Result<(), UiError> {
 
 /// A signed-in user of the pages. Handlers for pages take this; a request without a live
 /// session is sent to the sign-in page (and comes back afterwards).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UiSession {
     pub caller: TenantCaller,
     /// The API token this session was opened with: revoking it signs this browser out.
@@ -166,6 +166,17 @@ pub struct UiSession {
 impl UiSession {
     pub fn actor(&self) -> &Actor {
         &self.caller.actor
+    }
+}
+
+// By hand, so the CSRF token (derived from the session secret) stays out of Debug output.
+impl std::fmt::Debug for UiSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UiSession")
+            .field("caller", &self.caller)
+            .field("token_id", &self.token_id)
+            .field("csrf", &"[redacted]")
+            .finish_non_exhaustive()
     }
 }
 
@@ -420,6 +431,25 @@ mod tests {
         assert!(same(&a, &a.clone()));
         assert!(!same(&a, &b));
         assert!(!same(&a, &a[..10]));
+    }
+
+    #[test]
+    fn a_session_never_shows_its_csrf_token_in_debug_output() {
+        let session = UiSession {
+            caller: TenantCaller {
+                actor: Actor {
+                    tenant_id: crate::domain::TenantId::generate(),
+                    user_id: crate::domain::UserId::generate(),
+                    role: crate::domain::Role::Rep,
+                },
+            },
+            token_id: crate::domain::TokenId::generate(),
+            csrf: "Canary-Csrf-Token".into(),
+            flash: None,
+        };
+        let shown = format!("{session:?}");
+        assert!(!shown.contains("Canary-Csrf-Token"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
     }
 
     #[test]
