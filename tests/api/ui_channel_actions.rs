@@ -85,8 +85,17 @@ async fn test_connection_answers_in_place_with_every_stage_passed() {
         .expect("<li class=\"passed\"><strong>Login: passed")
         .expect("<span class=\"reply\">235")
         .expect_not("class=\"failed\"")
-        .expect_not("<html");
+        .expect_not("<html")
+        .expect("Recorded as the channel's last verification");
     seen.add(&result);
+    let view = expect_json(
+        w.app
+            .get(&format!("/v1/channels/{}", w.channel), &w.rep.token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(view["last_verified_at"].is_string(), "{view}");
     assert!(
         w.server.messages().is_empty(),
         "a connection test sends nothing"

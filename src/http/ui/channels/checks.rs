@@ -256,7 +256,16 @@ async fn run(
     let fragment = wants_fragment(&req);
     match tested {
         Ok((channel, report)) => {
-            let result = report_markup(&report, channel.spec.smtp.as_ref(), sends);
+            // The facts above the panel were rendered before the test; say that it counts.
+            let result = html! {
+                (report_markup(&report, channel.spec.smtp.as_ref(), sends))
+                @if report.ok {
+                    p.muted {
+                        "Recorded as the channel's last verification ("
+                        (layout::when(Some(chrono::Utc::now()))) ")."
+                    }
+                }
+            };
             if fragment {
                 return Ok(layout::fragment(StatusCode::OK, result));
             }
