@@ -4,7 +4,7 @@
 //! a connection started from the admin pages, sends the browser back to them.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, LOCATION, REFERRER_POLICY};
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue, REFERRER_POLICY};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -152,7 +152,10 @@ pub(super) async fn google_callback(
         .finish(state_param, query.code.as_deref(), query.error.as_deref())
         .await;
     log_outcome(&outcome);
-    if let Some(return_to) = return_to.as_deref().filter(|to| is_admin_page(to)) {
+    if let Some(return_to) = return_to
+        .as_deref()
+        .and_then(|to| crate::http::ui::safe_next(Some(to)))
+    {
         return back_to_pages(&req, return_to, &outcome);
     }
     match outcome {
@@ -198,14 +201,6 @@ fn log_outcome(outcome: &Result<Connected, ConnectError>) {
 /// (a new mailbox, whose channel exists only once Google has answered).
 pub(super) const PAGES_NEW_CONNECTION: &str = "/ui/channels";
 
-/// Only pages of our own are destinations: the state is ours, but a redirect never leaves
-/// the site even if a row were tampered with.
-fn is_admin_page(to: &str) -> bool {
-    (to.starts_with("/ui/") || to == PAGES_NEW_CONNECTION)
-        && !to.contains("//")
-        && !to.contains('\\')
-}
-
 /// A connection started from the pages goes back to them, the outcome in a notice: on
 /// success the channel's page, else the page it was started from.
 fn back_to_pages(
@@ -228,13 +223,11 @@ fn back_to_pages(
         ),
         Err(e) => (return_to.to_owned(), format!("Gmail was not connected: {e}.")),
     };
-    let mut response = HttpResponse::SeeOther();
-    crate::http::ui::session::flash(req, &mut response, &notice);
+    let mut response = crate::http::ui::session::redirect_with_flash(req, &location, &notice);
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response
-        .insert_header((LOCATION, location))
-        .insert_header((CACHE_CONTROL, "no-store"))
-        .insert_header((REFERRER_POLICY, "no-referrer"))
-        .finish()
 }
 
 fn escape(text: &str) -> String {
@@ -262,6 +255,10 @@ fn page(status: StatusCode, title: &str, text: &str) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn is_admin_page(to: &str) -> bool {
+        crate::http::ui::safe_next(Some(to)).is_some()
+    }
 
     #[test]
     fn the_callback_sends_browsers_back_only_to_our_pages() {

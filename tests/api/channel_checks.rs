@@ -19,17 +19,7 @@ struct World {
 
 async fn world() -> World {
     let app = spawn_app().await;
-    let acme = app.create_tenant("Acme").await;
-    expect_json(
-        app.patch(
-            "/v1/tenant",
-            &acme.admin_token,
-            json!({"domains": ["acme.test"]}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let acme = app.create_tenant_with_domain("Acme", "acme.test").await;
     let rep = app.create_user(&acme, USER, "rep", None).await;
     World { app, acme, rep }
 }

@@ -329,6 +329,32 @@ impl TestApp {
         }
     }
 
+    /// A tenant whose sending domain is `domain` (domain channels and the shared pool send
+    /// only for the tenant's domains).
+    pub async fn create_tenant_with_domain(&self, name: &str, domain: &str) -> TestTenant {
+        let tenant = self.create_tenant(name).await;
+        let res = self
+            .patch(
+                "/v1/tenant",
+                &tenant.admin_token,
+                json!({"domains": [domain]}),
+            )
+            .await;
+        expect_json(res, StatusCode::OK).await;
+        tenant
+    }
+
+    /// The Gmail channel the holder of `token` sees (after Connect Gmail).
+    pub async fn gmail_channel(&self, token: &str) -> Value {
+        let all = expect_json(self.get("/v1/channels", token).await, StatusCode::OK).await;
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["kind"] == "gmail")
+            .cloned()
+            .expect("a Gmail channel")
+    }
+
     /// The operator deletes a tenant.
     pub async fn delete_tenant(&self, id: &str) -> Response {
         self.delete(&format!("/v1/tenants/{id}"), &self.operator_token)

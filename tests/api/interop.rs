@@ -117,17 +117,7 @@ async fn the_tester_works_against_aiosmtpd_and_nodemailer_smtp_server() {
         return;
     };
     let app = spawn_app().await;
-    let acme = app.create_tenant("Acme").await;
-    expect_json(
-        app.patch(
-            "/v1/tenant",
-            &acme.admin_token,
-            json!({"domains": ["acme.test"]}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let acme = app.create_tenant_with_domain("Acme", "acme.test").await;
     let rep = app.create_user(&acme, USER, "rep", None).await;
 
     for peer_name in ["aiosmtpd", "smtp-server"] {
@@ -321,13 +311,7 @@ async fn land(callback: &str) -> (StatusCode, String) {
 }
 
 async fn gmail_channel(app: &TestApp, rep: &TestUser) -> Value {
-    let all = expect_json(app.get("/v1/channels", &rep.token).await, StatusCode::OK).await;
-    all.as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["kind"] == "gmail")
-        .cloned()
-        .expect("a Gmail channel")
+    app.gmail_channel(&rep.token).await
 }
 
 async fn send(app: &TestApp, rep: &TestUser, subject: &str) -> String {

@@ -30,17 +30,7 @@ pub async fn world_with(extra: &[(&str, &str)]) -> World {
     ];
     env.extend_from_slice(extra);
     let app = spawn_app_with(&env).await;
-    let acme = app.create_tenant("Acme").await;
-    expect_json(
-        app.patch(
-            "/v1/tenant",
-            &acme.admin_token,
-            json!({"domains": ["acme.test"]}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let acme = app.create_tenant_with_domain("Acme", "acme.test").await;
     let rep = app.create_user(&acme, REP, "rep", None).await;
     let server = TestSmtpServer::start(SmtpServerConfig {
         users: vec![(REP.to_owned(), PASSWORD.to_owned())],

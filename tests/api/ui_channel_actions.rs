@@ -353,17 +353,7 @@ async fn connect_from_pages(g: &Gmail, ui: &mut UiClient, fields: &[(&str, &str)
 }
 
 async fn gmail_channel(g: &Gmail) -> Value {
-    let all = expect_json(
-        g.app.get("/v1/channels", &g.rep.token).await,
-        StatusCode::OK,
-    )
-    .await;
-    all.as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["kind"] == "gmail")
-        .cloned()
-        .expect("a Gmail channel")
+    g.app.gmail_channel(&g.rep.token).await
 }
 
 #[tokio::test]

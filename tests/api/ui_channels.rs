@@ -28,17 +28,7 @@ struct World {
 /// A tenant owning acme.test, a rep without channels, and the rep's mailbox server.
 async fn world() -> World {
     let app = spawn_app().await;
-    let acme = app.create_tenant("Acme").await;
-    expect_json(
-        app.patch(
-            "/v1/tenant",
-            &acme.admin_token,
-            json!({"domains": ["acme.test"]}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let acme = app.create_tenant_with_domain("Acme", "acme.test").await;
     let rep = app.create_user(&acme, REP, "rep", None).await;
     let server = TestSmtpServer::start(SmtpServerConfig {
         users: vec![(REP.to_owned(), CANARY.to_owned())],

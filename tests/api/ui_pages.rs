@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestTenant, expect_json, spawn_app};
+use crate::helpers::{TestApp, expect_json, spawn_app};
 use crate::messages::{World, mail, send_id, world};
 use crate::ui_client::UiClient;
 
@@ -214,25 +214,10 @@ async fn the_audit_lists_who_created_a_channel_and_filters_by_channel() {
     assert_eq!(rep.get("/ui/audit").await.status, StatusCode::FORBIDDEN);
 }
 
-async fn acme_with_domain(app: &TestApp) -> TestTenant {
-    let acme = app.create_tenant("Acme").await;
-    expect_json(
-        app.patch(
-            "/v1/tenant",
-            &acme.admin_token,
-            json!({"domains": ["acme.test"]}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
-    acme
-}
-
 #[tokio::test]
 async fn it_reads_the_audit_and_the_settings_but_cannot_change_them() {
     let app = spawn_app().await;
-    let acme = acme_with_domain(&app).await;
+    let acme = app.create_tenant_with_domain("Acme", "acme.test").await;
     let it = app.create_user(&acme, "it@acme.test", "it", None).await;
     let mut ui = UiClient::signed_in(&app, &it.token).await;
     assert_eq!(ui.get("/ui/audit").await.status, StatusCode::OK);
@@ -261,7 +246,7 @@ async fn it_reads_the_audit_and_the_settings_but_cannot_change_them() {
 #[tokio::test]
 async fn an_admin_changes_the_fallback_policy_and_domains_and_a_bad_domain_changes_nothing() {
     let app = spawn_app().await;
-    let acme = acme_with_domain(&app).await;
+    let acme = app.create_tenant_with_domain("Acme", "acme.test").await;
     let mut ui = UiClient::signed_in(&app, &acme.admin_token).await;
 
     let form = ui.get("/ui/settings").await;

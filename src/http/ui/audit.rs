@@ -208,18 +208,6 @@ fn filter_form(
             filters.until.clone().unwrap_or_default(),
         ),
     };
-    let channels = labels.options();
-    let mut channel_options = vec![("", "All channels")];
-    channel_options.extend(
-        channels
-            .iter()
-            .map(|(id, name)| (id.as_str(), name.as_str())),
-    );
-    // A channel no longer listed (deleted) or an action from a link stays selectable.
-    let selected_channel = forms::non_empty(&filters.channel_id);
-    if let Some(id) = selected_channel.filter(|id| labels.get(id).is_none()) {
-        channel_options.push((id, id));
-    }
     let mut action_options = ACTIONS.to_vec();
     let selected_action = forms::non_empty(&filters.action);
     if let Some(a) = selected_action.filter(|a| !ACTIONS.iter().any(|(v, _)| v == a)) {
@@ -229,7 +217,7 @@ fn filter_form(
         form.filters method="get" action="/ui/audit" {
             (Input::text("since", "Since (UTC)").kind("datetime-local").value(Some(&since)).render(errors))
             (Input::text("until", "Until (UTC)").kind("datetime-local").value(Some(&until)).render(errors))
-            (forms::select("channel_id", "Channel", &channel_options, selected_channel.or(Some("")), None, errors))
+            (labels.filter_select(forms::non_empty(&filters.channel_id), errors))
             (forms::select("action", "Action", &action_options, selected_action.or(Some("")), None, errors))
             div.field { button type="submit" { "Filter" } }
         }

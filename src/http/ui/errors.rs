@@ -50,10 +50,14 @@ impl UiError {
     }
 }
 
-/// Sign-in destinations are local paths only, so the sign-in page cannot be used to send a
-/// browser to another site.
+/// Where a browser may be sent back to after signing in or after Google's consent: the
+/// pages' own paths only, so neither can be used to send a browser to another site.
 pub fn safe_next(next: Option<&str>) -> Option<&str> {
-    next.filter(|n| n.starts_with("/ui") && !n.starts_with("//") && !n.contains('\\'))
+    next.filter(|n| {
+        (*n == "/ui" || n.starts_with("/ui/") || n.starts_with("/ui?"))
+            && !n.contains("//")
+            && !n.contains('\\')
+    })
 }
 
 impl ResponseError for UiError {
@@ -115,5 +119,8 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example/ui")), None);
         assert_eq!(safe_next(Some("/ui\\..\\evil")), None);
         assert_eq!(safe_next(Some("/v1/channels")), None);
+        assert_eq!(safe_next(Some("/uievil")), None);
+        assert_eq!(safe_next(Some("/ui//evil.example")), None);
+        assert_eq!(safe_next(Some("/ui/channels")), Some("/ui/channels"));
     }
 }

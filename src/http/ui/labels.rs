@@ -9,6 +9,7 @@ use maud::{Markup, html};
 use crate::domain::{Action, ChannelId, ChannelOwner, SendChannel, TeamId, User, UserId};
 use crate::http::AppState;
 use crate::http::auth::TenantCaller;
+use crate::http::ui::forms::{self, FieldErrors};
 use crate::http::ui::{UiError, layout};
 use crate::store::{teams, users};
 
@@ -53,12 +54,27 @@ impl ChannelLabels {
         }
     }
 
-    /// (id, name) of every visible channel, for a filter.
-    pub fn options(&self) -> Vec<(String, String)> {
-        self.order
-            .iter()
-            .filter_map(|id| self.get(id).map(|c| (id.clone(), c.spec.name.to_string())))
-            .collect()
+    /// The "Channel" drop-down of a filter form (`channel_id`): every visible channel by
+    /// name, after "All channels". A selected id no longer listed (a deleted channel, an id
+    /// from a link) stays selectable, so the filter still says what it filters by.
+    pub fn filter_select(&self, selected: Option<&str>, errors: &FieldErrors) -> Markup {
+        let mut options: Vec<(&str, &str)> = vec![("", "All channels")];
+        options.extend(
+            self.order
+                .iter()
+                .filter_map(|id| self.get(id).map(|c| (id.as_str(), c.spec.name.as_str()))),
+        );
+        if let Some(id) = selected.filter(|id| self.get(id).is_none()) {
+            options.push((id, id));
+        }
+        forms::select(
+            "channel_id",
+            "Channel",
+            &options,
+            selected.or(Some("")),
+            None,
+            errors,
+        )
     }
 }
 

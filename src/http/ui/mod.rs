@@ -24,7 +24,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{DefaultHeaders, Next, from_fn};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
-pub use errors::UiError;
+pub use errors::{UiError, safe_next};
 
 use crate::config::Config;
 

@@ -128,22 +128,17 @@ fn check_origin(req: &HttpRequest) -> Result<(), UiError> {
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|o| url::Url::parse(o).ok())
-        .map(|u| match u.port() {
+    // `host[:port]` as a Host header carries it (the port only when not the scheme's own).
+    let authority = |raw: &str| {
+        url::Url::parse(raw).ok().map(|u| match u.port() {
             Some(p) => format!("{}:{p}", u.host_str().unwrap_or_default()),
             None => u.host_str().unwrap_or_default().to_owned(),
-        });
-    let public_host = state(req).ok().and_then(|s| {
-        url::Url::parse(&s.config.public_url)
-            .ok()
-            .map(|u| match u.port() {
-                Some(p) => format!("{}:{p}", u.host_str().unwrap_or_default()),
-                None => u.host_str().unwrap_or_default().to_owned(),
-            })
-    });
+        })
+    };
+    let origin_host = origin.to_str().ok().and_then(authority);
+    let public_host = state(req)
+        .ok()
+        .and_then(|s| authority(&s.config.public_url));
     match origin_host {
         Some(o) if o.eq_ignore_ascii_case(host) || Some(&o) == public_host.as_ref() => Ok(()),
         _ => Err(UiError::Csrf),

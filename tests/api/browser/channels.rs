@@ -3,7 +3,6 @@
 //! password changed at the provider.
 
 use reqwest::StatusCode;
-use serde_json::json;
 
 use crate::browser::harness::{Browser, skipped};
 use crate::helpers::{expect_json, spawn_app};
@@ -19,17 +18,7 @@ async fn an_admin_adds_a_relay_from_the_sparkpost_preset_tested_before_it_is_sav
         return;
     }
     let app = spawn_app().await;
-    let acme = app.create_tenant("Acme").await;
-    expect_json(
-        app.patch(
-            "/v1/tenant",
-            &acme.admin_token,
-            json!({"domains": ["acme.test"]}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let acme = app.create_tenant_with_domain("Acme", "acme.test").await;
     // SparkPost's SMTP endpoint, played by a local server with SparkPost's fixed username.
     let relay = TestSmtpServer::start(SmtpServerConfig {
         users: vec![(RELAY_USER.to_owned(), RELAY_KEY.to_owned())],

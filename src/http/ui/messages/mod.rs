@@ -141,13 +141,6 @@ fn filter_form(filters: &Filters, labels: &ChannelLabels, people: &People) -> Ma
     let none = FieldErrors::none();
     let mut statuses = vec![("", "All statuses")];
     statuses.extend(STATUSES);
-    let channels = labels.options();
-    let mut channel_options = vec![("", "All channels")];
-    channel_options.extend(
-        channels
-            .iter()
-            .map(|(id, name)| (id.as_str(), name.as_str())),
-    );
     // Admins may narrow to one sender; reps see only their own anyway.
     let senders: Option<Vec<(String, String)>> = people.all().map(|users| {
         users
@@ -163,7 +156,7 @@ fn filter_form(filters: &Filters, labels: &ChannelLabels, people: &People) -> Ma
     html! {
         form.filters method="get" action="/ui/messages" {
             (forms::select("status", "Status", &statuses, forms::non_empty(&filters.status).or(Some("")), None, &none))
-            (forms::select("channel_id", "Channel", &channel_options, forms::non_empty(&filters.channel_id).or(Some("")), None, &none))
+            (labels.filter_select(forms::non_empty(&filters.channel_id), &none))
             @if let Some(options) = &sender_options {
                 (forms::select("sender_user_id", "Sender", options, forms::non_empty(&filters.sender_user_id).or(Some("")), None, &none))
             }
