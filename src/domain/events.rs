@@ -19,17 +19,20 @@ pub enum EventType {
     CredentialRotated,
     /// A message failed for good.
     MessageFailed,
+    /// A message reached some of its recipients; the others were refused for good.
+    MessagePartiallySent,
     /// A channel used 90 % of a sending limit.
     QuotaNearLimit,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 7] = [
         EventType::ChannelNeedsReauth,
         EventType::ChannelFailing,
         EventType::ChannelRecovered,
         EventType::CredentialRotated,
         EventType::MessageFailed,
+        EventType::MessagePartiallySent,
         EventType::QuotaNearLimit,
     ];
 
@@ -40,6 +43,7 @@ impl EventType {
             EventType::ChannelRecovered => "channel.recovered",
             EventType::CredentialRotated => "credential.rotated",
             EventType::MessageFailed => "message.failed",
+            EventType::MessagePartiallySent => "message.partially_sent",
             EventType::QuotaNearLimit => "quota.near_limit",
         }
     }

@@ -13,6 +13,7 @@ pub mod message;
 pub mod name;
 pub mod permissions;
 pub mod providers;
+pub mod recipients;
 pub mod routing;
 pub mod tenancy;
 

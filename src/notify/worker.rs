@@ -267,7 +267,23 @@ impl Notifier {
             .send(&target, message.envelope(), &message.formatted())
             .await
         {
-            Ok(_) => Ok(None),
+            Ok(done) if done.delivered.is_some() => Ok(None),
+            // The relay refused the one recipient: an owner's address it will not take.
+            Ok(done) => {
+                let refusal = done.recipients.into_iter().next();
+                let code = refusal.as_ref().and_then(|r| r.code).map(i64::from);
+                let reply = refusal
+                    .as_ref()
+                    .map(|r| r.reply.clone())
+                    .unwrap_or_default();
+                let error = format!("the shared pool's relay refused {to}: {reply}");
+                match refusal.map(|r| r.verdict) {
+                    Some(crate::domain::recipients::Verdict::Deferred) => {
+                        Err(Failure::retry(code, error))
+                    }
+                    _ => Err(Failure::fatal(code, error)),
+                }
+            }
             Err(f) => {
                 let code = f.code.map(i64::from);
                 let error = format!("the shared pool's relay: {}", f.message);

@@ -5,6 +5,7 @@
 mod checks;
 pub mod content;
 mod gmail;
+mod outcome;
 pub mod render;
 pub mod retry;
 pub mod route;

@@ -15,11 +15,14 @@ use tokio::task::JoinHandle;
 use super::checks::Checker;
 use super::content::{self, StoredBody, StoredEnvelope};
 use super::gmail::GmailSender;
+use super::outcome::{
+    FailureContext, accepted_by_all, after_failure, after_transaction, class_name, nobody_accepted,
+    remaining, settle_failed_recipients, stored_recipients,
+};
 use super::render::{SendPolicy, render};
-use super::retry::{RetryPolicy, retry_hint};
 use super::route::{Sender, TenantRoutes, decision_json};
 use super::settings::DeliverySettings;
-use crate::domain::health::{FailureKind, ReauthCause, Transition};
+use crate::domain::health::Transition;
 use crate::domain::message::MessageDraft;
 use crate::domain::routing::{Outcome, RouteDecision};
 use crate::domain::{
@@ -804,13 +807,22 @@ impl Inner {
             carrier,
         } = *job;
         let accepted_at = DateTime::from_timestamp_micros(record.created_at).unwrap_or_default();
-        let rendered = match render(
+        // Recipients already sent or refused for good in an earlier attempt are left out:
+        // a retry never goes again to those who have the mail.
+        let recipients = stored_recipients(&record);
+        let prepared = render(
             &draft,
             &record.message_id_header,
             accepted_at,
             &carrier.policy,
-        ) {
-            Ok(r) => r,
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|rendered| {
+            let envelope = remaining(&rendered.envelope, &recipients.settled())?;
+            Ok((rendered, envelope))
+        });
+        let (rendered, envelope) = match prepared {
+            Ok(prepared) => prepared,
             Err(e) => {
                 tracing::error!(message_id = %record.id, error = %e, "rendering failed");
                 return done_without_attempt(
@@ -820,11 +832,12 @@ impl Inner {
                     Completion::Failed {
                         channel: Some(channel),
                         reason: "render_failed",
-                        error: e.to_string(),
+                        error: e,
                     },
                 );
             }
         };
+        let attempted: Vec<String> = envelope.to().iter().map(ToString::to_string).collect();
         let started = Instant::now();
         // Within the lease, so an outcome is always recorded by the worker that owns it.
         let deadline = self.settings.lease / 2;
@@ -840,12 +853,15 @@ impl Inner {
                         settings,
                         credential: credential.as_ref(),
                     };
-                    self.smtp
-                        .send(&target, &rendered.envelope, &rendered.bytes)
-                        .await
+                    self.smtp.send(&target, &envelope, &rendered.bytes).await
                 }
+                // The Gmail API answers for the message as a whole: a recipient it cannot
+                // reach comes back later as a bounce, not as a refusal here.
                 Transport::Gmail => match &self.gmail {
-                    Some(gmail) => gmail.send(tenant, channel, &rendered.bytes).await,
+                    Some(gmail) => gmail
+                        .send(tenant, channel, &rendered.bytes)
+                        .await
+                        .map(|reply| accepted_by_all(&attempted, reply)),
                     None => Err(SendFailure::new(
                         FailureClass::Temporary,
                         None,
@@ -857,6 +873,8 @@ impl Inner {
         let result = tokio::time::timeout(deadline, sending)
             .await
             .unwrap_or_else(|_| {
+                // Each SMTP command has its own, shorter deadline; this one bounds the whole
+                // send within the lease and does not know the step it cut.
                 Err(SendFailure::new(
                     FailureClass::Network,
                     None,
@@ -865,44 +883,66 @@ impl Inner {
             });
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let is_shared_pool = carrier.kind == ChannelKind::SharedPool;
-        let (attempt, completion, effect) = match result {
-            Ok(reply) => (
-                Attempt {
+        let ctx = FailureContext {
+            channel,
+            tenant,
+            credential_version: carrier.credential_version,
+            is_shared_pool,
+            attempts: u32::try_from(record.attempts).unwrap_or(u32::MAX),
+            accepted_at,
+            now: Utc::now(),
+        };
+        let (attempt, completion, effect, recipients) = match result {
+            Ok(transaction) => {
+                let (completion, effect, recipients) = after_transaction(
+                    &transaction,
+                    recipients,
+                    &attempted,
+                    &ctx,
+                    &self.settings.retry,
+                    &mut rand::rng(),
+                );
+                let (class, code, reply) = match &transaction.delivered {
+                    Some(reply) => ("ok", None, reply.clone()),
+                    None => nobody_accepted(&transaction),
+                };
+                let attempt = Attempt {
                     channel,
-                    class: "ok",
-                    code: None,
-                    reply: reply.clone(),
+                    class,
+                    code,
+                    reply,
                     duration_ms,
-                },
-                Completion::Sent { channel, reply },
-                (!is_shared_pool).then_some(ChannelEffect::Used { channel }),
-            ),
+                    recipients: transaction.recipients,
+                    possibly_delivered: false,
+                };
+                (attempt, completion, effect, recipients)
+            }
             Err(failure) => {
+                if failure.possibly_delivered {
+                    tracing::warn!(
+                        message_id = %record.id,
+                        channel_id = %channel,
+                        error = %failure.message,
+                        "the connection broke after the message was sent and before the server answered: it may have been delivered; the retry may deliver it twice"
+                    );
+                }
                 let attempt = Attempt {
                     channel,
                     class: class_name(failure.class),
                     code: failure.code,
                     reply: failure.message.clone(),
                     duration_ms,
+                    recipients: Vec::new(),
+                    possibly_delivered: failure.possibly_delivered,
                 };
-                let (completion, effect) = after_failure(
-                    &failure,
-                    &FailureContext {
-                        channel,
-                        tenant,
-                        credential_version: carrier.credential_version,
-                        is_shared_pool,
-                        attempts: u32::try_from(record.attempts).unwrap_or(u32::MAX),
-                        accepted_at,
-                        now: Utc::now(),
-                    },
-                    &self.settings.retry,
-                    &mut rand::rng(),
-                );
+                let (completion, effect) =
+                    after_failure(&failure, &ctx, &self.settings.retry, &mut rand::rng());
                 if is_shared_pool && failure.class == FailureClass::Auth {
                     tracing::error!(error = %failure.message, "the shared pool's relay refused our credential: fix SWITCHBOARD_SHARED_POOL_URL");
                 }
-                (attempt, completion, effect)
+                let (completion, recipients) =
+                    settle_failed_recipients(completion, recipients, &attempted, failure.code);
+                (attempt, completion, effect, recipients)
             }
         };
         self.metrics
@@ -914,6 +954,7 @@ impl Inner {
                 rerouted,
                 attempt: Some(attempt),
                 completion,
+                recipients,
             },
             effect,
             channel_kind: carrier.kind.as_str(),
@@ -1007,6 +1048,7 @@ fn done_without_attempt(
             rerouted,
             attempt: None,
             completion,
+            recipients: None,
         },
         effect: None,
         channel_kind: "none",
@@ -1018,6 +1060,7 @@ fn metric_labels(finished: &Finished) -> (&'static str, &'static str) {
     let tried = finished.attempt.as_ref().map(|a| a.class);
     match &finished.completion {
         Completion::Sent { .. } => ("sent", "ok"),
+        Completion::PartiallySent { .. } => ("partially_sent", "ok"),
         Completion::Deferred { reason, .. } => (
             "deferred",
             tried.unwrap_or(match *reason {
@@ -1033,272 +1076,5 @@ fn metric_labels(finished: &Finished) -> (&'static str, &'static str) {
                 _ => "internal",
             }),
         ),
-    }
-}
-
-fn class_name(class: FailureClass) -> &'static str {
-    match class {
-        FailureClass::Auth => "auth",
-        FailureClass::Tls => "tls",
-        FailureClass::Network => "network",
-        FailureClass::Temporary => "temporary",
-        FailureClass::Permanent => "permanent",
-        FailureClass::Protocol => "protocol",
-    }
-}
-
-/// What is known about a failed attempt besides the failure.
-#[derive(Debug, Clone)]
-struct FailureContext {
-    channel: ChannelId,
-    tenant: TenantId,
-    credential_version: Option<i64>,
-    is_shared_pool: bool,
-    attempts: u32,
-    accepted_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-}
-
-/// The classification decides: a refused credential holds the message and marks the channel
-/// (not the operator's shared relay, which tenants cannot fix: that is retried); a permanent
-/// refusal fails it with the server's reply; anything else is retried with backoff until the
-/// message is too old.
-fn after_failure(
-    failure: &SendFailure,
-    ctx: &FailureContext,
-    retry: &RetryPolicy,
-    rng: &mut impl rand::Rng,
-) -> (Completion, Option<ChannelEffect>) {
-    let error = match failure.code {
-        Some(code) if !failure.message.contains(&code.to_string()) => {
-            format!("{code} {}", failure.message)
-        }
-        _ => failure.message.clone(),
-    };
-    match failure.class {
-        FailureClass::Auth if !ctx.is_shared_pool => {
-            let cause = failure
-                .auth_cause
-                .and_then(ReauthCause::from_code)
-                .unwrap_or_else(|| ReauthCause::from_reply(&error));
-            // Routed again at once, now that the channel needs a new credential: the tenant's
-            // policy decides between holding it for this channel and a fallback. (A rotation
-            // that raced the send finds it queued, not stranded in `held`.)
-            (
-                Completion::Deferred {
-                    channel: Some(ctx.channel),
-                    until: ctx.now.timestamp_micros(),
-                    reason: "credential_refused",
-                    error: Some(error.clone()),
-                },
-                Some(ChannelEffect::NeedsReauth {
-                    tenant: ctx.tenant,
-                    channel: ctx.channel,
-                    credential_version: ctx.credential_version,
-                    cause,
-                    reply: error,
-                }),
-            )
-        }
-        // The server answered and refused this message: the channel itself works.
-        FailureClass::Permanent => (
-            Completion::Failed {
-                channel: Some(ctx.channel),
-                reason: "rejected",
-                error,
-            },
-            (!ctx.is_shared_pool).then_some(ChannelEffect::Used {
-                channel: ctx.channel,
-            }),
-        ),
-        _ => {
-            // One more failure in the channel's run (the operator's relay is not a channel
-            // a tenant can mend: its trouble is logged, not counted).
-            let kind = match failure.class {
-                FailureClass::Tls => Some(FailureKind::Tls),
-                FailureClass::Network => Some(FailureKind::Network),
-                FailureClass::Protocol => Some(FailureKind::Protocol),
-                FailureClass::Temporary => Some(FailureKind::Temporary),
-                FailureClass::Auth | FailureClass::Permanent => None,
-            };
-            let effect = kind
-                .filter(|_| !ctx.is_shared_pool)
-                .map(|kind| ChannelEffect::Failed {
-                    tenant: ctx.tenant,
-                    channel: ctx.channel,
-                    kind,
-                    error: error.clone(),
-                });
-            let hint = failure.retry_after.or_else(|| retry_hint(&failure.message));
-            let delay = retry.delay(ctx.attempts, hint, rng);
-            let until = ctx.now + chrono::Duration::from_std(delay).unwrap_or_default();
-            let max_age = chrono::Duration::from_std(retry.max_age).unwrap_or_default();
-            if until > ctx.accepted_at + max_age {
-                (
-                    Completion::Failed {
-                        channel: Some(ctx.channel),
-                        reason: "expired",
-                        error: format!(
-                            "still failing after {} attempts over the maximum age; last error: {error}",
-                            ctx.attempts
-                        ),
-                    },
-                    effect,
-                )
-            } else {
-                (
-                    Completion::Deferred {
-                        channel: Some(ctx.channel),
-                        until: until.timestamp_micros(),
-                        reason: "temporary_failure",
-                        error: Some(error),
-                    },
-                    effect,
-                )
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use rand::SeedableRng;
-    use rand::rngs::StdRng;
-
-    use super::*;
-
-    fn ctx(attempts: u32, age: Duration, shared: bool) -> FailureContext {
-        let now = Utc::now();
-        FailureContext {
-            channel: ChannelId::generate(),
-            tenant: TenantId::generate(),
-            credential_version: Some(42),
-            is_shared_pool: shared,
-            attempts,
-            accepted_at: now - chrono::Duration::from_std(age).unwrap(),
-            now,
-        }
-    }
-
-    fn failure(class: FailureClass, code: Option<u16>, message: &str) -> SendFailure {
-        SendFailure::new(class, code, message)
-    }
-
-    #[test]
-    fn a_refused_credential_routes_the_message_again_at_once_and_marks_the_channel() {
-        let mut rng = StdRng::seed_from_u64(3);
-        let c = ctx(1, Duration::ZERO, false);
-        let (completion, effect) = after_failure(
-            &failure(
-                FailureClass::Auth,
-                Some(535),
-                "5.7.8 Authentication credentials invalid",
-            ),
-            &c,
-            &RetryPolicy::default(),
-            &mut rng,
-        );
-        assert!(
-            matches!(completion, Completion::Deferred { channel: Some(ch), reason: "credential_refused", until, .. } if ch == c.channel && until == c.now.timestamp_micros())
-        );
-        match effect {
-            Some(ChannelEffect::NeedsReauth {
-                cause,
-                credential_version,
-                reply,
-                ..
-            }) => {
-                assert_eq!(cause, ReauthCause::AuthRejected);
-                assert_eq!(credential_version, Some(42));
-                assert!(reply.starts_with("535 "), "{reply}");
-            }
-            other => panic!("{other:?}"),
-        }
-        let (_, effect) = after_failure(
-            &failure(
-                FailureClass::Auth,
-                Some(535),
-                "5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant",
-            ),
-            &c,
-            &RetryPolicy::default(),
-            &mut rng,
-        );
-        assert!(matches!(
-            effect,
-            Some(ChannelEffect::NeedsReauth {
-                cause: ReauthCause::BasicAuthDisabled,
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn the_shared_relay_refusing_us_is_retried_not_held() {
-        let mut rng = StdRng::seed_from_u64(3);
-        let (completion, effect) = after_failure(
-            &failure(FailureClass::Auth, Some(535), "bad"),
-            &ctx(1, Duration::ZERO, true),
-            &RetryPolicy::default(),
-            &mut rng,
-        );
-        assert!(matches!(completion, Completion::Deferred { .. }));
-        assert!(effect.is_none());
-    }
-
-    #[test]
-    fn permanent_fails_with_the_reply_and_temporary_retries_until_too_old() {
-        let mut rng = StdRng::seed_from_u64(3);
-        let retry = RetryPolicy::default();
-        let (completion, _) = after_failure(
-            &failure(FailureClass::Permanent, Some(550), "5.1.1 no such user"),
-            &ctx(1, Duration::ZERO, false),
-            &retry,
-            &mut rng,
-        );
-        assert!(
-            matches!(&completion, Completion::Failed { reason: "rejected", error, .. } if error == "550 5.1.1 no such user")
-        );
-        for class in [
-            FailureClass::Temporary,
-            FailureClass::Network,
-            FailureClass::Tls,
-            FailureClass::Protocol,
-        ] {
-            let c = ctx(2, Duration::from_secs(60), false);
-            let (completion, _) = after_failure(
-                &failure(class, Some(451), "try again in 300 seconds"),
-                &c,
-                &retry,
-                &mut rng,
-            );
-            match completion {
-                Completion::Deferred {
-                    until,
-                    reason: "temporary_failure",
-                    ..
-                } => {
-                    let wait = until - c.now.timestamp_micros();
-                    assert!(
-                        wait >= 300_000_000,
-                        "{class:?}: the server's hint is a floor ({wait} µs)"
-                    );
-                }
-                other => panic!("{class:?}: {other:?}"),
-            }
-        }
-        let (completion, _) = after_failure(
-            &failure(FailureClass::Temporary, Some(451), "busy"),
-            &ctx(40, retry.max_age, false),
-            &retry,
-            &mut rng,
-        );
-        assert!(matches!(
-            completion,
-            Completion::Failed {
-                reason: "expired",
-                ..
-            }
-        ));
     }
 }

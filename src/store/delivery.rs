@@ -17,6 +17,7 @@ use super::time::now_micros;
 use super::write_transaction;
 use super::{DbConnection, StoreError};
 use crate::domain::health::{FailureKind, FailureRule, Observation, ReauthCause, Transition};
+use crate::domain::recipients::{RcptOutcome, Recipients};
 use crate::domain::{ChannelId, EventType, MessageId, TenantId};
 
 diesel::define_sql_function! {
@@ -148,6 +149,11 @@ pub struct Attempt {
     pub code: Option<u16>,
     pub reply: String,
     pub duration_ms: u64,
+    /// Each RCPT's answer, when the server was asked.
+    pub recipients: Vec<RcptOutcome>,
+    /// The connection broke after the message's end, before the server answered: it may
+    /// have been delivered, and the retry may deliver it again.
+    pub possibly_delivered: bool,
 }
 
 /// Where a claimed message goes next.
@@ -156,6 +162,13 @@ pub enum Completion {
     Sent {
         channel: ChannelId,
         reply: String,
+    },
+    /// Some recipients have it and the others were refused for good: done, stored as `sent`
+    /// with `failed_recipients` counted; `error` sums up the refusals.
+    PartiallySent {
+        channel: ChannelId,
+        reply: String,
+        error: String,
     },
     /// Try again at `until` (microseconds); `reason` is a stable code.
     Deferred {
@@ -187,6 +200,8 @@ pub struct Finished {
     pub rerouted: bool,
     pub attempt: Option<Attempt>,
     pub completion: Completion,
+    /// Each recipient's outcome to store, when recipients parted ways (`None` leaves it).
+    pub recipients: Option<Recipients>,
 }
 
 /// What an outcome says about a channel.
@@ -247,9 +262,11 @@ pub fn complete(
         let mut events = Vec::with_capacity(finished.len() * 2);
         // Sent messages, by far the most, are recorded a group at a time: one UPDATE for
         // every message sent through the same channel with the same route.
-        let (sent, others): (Vec<&Finished>, Vec<&Finished>) = finished
-            .iter()
-            .partition(|d| matches!(d.completion, Completion::Sent { .. }) && d.route.is_some());
+        let (sent, others): (Vec<&Finished>, Vec<&Finished>) = finished.iter().partition(|d| {
+            matches!(d.completion, Completion::Sent { .. })
+                && d.route.is_some()
+                && d.recipients.is_none()
+        });
         for done in record_sent(conn, worker, now, &sent, &mut report)? {
             push_events(&mut events, now, done);
         }
@@ -259,8 +276,18 @@ pub fn complete(
                 continue;
             }
             push_events(&mut events, now, done);
-            if let Completion::Failed { reason, error, .. } = &done.completion {
-                announce_failure(conn, done.id, reason, error)?;
+            match &done.completion {
+                Completion::Failed { reason, error, .. } => {
+                    announce(conn, done, EventType::MessageFailed, reason, error)?
+                }
+                Completion::PartiallySent { error, .. } => announce(
+                    conn,
+                    done,
+                    EventType::MessagePartiallySent,
+                    "recipients_refused",
+                    error,
+                )?,
+                _ => {}
             }
         }
         insert_events(conn, &events)?;
@@ -405,7 +432,30 @@ fn record_one(
         messages::lease_until.eq(None::<i64>),
         messages::updated_at.eq(now),
     );
+    if let Some(recipients) = &done.recipients {
+        let json = serde_json::to_string(recipients).map_err(StoreError::corrupt)?;
+        let updated = diesel::update(target.clone())
+            .set((
+                messages::recipients.eq(json),
+                messages::failed_recipients.eq(recipients.tally().failed as i64),
+            ))
+            .execute(conn)?;
+        if updated == 0 {
+            return Ok(false);
+        }
+    }
     let updated = match &done.completion {
+        Completion::PartiallySent { channel, error, .. } => diesel::update(target)
+            .set((
+                messages::status.eq(MessageStatus::Sent.as_str()),
+                messages::channel_id.eq(channel.to_string()),
+                messages::route.eq(route),
+                messages::hold_reason.eq(None::<String>),
+                messages::last_error.eq(error.clone()),
+                messages::sent_at.eq(now),
+                lease_cleared,
+            ))
+            .execute(conn)?,
         Completion::Sent { channel, .. } => diesel::update(target)
             .set((
                 messages::status.eq(MessageStatus::Sent.as_str()),
@@ -473,16 +523,33 @@ fn push_events(events: &mut Vec<EventInsert>, now: i64, done: &Finished) {
         events.push(event(done.id, now, "routed", route.clone()));
     }
     if let Some(a) = &done.attempt {
-        events.push(event(
-            done.id,
-            now,
-            "attempt",
-            json!({"channel_id": a.channel, "result": a.class, "code": a.code, "reply": a.reply, "duration_ms": a.duration_ms}),
-        ));
+        let mut detail = json!({"channel_id": a.channel, "result": a.class, "code": a.code, "reply": a.reply, "duration_ms": a.duration_ms});
+        if !a.recipients.is_empty() {
+            detail["recipients"] = json!(a.recipients);
+        }
+        if a.possibly_delivered {
+            detail["possibly_delivered"] = json!(true);
+        }
+        events.push(event(done.id, now, "attempt", detail));
     }
     let (kind, detail) = match &done.completion {
         Completion::Sent { channel, reply } => {
             ("sent", json!({"channel_id": channel, "reply": reply}))
+        }
+        Completion::PartiallySent {
+            channel,
+            reply,
+            error,
+        } => {
+            let tally = done
+                .recipients
+                .as_ref()
+                .map(Recipients::tally)
+                .unwrap_or_default();
+            (
+                "partially_sent",
+                json!({"channel_id": channel, "reply": reply, "error": error, "sent": tally.sent, "failed": tally.failed}),
+            )
         }
         Completion::Deferred {
             until,
@@ -508,13 +575,16 @@ fn push_events(events: &mut Vec<EventInsert>, now: i64, done: &Finished) {
     events.push(event(done.id, now, kind, detail));
 }
 
-/// Tells the tenant's webhooks that a message failed for good.
-fn announce_failure(
+/// Tells the tenant's webhooks that a message failed for good, or reached only some of its
+/// recipients; each recipient's outcome travels with it when recipients parted ways.
+fn announce(
     conn: &mut DbConnection,
-    id: MessageId,
+    done: &Finished,
+    kind: EventType,
     reason: &str,
     error: &str,
 ) -> Result<(), StoreError> {
+    let id = done.id;
     let row: Option<(String, String, Option<String>, i64)> = messages::table
         .filter(messages::id.eq(id.to_string()))
         .select((
@@ -528,17 +598,21 @@ fn announce_failure(
     let Some((tenant, from, channel, attempts)) = row else {
         return Ok(());
     };
+    let mut data = json!({
+        "message": {"id": id, "from": from, "channel_id": channel, "attempts": attempts},
+        "reason": reason,
+        "error": error,
+    });
+    if let Some(recipients) = &done.recipients {
+        data["recipients"] = json!(recipients);
+    }
     notifications::emit(
         conn,
         &Event {
             tenant: tenant.parse().map_err(StoreError::corrupt)?,
-            kind: EventType::MessageFailed,
+            kind,
             channel: None,
-            data: json!({
-                "message": {"id": id, "from": from, "channel_id": channel, "attempts": attempts},
-                "reason": reason,
-                "error": error,
-            }),
+            data,
         },
     )?;
     Ok(())

@@ -282,6 +282,10 @@ pub struct MessageRecord {
     pub created_at: i64,
     pub updated_at: i64,
     pub sent_at: Option<i64>,
+    /// Each recipient's own outcome (JSON `Recipients`), once recipients part ways.
+    pub recipients: Option<String>,
+    /// Recipients refused for good: a `sent` message with some was partially sent.
+    pub failed_recipients: i64,
 }
 
 impl MessageRecord {
@@ -375,11 +379,39 @@ pub fn events(conn: &mut DbConnection, id: MessageId) -> Result<Vec<MessageEvent
         .collect()
 }
 
+/// A status as the API shows it: a stored one, or `partially_sent`, which is stored as
+/// `sent` with recipients refused for good (`failed_recipients`). SQLite cannot widen the
+/// status column's CHECK without rebuilding the table, and `sent` is right for the queue:
+/// the message is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShownStatus {
+    Stored(MessageStatus),
+    PartiallySent,
+}
+
+impl ShownStatus {
+    pub fn parse(raw: &str) -> Result<Self, StoreError> {
+        match raw {
+            "partially_sent" => Ok(ShownStatus::PartiallySent),
+            other => MessageStatus::parse(other).map(ShownStatus::Stored),
+        }
+    }
+
+    /// The status to show for a stored row.
+    pub fn of(status: &str, failed_recipients: i64) -> &str {
+        if status == MessageStatus::Sent.as_str() && failed_recipients > 0 {
+            "partially_sent"
+        } else {
+            status
+        }
+    }
+}
+
 /// Which messages a listing shows.
 #[derive(Debug, Clone, Default)]
 pub struct MessageFilter {
     pub sender: Option<UserId>,
-    pub status: Option<MessageStatus>,
+    pub status: Option<ShownStatus>,
     pub channel: Option<ChannelId>,
     /// Only messages accepted before this one (keyset pagination, newest first).
     pub before: Option<(i64, String)>,
@@ -401,8 +433,21 @@ pub fn list(
     if let Some(sender) = filter.sender {
         query = query.filter(messages::sender_user_id.eq(sender.to_string()));
     }
-    if let Some(status) = filter.status {
-        query = query.filter(messages::status.eq(status.as_str()));
+    match filter.status {
+        None => {}
+        Some(ShownStatus::Stored(MessageStatus::Sent)) => {
+            query = query
+                .filter(messages::status.eq(MessageStatus::Sent.as_str()))
+                .filter(messages::failed_recipients.eq(0));
+        }
+        Some(ShownStatus::PartiallySent) => {
+            query = query
+                .filter(messages::status.eq(MessageStatus::Sent.as_str()))
+                .filter(messages::failed_recipients.gt(0));
+        }
+        Some(ShownStatus::Stored(status)) => {
+            query = query.filter(messages::status.eq(status.as_str()));
+        }
     }
     if let Some(channel) = filter.channel {
         query = query.filter(messages::channel_id.eq(channel.to_string()));

@@ -165,6 +165,8 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         sent_at -> Nullable<BigInt>,
+        recipients -> Nullable<Text>,
+        failed_recipients -> BigInt,
     }
 }
 

@@ -1,8 +1,9 @@
 //! A connection pool per channel. lettre's own pool cannot be given our sockets (outbound
 //! policy, TCP_NODELAY), so we keep authenticated sessions ourselves: at most `pool_size`
 //! per channel, reused while idle for less than the idle timeout, discarded when broken,
-//! and all dropped when the channel's credential changes (the key includes its version, so
-//! a rotated password is never sent on a session opened with the old one).
+//! and all dropped when the channel's credential or settings change (a rotated password is
+//! never sent on a session opened with the old one, and an edited host, port, security or
+//! CA takes effect with the next message).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::classify::{FailureClass, classify, describe};
 use super::outbound::OutboundPolicy;
 use super::smtp::{OpenError, connect, discard, open_session, within};
+use super::transaction::{ServerFeatures, Transaction, TransactionError, read_features, transact};
 use crate::domain::{ChannelId, SmtpAuth, SmtpSettings};
 
 /// How long an unused session stays open. Providers close idle sessions after a minute or
@@ -43,6 +45,9 @@ pub struct SendFailure {
     pub retry_after: Option<std::time::Duration>,
     /// For `Auth`: why the credential is refused, when the transport knows (`token_revoked`).
     pub auth_cause: Option<&'static str>,
+    /// The connection broke after the message's end and before the server's answer: the
+    /// server may have taken it, so the retry may deliver it a second time.
+    pub possibly_delivered: bool,
 }
 
 impl SendFailure {
@@ -53,6 +58,15 @@ impl SendFailure {
             message: message.into(),
             retry_after: None,
             auth_cause: None,
+            possibly_delivered: false,
+        }
+    }
+
+    fn from_transaction(error: TransactionError) -> Self {
+        let possibly_delivered = error.possibly_delivered();
+        Self {
+            possibly_delivered,
+            ..Self::new(error.class, error.code, error.message)
         }
     }
 
@@ -70,16 +84,31 @@ impl SendFailure {
     }
 }
 
+/// An open, authenticated session and what its server announced.
+struct Session {
+    conn: AsyncSmtpConnection,
+    features: ServerFeatures,
+}
+
 struct Idle {
-    session: AsyncSmtpConnection,
+    session: Session,
     since: Instant,
 }
 
 struct ChannelSessions {
     version: i64,
+    /// The settings the sessions were opened with.
+    settings: SmtpSettings,
     idle: Vec<Idle>,
     /// One permit per session that may exist at once (`pool_size`).
     permits: Arc<Semaphore>,
+}
+
+impl ChannelSessions {
+    /// Whether these sessions were opened for the target's credential and settings.
+    fn serves(&self, target: &Target<'_>) -> bool {
+        self.version == target.credential_version && self.settings == *target.settings
+    }
 }
 
 /// The sessions of every channel this process sends through. Cheap to share (`Arc`).
@@ -102,41 +131,37 @@ impl SmtpPool {
     /// old version's idle sessions (sessions still sending finish, and are then dropped too).
     fn permits(&self, target: &Target<'_>) -> Arc<Semaphore> {
         let mut channels = self.channels.lock().expect("pool lock");
-        let entry = channels
-            .entry(target.channel)
-            .or_insert_with(|| ChannelSessions {
-                version: target.credential_version,
-                idle: Vec::new(),
-                permits: Arc::new(Semaphore::new(target.settings.pool_size as usize)),
-            });
-        if entry.version != target.credential_version {
-            *entry = ChannelSessions {
-                version: target.credential_version,
-                idle: Vec::new(),
-                permits: Arc::new(Semaphore::new(target.settings.pool_size as usize)),
-            };
+        let fresh = || ChannelSessions {
+            version: target.credential_version,
+            settings: target.settings.clone(),
+            idle: Vec::new(),
+            permits: Arc::new(Semaphore::new(target.settings.pool_size as usize)),
+        };
+        let entry = channels.entry(target.channel).or_insert_with(fresh);
+        if !entry.serves(target) {
+            *entry = fresh();
         }
         entry.permits.clone()
     }
 
-    fn take_idle(&self, target: &Target<'_>) -> Option<AsyncSmtpConnection> {
+    fn take_idle(&self, target: &Target<'_>) -> Option<Session> {
         let mut channels = self.channels.lock().expect("pool lock");
         let entry = channels.get_mut(&target.channel)?;
-        if entry.version != target.credential_version {
+        if !entry.serves(target) {
             return None;
         }
         while let Some(idle) = entry.idle.pop() {
-            if idle.since.elapsed() < self.idle_timeout && !idle.session.has_broken() {
+            if idle.since.elapsed() < self.idle_timeout && !idle.session.conn.has_broken() {
                 return Some(idle.session);
             }
         }
         None
     }
 
-    fn give_back(&self, target: &Target<'_>, session: AsyncSmtpConnection) {
+    fn give_back(&self, target: &Target<'_>, session: Session) {
         let mut channels = self.channels.lock().expect("pool lock");
         if let Some(entry) = channels.get_mut(&target.channel)
-            && entry.version == target.credential_version
+            && entry.serves(target)
         {
             entry.idle.push(Idle {
                 session,
@@ -145,7 +170,7 @@ impl SmtpPool {
         }
     }
 
-    async fn open(&self, target: &Target<'_>) -> Result<AsyncSmtpConnection, SendFailure> {
+    async fn open(&self, target: &Target<'_>) -> Result<Session, SendFailure> {
         let settings = target.settings;
         let tcp = connect(settings, &self.policy)
             .await
@@ -153,6 +178,23 @@ impl SmtpPool {
         let mut session = open_session(settings, tcp)
             .await
             .map_err(SendFailure::from_open)?;
+        let deadline = Duration::from_secs(u64::from(settings.command_timeout_secs));
+        let features = read_features(&mut session, deadline)
+            .await
+            .map_err(SendFailure::from_open)?;
+        let session = self.authenticate(target, session).await?;
+        Ok(Session {
+            conn: session,
+            features,
+        })
+    }
+
+    async fn authenticate(
+        &self,
+        target: &Target<'_>,
+        mut session: AsyncSmtpConnection,
+    ) -> Result<AsyncSmtpConnection, SendFailure> {
+        let settings = target.settings;
         let mechanism = match settings.auth {
             SmtpAuth::None => return Ok(session),
             SmtpAuth::Plain => Mechanism::Plain,
@@ -182,48 +224,58 @@ impl SmtpPool {
     }
 
     /// Sends one message through the channel, on an idle session when there is one. A
-    /// failed session is closed, never reused.
+    /// failed session is closed, never reused. Recipients the server refuses are answered
+    /// one by one in the result; an error means the transaction failed as a whole.
     pub async fn send(
         &self,
         target: &Target<'_>,
         envelope: &Envelope,
         message: &[u8],
-    ) -> Result<String, SendFailure> {
+    ) -> Result<Transaction, SendFailure> {
         let _permit: OwnedSemaphorePermit = self
             .permits(target)
             .acquire_owned()
             .await
             .expect("the pool's semaphores are never closed");
-        let mut session = match self.take_idle(target) {
-            Some(session) => session,
-            None => self.open(target).await?,
-        };
         let deadline = Duration::from_secs(u64::from(target.settings.command_timeout_secs));
-        match within(
-            deadline,
-            "sending",
-            session.send(envelope, message),
-            OpenError::Smtp,
-        )
-        .await
-        {
-            Ok(response) => {
-                self.give_back(target, session);
-                Ok(response.message().collect::<Vec<_>>().join(" "))
-            }
-            Err(error) => {
-                discard(session).await;
-                Err(match error {
-                    OpenError::Smtp(e) => SendFailure::from_smtp(&e, false),
-                    other => SendFailure::from_open(other),
-                })
+        let mut idle = self.take_idle(target);
+        loop {
+            let reused = idle.is_some();
+            let mut session = match idle.take() {
+                Some(session) => session,
+                None => self.open(target).await?,
+            };
+            match transact(
+                &mut session.conn,
+                &session.features,
+                envelope,
+                message,
+                deadline,
+            )
+            .await
+            {
+                Ok(done) => {
+                    self.give_back(target, session);
+                    return Ok(done);
+                }
+                // Servers close idle sessions (and end them when a password changes); the
+                // first command finding it closed cost nothing yet, so a fresh session takes
+                // over at once: no deferral, no failure counted against the channel.
+                Err(error) if reused && error.stale_session() => {
+                    tracing::debug!(channel_id = %target.channel, error = %error.message, "pooled session was closed by the server; opening a fresh one");
+                    discard(session.conn).await;
+                }
+                Err(error) => {
+                    discard(session.conn).await;
+                    return Err(SendFailure::from_transaction(error));
+                }
             }
         }
     }
 
     /// Closes sessions idle for longer than the idle timeout (call it now and then).
     pub async fn close_idle(&self) -> usize {
-        let expired: Vec<AsyncSmtpConnection> = {
+        let expired: Vec<Session> = {
             let mut channels = self.channels.lock().expect("pool lock");
             let mut expired = Vec::new();
             for entry in channels.values_mut() {
@@ -238,7 +290,7 @@ impl SmtpPool {
         };
         let count = expired.len();
         for mut session in expired {
-            let _ = tokio::time::timeout(Duration::from_secs(5), session.quit()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), session.conn.quit()).await;
         }
         count
     }

@@ -22,7 +22,8 @@ fn kinds(view: &Value) -> Vec<String> {
         .collect()
 }
 
-fn events_of<'a>(view: &'a Value, kind: &str) -> Vec<&'a Value> {
+/// The events of one kind in a message's log, oldest first.
+pub fn events_of<'a>(view: &'a Value, kind: &str) -> Vec<&'a Value> {
     view["events"]
         .as_array()
         .unwrap()
@@ -497,11 +498,14 @@ async fn a_worker_whose_lease_was_taken_over_cannot_record_an_outcome() {
             code: None,
             reply: reply.into(),
             duration_ms: 1,
+            recipients: Vec::new(),
+            possibly_delivered: false,
         }),
         completion: Completion::Sent {
             channel,
             reply: reply.into(),
         },
+        recipients: None,
     };
     let late = store
         .run_blocking(|c| {

@@ -22,6 +22,7 @@ mod messages;
 mod processes;
 mod restart;
 mod roles;
+mod server_faults;
 mod smtp_pool;
 #[path = "../support/smtp_server.rs"]
 mod smtp_server;

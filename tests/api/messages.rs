@@ -23,6 +23,11 @@ pub struct World {
 }
 
 pub async fn world_with(extra: &[(&str, &str)]) -> World {
+    world_on(SmtpServerConfig::default(), extra).await
+}
+
+/// A world whose rep's mailbox server is shaped by `config` (its account is set here).
+pub async fn world_on(config: SmtpServerConfig, extra: &[(&str, &str)]) -> World {
     let mut env = vec![
         ("SWITCHBOARD_RETRY_BASE", "200ms"),
         ("SWITCHBOARD_RETRY_MAX", "1s"),
@@ -34,7 +39,7 @@ pub async fn world_with(extra: &[(&str, &str)]) -> World {
     let rep = app.create_user(&acme, REP, "rep", None).await;
     let server = TestSmtpServer::start(SmtpServerConfig {
         users: vec![(REP.to_owned(), PASSWORD.to_owned())],
-        ..SmtpServerConfig::default()
+        ..config
     })
     .await;
     let channel = expect_json(

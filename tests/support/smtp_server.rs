@@ -83,6 +83,23 @@ pub struct SmtpServerConfig {
     pub require_tls_for_auth: bool,
     /// SASL mechanisms advertised and accepted, e.g. `["PLAIN", "LOGIN", "XOAUTH2"]`.
     pub mechanisms: Vec<&'static str>,
+    /// The message size limit advertised in EHLO (`SIZE`) and enforced, in bytes.
+    pub size_limit: usize,
+    /// Whether EHLO offers SMTPUTF8 (RFC 6531); without it a non-ASCII address is refused.
+    pub smtputf8: bool,
+    /// Close a session that sent no command for this long, as every real server does
+    /// (Postfix: 300 s, answering `421 4.4.2 … timeout exceeded`).
+    pub idle_timeout: Option<(Duration, IdleClose)>,
+}
+
+/// How a server ends a session it found idle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdleClose {
+    /// `421 4.4.2` and then close, as Postfix does.
+    Reply421,
+    /// Close the socket without a word (a NAT or load balancer dropping the flow does the
+    /// same from the client's side).
+    Silent,
 }
 
 impl Default for SmtpServerConfig {
@@ -97,6 +114,9 @@ impl Default for SmtpServerConfig {
             require_auth: true,
             require_tls_for_auth: true,
             mechanisms: vec!["PLAIN", "LOGIN", "XOAUTH2"],
+            size_limit: MAX_MESSAGE_SIZE,
+            smtputf8: false,
+            idle_timeout: None,
         }
     }
 }
@@ -210,6 +230,32 @@ impl TestSmtpServer {
         self.shared.state().fault = fault;
     }
 
+    /// Answers RCPT TO for `address` (compared without case) with this reply from now on,
+    /// as a server refuses one mailbox of several (`550 5.1.1 no such user`, `451 4.2.0 try
+    /// later`); `None` takes it back.
+    pub fn set_rcpt_reply(&self, address: &str, reply: Option<(u16, &str)>) {
+        let mut state = self.shared.state();
+        let key = address.to_ascii_lowercase();
+        match reply {
+            Some((code, text)) => {
+                state.rcpt_replies.insert(key, (code, text.to_string()));
+            }
+            None => {
+                state.rcpt_replies.remove(&key);
+            }
+        }
+    }
+
+    /// The RCPT TO commands received so far, in order, with the code each was answered with.
+    pub fn rcpt_log(&self) -> Vec<(String, u16)> {
+        self.shared.state().rcpt_log.clone()
+    }
+
+    /// Sessions this server closed because they were idle.
+    pub fn idle_closes(&self) -> usize {
+        self.shared.state().idle_closes
+    }
+
     /// Sets (or adds) an account's password, as a password change at the provider would:
     /// sessions signed in with the old one are ended at their next command (421), as
     /// providers sign a changed account out everywhere.
@@ -275,6 +321,10 @@ struct State {
     messages: Vec<ReceivedMessage>,
     auth_attempts: Vec<AuthAttempt>,
     connections: usize,
+    /// Scripted RCPT replies by lower-cased address.
+    rcpt_replies: HashMap<String, (u16, String)>,
+    rcpt_log: Vec<(String, u16)>,
+    idle_closes: usize,
 }
 
 impl Shared {
@@ -525,6 +575,8 @@ struct Session {
     signed_in_at_change: u64,
     mail_from: Option<String>,
     rcpt_to: Vec<String>,
+    /// MAIL FROM carried the SMTPUTF8 parameter (RFC 6531 §3.4).
+    smtputf8: bool,
 }
 
 impl Session {
@@ -552,7 +604,21 @@ async fn serve(shared: &Shared, tcp: TcpStream) -> io::Result<()> {
     }
     let mut session = Session::default();
     loop {
-        let line = match conn.read_line(MAX_LINE).await? {
+        let next = match shared.config.idle_timeout {
+            None => conn.read_line(MAX_LINE).await?,
+            Some((idle, how)) => match tokio::time::timeout(idle, conn.read_line(MAX_LINE)).await {
+                Ok(line) => line?,
+                Err(_) => {
+                    shared.state().idle_closes += 1;
+                    if how == IdleClose::Reply421 {
+                        conn.reply(421, "4.4.2 localhost Error: timeout exceeded")
+                            .await?;
+                    }
+                    return Ok(());
+                }
+            },
+        };
+        let line = match next {
             None => return Ok(()),
             Some(Line::TooLong) => {
                 conn.reply(500, "5.5.2 Line too long").await?;
@@ -640,7 +706,7 @@ async fn handle_command(
         "STARTTLS" => starttls(shared, conn, argument).await,
         "AUTH" => auth(shared, conn, session, argument).await,
         "MAIL" => mail(shared, conn, session, argument).await,
-        "RCPT" => rcpt(conn, session, argument).await,
+        "RCPT" => rcpt(shared, conn, session, argument).await,
         "DATA" => data(shared, conn, session).await,
         "RSET" => {
             session.reset_transaction();
@@ -683,8 +749,11 @@ async fn ehlo(
         "8BITMIME".to_string(),
         // We answer with RFC 3463 enhanced codes, which RFC 2034 says we must then advertise.
         "ENHANCEDSTATUSCODES".to_string(),
-        format!("SIZE {MAX_MESSAGE_SIZE}"),
+        format!("SIZE {}", shared.config.size_limit),
     ];
+    if shared.config.smtputf8 {
+        lines.push("SMTPUTF8".to_string());
+    }
     if shared.config.tls == TlsMode::StartTls && !conn.tls {
         lines.push("STARTTLS".to_string());
     }
@@ -737,14 +806,22 @@ async fn mail(
         return respond(conn, 501, "5.5.4 Syntax: MAIL FROM:<address>").await;
     };
     // Parameters such as BODY= are accepted and ignored, but a declared size is honoured.
-    if declared_size(parameters).is_some_and(|size| size > MAX_MESSAGE_SIZE as u64) {
+    if declared_size(parameters).is_some_and(|size| size > shared.config.size_limit as u64) {
         return respond(conn, 552, "5.3.4 Message size exceeds fixed maximum").await;
     }
+    session.smtputf8 = parameters
+        .split_whitespace()
+        .any(|p| p.eq_ignore_ascii_case("SMTPUTF8"));
     session.mail_from = Some(address);
     respond(conn, 250, "2.1.0 Ok").await
 }
 
-async fn rcpt(conn: &mut Conn, session: &mut Session, argument: &str) -> io::Result<Next> {
+async fn rcpt(
+    shared: &Shared,
+    conn: &mut Conn,
+    session: &mut Session,
+    argument: &str,
+) -> io::Result<Next> {
     if session.mail_from.is_none() {
         return respond(conn, 503, "5.5.1 Need MAIL before RCPT").await;
     }
@@ -752,11 +829,23 @@ async fn rcpt(conn: &mut Conn, session: &mut Session, argument: &str) -> io::Res
         Some((address, _parameters)) if !address.is_empty() => address,
         _ => return respond(conn, 501, "5.5.4 Syntax: RCPT TO:<address>").await,
     };
-    if session.rcpt_to.len() >= MAX_RECIPIENTS {
-        return respond(conn, 452, "4.5.3 Too many recipients").await;
+    let (code, text) = if session.rcpt_to.len() >= MAX_RECIPIENTS {
+        (452, "4.5.3 Too many recipients".to_string())
+    } else if !(address.is_ascii() || shared.config.smtputf8 && session.smtputf8) {
+        (553, "5.6.7 Non-ASCII address without SMTPUTF8".to_string())
+    } else {
+        let scripted = shared
+            .state()
+            .rcpt_replies
+            .get(&address.to_ascii_lowercase())
+            .cloned();
+        scripted.unwrap_or((250, "2.1.5 Ok".to_string()))
+    };
+    shared.state().rcpt_log.push((address.clone(), code));
+    if (200..300).contains(&code) {
+        session.rcpt_to.push(address);
     }
-    session.rcpt_to.push(address);
-    respond(conn, 250, "2.1.5 Ok").await
+    respond(conn, code, &text).await
 }
 
 /// Parses `FROM:<address> PARAMS` / `TO:<address> PARAMS` into the address and the parameters.
@@ -795,7 +884,7 @@ async fn data(shared: &Shared, conn: &mut Conn, session: &mut Session) -> io::Re
     }
     conn.reply(code, &text).await?;
 
-    let Some(body) = read_body(conn).await? else {
+    let Some(body) = read_body(conn, shared.config.size_limit).await? else {
         return Ok(Next::Close);
     };
     let mail_from = session.mail_from.take().unwrap_or_default();
@@ -831,11 +920,11 @@ async fn data(shared: &Shared, conn: &mut Conn, session: &mut Session) -> io::Re
 
 /// Reads the message up to the line holding only ".". Outer `None`: the client left;
 /// inner `None`: the message was larger than the advertised SIZE.
-async fn read_body(conn: &mut Conn) -> io::Result<Option<Option<Vec<u8>>>> {
+async fn read_body(conn: &mut Conn, limit: usize) -> io::Result<Option<Option<Vec<u8>>>> {
     let mut data = Vec::new();
     let mut too_large = false;
     loop {
-        let line = match conn.read_line(MAX_MESSAGE_SIZE).await? {
+        let line = match conn.read_line(limit).await? {
             None => return Ok(None),
             Some(Line::TooLong) => {
                 too_large = true;
@@ -848,7 +937,7 @@ async fn read_body(conn: &mut Conn) -> io::Result<Option<Option<Vec<u8>>>> {
         }
         // RFC 5321 §4.5.2: the client doubled every leading dot; take one off.
         let line = line.strip_prefix(b".").unwrap_or(&line);
-        if data.len() + line.len() + 2 > MAX_MESSAGE_SIZE {
+        if data.len() + line.len() + 2 > limit {
             too_large = true;
         } else {
             data.extend_from_slice(line);

@@ -18,7 +18,7 @@ use super::error::{ApiError, NotFoundAs, Problem, body_error};
 use super::extract::{json_with_limit, path_id};
 use crate::domain::{Action, ChannelId, MessageId, UserId};
 use crate::outbox::route::{TenantRoutes, decision_json};
-use crate::store::messages::{self, Accepted, MessageFilter, MessageStatus};
+use crate::store::messages::{self, Accepted, MessageFilter, ShownStatus};
 pub use accept::SendRequest;
 use accept::{Prepared, admit, prepare, resolve_sender};
 pub(in crate::http) use view::{EventView, MessageView};
@@ -369,9 +369,13 @@ pub(in crate::http) async fn list(
     let status = q
         .status
         .as_deref()
-        .map(MessageStatus::parse)
+        .map(ShownStatus::parse)
         .transpose()
-        .map_err(|_| bad_query("status must be queued, sending, sent, deferred, held or failed"))?;
+        .map_err(|_| {
+            bad_query(
+                "status must be queued, sending, sent, partially_sent, deferred, held or failed",
+            )
+        })?;
     let channel = q
         .channel_id
         .as_deref()

@@ -5,9 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::recipients::{RecipientState, RecipientStatus, Recipients};
 use crate::outbox::content::StoredEnvelope;
 use crate::store::StoreError;
-use crate::store::messages::{MessageEvent, MessageRecord};
+use crate::store::messages::{MessageEvent, MessageRecord, ShownStatus};
 
 #[derive(Serialize, ToSchema)]
 pub struct EventView {
@@ -29,16 +30,52 @@ impl From<MessageEvent> for EventView {
     }
 }
 
+/// One recipient and where it stands.
+#[derive(Serialize, ToSchema)]
+pub struct RecipientView {
+    pub address: String,
+    /// `pending` (not tried yet, or waiting with the message), `sent`, `deferred` (refused
+    /// for now by the server: tried again alone) or `failed` (refused for good).
+    pub status: String,
+    /// The server's reply code for this recipient, when it answered for it alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<u16>,
+    /// The server's reply for this recipient (or why it was not asked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+}
+
+impl From<&RecipientState> for RecipientView {
+    fn from(r: &RecipientState) -> Self {
+        let status = match r.status {
+            RecipientStatus::Pending => "pending",
+            RecipientStatus::Sent => "sent",
+            RecipientStatus::Deferred => "deferred",
+            RecipientStatus::Failed => "failed",
+        };
+        Self {
+            address: r.address.clone(),
+            status: status.to_owned(),
+            code: r.code,
+            reply: r.reply.clone(),
+        }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct MessageView {
     pub id: String,
-    /// `queued`, `sending`, `sent`, `deferred`, `held` or `failed`.
+    /// `queued`, `sending`, `sent`, `partially_sent` (some recipients have it, the others
+    /// were refused for good: see `recipients`), `deferred`, `held` or `failed`.
     pub status: String,
     pub sender_user_id: String,
     pub from: String,
     pub to: Vec<String>,
     pub cc: Vec<String>,
     pub bcc: Vec<String>,
+    /// Every envelope recipient (to, cc, bcc, and a channel's archive copy) with its own
+    /// status and, once the server answered for it alone, its reply.
+    pub recipients: Vec<RecipientView>,
     pub subject: String,
     /// The Message-ID header, assigned at acceptance and the same on every attempt.
     pub message_id: String,
@@ -83,7 +120,9 @@ impl MessageView {
             .map(serde_json::from_str)
             .transpose()
             .map_err(StoreError::corrupt)?;
+        let recipients = recipient_views(&record, &envelope)?;
         Ok(Self {
+            recipients,
             next_attempt_at: (record.status == "deferred")
                 .then(|| time(record.next_attempt_at))
                 .transpose()?,
@@ -91,8 +130,8 @@ impl MessageView {
             updated_at: time(record.updated_at)?,
             sent_at: record.sent_at.map(time).transpose()?,
             body_retained: record.body.is_some(),
+            status: ShownStatus::of(&record.status, record.failed_recipients).to_owned(),
             id: record.id,
-            status: record.status,
             sender_user_id: record.sender_user_id,
             from: record.from_address,
             to: envelope.to,
@@ -110,4 +149,42 @@ impl MessageView {
             events: events.map(|e| e.into_iter().map(EventView::from).collect()),
         })
     }
+}
+
+/// Each recipient's own state once recipients parted ways; before that, every envelope
+/// recipient shares the message's status.
+fn recipient_views(
+    record: &MessageRecord,
+    envelope: &StoredEnvelope,
+) -> Result<Vec<RecipientView>, StoreError> {
+    if let Some(stored) = &record.recipients {
+        let recipients: Recipients = serde_json::from_str(stored).map_err(StoreError::corrupt)?;
+        return Ok(recipients
+            .states()
+            .iter()
+            .map(RecipientView::from)
+            .collect());
+    }
+    let shared = match record.status.as_str() {
+        "sent" => RecipientStatus::Sent,
+        "failed" => RecipientStatus::Failed,
+        _ => RecipientStatus::Pending,
+    };
+    let mut seen = std::collections::HashSet::new();
+    let addresses: Vec<String> = envelope
+        .to
+        .iter()
+        .chain(&envelope.cc)
+        .chain(&envelope.bcc)
+        .filter_map(|a| {
+            let address = crate::domain::email::Mailbox::parse(a)
+                .map_or_else(|_| a.clone(), |m| m.address.to_string());
+            seen.insert(address.to_ascii_lowercase()).then_some(address)
+        })
+        .collect();
+    Ok(Recipients::shared(&addresses, shared)
+        .states()
+        .iter()
+        .map(RecipientView::from)
+        .collect())
 }

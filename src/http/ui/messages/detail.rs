@@ -31,6 +31,8 @@ async fn message_page(
         p { a href="/ui/messages" { "← Messages" } }
         h1 { (title) " " (status_badge(&message.status)) }
         (facts(&message, &labels))
+        h2 id="recipients" { "Recipients" }
+        (recipients(&message))
         h2 { "Route" }
         @match message.route.as_ref().and_then(Decision::from_json) {
             Some(d) => (decision::render(&d, &labels, decision::Tense::Was)),
@@ -88,6 +90,33 @@ fn facts(m: &MessageView, labels: &ChannelLabels) -> Markup {
     }
 }
 
+/// Each recipient with its own status and the server's reply for it.
+fn recipients(m: &MessageView) -> Markup {
+    layout::table(
+        "recipients",
+        "Recipients and what the server answered for each",
+        &["Recipient", "Status", "Reply"],
+        html! {
+            @for r in &m.recipients {
+                tr {
+                    td { (r.address) }
+                    td { (status_badge(match r.status.as_str() {
+                        "pending" => "queued",
+                        other => other,
+                    })) }
+                    td {
+                        @match (&r.code, &r.reply) {
+                            (Some(code), Some(reply)) if !reply.contains(&code.to_string()) => span.reply { (code) " " (reply) },
+                            (_, Some(reply)) => span.reply { (reply) },
+                            _ => span.muted { "—" },
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
 /// The kind of an event in words.
 fn kind_words(kind: &str) -> &str {
     match kind {
@@ -98,6 +127,7 @@ fn kind_words(kind: &str) -> &str {
         "held" => "Held",
         "released" => "Released",
         "sent" => "Sent",
+        "partially_sent" => "Partially sent",
         "failed" => "Failed",
         "lease_expired" => "Worker stopped",
         other => other,

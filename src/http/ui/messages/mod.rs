@@ -22,10 +22,11 @@ use crate::http::error::ApiError;
 use crate::http::messages::{self, ListQuery, MessageView};
 
 /// The statuses a message goes through, for the filter and the badges.
-const STATUSES: [(&str, &str); 6] = [
+const STATUSES: [(&str, &str); 7] = [
     ("queued", "Queued"),
     ("sending", "Sending"),
     ("sent", "Sent"),
+    ("partially_sent", "Partially sent"),
     ("deferred", "Deferred, will retry"),
     ("held", "Held"),
     ("failed", "Failed"),
@@ -36,7 +37,7 @@ pub(super) fn status_badge(status: &str) -> Markup {
     let class = match status {
         "sent" => "ok",
         "failed" => "bad",
-        "held" | "deferred" => "warn",
+        "held" | "deferred" | "partially_sent" => "warn",
         _ => "off",
     };
     let text = STATUSES

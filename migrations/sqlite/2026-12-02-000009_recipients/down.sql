@@ -1,0 +1,2 @@
+ALTER TABLE messages DROP COLUMN failed_recipients;
+ALTER TABLE messages DROP COLUMN recipients;
