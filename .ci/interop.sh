@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the independent peers of the interop leg (Python aiosmtpd, Node smtp-server and
-# oauth2-mock-server) into target/interop, from the pinned versions in tests/interop/.
+# oauth2-mock-server) into target/interop, from the pinned versions in tests/interop/, and
+# Postfix's smtp-sink from Debian (apt-get, as root) when /usr/sbin/smtp-sink is missing.
 # Idempotent; prints the directory on its last line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,5 +32,17 @@ done
 if [ "$stale" = 1 ]; then
   echo "installing ${specs[*]}" >&2
   npm install --no-package-lock --save-exact --no-audit --no-fund --prefix "$dir/node" "${specs[@]}" >&2
+fi
+# Postfix's smtp-sink, for faults the other peers cannot make (421 and a drop at a chosen
+# command, a drop after the data). Debconf's "No configuration": no daemon, nothing on port 25.
+if [ ! -x /usr/sbin/smtp-sink ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "smtp-sink is missing: install Debian's postfix as root (this script does, run as root)" >&2
+    exit 1
+  fi
+  echo "installing postfix (for smtp-sink)" >&2
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections >&2
+  apt-get update >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postfix >&2
 fi
 echo "$dir"

@@ -16,6 +16,7 @@ mod gmail;
 mod health;
 mod helpers;
 mod interop;
+mod interop_faults;
 mod isolation;
 mod it_day;
 mod messages;
