@@ -270,6 +270,69 @@ async fn a_slow_send_by_a_live_process_is_not_taken_from_it() {
     assert_eq!(sent_counter(&fleet, &other).await, 0);
 }
 
+/// `switchboard_processes{status=…}` from `at`'s metrics.
+async fn processes_metric(fleet: &Fleet, at: &Running, status: &str) -> u64 {
+    let metrics = fleet
+        .client
+        .get(format!("{}/metrics", at.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("switchboard_processes{{status=\"{status}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in\n{metrics}"))
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_process_stopped_during_a_slow_send_keeps_it_and_leaves_no_row_behind() {
+    let fleet = Fleet::new();
+    let server = relay().await;
+    let mut stopping = serve_quick_heartbeat(&fleet, "20s");
+    let admin = tenant_with_relay(&fleet, &stopping, &server).await;
+    server.set_fault(Some(Fault::SlowData {
+        delay: Duration::from_secs(3),
+    }));
+    let ids = burst(&fleet, &stopping, &admin, "stopping", 1).await;
+    let id = &ids[0];
+    wait_for(&fleet, &stopping, &admin, id, "claimed", |v| {
+        v["status"] == "sending"
+    })
+    .await;
+    let other = serve_quick_heartbeat(&fleet, "20s");
+    assert_eq!(processes_metric(&fleet, &other, "alive").await, 2);
+    // A graceful stop waits for the send, three heartbeat timeouts long: the stopping
+    // process keeps beating meanwhile, so the other does not take the message over.
+    let status = Command::new("kill")
+        .args(["-TERM", &stopping.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stopping.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the stop never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let views = wait_all_sent(&fleet, &other, &admin, &ids).await;
+    assert!(!has_event(&views[id], "lease_expired"), "{:#}", views[id]);
+    assert_eq!(message_ids_received(&server).len(), 1, "sent once");
+    assert_eq!(
+        sent_counter(&fleet, &other).await,
+        0,
+        "by the stopping process"
+    );
+    // Its row is gone, not left to go stale: past the heartbeat timeout nothing counts dead.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(processes_metric(&fleet, &other, "alive").await, 1);
+    assert_eq!(processes_metric(&fleet, &other, "dead").await, 0);
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn a_process_paused_past_the_heartbeat_timeout_loses_its_message_and_registers_again() {
@@ -343,20 +406,11 @@ async fn a_process_paused_past_the_heartbeat_timeout_loses_its_message_and_regis
     );
     // Registered again: both processes count as alive.
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let metrics = fleet
-            .client
-            .get(format!("{}/metrics", other.address))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if metrics.contains("switchboard_processes{status=\"alive\"} 2") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{metrics}");
+    while processes_metric(&fleet, &other, "alive").await != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the paused process never registered again"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
