@@ -7,7 +7,7 @@
 pub struct Peer<'a> {
     pub id: &'a str,
     pub pid: i64,
-    /// Where `pid` names a process (boot and pid namespace); `None` when unknown.
+    /// Where `pid` names a process (boot, pid namespace, user); `None` when unknown.
     pub pid_scope: Option<&'a str>,
     /// Microseconds since the epoch, by the peer's clock.
     pub heartbeat_at: i64,

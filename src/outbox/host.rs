@@ -12,17 +12,21 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// Where a pid names one process: the boot (a random id the kernel draws at every boot, so
-/// two machines, or one machine before and after a reboot, never share it) and the pid
+/// Where a pid names one process we can see: the boot (a random id the kernel draws at every
+/// boot, so two machines, or one machine before and after a reboot, never share it), the pid
 /// namespace (each container has its own, and two containers sharing the host's hostname
-/// would otherwise mistake each other's pids). `None` when either is unreadable.
+/// would otherwise mistake each other's pids) and the user (with `/proc` mounted `hidepid`,
+/// another user's processes look gone). `None` when any is unreadable.
 pub fn pid_scope() -> Option<String> {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
     let namespace = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
     Some(format!(
-        "linux:{}:{}",
+        "linux:{}:{}:uid {}",
         boot.trim(),
-        namespace.to_string_lossy()
+        namespace.to_string_lossy(),
+        uids.split_whitespace().collect::<Vec<_>>().join(",")
     ))
 }
 

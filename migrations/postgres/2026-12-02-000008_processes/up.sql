@@ -7,7 +7,7 @@ CREATE TABLE processes (
     id TEXT PRIMARY KEY NOT NULL,
     hostname TEXT NOT NULL,
     pid BIGINT NOT NULL,
-    -- Where `pid` names a process: boot id and pid namespace on Linux; NULL when unknown,
+    -- Where `pid` names a process: boot id, pid namespace and uid on Linux; NULL when unknown,
     -- and then only the heartbeat tells.
     pid_scope TEXT,
     started_at BIGINT NOT NULL,
