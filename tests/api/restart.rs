@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -113,22 +114,46 @@ fn has_event(view: &Value, kind: &str) -> bool {
         .any(|e| e["kind"] == kind)
 }
 
-/// Messages taken over (their log says `lease_expired`: the dead process held them at the
-/// kill, claimed, on the wire or sent but not recorded) and copies that arrived twice.
-fn takeover_count(views: &HashMap<String, Value>, server: &TestSmtpServer) -> (usize, usize) {
-    let taken = views
-        .values()
-        .filter(|v| has_event(v, "lease_expired"))
-        .count();
-    let received = message_ids_received(server);
-    let unique: HashSet<&String> = received.iter().collect();
-    (taken, received.len() - unique.len())
+/// What a takeover did: the messages taken over (their log says `lease_expired`: the dead
+/// process held them at the kill, claimed, on the wire or sent but not recorded), the copies
+/// that arrived twice, and how long after `killed_at` the last taken-over message was sent.
+struct Takeover {
+    taken: usize,
+    duplicates: usize,
+    last_sent: Duration,
 }
 
-fn sigkill(process: &mut Running) -> Instant {
+fn takeover(
+    views: &HashMap<String, Value>,
+    server: &TestSmtpServer,
+    killed_at: DateTime<Utc>,
+) -> Takeover {
+    let taken: Vec<&Value> = views
+        .values()
+        .filter(|v| has_event(v, "lease_expired"))
+        .collect();
+    let last_sent = taken
+        .iter()
+        .flat_map(|v| v["events"].as_array().unwrap())
+        .filter(|e| e["kind"] == "sent")
+        .map(|e| e["at"].as_str().unwrap().parse::<DateTime<Utc>>().unwrap())
+        .max()
+        .map(|at| (at - killed_at).to_std().unwrap_or_default())
+        .unwrap_or_default();
+    let received = message_ids_received(server);
+    let unique: HashSet<&String> = received.iter().collect();
+    Takeover {
+        taken: taken.len(),
+        duplicates: received.len() - unique.len(),
+        last_sent,
+    }
+}
+
+/// SIGKILL; returns when it happened, as an instant and by the wall clock (event times).
+fn sigkill(process: &mut Running) -> (Instant, DateTime<Utc>) {
     process.child.kill().unwrap();
     process.child.wait().unwrap();
-    Instant::now()
+    (Instant::now(), Utc::now())
 }
 
 fn backend(fleet: &Fleet) -> &'static str {
@@ -150,24 +175,29 @@ async fn a_process_killed_and_restarted_sends_what_it_held_within_a_minute_of_th
     while server.messages().len() < 20 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let killed = sigkill(&mut doomed);
+    let (killed, killed_at) = sigkill(&mut doomed);
     let before = server.messages().len();
 
     let heir = fleet.serve(DEFAULT_LEASE);
     let restarted = Instant::now();
     let took = all_sent(&fleet, &heir, ids.len() as u64, restarted, "of the restart").await;
     let views = wait_all_sent(&fleet, &heir, &admin, &ids).await;
-    let (taken, duplicates) = takeover_count(&views, &server);
+    let Takeover {
+        taken,
+        duplicates,
+        last_sent,
+    } = takeover(&views, &server, killed_at);
     eprintln!(
-        "TAKEOVER restart on {}: all {} messages sent {took:.2?} after the restart ({:.2?} after the SIGKILL); {before} delivered before the kill, {taken} taken over, {duplicates} duplicates",
+        "TAKEOVER restart on {}: the {taken} messages taken over all sent {last_sent:.2?} after the SIGKILL (restart {:.2?} after it); all {} sent {took:.2?} after the restart; {before} delivered before the kill, {duplicates} duplicates",
         backend(&fleet),
+        restarted - killed,
         ids.len(),
-        killed.elapsed()
     );
     assert!(
         taken > 0,
         "the kill left messages leased to the dead process"
     );
+    assert!(last_sent < TAKEOVER_BOUND, "{last_sent:?}");
     assert!(
         duplicates <= taken,
         "{duplicates} duplicates, but the dead process held only {taken} messages"
@@ -182,15 +212,24 @@ async fn when_one_of_two_processes_is_killed_the_other_sends_what_it_held_within
     let mut doomed = fleet.serve(DEFAULT_LEASE);
     let admin = tenant_with_relay(&fleet, &doomed, &server).await;
     let survivor = fleet.serve(DEFAULT_LEASE);
+    // A server that takes 50 ms per message (real ones take longer) keeps the burst going
+    // for a few seconds, each process with a full window of sends in flight.
+    server.set_fault(Some(Fault::SlowData {
+        delay: Duration::from_millis(50),
+    }));
     let (mut ids, more) = tokio::join!(
         burst(&fleet, &doomed, &admin, "via-doomed", 300),
         burst(&fleet, &survivor, &admin, "via-survivor", 300)
     );
     ids.extend(more);
-    while server.messages().len() < 40 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
+    // Mid-burst, and only once the doomed process is sending too (on SQLite the other may
+    // have taken the first claims alone), so that it dies holding messages.
+    let deadline = Instant::now() + TAKEOVER_BOUND;
+    while server.messages().len() < 40 || sent_counter(&fleet, &doomed).await == 0 {
+        assert!(Instant::now() < deadline, "the doomed process never sent");
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let killed = sigkill(&mut doomed);
+    let (killed, killed_at) = sigkill(&mut doomed);
     let before = server.messages().len();
 
     let took = all_sent(
@@ -202,9 +241,13 @@ async fn when_one_of_two_processes_is_killed_the_other_sends_what_it_held_within
     )
     .await;
     let views = wait_all_sent(&fleet, &survivor, &admin, &ids).await;
-    let (taken, duplicates) = takeover_count(&views, &server);
+    let Takeover {
+        taken,
+        duplicates,
+        last_sent,
+    } = takeover(&views, &server, killed_at);
     eprintln!(
-        "TAKEOVER survivor on {}: all {} messages sent {took:.2?} after the SIGKILL; {before} delivered before the kill, {taken} taken over, {duplicates} duplicates",
+        "TAKEOVER survivor on {}: the {taken} messages taken over all sent {last_sent:.2?} after the SIGKILL; all {} sent {took:.2?} after it; {before} delivered before the kill, {duplicates} duplicates",
         backend(&fleet),
         ids.len()
     );
@@ -212,6 +255,7 @@ async fn when_one_of_two_processes_is_killed_the_other_sends_what_it_held_within
         taken > 0,
         "the kill left messages leased to the dead process"
     );
+    assert!(last_sent < TAKEOVER_BOUND, "{last_sent:?}");
     assert!(
         duplicates <= taken,
         "{duplicates} duplicates, but the dead process held only {taken} messages"
