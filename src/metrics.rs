@@ -71,6 +71,7 @@ impl Metrics {
         queue: &[(String, i64)],
         channels: &[(String, i64)],
         notifications: &[(String, i64)],
+        processes: &[(String, i64)],
     ) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -129,6 +130,12 @@ impl Metrics {
             "Webhook deliveries and owner emails in the notification queue by status (all instances).",
             notifications,
         );
+        gauge(
+            &mut out,
+            "switchboard_processes",
+            "Processes running delivery on this database, by heartbeat (all instances).",
+            processes,
+        );
         out
     }
 }
@@ -161,6 +168,7 @@ mod tests {
             &[("queued".into(), 4)],
             &[("active".into(), 2)],
             &[("pending".into(), 1)],
+            &[("alive".into(), 2)],
         );
         for line in [
             "switchboard_messages_accepted_total{status=\"queued\"} 3",
@@ -172,6 +180,7 @@ mod tests {
             "switchboard_queue_depth{status=\"queued\"} 4",
             "switchboard_channels{status=\"active\"} 2",
             "switchboard_notifications{status=\"pending\"} 1",
+            "switchboard_processes{status=\"alive\"} 2",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

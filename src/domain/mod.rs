@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod ids;
+pub mod liveness;
 pub mod message;
 pub mod name;
 pub mod permissions;

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use crate::store::{channels, messages, migrations, notifications};
+use crate::store::{channels, messages, migrations, notifications, processes};
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -84,13 +84,17 @@ pub(super) async fn metrics(
             });
         }
     }
-    let (queue, channel_states, notices) = state
+    let timeout = state.config.delivery.heartbeat_timeout;
+    let stale_before = chrono::Utc::now().timestamp_micros()
+        - i64::try_from(timeout.as_micros()).unwrap_or(i64::MAX);
+    let (queue, channel_states, notices, fleet) = state
         .store
-        .run(|conn| {
+        .run(move |conn| {
             Ok((
                 messages::count_by_status(conn)?,
                 channels::count_by_status(conn)?,
                 notifications::count_by_status(conn)?,
+                processes::count_by_state(conn, stale_before)?,
             ))
         })
         .await?;
@@ -100,6 +104,6 @@ pub(super) async fn metrics(
             state
                 .outbox
                 .metrics()
-                .render(&queue, &channel_states, &notices),
+                .render(&queue, &channel_states, &notices, &fleet),
         ))
 }

@@ -1,11 +1,14 @@
 //! Durable delivery: the stored form of accepted messages, the router's view of a tenant,
-//! the delivery loop (claim with a lease, route, send, record), retries and rendering.
+//! the delivery loop (claim with a lease, route, send, record), the heartbeat that lets live
+//! processes take over a dead one's messages, retries and rendering.
 //! May import `transport`, `store`, `vault` and `domain`.
 
 mod checks;
 pub mod content;
 mod gmail;
+mod host;
 mod outcome;
+mod presence;
 pub mod render;
 pub mod retry;
 pub mod route;

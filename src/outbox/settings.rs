@@ -21,6 +21,12 @@ pub struct DeliverySettings {
     /// `SWITCHBOARD_LEASE`: how long a claimed message belongs to its worker; after that, a
     /// worker that died has its messages taken over. Must exceed the longest send.
     pub lease: Duration,
+    /// `SWITCHBOARD_HEARTBEAT_INTERVAL`: how often this process renews its heartbeat row and
+    /// looks for processes that died.
+    pub heartbeat_interval: Duration,
+    /// `SWITCHBOARD_HEARTBEAT_TIMEOUT`: a process silent for longer is dead, and its leased
+    /// messages are taken over at once (not when their lease expires).
+    pub heartbeat_timeout: Duration,
     pub retry: RetryPolicy,
     /// `SWITCHBOARD_MAX_MESSAGE_BYTES`: the largest message accepted (413 above it).
     pub max_message_bytes: usize,
@@ -46,6 +52,8 @@ impl Default for DeliverySettings {
             batch: 256,
             poll_interval: Duration::from_secs(1),
             lease: Duration::from_secs(600),
+            heartbeat_interval: Duration::from_secs(5),
+            heartbeat_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             max_message_bytes: 10 * 1024 * 1024,
             body_retention: Duration::from_secs(30 * 24 * 3600),
@@ -88,6 +96,8 @@ impl DeliverySettings {
             batch: count("SWITCHBOARD_DELIVERY_BATCH", d.batch)?,
             poll_interval: duration("SWITCHBOARD_POLL_INTERVAL", d.poll_interval)?,
             lease: duration("SWITCHBOARD_LEASE", d.lease)?,
+            heartbeat_interval: duration("SWITCHBOARD_HEARTBEAT_INTERVAL", d.heartbeat_interval)?,
+            heartbeat_timeout: duration("SWITCHBOARD_HEARTBEAT_TIMEOUT", d.heartbeat_timeout)?,
             retry: RetryPolicy {
                 base: duration("SWITCHBOARD_RETRY_BASE", d.retry.base)?,
                 max: duration("SWITCHBOARD_RETRY_MAX", d.retry.max)?,
@@ -143,9 +153,28 @@ impl DeliverySettings {
                 "must be at least 2s: a lease shorter than a send would let two workers send the same message".into(),
             ));
         }
+        if settings.heartbeat_interval < Duration::from_millis(100) {
+            return Err((
+                "SWITCHBOARD_HEARTBEAT_INTERVAL",
+                "must be at least 100ms: every process would write its heartbeat without pause"
+                    .into(),
+            ));
+        }
+        if settings.heartbeat_timeout < settings.heartbeat_interval * HEARTBEATS_MISSED {
+            return Err((
+                "SWITCHBOARD_HEARTBEAT_TIMEOUT",
+                format!(
+                    "must be at least {HEARTBEATS_MISSED} times SWITCHBOARD_HEARTBEAT_INTERVAL ({:?}): a live process that misses one beat (a slow database, a busy machine) would be taken for dead and its messages sent twice",
+                    settings.heartbeat_interval * HEARTBEATS_MISSED
+                ),
+            ));
+        }
         Ok(settings)
     }
 }
+
+/// Beats a live process may miss in a row before it counts as dead.
+const HEARTBEATS_MISSED: u32 = 3;
 
 /// The duration in the variable `name`, or `default` when it is not set.
 pub fn duration_var(
@@ -216,5 +245,39 @@ mod tests {
         );
         let off = |n: &str| (n == "SWITCHBOARD_DELIVERY").then(|| "maybe".to_owned());
         assert!(DeliverySettings::from_lookup(&off).is_err());
+    }
+
+    fn heartbeat(interval: &str, timeout: &str) -> Result<DeliverySettings, SettingError> {
+        let (interval, timeout) = (interval.to_owned(), timeout.to_owned());
+        DeliverySettings::from_lookup(&move |n: &str| match n {
+            "SWITCHBOARD_HEARTBEAT_INTERVAL" if !interval.is_empty() => Some(interval.clone()),
+            "SWITCHBOARD_HEARTBEAT_TIMEOUT" if !timeout.is_empty() => Some(timeout.clone()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn the_heartbeat_timeout_leaves_room_for_missed_beats() {
+        let d = heartbeat("", "").unwrap();
+        assert_eq!(d.heartbeat_interval, Duration::from_secs(5));
+        assert_eq!(d.heartbeat_timeout, Duration::from_secs(30));
+        let ok = heartbeat("1s", "3s").unwrap();
+        assert_eq!(ok.heartbeat_timeout, Duration::from_secs(3));
+        let (name, why) = heartbeat("1s", "2999ms").unwrap_err();
+        assert_eq!(name, "SWITCHBOARD_HEARTBEAT_TIMEOUT");
+        assert!(why.contains("3s"), "{why}");
+        // The default timeout against a longer interval.
+        assert_eq!(
+            heartbeat("11s", "").unwrap_err().0,
+            "SWITCHBOARD_HEARTBEAT_TIMEOUT"
+        );
+        assert_eq!(
+            heartbeat("50ms", "1s").unwrap_err().0,
+            "SWITCHBOARD_HEARTBEAT_INTERVAL"
+        );
+        assert_eq!(
+            heartbeat("", "soon").unwrap_err().0,
+            "SWITCHBOARD_HEARTBEAT_TIMEOUT"
+        );
     }
 }

@@ -19,6 +19,7 @@ use super::outcome::{
     FailureContext, accepted_by_all, after_failure, after_transaction, class_name, nobody_accepted,
     remaining, settle_failed_recipients, stored_recipients,
 };
+use super::presence::Presence;
 use super::render::{SendPolicy, render};
 use super::route::{Sender, TenantRoutes, decision_json};
 use super::settings::DeliverySettings;
@@ -63,6 +64,9 @@ struct Inner {
     /// Names this process's leases; fresh at every start, so a restarted process never
     /// mistakes its predecessor's leases for its own.
     worker_id: String,
+    /// The heartbeat row named `worker_id`, which lets the others take our messages over at
+    /// once if we die, and us theirs.
+    presence: Arc<Presence>,
     /// Opened credentials by (channel, credential version): a rotation changes the version,
     /// so a stale entry is never used, only left behind.
     credentials: Mutex<HashMap<(ChannelId, i64), Option<SecretString>>>,
@@ -80,6 +84,12 @@ pub struct Running {
     housekeeping: JoinHandle<()>,
     checks: JoinHandle<()>,
     notify: Option<JoinHandle<()>>,
+    /// Stopped apart from the rest, after the last outcome is recorded: sends finishing
+    /// during a stop may take half a lease, and others must not take their messages for a
+    /// dead process's meanwhile.
+    heartbeat_stop: watch::Sender<bool>,
+    heartbeat: JoinHandle<()>,
+    presence: Arc<Presence>,
 }
 
 impl Running {
@@ -93,6 +103,9 @@ impl Running {
         if let Some(notify) = self.notify {
             let _ = notify.await;
         }
+        let _ = self.heartbeat_stop.send(true);
+        let _ = self.heartbeat.await;
+        self.presence.leave().await;
     }
 }
 
@@ -199,6 +212,13 @@ impl Outbox {
                 None
             }
         };
+        let worker_id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
+        let presence = Arc::new(Presence::new(
+            store.clone(),
+            &worker_id,
+            config.delivery.heartbeat_interval,
+            config.delivery.heartbeat_timeout,
+        ));
         Self {
             checker,
             notifier,
@@ -211,7 +231,8 @@ impl Outbox {
                 settings: config.delivery.clone(),
                 wake: Notify::new(),
                 metrics: Arc::new(Metrics::default()),
-                worker_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4()),
+                worker_id,
+                presence,
                 credentials: Mutex::new(HashMap::new()),
             }),
         }
@@ -236,6 +257,9 @@ impl Outbox {
             .notifier
             .clone()
             .map(|n| tokio::spawn(n.run(stopped.clone())));
+        let presence = inner.presence.clone();
+        let (heartbeat_stop, heartbeat_stopped) = watch::channel(false);
+        let heartbeat = tokio::spawn(presence.clone().run(heartbeat_stopped));
         let task = tokio::spawn(async move { inner.run(stopped).await });
         Running {
             stop,
@@ -243,6 +267,9 @@ impl Outbox {
             housekeeping,
             checks,
             notify,
+            heartbeat_stop,
+            heartbeat,
+            presence,
         }
     }
 }
@@ -254,6 +281,8 @@ impl Inner {
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Done>();
         let recorder = tokio::spawn(self.clone().record(done_rx));
         let mut sweep = tokio::time::interval(DEFAULT_IDLE_TIMEOUT);
+        // Before the first claim, so that it takes over what a crashed predecessor left.
+        self.presence.start().await;
         tracing::info!(worker = %self.worker_id, concurrency, "delivery started");
         while !*stopped.borrow() {
             let free = permits.available_permits().min(self.settings.batch);
@@ -266,9 +295,13 @@ impl Inner {
             }
             let worker = self.worker_id.clone();
             let lease = i64::try_from(self.settings.lease.as_micros()).unwrap_or(i64::MAX);
+            let presence = self.presence.clone();
             let claimed = self
                 .store
-                .run(move |c| delivery::claim(c, &worker, free as i64, lease))
+                .run(move |c| {
+                    presence.beat_if_due(c)?;
+                    delivery::claim(c, &worker, free as i64, lease, presence.stale_before())
+                })
                 .await;
             let claimed = match claimed {
                 Ok(claimed) => claimed,
@@ -349,6 +382,8 @@ impl Inner {
                         conn,
                         crate::store::sessions::SessionLimits::DEFAULT,
                     )?;
+                    // Heartbeat rows of processes found dead a while ago.
+                    Presence::prune(conn, now)?;
                     Ok((bodies, usage))
                 })
                 .await;

@@ -1,7 +1,7 @@
 //! Leases and outcomes: workers claim due messages for a while, send them, and record what
 //! happened. A claim is one statement per backend, so two workers (or two processes on one
-//! PostgreSQL) never hold the same message; a worker that dies loses its lease when it
-//! expires and the message is claimed again.
+//! PostgreSQL) never hold the same message; a process found dead (see `processes`) loses its
+//! leases at once, any other worker when they expire, and the message is claimed again.
 
 use std::collections::HashMap;
 
@@ -52,6 +52,23 @@ const CLAIM_EXPIRED_SQLITE: &str = "UPDATE messages SET status = 'sending', leas
      WHERE id IN (SELECT id FROM messages WHERE status = 'sending' AND lease_until < ?3 \
      ORDER BY lease_until LIMIT ?4) RETURNING id";
 
+/// The messages of dead processes: leased by a process whose heartbeat row is stale or
+/// marked dead, whatever their `lease_until`. Only owners that have a row qualify: a lease
+/// written by a process without one (an older version, during a rolling upgrade) is left to
+/// expire. Never our own leases: a process that was paused and found dead sends those still.
+const CLAIM_ORPHANED_PG: &str = "UPDATE messages SET status = 'sending', lease_owner = $1, lease_until = $2, \
+     attempts = attempts + 1, updated_at = $3 \
+     WHERE id IN (SELECT id FROM messages WHERE status = 'sending' AND lease_owner <> $1 \
+     AND lease_owner IN (SELECT id FROM processes WHERE found_dead_at IS NOT NULL OR heartbeat_at < $5) \
+     ORDER BY lease_until LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING id";
+const CLAIM_ORPHANED_SQLITE: &str = "UPDATE messages SET status = 'sending', lease_owner = ?1, lease_until = ?2, \
+     attempts = attempts + 1, updated_at = ?3 \
+     WHERE id IN (SELECT id FROM messages WHERE status = 'sending' AND lease_owner <> ?1 \
+     AND lease_owner IN (SELECT id FROM processes WHERE found_dead_at IS NOT NULL OR heartbeat_at < ?5) \
+     ORDER BY lease_until LIMIT ?4) RETURNING id";
+
+/// Runs a claim statement; `stale_before` is bound as the fifth parameter when given (only
+/// the orphan claim has one: a backend refuses parameters a statement does not use).
 fn claim_with(
     conn: &mut DbConnection,
     statements: (&'static str, &'static str),
@@ -59,61 +76,78 @@ fn claim_with(
     lease_until: i64,
     now: i64,
     limit: i64,
+    stale_before: Option<i64>,
 ) -> Result<Vec<String>, StoreError> {
     let (pg, sqlite) = statements;
+    macro_rules! run {
+        ($c:expr, $sql:expr) => {{
+            let query = diesel::sql_query($sql)
+                .bind::<Text, _>(worker)
+                .bind::<BigInt, _>(lease_until)
+                .bind::<BigInt, _>(now)
+                .bind::<BigInt, _>(limit);
+            match stale_before {
+                Some(stale) => query.bind::<BigInt, _>(stale).load::<ClaimedId>($c)?,
+                None => query.load::<ClaimedId>($c)?,
+            }
+        }};
+    }
     let rows: Vec<ClaimedId> = match conn {
-        DbConnection::Postgresql(c) => diesel::sql_query(pg)
-            .bind::<Text, _>(worker)
-            .bind::<BigInt, _>(lease_until)
-            .bind::<BigInt, _>(now)
-            .bind::<BigInt, _>(limit)
-            .load(c)?,
-        DbConnection::Sqlite(c) => diesel::sql_query(sqlite)
-            .bind::<Text, _>(worker)
-            .bind::<BigInt, _>(lease_until)
-            .bind::<BigInt, _>(now)
-            .bind::<BigInt, _>(limit)
-            .load(c)?,
+        DbConnection::Postgresql(c) => run!(c, pg),
+        DbConnection::Sqlite(c) => run!(c, sqlite),
     };
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
 /// Claims up to `limit` messages for `worker` until `lease_micros` from now: first those
-/// whose lease expired (their worker died), then those due, oldest first. Returns them in
-/// claim order. Each claim counts as an attempt.
+/// leased by a process found dead or silent since before `stale_before` (see `processes`),
+/// then those whose lease expired, then those due, oldest first. Returns them in claim
+/// order. Each claim counts as an attempt; each takeover is logged as `lease_expired`.
 pub fn claim(
     conn: &mut DbConnection,
     worker: &str,
     limit: i64,
     lease_micros: i64,
+    stale_before: i64,
 ) -> Result<Vec<MessageRecord>, StoreError> {
     let now = now_micros();
     let until = now + lease_micros;
-    let expired = claim_with(
+    let orphaned = claim_with(
         conn,
-        (CLAIM_EXPIRED_PG, CLAIM_EXPIRED_SQLITE),
+        (CLAIM_ORPHANED_PG, CLAIM_ORPHANED_SQLITE),
         worker,
         until,
         now,
         limit,
+        Some(stale_before),
     )?;
-    if !expired.is_empty() {
-        let events: Vec<EventInsert> = expired
-            .iter()
-            .filter_map(|id| id.parse::<MessageId>().ok())
-            .map(|id| {
-                event(
-                    id,
-                    now,
-                    "lease_expired",
-                    json!({"detail": "the worker sending it stopped before recording the outcome; it is sent again (it may have been delivered once already)"}),
-                )
-            })
-            .collect();
-        insert_events(conn, &events)?;
+    log_takeover(
+        conn,
+        &orphaned,
+        now,
+        "the process sending it stopped (its heartbeat is stale or its process is gone) before recording the outcome; it is sent again (it may have been delivered once already)",
+    )?;
+    let mut ids = orphaned;
+    let room = limit - ids.len() as i64;
+    if room > 0 {
+        let expired = claim_with(
+            conn,
+            (CLAIM_EXPIRED_PG, CLAIM_EXPIRED_SQLITE),
+            worker,
+            until,
+            now,
+            room,
+            None,
+        )?;
+        log_takeover(
+            conn,
+            &expired,
+            now,
+            "the worker sending it stopped before recording the outcome; it is sent again (it may have been delivered once already)",
+        )?;
+        ids.extend(expired);
     }
-    let room = limit - expired.len() as i64;
-    let mut ids = expired;
+    let room = limit - ids.len() as i64;
     if room > 0 {
         ids.extend(claim_with(
             conn,
@@ -122,6 +156,7 @@ pub fn claim(
             until,
             now,
             room,
+            None,
         )?);
     }
     if ids.is_empty() {
@@ -138,6 +173,24 @@ pub fn claim(
     }
     records.sort_by_key(|r| (r.next_attempt_at, r.created_at));
     Ok(records)
+}
+
+/// Logs `lease_expired` on messages taken over from another worker.
+fn log_takeover(
+    conn: &mut DbConnection,
+    ids: &[String],
+    now: i64,
+    detail: &str,
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let events: Vec<EventInsert> = ids
+        .iter()
+        .filter_map(|id| id.parse::<MessageId>().ok())
+        .map(|id| event(id, now, "lease_expired", json!({ "detail": detail })))
+        .collect();
+    insert_events(conn, &events)
 }
 
 /// What one attempt at the transport looked like, for the `attempt` event.

@@ -13,6 +13,7 @@ pub mod migrations;
 pub mod notifications;
 pub mod oauth;
 pub mod operator;
+pub mod processes;
 pub mod quotas;
 mod schema;
 pub mod secrets;

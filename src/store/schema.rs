@@ -279,6 +279,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    processes (id) {
+        id -> Text,
+        hostname -> Text,
+        pid -> BigInt,
+        pid_scope -> Nullable<Text>,
+        started_at -> BigInt,
+        heartbeat_at -> BigInt,
+        found_dead_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     tenant_domains,
@@ -299,5 +311,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     oauth_tokens,
     webhooks,
     notifications,
-    notification_marks
+    notification_marks,
+    processes
 );

@@ -15,16 +15,16 @@ use crate::smtp_server::{SmtpServerConfig, TestSmtpServer};
 const RELAY_USER: &str = "relay@acme.test";
 const RELAY_PASSWORD: &str = "Canary-Relay-Pw-31x";
 
-struct Fleet {
+pub(crate) struct Fleet {
     _dir: tempfile::TempDir,
     data_dir: std::path::PathBuf,
-    db: TestDatabase,
+    pub(crate) db: TestDatabase,
     operator: String,
-    client: reqwest::Client,
+    pub(crate) client: reqwest::Client,
 }
 
 impl Fleet {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::TempDir::new().unwrap();
         Self {
             data_dir: dir.path().join("data"),
@@ -35,7 +35,7 @@ impl Fleet {
         }
     }
 
-    fn command(&self, lease: &str) -> Command {
+    pub(crate) fn command(&self, lease: &str) -> Command {
         let mut cmd = command(&self.data_dir, &self.db);
         cmd.env("SWITCHBOARD_OPERATOR_TOKEN", &self.operator)
             .env("SWITCHBOARD_OUTBOUND_ALLOW", "127.0.0.0/8")
@@ -46,7 +46,7 @@ impl Fleet {
         cmd
     }
 
-    fn serve(&self, lease: &str) -> Running {
+    pub(crate) fn serve(&self, lease: &str) -> Running {
         serve_with(self.command(lease))
     }
 
@@ -56,7 +56,11 @@ impl Fleet {
 }
 
 /// A tenant with a tenant-wide relay channel on `server`; returns the admin token.
-async fn tenant_with_relay(fleet: &Fleet, at: &Running, server: &TestSmtpServer) -> String {
+pub(crate) async fn tenant_with_relay(
+    fleet: &Fleet,
+    at: &Running,
+    server: &TestSmtpServer,
+) -> String {
     let tenant = fleet
         .json(
             fleet
@@ -106,7 +110,7 @@ async fn tenant_with_relay(fleet: &Fleet, at: &Running, server: &TestSmtpServer)
     admin
 }
 
-async fn relay() -> TestSmtpServer {
+pub(crate) async fn relay() -> TestSmtpServer {
     TestSmtpServer::start(SmtpServerConfig {
         users: vec![(RELAY_USER.to_owned(), RELAY_PASSWORD.to_owned())],
         ..SmtpServerConfig::default()
@@ -115,7 +119,13 @@ async fn relay() -> TestSmtpServer {
 }
 
 /// Accepts `n` messages through `at` in one batch; returns their ids.
-async fn burst(fleet: &Fleet, at: &Running, admin: &str, tag: &str, n: usize) -> Vec<String> {
+pub(crate) async fn burst(
+    fleet: &Fleet,
+    at: &Running,
+    admin: &str,
+    tag: &str,
+    n: usize,
+) -> Vec<String> {
     let messages: Vec<Value> = (0..n)
         .map(|i| {
             json!({"from": "news@acme.test", "to": [format!("buyer{i}@example.com")],
@@ -144,7 +154,7 @@ async fn burst(fleet: &Fleet, at: &Running, admin: &str, tag: &str, n: usize) ->
 }
 
 /// Statuses of these messages, read through `at`.
-async fn statuses(
+pub(crate) async fn statuses(
     fleet: &Fleet,
     at: &Running,
     admin: &str,
@@ -169,7 +179,7 @@ async fn statuses(
     out
 }
 
-async fn wait_all_sent(
+pub(crate) async fn wait_all_sent(
     fleet: &Fleet,
     at: &Running,
     admin: &str,
@@ -194,7 +204,7 @@ async fn wait_all_sent(
     }
 }
 
-fn message_ids_received(server: &TestSmtpServer) -> Vec<String> {
+pub(crate) fn message_ids_received(server: &TestSmtpServer) -> Vec<String> {
     server
         .messages()
         .iter()
@@ -207,7 +217,7 @@ fn message_ids_received(server: &TestSmtpServer) -> Vec<String> {
         .collect()
 }
 
-async fn sent_counter(fleet: &Fleet, at: &Running) -> u64 {
+pub(crate) async fn sent_counter(fleet: &Fleet, at: &Running) -> u64 {
     let text = fleet
         .client
         .get(format!("{}/metrics", at.address))

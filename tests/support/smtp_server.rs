@@ -143,6 +143,9 @@ pub enum Fault {
     SilentAfter { command: &'static str },
     /// Greet new connections with this reply (e.g. 554) instead of 220.
     Greeting { code: u16, text: String },
+    /// Wait this long after reading a message body before accepting it (a slow server): the
+    /// message is stored and answered 250 only when the time is up.
+    SlowData { delay: Duration },
 }
 
 /// A message the server accepted (answered 250 after DATA).
@@ -901,6 +904,9 @@ async fn data(shared: &Shared, conn: &mut Conn, session: &mut Session) -> io::Re
     let Some(data) = body else {
         return respond(conn, 552, "5.3.4 Message size exceeds fixed maximum").await;
     };
+    if let Some(Fault::SlowData { delay }) = shared.fault() {
+        tokio::time::sleep(delay).await;
+    }
     let (code, text) = shared.fault_reply("DATA").unwrap_or_else(|| {
         let id = uuid::Uuid::new_v4().simple();
         (250, format!("2.0.0 Ok: queued as {id}"))
