@@ -9,6 +9,7 @@ pub mod pool;
 pub mod shared_pool;
 pub mod smtp;
 pub mod tester;
+pub mod trust;
 
 pub use classify::FailureClass;
 pub use outbound::{OutboundError, OutboundPolicy};

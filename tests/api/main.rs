@@ -26,6 +26,7 @@ mod smtp_pool;
 #[path = "../support/smtp_server.rs"]
 mod smtp_server;
 mod tenants;
+mod tls_trust;
 mod tokens;
 mod ui_channel_actions;
 mod ui_channels;

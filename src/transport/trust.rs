@@ -1,0 +1,567 @@
+//! Trusting a server's certificate as a person would: the public web PKI, the certificates
+//! pasted into a channel (a private CA, or the server's own self-signed certificate, which is
+//! then trusted exactly), and a certificate trusted by its SHA-256 fingerprint. When a
+//! certificate is refused, the verifier keeps what the server presented and why, so the test
+//! report can show it without a second connection.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, TimeZone, Utc};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use serde::{Deserialize, Serialize};
+use x509_parser::extensions::GeneralName;
+
+use crate::domain::{CertificateFingerprint, SmtpSettings};
+
+/// Why the trust settings of a channel cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrustError {
+    #[error(
+        "ca_pem holds no certificate (-----BEGIN CERTIFICATE----- … -----END CERTIFICATE-----)"
+    )]
+    NoCertificate,
+    #[error("ca_pem: the PEM text cannot be read ({0})")]
+    Pem(String),
+    #[error("ca_pem: certificate {index} is not a certificate that can be read ({reason})")]
+    Unreadable { index: usize, reason: String },
+    #[error("the TLS configuration could not be built: {0}")]
+    Config(String),
+}
+
+/// The certificates pasted into `ca_pem`, each checked to be a readable X.509 certificate,
+/// so a bad paste is refused when saved rather than at the first connection.
+pub fn pasted_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, TrustError> {
+    use rustls::pki_types::pem::PemObject;
+    let mut certs = Vec::new();
+    for (index, cert) in CertificateDer::pem_slice_iter(pem.as_bytes()).enumerate() {
+        let cert = cert.map_err(|e| TrustError::Pem(format!("{e:?}")))?;
+        x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| TrustError::Unreadable {
+            index: index + 1,
+            reason: e.to_string(),
+        })?;
+        certs.push(cert);
+    }
+    if certs.is_empty() {
+        return Err(TrustError::NoCertificate);
+    }
+    Ok(certs)
+}
+
+/// What a server presented, for a person deciding whether to trust it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresentedCertificate {
+    /// The subject's distinguished name, e.g. `CN=mail.example`.
+    pub subject: String,
+    pub issuer: String,
+    /// The DNS names and IP addresses it is for (subjectAltName; the CN when there is none).
+    pub names: Vec<String>,
+    pub not_before: DateTime<Utc>,
+    pub not_after: DateTime<Utc>,
+    /// SHA-256 of the certificate, as colon-separated hex pairs (what browsers show).
+    pub sha256: String,
+    /// Issued by itself: nobody but the server vouches for it.
+    pub self_signed: bool,
+}
+
+impl PresentedCertificate {
+    /// Describes a certificate in DER; `None` when it cannot be parsed (the fingerprint alone
+    /// would still identify it, but a certificate nobody can read is not worth trusting).
+    pub fn describe(der: &[u8]) -> Option<Self> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let mut names = Vec::new();
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for name in &san.value.general_names {
+                match name {
+                    GeneralName::DNSName(dns) => names.push((*dns).to_owned()),
+                    GeneralName::IPAddress(bytes) => {
+                        if let Some(ip) = ip_address(bytes) {
+                            names.push(ip.to_string());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if names.is_empty() {
+            names.extend(
+                cert.subject()
+                    .iter_common_name()
+                    .filter_map(|cn| cn.as_str().ok().map(str::to_owned)),
+            );
+        }
+        let time = |t: x509_parser::time::ASN1Time| {
+            Utc.timestamp_opt(t.timestamp(), 0)
+                .single()
+                .unwrap_or_default()
+        };
+        Some(Self {
+            subject: cert.subject().to_string(),
+            issuer: cert.issuer().to_string(),
+            names,
+            not_before: time(cert.validity().not_before),
+            not_after: time(cert.validity().not_after),
+            sha256: CertificateFingerprint::of(der).to_string(),
+            self_signed: cert.subject().as_raw() == cert.issuer().as_raw(),
+        })
+    }
+}
+
+fn ip_address(bytes: &[u8]) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from),
+        _ => None,
+    }
+}
+
+/// Why a server's certificate was refused, as the hints tell it apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateProblem {
+    /// No authority we trust signed it: self-signed, or a private CA that was not pasted.
+    UnknownIssuer,
+    /// The server presents a CA certificate as its own (what `openssl req -x509` makes by
+    /// default), so the CA pasted cannot vouch for it the usual way.
+    CaUsedAsEndEntity,
+    Expired,
+    NotYetValid,
+    /// Valid, but not for the host name the channel connects to.
+    WrongName,
+    /// The certificate trusted for this channel (by fingerprint, or pasted) was replaced by
+    /// another one that nothing we trust vouches for.
+    Changed {
+        trusted: CertificateFingerprint,
+        presented: CertificateFingerprint,
+        /// Why the new one is not trusted by itself.
+        because: Box<CertificateProblem>,
+    },
+    /// Anything else rustls refused (bad signature, revoked, wrong purpose…), in its words.
+    Other(String),
+}
+
+impl CertificateProblem {
+    /// A stable name, for programs (`certificate.problem` in the test report).
+    pub fn code(&self) -> &'static str {
+        match self {
+            CertificateProblem::UnknownIssuer => "unknown_issuer",
+            CertificateProblem::CaUsedAsEndEntity => "ca_used_as_end_entity",
+            CertificateProblem::Expired => "expired",
+            CertificateProblem::NotYetValid => "not_yet_valid",
+            CertificateProblem::WrongName => "wrong_name",
+            CertificateProblem::Changed { .. } => "changed",
+            CertificateProblem::Other(_) => "other",
+        }
+    }
+
+    /// Classifies what rustls (or webpki underneath) said, by variant.
+    fn of(error: &rustls::Error) -> Self {
+        let rustls::Error::InvalidCertificate(error) = error else {
+            return CertificateProblem::Other(error.to_string());
+        };
+        match error {
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                CertificateProblem::Expired
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                CertificateProblem::NotYetValid
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                CertificateProblem::WrongName
+            }
+            CertificateError::UnknownIssuer => CertificateProblem::UnknownIssuer,
+            CertificateError::Other(other)
+                if matches!(
+                    other.0.downcast_ref::<webpki::Error>(),
+                    Some(webpki::Error::CaUsedAsEndEntity)
+                ) =>
+            {
+                CertificateProblem::CaUsedAsEndEntity
+            }
+            other => CertificateProblem::Other(format!("{other:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for CertificateProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CertificateProblem::UnknownIssuer => {
+                f.write_str("the server's certificate is not signed by an authority we trust")
+            }
+            CertificateProblem::CaUsedAsEndEntity => f.write_str(
+                "the server presents a CA certificate (CA:TRUE) as its own, which no authority can vouch for",
+            ),
+            CertificateProblem::Expired => f.write_str("the server's certificate has expired"),
+            CertificateProblem::NotYetValid => {
+                f.write_str("the server's certificate is not valid yet")
+            }
+            CertificateProblem::WrongName => f.write_str(
+                "the server's certificate is not valid for the host name the channel connects to",
+            ),
+            CertificateProblem::Changed {
+                trusted,
+                presented,
+                because,
+            } => write!(
+                f,
+                "the server's certificate changed from {trusted} (trusted for this channel) to {presented}, and {because}"
+            ),
+            CertificateProblem::Other(text) => {
+                write!(f, "the server's certificate was refused: {text}")
+            }
+        }
+    }
+}
+
+/// A refused certificate: why, and what the server presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub problem: CertificateProblem,
+    pub presented: Option<PresentedCertificate>,
+}
+
+/// What the verifier of one handshake saw: the server's certificate and, when it refused
+/// it, why.
+#[derive(Debug, Default)]
+struct Seen {
+    presented: Option<CertificateDer<'static>>,
+    problem: Option<CertificateProblem>,
+}
+
+/// Where the verifier of one handshake leaves what it saw, for the caller to read after.
+#[derive(Debug, Clone, Default)]
+pub struct Verdict(Arc<Mutex<Seen>>);
+
+impl Verdict {
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The refusal, if the handshake refused the server's certificate.
+    pub fn rejection(&self) -> Option<Rejection> {
+        let seen = self.seen();
+        let problem = seen.problem.clone()?;
+        Some(Rejection {
+            problem,
+            presented: seen
+                .presented
+                .as_ref()
+                .and_then(|der| PresentedCertificate::describe(der.as_ref())),
+        })
+    }
+
+    /// The fingerprint of the certificate the server presented, trusted or not.
+    pub fn presented(&self) -> Option<CertificateFingerprint> {
+        self.seen()
+            .presented
+            .as_ref()
+            .map(|der| CertificateFingerprint::of(der.as_ref()))
+    }
+
+    fn saw(&self, der: &CertificateDer<'_>) {
+        self.seen().presented = Some(der.clone().into_owned());
+    }
+
+    fn refused(&self, problem: CertificateProblem) {
+        self.seen().problem = Some(problem);
+    }
+}
+
+/// A certificate the channel trusts exactly, and the subject it names (to recognise a
+/// replacement of the server's own certificate).
+#[derive(Debug)]
+struct Pinned {
+    fingerprint: CertificateFingerprint,
+    subject: Option<Vec<u8>>,
+}
+
+/// The verifier of one channel's handshake: an exact match with a pinned or pasted
+/// certificate is trusted whatever its issuer and CA flag (the channel's admin vouched for
+/// these bytes); everything else goes through the web PKI, with the pasted certificates as
+/// extra roots.
+#[derive(Debug)]
+struct ChannelVerifier {
+    /// The fingerprint trusted explicitly (`pinned_sha256`).
+    pinned: Option<CertificateFingerprint>,
+    pasted: Vec<Pinned>,
+    webpki: Arc<WebPkiServerVerifier>,
+    verdict: Verdict,
+}
+
+impl ChannelVerifier {
+    /// Whether `der` is trusted exactly, by fingerprint or because it was pasted.
+    fn trusts_exactly(&self, fingerprint: &CertificateFingerprint) -> bool {
+        self.pinned.as_ref() == Some(fingerprint)
+            || self.pasted.iter().any(|p| &p.fingerprint == fingerprint)
+    }
+
+    /// The certificate this one replaces, when the channel trusted one exactly: the pinned
+    /// fingerprint, else a pasted certificate with the same subject (the server made itself
+    /// a new self-signed certificate).
+    fn replaced(&self, subject: Option<&[u8]>) -> Option<CertificateFingerprint> {
+        self.pinned.or_else(|| {
+            self.pasted
+                .iter()
+                .find(|p| p.subject.is_some() && p.subject.as_deref() == subject)
+                .map(|p| p.fingerprint)
+        })
+    }
+}
+
+/// The validity period of a certificate trusted exactly: the fingerprint says who the server
+/// is, the dates still say whether the certificate is meant to be used.
+fn check_dates(der: &[u8], now: UnixTime) -> Result<(), CertificateError> {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Err(CertificateError::BadEncoding);
+    };
+    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    if now < cert.validity().not_before.timestamp() {
+        return Err(CertificateError::NotValidYet);
+    }
+    if now > cert.validity().not_after.timestamp() {
+        return Err(CertificateError::Expired);
+    }
+    Ok(())
+}
+
+fn subject_of(der: &[u8]) -> Option<Vec<u8>> {
+    x509_parser::parse_x509_certificate(der)
+        .ok()
+        .map(|(_, c)| c.subject().as_raw().to_vec())
+}
+
+impl ServerCertVerifier for ChannelVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.verdict.saw(end_entity);
+        let presented = CertificateFingerprint::of(end_entity.as_ref());
+        let refuse = |error: rustls::Error, problem: CertificateProblem| {
+            self.verdict.refused(problem);
+            Err(error)
+        };
+        if self.trusts_exactly(&presented) {
+            return match check_dates(end_entity.as_ref(), now) {
+                Ok(()) => Ok(ServerCertVerified::assertion()),
+                Err(e) => {
+                    let error = rustls::Error::InvalidCertificate(e);
+                    let problem = CertificateProblem::of(&error);
+                    refuse(error, problem)
+                }
+            };
+        }
+        match self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Ok(verified) => Ok(verified),
+            Err(error) => {
+                let problem = CertificateProblem::of(&error);
+                let problem = match self.replaced(subject_of(end_entity.as_ref()).as_deref()) {
+                    Some(trusted) => CertificateProblem::Changed {
+                        trusted,
+                        presented,
+                        because: Box::new(problem),
+                    },
+                    None => problem,
+                };
+                refuse(error, problem)
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        // The signature proves the server holds the key of the certificate it presented,
+        // pinned or not: the same check as the web PKI's.
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// Accepts any certificate: only when an admin turned verification off, loudly warned.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The rustls client configuration of one handshake with a channel's server (implicit TLS
+/// and STARTTLS alike), and the verdict its verifier will leave.
+pub fn client_config(
+    settings: &SmtpSettings,
+) -> Result<(Arc<rustls::ClientConfig>, Verdict), TrustError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TrustError::Config(e.to_string()))?;
+    let verdict = Verdict::default();
+    let verifier: Arc<dyn ServerCertVerifier> = if settings.accept_invalid_certs {
+        Arc::new(AcceptAnyCertificate(provider))
+    } else {
+        let pasted = match &settings.ca_pem {
+            Some(pem) => pasted_certificates(pem)?,
+            None => Vec::new(),
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        // A pasted certificate that webpki cannot take as a root (it is still trusted
+        // exactly, below) must not stop the others from working.
+        let _ = roots.add_parsable_certificates(pasted.iter().cloned());
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| TrustError::Config(e.to_string()))?;
+        Arc::new(ChannelVerifier {
+            pinned: settings.pinned_sha256,
+            pasted: pasted
+                .iter()
+                .map(|c| Pinned {
+                    fingerprint: CertificateFingerprint::of(c.as_ref()),
+                    subject: subject_of(c.as_ref()),
+                })
+                .collect(),
+            webpki,
+            verdict: verdict.clone(),
+        })
+    };
+    let config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok((Arc::new(config), verdict))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_paste_that_is_no_certificate_is_refused_with_a_reason() {
+        assert_eq!(
+            pasted_certificates("hello").unwrap_err(),
+            TrustError::NoCertificate
+        );
+        let garbage =
+            "-----BEGIN CERTIFICATE-----\nTm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
+        assert!(matches!(
+            pasted_certificates(garbage).unwrap_err(),
+            TrustError::Unreadable { index: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn a_certificate_is_described_as_a_person_reads_it() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(vec!["mail.example".into(), "192.0.2.7".into()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "mail.example");
+        let cert = params.self_signed(&key).unwrap();
+        let described = PresentedCertificate::describe(cert.der()).unwrap();
+        assert_eq!(described.subject, "CN=mail.example");
+        assert_eq!(described.issuer, "CN=mail.example");
+        assert_eq!(described.names, ["mail.example", "192.0.2.7"]);
+        assert!(described.self_signed);
+        assert_eq!(
+            described.sha256,
+            CertificateFingerprint::of(cert.der()).to_string()
+        );
+        assert!(described.not_before < described.not_after);
+        assert_eq!(pasted_certificates(&cert.pem()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn refusals_are_told_apart_by_variant() {
+        let of =
+            |e: CertificateError| CertificateProblem::of(&rustls::Error::InvalidCertificate(e));
+        assert_eq!(of(CertificateError::Expired), CertificateProblem::Expired);
+        assert_eq!(
+            of(CertificateError::NotValidYet),
+            CertificateProblem::NotYetValid
+        );
+        assert_eq!(
+            of(CertificateError::NotValidForName),
+            CertificateProblem::WrongName
+        );
+        assert_eq!(
+            of(CertificateError::UnknownIssuer),
+            CertificateProblem::UnknownIssuer
+        );
+        let ca = CertificateError::Other(rustls::OtherError(Arc::new(
+            webpki::Error::CaUsedAsEndEntity,
+        )));
+        assert_eq!(of(ca), CertificateProblem::CaUsedAsEndEntity);
+        assert_eq!(of(CertificateError::BadSignature).code(), "other");
+    }
+}

@@ -1,0 +1,641 @@
+//! Trusting a mail server's certificate as a person would, with certificates made the way
+//! admins make them: by the `openssl` command line, at run time, in a temp directory. A
+//! pasted self-signed certificate (CA:TRUE, as `openssl req -x509` makes it) is trusted
+//! exactly, a private CA vouches for the leaf it issued, an untrusted certificate is shown
+//! and trusted by its fingerprint, a replaced one is named as changed, and expired,
+//! not-yet-valid and wrong-name certificates each get their own hint.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::helpers::{TestApp, TestTenant, TestUser, expect_json, expect_problem, spawn_app_with};
+use crate::smtp_server::{SmtpServerConfig, TestSmtpServer, TlsMode};
+
+const USER: &str = "rep@acme.test";
+const PASSWORD: &str = "Canary-Tls-Pw-51c";
+/// What the channels connect to, and what the test certificates name (with 127.0.0.1).
+const SAN: &str = "subjectAltName=DNS:localhost,IP:127.0.0.1";
+
+/// Runs `openssl` in `dir`, failing the test with its output when it fails.
+pub fn openssl(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run the openssl command line");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A certificate and its key, in PEM.
+pub struct Pem {
+    pub cert: String,
+    pub key: String,
+}
+
+/// Reads `{name}.pem` and `{name}.key` from `dir`.
+fn read(dir: &Path, name: &str) -> Pem {
+    Pem {
+        cert: std::fs::read_to_string(dir.join(format!("{name}.pem"))).unwrap(),
+        key: std::fs::read_to_string(dir.join(format!("{name}.key"))).unwrap(),
+    }
+}
+
+/// What an admin does for a server of their own: `openssl req -x509`, which makes a
+/// self-signed certificate with CA:TRUE (OpenSSL's default `v3_ca` extensions).
+pub fn self_signed(dir: &Path, name: &str) -> Pem {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=mail.example",
+            "-addext",
+            SAN,
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    );
+    let pem = read(dir, name);
+    let text = openssl(
+        dir,
+        &["x509", "-in", &format!("{name}.pem"), "-noout", "-text"],
+    );
+    assert!(
+        text.contains("CA:TRUE"),
+        "openssl made a CA:TRUE certificate: {text}"
+    );
+    pem
+}
+
+/// The SHA-256 fingerprint as `openssl x509 -fingerprint -sha256` prints it (`AB:CD:…`).
+fn openssl_fingerprint(dir: &Path, cert: &str) -> String {
+    std::fs::write(dir.join("fp.pem"), cert).unwrap();
+    let out = openssl(
+        dir,
+        &["x509", "-in", "fp.pem", "-noout", "-fingerprint", "-sha256"],
+    );
+    out.trim().split_once('=').unwrap().1.to_owned()
+}
+
+/// A private CA made with `openssl`, issuing leaves with `openssl ca` (which, unlike
+/// OpenSSL 3.0's `x509 -req`, sets any start and end date: expired and future certificates).
+struct PrivateCa {
+    dir: TempDir,
+    pem: String,
+}
+
+impl PrivateCa {
+    fn new() -> Self {
+        let dir = TempDir::new().unwrap();
+        let d = dir.path();
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "365",
+                "-subj",
+                "/CN=Acme Private CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        );
+        std::fs::write(d.join("index.txt"), "").unwrap();
+        std::fs::write(d.join("serial"), "1000\n").unwrap();
+        std::fs::write(
+            d.join("ca.cnf"),
+            "[ca]\ndefault_ca = acme\n[acme]\ndir = .\ndatabase = index.txt\nnew_certs_dir = .\n\
+             serial = serial\nprivate_key = ca.key\ncertificate = ca.pem\ndefault_md = sha256\n\
+             policy = anything\nunique_subject = no\n[anything]\ncommonName = supplied\n",
+        )
+        .unwrap();
+        let pem = std::fs::read_to_string(d.join("ca.pem")).unwrap();
+        Self { dir, pem }
+    }
+
+    /// A server certificate for `san`, valid from `start` to `end` (`YYYYMMDDHHMMSSZ`).
+    fn issue(&self, name: &str, san: &str, start: &str, end: &str) -> Pem {
+        let d = self.dir.path();
+        std::fs::write(
+            d.join(format!("{name}.ext")),
+            format!("[leaf]\n{san}\nbasicConstraints = CA:FALSE\nextendedKeyUsage = serverAuth\n"),
+        )
+        .unwrap();
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "ca",
+                "-batch",
+                "-config",
+                "ca.cnf",
+                "-extfile",
+                &format!("{name}.ext"),
+                "-extensions",
+                "leaf",
+                "-startdate",
+                start,
+                "-enddate",
+                end,
+                "-in",
+                &format!("{name}.csr"),
+                "-out",
+                &format!("{name}.pem"),
+            ],
+        );
+        read(d, name)
+    }
+
+    /// A leaf for the test server's names, valid now.
+    fn current(&self, name: &str) -> Pem {
+        self.current_for(name, SAN)
+    }
+
+    /// A leaf for `san`, valid from 30 days ago to 30 days ahead.
+    fn current_for(&self, name: &str, san: &str) -> Pem {
+        let day =
+            |d: chrono::Duration| (chrono::Utc::now() + d).format("%Y%m%d%H%M%SZ").to_string();
+        self.issue(
+            name,
+            san,
+            &day(chrono::Duration::days(-30)),
+            &day(chrono::Duration::days(30)),
+        )
+    }
+}
+
+struct World {
+    app: TestApp,
+    acme: TestTenant,
+    rep: TestUser,
+    certs: TempDir,
+}
+
+async fn world() -> World {
+    // Fast retries, so the delivery after trusting does not wait on a backoff.
+    let app = spawn_app_with(&[
+        ("SWITCHBOARD_RETRY_BASE", "200ms"),
+        ("SWITCHBOARD_RETRY_MAX", "1s"),
+        ("SWITCHBOARD_POLL_INTERVAL", "100ms"),
+    ])
+    .await;
+    let acme = app.create_tenant_with_domain("Acme", "acme.test").await;
+    let rep = app.create_user(&acme, USER, "rep", None).await;
+    World {
+        app,
+        acme,
+        rep,
+        certs: TempDir::new().unwrap(),
+    }
+}
+
+async fn server(tls: TlsMode, pem: &Pem) -> TestSmtpServer {
+    TestSmtpServer::start_with_pem(
+        SmtpServerConfig {
+            tls,
+            users: vec![(USER.to_owned(), PASSWORD.to_owned())],
+            ..SmtpServerConfig::default()
+        },
+        &pem.cert,
+        &pem.key,
+    )
+    .await
+}
+
+fn security(tls: TlsMode) -> &'static str {
+    match tls {
+        TlsMode::Implicit => "tls",
+        _ => "starttls",
+    }
+}
+
+/// A mailbox channel on `server`, trusting `ca_pem` when given.
+fn mailbox(server: &TestSmtpServer, tls: TlsMode, ca_pem: Option<&str>) -> Value {
+    json!({"name": "Mailbox", "kind": "smtp", "scope": "mailbox", "from_address": USER,
+           "smtp": {"host": "localhost", "port": server.port(), "security": security(tls),
+                    "auth": "login", "username": USER, "password": PASSWORD, "ca_pem": ca_pem,
+                    "connect_timeout_secs": 5, "command_timeout_secs": 5}})
+}
+
+async fn create(w: &World, body: Value) -> String {
+    expect_json(
+        w.app.post("/v1/channels", &w.rep.token, body).await,
+        StatusCode::CREATED,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn test_channel(w: &World, id: &str) -> Value {
+    expect_json(
+        w.app
+            .post(&format!("/v1/channels/{id}/test"), &w.rep.token, json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// The `tls` stage of a report.
+fn tls_stage(report: &Value) -> Value {
+    report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "tls")
+        .unwrap_or_else(|| panic!("no tls stage: {report:#}"))
+        .clone()
+}
+
+async fn get_channel(w: &World, id: &str) -> Value {
+    expect_json(
+        w.app.get(&format!("/v1/channels/{id}"), &w.rep.token).await,
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn trust(w: &World, id: &str, token: &str, sha256: &str) -> reqwest::Response {
+    w.app
+        .post(
+            &format!("/v1/channels/{id}/trusted-certificate"),
+            token,
+            json!({ "sha256": sha256 }),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_pasted_self_signed_certificate_is_trusted_exactly_in_both_tls_modes() {
+    let w = world().await;
+    let own = self_signed(w.certs.path(), "own");
+    for tls in [TlsMode::StartTls, TlsMode::Implicit] {
+        let smtp = server(tls, &own).await;
+        let id = create(&w, mailbox(&smtp, tls, Some(&own.cert))).await;
+        let report = test_channel(&w, &id).await;
+        assert_eq!(report["ok"], true, "{tls:?}: {report:#}");
+        assert_eq!(tls_stage(&report)["ok"], true);
+        assert_eq!(smtp.auth_attempts().len(), 1, "logged in over TLS");
+        expect_json(
+            w.app
+                .delete(&format!("/v1/channels/{id}"), &w.rep.token)
+                .await,
+            StatusCode::NO_CONTENT,
+        )
+        .await;
+    }
+    // Exactly that certificate: another self-signed one for the same names is not trusted
+    // by the paste, and the report says the server's certificate changed.
+    let other = self_signed(w.certs.path(), "other");
+    let smtp = server(TlsMode::StartTls, &other).await;
+    let id = create(&w, mailbox(&smtp, TlsMode::StartTls, Some(&own.cert))).await;
+    let report = test_channel(&w, &id).await;
+    assert_eq!(report["ok"], false, "{report:#}");
+    let tls = tls_stage(&report);
+    assert_eq!(tls["certificate"]["problem"], "changed", "{tls:#}");
+    assert_eq!(
+        tls["certificate"]["trusted_sha256"],
+        openssl_fingerprint(w.certs.path(), &own.cert)
+    );
+    assert!(smtp.auth_attempts().is_empty(), "no password sent to it");
+}
+
+#[tokio::test]
+async fn a_private_ca_vouches_for_the_leaf_it_issued() {
+    let w = world().await;
+    let ca = PrivateCa::new();
+    let leaf = ca.current("leaf");
+    for tls in [TlsMode::StartTls, TlsMode::Implicit] {
+        let smtp = server(tls, &leaf).await;
+        let id = create(&w, mailbox(&smtp, tls, Some(&ca.pem))).await;
+        let report = test_channel(&w, &id).await;
+        assert_eq!(report["ok"], true, "{tls:?}: {report:#}");
+        expect_json(
+            w.app
+                .delete(&format!("/v1/channels/{id}"), &w.rep.token)
+                .await,
+            StatusCode::NO_CONTENT,
+        )
+        .await;
+    }
+    // Without the CA, the same leaf is refused as an unknown issuer.
+    let smtp = server(TlsMode::StartTls, &leaf).await;
+    let id = create(&w, mailbox(&smtp, TlsMode::StartTls, None)).await;
+    let tls = tls_stage(&test_channel(&w, &id).await);
+    assert_eq!(tls["certificate"]["problem"], "unknown_issuer", "{tls:#}");
+    assert_eq!(tls["certificate"]["issuer"], "CN=Acme Private CA");
+    assert_eq!(tls["certificate"]["self_signed"], false);
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_shown_then_trusted_by_fingerprint_and_carries_mail() {
+    let w = world().await;
+    let dir = w.certs.path();
+    let first = self_signed(dir, "first");
+    let first_fp = openssl_fingerprint(dir, &first.cert);
+    let smtp = server(TlsMode::StartTls, &first).await;
+
+    // Verify-before-save refuses, and shows what the server presented.
+    let refused = expect_problem(
+        w.app
+            .post(
+                "/v1/channels?verify=true",
+                &w.rep.token,
+                mailbox(&smtp, TlsMode::StartTls, None),
+            )
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "verification_failed",
+    )
+    .await;
+    assert_eq!(
+        tls_stage(&refused["test"])["certificate"]["sha256"],
+        first_fp
+    );
+
+    let id = create(&w, mailbox(&smtp, TlsMode::StartTls, None)).await;
+    let report = test_channel(&w, &id).await;
+    assert_eq!(report["classification"], "tls", "{report:#}");
+    let tls = tls_stage(&report);
+    let cert = &tls["certificate"];
+    assert_eq!(cert["subject"], "CN=mail.example", "{tls:#}");
+    assert_eq!(cert["issuer"], "CN=mail.example");
+    assert_eq!(cert["names"], json!(["localhost", "127.0.0.1"]));
+    assert_eq!(cert["self_signed"], true);
+    assert_eq!(cert["sha256"], first_fp, "the fingerprint openssl shows");
+    assert!(cert["not_before"].as_str().unwrap() < cert["not_after"].as_str().unwrap());
+    assert!(
+        tls["hint"].as_str().unwrap().contains("fingerprint"),
+        "{tls:#}"
+    );
+
+    // Refused, and nothing changes: a malformed fingerprint, one the server does not
+    // present, and anyone who may not edit the channel.
+    expect_problem(
+        trust(&w, &id, &w.rep.token, "not-a-fingerprint").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    )
+    .await;
+    let elsewhere = self_signed(dir, "elsewhere");
+    let wrong = openssl_fingerprint(dir, &elsewhere.cert);
+    let problem = expect_problem(
+        trust(&w, &id, &w.rep.token, &wrong).await,
+        StatusCode::CONFLICT,
+        "certificate_not_presented",
+    )
+    .await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains(&first_fp),
+        "{problem:#}"
+    );
+    let it = w.app.create_user(&w.acme, "it@acme.test", "it", None).await;
+    expect_problem(
+        trust(&w, &id, &it.token, &first_fp).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(
+        get_channel(&w, &id).await["smtp"]["pinned_sha256"],
+        Value::Null
+    );
+
+    // Trusted in one step, with the fingerprint as the report showed it (colons and all).
+    let channel = expect_json(
+        trust(&w, &id, &w.rep.token, &first_fp).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(channel["smtp"]["pinned_sha256"], first_fp);
+    let audit = expect_json(
+        w.app
+            .get(&format!("/v1/audit?channel_id={id}"), &w.acme.admin_token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let trusted = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "channel.certificate_trusted")
+        .unwrap_or_else(|| panic!("{audit:#}"));
+    assert_eq!(trusted["detail"]["sha256"], first_fp);
+    assert_eq!(test_channel(&w, &id).await["ok"], true);
+
+    // Mail goes out through it.
+    let accepted = expect_json(
+        w.app
+            .post(
+                "/v1/messages",
+                &w.rep.token,
+                json!({"from": USER, "to": ["ann@example.com"], "subject": "over the pinned certificate",
+                       "text": "Hello Ann"}),
+            )
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    w.app
+        .wait_for_message(
+            &w.rep.token,
+            accepted["id"].as_str().unwrap(),
+            "sent",
+            Duration::from_secs(30),
+        )
+        .await;
+    let received = smtp.wait_for_messages(1, Duration::from_secs(10)).await;
+    assert_eq!(received.len(), 1);
+    assert!(received[0].tls, "the message came over TLS");
+
+    // The server's certificate is replaced: the test says it changed, from what to what.
+    let second = self_signed(dir, "second");
+    let second_fp = openssl_fingerprint(dir, &second.cert);
+    smtp.replace_certificate(&second.cert, &second.key);
+    let report = test_channel(&w, &id).await;
+    assert_eq!(report["ok"], false, "{report:#}");
+    let tls = tls_stage(&report);
+    let message = tls["message"].as_str().unwrap();
+    assert!(message.contains("changed"), "{message}");
+    assert!(
+        message.contains(&first_fp) && message.contains(&second_fp),
+        "{message}"
+    );
+    assert!(
+        tls["hint"].as_str().unwrap().contains(&second_fp),
+        "{tls:#}"
+    );
+    assert_eq!(tls["certificate"]["problem"], "changed");
+    assert_eq!(tls["certificate"]["sha256"], second_fp);
+    assert_eq!(tls["certificate"]["trusted_sha256"], first_fp);
+}
+
+#[tokio::test]
+async fn expired_future_and_wrong_name_certificates_each_get_their_own_hint() {
+    let w = world().await;
+    let ca = PrivateCa::new();
+    let cases = [
+        (
+            ca.issue("expired", SAN, "20200101000000Z", "20210101000000Z"),
+            "expired",
+            "expired on 2021-01-01",
+        ),
+        (
+            ca.issue("future", SAN, "20900101000000Z", "20910101000000Z"),
+            "not_yet_valid",
+            "valid only from 2090-01-01",
+        ),
+        (
+            ca.current_for("wrong", "subjectAltName=DNS:mail.other.example"),
+            "wrong_name",
+            "is for mail.other.example, not `localhost`",
+        ),
+    ];
+    let mut hints = Vec::new();
+    for (pem, problem, needle) in &cases {
+        let smtp = server(TlsMode::StartTls, pem).await;
+        let id = create(&w, mailbox(&smtp, TlsMode::StartTls, Some(&ca.pem))).await;
+        let report = test_channel(&w, &id).await;
+        let tls = tls_stage(&report);
+        assert_eq!(tls["ok"], false, "{report:#}");
+        assert_eq!(tls["certificate"]["problem"], *problem, "{tls:#}");
+        let hint = tls["hint"].as_str().unwrap().to_owned();
+        assert!(hint.contains(needle), "{problem}: {hint}");
+        hints.push(hint);
+        if *problem == "expired" {
+            // Trusting an expired certificate would not help: refused, and said why.
+            let sha = tls["certificate"]["sha256"].as_str().unwrap().to_owned();
+            expect_problem(
+                trust(&w, &id, &w.rep.token, &sha).await,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "certificate_not_valid_now",
+            )
+            .await;
+        }
+        expect_json(
+            w.app
+                .delete(&format!("/v1/channels/{id}"), &w.rep.token)
+                .await,
+            StatusCode::NO_CONTENT,
+        )
+        .await;
+    }
+    hints.dedup();
+    assert_eq!(hints.len(), 3, "three different hints: {hints:#?}");
+}
+
+#[tokio::test]
+async fn a_paste_or_fingerprint_that_cannot_be_read_is_refused_and_changes_nothing() {
+    let w = world().await;
+    let own = self_signed(w.certs.path(), "own");
+    let smtp = server(TlsMode::StartTls, &own).await;
+    let garbage =
+        "-----BEGIN CERTIFICATE-----\nTm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
+    let problem = expect_problem(
+        w.app
+            .post(
+                "/v1/channels",
+                &w.rep.token,
+                mailbox(&smtp, TlsMode::StartTls, Some(garbage)),
+            )
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    )
+    .await;
+    assert_eq!(problem["field"], "smtp.ca_pem", "{problem:#}");
+
+    let id = create(&w, mailbox(&smtp, TlsMode::StartTls, Some(&own.cert))).await;
+    let before = get_channel(&w, &id).await;
+    for (smtp_patch, field) in [
+        (json!({"ca_pem": garbage}), "smtp.ca_pem"),
+        (json!({"pinned_sha256": "AB:CD"}), "smtp.pinned_sha256"),
+    ] {
+        let problem = expect_problem(
+            w.app
+                .patch(
+                    &format!("/v1/channels/{id}"),
+                    &w.rep.token,
+                    json!({"smtp": smtp_patch}),
+                )
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        )
+        .await;
+        assert_eq!(problem["field"], field);
+    }
+    assert_eq!(get_channel(&w, &id).await["smtp"], before["smtp"]);
+
+    // A well-formed fingerprint can also be set by hand (and removed with null).
+    let fp = openssl_fingerprint(w.certs.path(), &own.cert);
+    let bare = fp.replace(':', "").to_ascii_lowercase();
+    let channel = expect_json(
+        w.app
+            .patch(
+                &format!("/v1/channels/{id}"),
+                &w.rep.token,
+                json!({"smtp": {"pinned_sha256": bare, "ca_pem": null}}),
+            )
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(channel["smtp"]["pinned_sha256"], fp, "shown as colon pairs");
+    assert_eq!(test_channel(&w, &id).await["ok"], true);
+    let channel = expect_json(
+        w.app
+            .patch(
+                &format!("/v1/channels/{id}"),
+                &w.rep.token,
+                json!({"smtp": {"pinned_sha256": null}}),
+            )
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(channel["smtp"]["pinned_sha256"], Value::Null);
+    assert_eq!(test_channel(&w, &id).await["ok"], false);
+}
