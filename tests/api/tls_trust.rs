@@ -3,7 +3,8 @@
 //! pasted self-signed certificate (CA:TRUE, as `openssl req -x509` makes it) is trusted
 //! exactly, a private CA vouches for the leaf it issued, an untrusted certificate is shown
 //! and trusted by its fingerprint, a replaced one is named as changed, and expired,
-//! not-yet-valid and wrong-name certificates each get their own hint.
+//! not-yet-valid and wrong-name certificates each get their own hint; on the channel's page
+//! the refused certificate is shown with a "Trust this certificate" button.
 
 use std::path::Path;
 use std::process::Command;
@@ -15,6 +16,7 @@ use tempfile::TempDir;
 
 use crate::helpers::{TestApp, TestTenant, TestUser, expect_json, expect_problem, spawn_app_with};
 use crate::smtp_server::{SmtpServerConfig, TestSmtpServer, TlsMode};
+use crate::ui_client::{UiClient, hidden_value};
 
 const USER: &str = "rep@acme.test";
 const PASSWORD: &str = "Canary-Tls-Pw-51c";
@@ -638,4 +640,55 @@ async fn a_paste_or_fingerprint_that_cannot_be_read_is_refused_and_changes_nothi
     .await;
     assert_eq!(channel["smtp"]["pinned_sha256"], Value::Null);
     assert_eq!(test_channel(&w, &id).await["ok"], false);
+}
+
+#[tokio::test]
+async fn the_channel_page_shows_a_refused_certificate_and_trusts_it_with_one_button() {
+    let w = world().await;
+    let own = self_signed(w.certs.path(), "own");
+    let fp = openssl_fingerprint(w.certs.path(), &own.cert);
+    let smtp = server(TlsMode::Implicit, &own).await;
+    let id = create(&w, mailbox(&smtp, TlsMode::Implicit, None)).await;
+    let test = format!("/ui/channels/{id}/test");
+
+    // IT may test the rep's mailbox but not edit it: the certificate, and no button.
+    let it = w.app.create_user(&w.acme, "it@acme.test", "it", None).await;
+    let mut it_ui = UiClient::signed_in(&w.app, &it.token).await;
+    it_ui.get(&format!("/ui/channels/{id}")).await;
+    let result = it_ui.post_fragment(&test, &[("action", "connect")]).await;
+    assert_eq!(result.status, StatusCode::OK, "{}", result.html);
+    result
+        .expect("TLS failed")
+        .expect(&fp)
+        .expect_not("Trust this certificate");
+
+    let mut ui = UiClient::signed_in(&w.app, &w.rep.token).await;
+    ui.get(&format!("/ui/channels/{id}")).await;
+    let result = ui.post_fragment(&test, &[("action", "connect")]).await;
+    assert_eq!(result.status, StatusCode::OK, "{}", result.html);
+    result
+        .expect("<li class=\"failed\"><strong>TLS: failed")
+        .expect("CN=mail.example (self-signed)")
+        .expect("localhost, 127.0.0.1")
+        .expect(&fp)
+        .expect("Trust this certificate");
+    let sha256 = hidden_value(&result.html, "sha256").expect("the fingerprint in the form");
+    assert_eq!(sha256, fp);
+
+    let done = ui
+        .post(
+            &format!("/ui/channels/{id}/trust-certificate"),
+            &[("sha256", &sha256)],
+        )
+        .await;
+    assert!(done.location.is_some(), "{} {}", done.status, done.html);
+    ui.follow(&done)
+        .await
+        .expect("is trusted for this channel")
+        .expect("Also trusted: the server certificate with SHA-256 fingerprint");
+    assert_eq!(get_channel(&w, &id).await["smtp"]["pinned_sha256"], fp);
+    ui.post_fragment(&test, &[("action", "connect")])
+        .await
+        .expect("Connection and login work")
+        .expect_not("Trust this certificate");
 }
