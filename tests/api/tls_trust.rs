@@ -405,6 +405,7 @@ async fn an_untrusted_certificate_is_shown_then_trusted_by_fingerprint_and_carri
     assert_eq!(cert["issuer"], "CN=mail.example");
     assert_eq!(cert["names"], json!(["localhost", "127.0.0.1"]));
     assert_eq!(cert["self_signed"], true);
+    assert_eq!(cert["problem"], "ca_used_as_end_entity", "openssl's CA:TRUE default");
     assert_eq!(cert["sha256"], first_fp, "the fingerprint openssl shows");
     assert!(cert["not_before"].as_str().unwrap() < cert["not_after"].as_str().unwrap());
     assert!(
@@ -691,4 +692,47 @@ async fn the_channel_page_shows_a_refused_certificate_and_trusts_it_with_one_but
         .await
         .expect("Connection and login work")
         .expect_not("Trust this certificate");
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_trust_by_fingerprint_and_the_certificate_report() {
+    let w = world().await;
+    let res = w
+        .app
+        .client
+        .get(format!("{}/openapi.json", w.app.address))
+        .send()
+        .await
+        .unwrap();
+    let doc = expect_json(res, StatusCode::OK).await;
+    assert!(
+        doc["paths"]["/v1/channels/{id}/trusted-certificate"]["post"].is_object(),
+        "{:#}",
+        doc["paths"]
+    );
+    let schemas = &doc["components"]["schemas"];
+    let certificate = &schemas["CertificateView"]["properties"];
+    for field in [
+        "subject",
+        "issuer",
+        "names",
+        "not_before",
+        "not_after",
+        "sha256",
+        "self_signed",
+        "problem",
+        "trusted_sha256",
+    ] {
+        assert!(
+            certificate[field].is_object(),
+            "CertificateView.{field}: {certificate:#}"
+        );
+    }
+    assert!(
+        schemas["TestStageView"]["properties"]["certificate"].is_object(),
+        "{:#}",
+        schemas["TestStageView"]
+    );
+    assert!(schemas["SmtpInput"]["properties"]["pinned_sha256"].is_object());
+    assert!(schemas["TrustCertificateRequest"]["properties"]["sha256"].is_object());
 }
