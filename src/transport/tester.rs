@@ -8,10 +8,11 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::certificate::PresentedCertificate;
 use super::classify::{FailureClass, classify, describe, smtp_auth_disabled};
 use super::outbound::OutboundPolicy;
 use super::smtp::{OpenError, TlsFailure, connect, discard, open_session, within};
-use super::trust::{CertificateProblem, PresentedCertificate, Rejection};
+use super::trust::{CertificateProblem, Rejection};
 use crate::domain::{EmailAddress, Security, SmtpAuth, SmtpSettings};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -215,7 +215,7 @@ async fn a_self_signed_certificate_made_by_openssl_is_trusted_when_pasted() {
             // What an admin does for their own server: `openssl req -x509` (CA:TRUE), the
             // files the peers read, then the certificate pasted into the channel.
             let dir = tempfile::TempDir::new().unwrap();
-            let own = crate::tls_trust::self_signed(dir.path(), "cert");
+            let own = crate::openssl_certs::self_signed(dir.path(), "cert");
             std::fs::write(dir.path().join("key.pem"), &own.key).unwrap();
             let peer = start_peer_in(&installed, peer_name, mode, dir);
             let label = format!("{peer_name} {mode}");

@@ -19,6 +19,7 @@ mod interop;
 mod isolation;
 mod it_day;
 mod messages;
+mod openssl_certs;
 mod processes;
 mod restart;
 mod roles;

@@ -278,9 +278,11 @@ pub fn smtp_settings(
     // Read every pasted certificate now: a paste that cannot be used is refused here, not at
     // the first connection.
     if let Some(pem) = &settings.ca_pem {
-        crate::transport::trust::pasted_certificates(pem).map_err(|e| ApiError::InvalidField {
-            field: "smtp.ca_pem",
-            reason: e.to_string(),
+        crate::transport::certificate::pasted_certificates(pem).map_err(|e| {
+            ApiError::InvalidField {
+                field: "smtp.ca_pem",
+                reason: e.to_string(),
+            }
         })?;
     }
     Ok(settings)
