@@ -140,16 +140,8 @@ fn connect_failure(error: &OpenError, settings: &SmtpSettings) -> StageReport {
 }
 
 /// The hint for a TLS failure that is not about the certificate (ports, modes).
-fn tls_hint(text: &str, settings: &SmtpSettings) -> String {
-    if text
-        .to_ascii_lowercase()
-        .contains("starttls is not supported")
-    {
-        format!(
-            "the server does not offer STARTTLS on port {}; on port 465 choose security `tls`",
-            settings.port
-        )
-    } else if settings.security == Security::Tls {
+fn tls_hint(settings: &SmtpSettings) -> String {
+    if settings.security == Security::Tls {
         format!(
             "TLS failed on port {}: if this port expects STARTTLS (usually 587), choose security `starttls`",
             settings.port
@@ -169,7 +161,7 @@ fn certificate_hint(rejection: &Rejection, settings: &SmtpSettings) -> String {
         )
     };
     match &rejection.problem {
-        CertificateProblem::UnknownIssuer => "no authority we trust signed the server's certificate (it is self-signed, or from a private CA): paste that CA certificate, or the server's own certificate, into ca_pem; or compare the sha256 fingerprint below with the server's and trust this certificate (POST /v1/channels/{id}/trusted-certificate). Turning verification off is never needed".into(),
+        CertificateProblem::UnknownIssuer => "no authority we trust signed the server's certificate (it is self-signed, or from a private CA): paste that CA certificate, or the server's own certificate, into ca_pem; or compare the sha256 fingerprint below with the server's and trust this certificate (POST /v1/channels/{id}/trusted-certificate); there is no need to turn verification off".into(),
         CertificateProblem::CaUsedAsEndEntity => "the server presents a CA certificate (CA:TRUE, as `openssl req -x509` makes by default) as its own: paste this very certificate into ca_pem, which trusts exactly it, or trust it by its fingerprint; a CA cannot vouch for itself as a server".into(),
         CertificateProblem::Expired => format!(
             "the server's certificate expired on {}: the server's administrator must renew it; trusting it does not help",
@@ -213,10 +205,16 @@ fn tls_failure(failure: &TlsFailure, settings: &SmtpSettings) -> StageReport {
             message,
             "the channel's ca_pem cannot be used: paste the certificate again, from -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----".into(),
         ),
-        TlsFailure::NotOffered | TlsFailure::Handshake(_) => {
-            let hint = tls_hint(&message, settings);
-            failed("tls", None, message, hint)
-        }
+        TlsFailure::NotOffered => failed(
+            "tls",
+            None,
+            message,
+            format!(
+                "the server does not offer STARTTLS on port {}; on port 465 choose security `tls`",
+                settings.port
+            ),
+        ),
+        TlsFailure::Handshake(_) => failed("tls", None, message, tls_hint(settings)),
     }
 }
 
@@ -292,7 +290,7 @@ pub async fn test_smtp(
                 "ehlo"
             };
             let hint = if class == FailureClass::Tls {
-                tls_hint(&text, settings)
+                tls_hint(settings)
             } else {
                 "the server refused the session; its reply says why".into()
             };
