@@ -505,6 +505,13 @@ async fn the_channel_page_shows_a_refused_certificate_and_trusts_it_with_one_but
         .expect("is trusted for this channel")
         .expect("Also trusted: the server certificate with SHA-256 fingerprint");
     assert_eq!(get_channel(&w, &id).await["smtp"]["pinned_sha256"], fp);
+    // The edit form shows it, to be kept or emptied.
+    ui.get(&format!("/ui/channels/{id}/edit"))
+        .await
+        .expect("Trusted certificate (SHA-256 fingerprint)")
+        .expect(&format!(
+            "name=\"smtp.pinned_sha256\" type=\"text\" value=\"{fp}\""
+        ));
     ui.post_fragment(&test, &[("action", "connect")])
         .await
         .expect("Connection and login work")
