@@ -198,6 +198,33 @@ struct ChannelVerifier {
 }
 
 impl ChannelVerifier {
+    fn new(settings: &SmtpSettings, provider: Arc<CryptoProvider>) -> Result<Self, TrustError> {
+        let pasted = match &settings.ca_pem {
+            Some(pem) => pasted_certificates(pem)?,
+            None => Vec::new(),
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        // A pasted certificate that webpki cannot take as a root (it is still trusted
+        // exactly) must not stop the others from working.
+        let _ = roots.add_parsable_certificates(pasted.iter().cloned());
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| TrustError::Config(e.to_string()))?;
+        Ok(Self {
+            pinned: settings.pinned_sha256,
+            pasted: pasted
+                .iter()
+                .map(|c| Pinned {
+                    fingerprint: CertificateFingerprint::of(c.as_ref()),
+                    subject: subject_of(c.as_ref()),
+                })
+                .collect(),
+            webpki,
+            verdict: Verdict::default(),
+        })
+    }
+
     /// Whether `der` is trusted exactly, by fingerprint or because it was pasted.
     fn trusts_exactly(&self, fingerprint: &CertificateFingerprint) -> bool {
         self.pinned.as_ref() == Some(fingerprint)
@@ -364,35 +391,14 @@ pub fn client_config(
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TrustError::Config(e.to_string()))?;
-    let verdict = Verdict::default();
-    let verifier: Arc<dyn ServerCertVerifier> = if settings.accept_invalid_certs {
-        Arc::new(AcceptAnyCertificate(provider))
-    } else {
-        let pasted = match &settings.ca_pem {
-            Some(pem) => pasted_certificates(pem)?,
-            None => Vec::new(),
+    let (verifier, verdict): (Arc<dyn ServerCertVerifier>, Verdict) =
+        if settings.accept_invalid_certs {
+            (Arc::new(AcceptAnyCertificate(provider)), Verdict::default())
+        } else {
+            let verifier = ChannelVerifier::new(settings, provider)?;
+            let verdict = verifier.verdict.clone();
+            (Arc::new(verifier), verdict)
         };
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        // A pasted certificate that webpki cannot take as a root (it is still trusted
-        // exactly, below) must not stop the others from working.
-        let _ = roots.add_parsable_certificates(pasted.iter().cloned());
-        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-            .build()
-            .map_err(|e| TrustError::Config(e.to_string()))?;
-        Arc::new(ChannelVerifier {
-            pinned: settings.pinned_sha256,
-            pasted: pasted
-                .iter()
-                .map(|c| Pinned {
-                    fingerprint: CertificateFingerprint::of(c.as_ref()),
-                    subject: subject_of(c.as_ref()),
-                })
-                .collect(),
-            webpki,
-            verdict: verdict.clone(),
-        })
-    };
     let config = builder
         .dangerous()
         .with_custom_certificate_verifier(verifier)
@@ -403,6 +409,85 @@ pub fn client_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A self-signed certificate for `mail.example` (CA:TRUE, as `openssl req -x509` makes
+    /// it), valid from `from` to `until` (years).
+    fn self_signed(from: i32, until: i32) -> rcgen::Certificate {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["mail.example".into()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "mail.example");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.not_before = rcgen::date_time_ymd(from, 1, 1);
+        params.not_after = rcgen::date_time_ymd(until, 1, 1);
+        params.self_signed(&key).unwrap()
+    }
+
+    fn verifier(ca_pem: Option<String>, pinned: Option<&rcgen::Certificate>) -> ChannelVerifier {
+        let settings = SmtpSettings {
+            host: crate::domain::Hostname::parse("mail.example").unwrap(),
+            port: 465,
+            security: crate::domain::Security::Tls,
+            auth: crate::domain::SmtpAuth::None,
+            username: None,
+            accept_invalid_certs: false,
+            ca_pem,
+            pinned_sha256: pinned.map(|c| CertificateFingerprint::of(c.der())),
+            connect_timeout_secs: 5,
+            command_timeout_secs: 5,
+            pool_size: 1,
+        };
+        ChannelVerifier::new(
+            &settings,
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .unwrap()
+    }
+
+    fn verify(v: &ChannelVerifier, cert: &rcgen::Certificate, name: &str) -> bool {
+        let name = ServerName::try_from(name.to_owned()).unwrap();
+        v.verify_server_cert(cert.der(), &[], &name, &[], UnixTime::now())
+            .is_ok()
+    }
+
+    #[test]
+    fn a_pasted_or_pinned_certificate_is_trusted_exactly_and_its_replacement_is_named() {
+        let own = self_signed(2020, 2090);
+        let pasted = verifier(Some(own.pem()), None);
+        assert!(verify(&pasted, &own, "mail.example"), "CA:TRUE, pasted");
+        let renewed = self_signed(2020, 2090);
+        assert!(!verify(&pasted, &renewed, "mail.example"));
+        match pasted.verdict.rejection().unwrap().problem {
+            CertificateProblem::Changed {
+                trusted, presented, ..
+            } => {
+                assert_eq!(trusted, CertificateFingerprint::of(own.der()));
+                assert_eq!(presented, CertificateFingerprint::of(renewed.der()));
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // Pinned: whatever the name, while its dates are valid.
+        let pinned = verifier(None, Some(&renewed));
+        assert!(verify(&pinned, &renewed, "other.example"));
+        assert!(!verify(&pinned, &own, "mail.example"));
+        let old = self_signed(2000, 2001);
+        let expired = verifier(None, Some(&old));
+        assert!(!verify(&expired, &old, "mail.example"));
+        assert_eq!(
+            expired.verdict.rejection().unwrap().problem,
+            CertificateProblem::Expired
+        );
+
+        // Nothing pasted or pinned: the web PKI alone refuses it.
+        let none = verifier(None, None);
+        assert!(!verify(&none, &own, "mail.example"));
+        assert_eq!(
+            none.verdict.presented(),
+            Some(CertificateFingerprint::of(own.der()))
+        );
+    }
 
     #[test]
     fn refusals_are_told_apart_by_variant() {
