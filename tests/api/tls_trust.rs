@@ -14,7 +14,7 @@ use tempfile::TempDir;
 
 use crate::helpers::{TestApp, TestTenant, TestUser, expect_json, expect_problem, spawn_app_with};
 use crate::openssl_certs::{Pem, PrivateCa, SAN, openssl_fingerprint, self_signed};
-use crate::smtp_server::{SmtpServerConfig, TestSmtpServer, TlsMode};
+use crate::smtp_server::{Fault, SmtpServerConfig, TestSmtpServer, TlsMode};
 use crate::ui_client::{UiClient, hidden_value};
 
 const USER: &str = "rep@acme.test";
@@ -330,6 +330,60 @@ async fn an_untrusted_certificate_is_shown_then_trusted_by_fingerprint_and_carri
     assert_eq!(tls["certificate"]["problem"], "changed");
     assert_eq!(tls["certificate"]["sha256"], second_fp);
     assert_eq!(tls["certificate"]["trusted_sha256"], first_fp);
+
+    // Mail sent now is not delivered over the new certificate, and says why. The session
+    // pooled before the change is ended by the server (as a restart to load the new
+    // certificate would), so the retry has to shake hands again.
+    smtp.set_fault(Some(Fault::Reply {
+        command: "MAIL",
+        code: 421,
+        text: "4.3.2 Restarting to load a new certificate".into(),
+    }));
+    let accepted = expect_json(
+        w.app
+            .post(
+                "/v1/messages",
+                &w.rep.token,
+                json!({"from": USER, "to": ["ann@example.com"], "subject": "after the change",
+                       "text": "Hello again"}),
+            )
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    w.app
+        .wait_for_message_where(
+            &w.rep.token,
+            accepted["id"].as_str().unwrap(),
+            Duration::from_secs(30),
+            |v| {
+                v["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("421") || e.contains("changed"))
+            },
+        )
+        .await;
+    smtp.set_fault(None);
+    let view = w
+        .app
+        .wait_for_message_where(
+            &w.rep.token,
+            accepted["id"].as_str().unwrap(),
+            Duration::from_secs(30),
+            |v| {
+                v["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("changed"))
+            },
+        )
+        .await;
+    let error = view["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("changed") && error.contains(&first_fp) && error.contains(&second_fp),
+        "{view:#}"
+    );
+    assert_ne!(view["status"], "sent");
+    assert_eq!(smtp.messages().len(), 1, "nothing more reached the server");
 }
 
 #[tokio::test]
