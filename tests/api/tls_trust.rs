@@ -614,3 +614,25 @@ async fn the_openapi_document_describes_trust_by_fingerprint_and_the_certificate
     assert!(schemas["SmtpInput"]["properties"]["pinned_sha256"].is_object());
     assert!(schemas["TrustCertificateRequest"]["properties"]["sha256"].is_object());
 }
+
+#[tokio::test]
+async fn the_command_line_test_prints_the_refused_certificate() {
+    let w = world().await;
+    let own = self_signed(w.certs.path(), "own");
+    let fp = openssl_fingerprint(w.certs.path(), &own.cert);
+    let smtp = server(TlsMode::StartTls, &own).await;
+    let id = create(&w, mailbox(&smtp, TlsMode::StartTls, None)).await;
+    let out = crate::cli_channel::run(&w.app, &["channel", "test", &id], None).await;
+    assert!(!out.ok, "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("sha256: {fp}")),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains("certificate: CN=mail.example"),
+        "{}",
+        out.stdout
+    );
+}
