@@ -1,8 +1,9 @@
 //! Talking SMTP to a channel's server with lettre, on sockets we open ourselves: every
 //! address checked by the outbound policy, TCP_NODELAY set (lettre's own async transport
-//! leaves Nagle on: 23 msg/s on one connection instead of about 2,900), TLS through tokio-rustls
-//! with our own verifier (implicit, and after lettre's STARTTLS command), and every exchange under our own deadline (lettre's
-//! timeout covers only the TCP connect).
+//! leaves Nagle on: 23 msg/s on one connection instead of about 2,900), TLS through
+//! tokio-rustls with the channel's own verifier (implicit, and after lettre's STARTTLS
+//! command), and every exchange under our own deadline (lettre's timeout covers only the
+//! TCP connect).
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -1,8 +1,6 @@
-//! Trusting a server's certificate as a person would: the public web PKI, the certificates
-//! pasted into a channel (a private CA, or the server's own self-signed certificate, which is
-//! then trusted exactly), and a certificate trusted by its SHA-256 fingerprint. When a
-//! certificate is refused, the verifier keeps what the server presented and why, so the test
-//! report can show it without a second connection. Reading certificates is `certificate`'s.
+//! Trusting a server's certificate as a person would: the web PKI, certificates pasted into a
+//! channel (a private CA, or the server's own certificate, trusted exactly) and a trusted
+//! fingerprint. The verifier keeps what it refused and why, for the test report.
 
 use std::sync::{Arc, Mutex};
 
