@@ -60,6 +60,7 @@ fn pool_throughput(c: &mut Criterion) {
             username: Some("a@acme.test".into()),
             accept_invalid_certs: false,
             ca_pem: Some(server.ca_pem()),
+            pinned_sha256: None,
             connect_timeout_secs: 5,
             command_timeout_secs: 10,
             pool_size: sessions,

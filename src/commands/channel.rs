@@ -77,6 +77,16 @@ fn print_report(report: &TestReport, secret: Option<&SecretString>) {
         if let Some(hint) = &stage.hint {
             println!("{:<15} hint: {}", "", redact(hint, secret));
         }
+        if let Some(c) = &stage.certificate {
+            let p = &c.presented;
+            println!(
+                "{:<15} certificate: {} (issuer {})",
+                "", p.subject, p.issuer
+            );
+            println!("{:<15} names: {}", "", p.names.join(", "));
+            println!("{:<15} valid: {} to {}", "", p.not_before, p.not_after);
+            println!("{:<15} sha256: {}", "", p.sha256);
+        }
     }
 }
 

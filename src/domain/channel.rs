@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
-use super::{Domain, DomainError, EmailAddress, TeamId, TenantId, UserId};
+use super::{CertificateFingerprint, Domain, DomainError, EmailAddress, TeamId, TenantId, UserId};
 
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident, $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
@@ -149,6 +149,9 @@ pub struct SmtpSettings {
     pub accept_invalid_certs: bool,
     /// A custom CA certificate (PEM) for servers with a private or self-signed certificate.
     pub ca_pem: Option<String>,
+    /// A server certificate the admin trusted by its fingerprint (a security exception): the
+    /// server is trusted when it presents exactly this certificate, whoever issued it.
+    pub pinned_sha256: Option<CertificateFingerprint>,
     pub connect_timeout_secs: u32,
     pub command_timeout_secs: u32,
     pub pool_size: u32,
@@ -511,6 +514,7 @@ mod tests {
             username: Some("u".into()),
             accept_invalid_certs: true,
             ca_pem: None,
+            pinned_sha256: None,
             connect_timeout_secs: 10,
             command_timeout_secs: 30,
             pool_size: 4,

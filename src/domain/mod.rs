@@ -7,6 +7,7 @@ pub mod channel;
 pub mod email;
 pub mod error;
 pub mod events;
+pub mod fingerprint;
 pub mod health;
 pub mod ids;
 pub mod liveness;
@@ -26,6 +27,7 @@ pub use channel::{
 pub use email::{Domain, EmailAddress};
 pub use error::DomainError;
 pub use events::EventType;
+pub use fingerprint::CertificateFingerprint;
 pub use ids::{ChannelId, MessageId, TeamId, TenantId, TokenId, UserId, WebhookId};
 pub use name::DisplayName;
 pub use permissions::{Action, Actor};

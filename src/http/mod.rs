@@ -82,6 +82,7 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(channels::delete_channel)
                 .service(channels::test_channel)
                 .service(channels::replace_credential)
+                .service(channels::trust_certificate)
                 .service(channels::rotate_shared_credential)
                 .service(channels::list_providers)
                 .service(channels::disconnect_oauth)

@@ -14,9 +14,9 @@ use super::time::{from_micros, now_micros};
 use super::write_transaction;
 use super::{DbConnection, StoreError, audit, health, secrets};
 use crate::domain::{
-    AuditActor, ChannelHealth, ChannelId, ChannelLimits, ChannelOwner, ChannelSpec, ChannelStatus,
-    DisplayName, Domain, EmailAddress, EventType, Hostname, ReturnPath, SendChannel, SmtpSettings,
-    TenantId,
+    AuditActor, CertificateFingerprint, ChannelHealth, ChannelId, ChannelLimits, ChannelOwner,
+    ChannelSpec, ChannelStatus, DisplayName, Domain, EmailAddress, EventType, Hostname, ReturnPath,
+    SendChannel, SmtpSettings, TenantId,
 };
 use crate::vault::Vault;
 
@@ -42,6 +42,9 @@ struct StoredSmtp {
     username: Option<String>,
     accept_invalid_certs: bool,
     ca_pem: Option<String>,
+    /// Absent in settings stored before certificates could be trusted by fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pinned_sha256: Option<String>,
     connect_timeout_secs: u32,
     command_timeout_secs: u32,
     pool_size: u32,
@@ -77,6 +80,7 @@ impl StoredSettings {
                 username: s.username.clone(),
                 accept_invalid_certs: s.accept_invalid_certs,
                 ca_pem: s.ca_pem.clone(),
+                pinned_sha256: s.pinned_sha256.map(|f| f.to_string()),
                 connect_timeout_secs: s.connect_timeout_secs,
                 command_timeout_secs: s.command_timeout_secs,
                 pool_size: s.pool_size,
@@ -151,6 +155,12 @@ impl ChannelRow {
                     username: s.username,
                     accept_invalid_certs: s.accept_invalid_certs,
                     ca_pem: s.ca_pem,
+                    pinned_sha256: s
+                        .pinned_sha256
+                        .as_deref()
+                        .map(CertificateFingerprint::parse)
+                        .transpose()
+                        .map_err(corrupt)?,
                     connect_timeout_secs: s.connect_timeout_secs,
                     command_timeout_secs: s.command_timeout_secs,
                     pool_size: s.pool_size,
@@ -450,6 +460,50 @@ pub fn update(
             serde_json::json!({
                 "status": status_change.as_ref().map(|(s, _)| s.as_str()),
                 "released": released,
+            }),
+        )?;
+        get(conn, tenant, id)
+    })
+}
+
+/// Trusts a server certificate for an SMTP channel by its fingerprint (replacing one trusted
+/// before), read and written in one transaction so that a concurrent edit of the settings is
+/// neither lost nor overwritten. Recorded as `channel.certificate_trusted`.
+pub fn trust_certificate(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    id: ChannelId,
+    fingerprint: CertificateFingerprint,
+    actor: AuditActor,
+) -> Result<SendChannel, StoreError> {
+    write_transaction(conn, |conn| {
+        let mut spec = get(conn, tenant, id)?.spec;
+        let Some(smtp) = spec.smtp.as_mut() else {
+            return Err(StoreError::Conflict {
+                code: "not_smtp",
+                detail: "only SMTP channels have a server certificate to trust".into(),
+            });
+        };
+        let previous = smtp.pinned_sha256.replace(fingerprint);
+        diesel::update(
+            channels::table
+                .filter(channels::tenant_id.eq(tenant.to_string()))
+                .filter(channels::id.eq(id.to_string())),
+        )
+        .set((
+            channels::settings.eq(settings_json(&spec)?),
+            channels::updated_at.eq(now_micros()),
+        ))
+        .execute(conn)?;
+        record(
+            conn,
+            tenant,
+            id,
+            actor,
+            "channel.certificate_trusted",
+            serde_json::json!({
+                "sha256": fingerprint.to_string(),
+                "replaced": previous.map(|p| p.to_string()),
             }),
         )?;
         get(conn, tenant, id)

@@ -2,6 +2,7 @@
 //! sessions on our own sockets, the staged channel test, and the classification of failures
 //! that the tester, retries and channel health share. May import `domain` and `vault`.
 
+pub mod certificate;
 pub mod classify;
 pub mod gmail;
 pub mod outbound;
@@ -10,6 +11,7 @@ pub mod shared_pool;
 pub mod smtp;
 pub mod tester;
 pub mod transaction;
+pub mod trust;
 
 pub use classify::FailureClass;
 pub use outbound::{OutboundError, OutboundPolicy};

@@ -95,6 +95,7 @@ impl SharedPool {
             username,
             accept_invalid_certs,
             ca_pem,
+            pinned_sha256: None,
             connect_timeout_secs: SmtpSettings::DEFAULT_CONNECT_TIMEOUT,
             command_timeout_secs: SmtpSettings::DEFAULT_COMMAND_TIMEOUT,
             pool_size: 16,

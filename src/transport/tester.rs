@@ -6,11 +6,13 @@ use std::time::Duration;
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::certificate::PresentedCertificate;
 use super::classify::{FailureClass, classify, describe, smtp_auth_disabled};
 use super::outbound::OutboundPolicy;
-use super::smtp::{OpenError, connect, discard, open_session, within};
+use super::smtp::{OpenError, TlsFailure, connect, discard, open_session, within};
+use super::trust::{CertificateProblem, Rejection};
 use crate::domain::{EmailAddress, Security, SmtpAuth, SmtpSettings};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -23,6 +25,22 @@ pub struct StageReport {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// The `tls` stage, when the server's certificate was refused: what it presented.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateReport>,
+}
+
+/// A refused server certificate in a test report: what it is, and why it was refused.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CertificateReport {
+    #[serde(flatten)]
+    pub presented: PresentedCertificate,
+    /// `unknown_issuer`, `ca_used_as_end_entity`, `expired`, `not_yet_valid`, `wrong_name`,
+    /// `changed` or `other`.
+    pub problem: String,
+    /// For `changed`: the fingerprint trusted for the channel before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -51,6 +69,7 @@ fn passed(stage: &'static str, message: impl Into<String>) -> StageReport {
         code: None,
         message: message.into(),
         hint: None,
+        certificate: None,
     }
 }
 
@@ -61,6 +80,7 @@ fn failed(stage: &'static str, code: Option<u16>, message: String, hint: String)
         code,
         message,
         hint: Some(hint),
+        certificate: None,
     }
 }
 
@@ -119,35 +139,82 @@ fn connect_failure(error: &OpenError, settings: &SmtpSettings) -> StageReport {
     failed("connect", None, message, hint)
 }
 
-fn tls_hint(text: &str, settings: &SmtpSettings) -> String {
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("unknownissuer")
-        || lower.contains("unknown issuer")
-        || lower.contains("invalid peer certificate") && lower.contains("issuer")
-    {
-        "the server's certificate is not signed by an authority we trust (self-signed or a private CA): paste that CA certificate into ca_pem rather than turning verification off".into()
-    } else if lower.contains("notvalidforname")
-        || lower.contains("not valid for name")
-        || lower.contains("certificate is not valid for")
-    {
-        format!(
-            "the server's certificate is not for `{}`: use the host name the certificate names",
-            settings.host
-        )
-    } else if lower.contains("expired") {
-        "the server's certificate has expired: the server's administrator must renew it".into()
-    } else if lower.contains("starttls is not supported") {
-        format!(
-            "the server does not offer STARTTLS on port {}; on port 465 choose security `tls`",
-            settings.port
-        )
-    } else if settings.security == Security::Tls {
+/// The hint for a TLS failure that is not about the certificate (ports, modes).
+fn tls_hint(settings: &SmtpSettings) -> String {
+    if settings.security == Security::Tls {
         format!(
             "TLS failed on port {}: if this port expects STARTTLS (usually 587), choose security `starttls`",
             settings.port
         )
     } else {
         "the TLS handshake failed: check security (`starttls` on 587, `tls` on 465) and the server's certificate".into()
+    }
+}
+
+/// What to do about a refused certificate, by why it was refused.
+fn certificate_hint(rejection: &Rejection, settings: &SmtpSettings) -> String {
+    let presented = rejection.presented.as_ref();
+    let day = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map_or_else(
+            || "?".into(),
+            |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+        )
+    };
+    match &rejection.problem {
+        CertificateProblem::UnknownIssuer => "no authority we trust signed the server's certificate (it is self-signed, or from a private CA): paste that CA certificate, or the server's own certificate, into ca_pem; or compare the sha256 fingerprint below with the server's and trust this certificate (POST /v1/channels/{id}/trusted-certificate); there is no need to turn verification off".into(),
+        CertificateProblem::CaUsedAsEndEntity => "the server presents a CA certificate (CA:TRUE, as `openssl req -x509` makes by default) as its own: paste this very certificate into ca_pem, which trusts exactly it, or trust it by its fingerprint; a CA cannot vouch for itself as a server".into(),
+        CertificateProblem::Expired => format!(
+            "the server's certificate expired on {}: the server's administrator must renew it; trusting it does not help",
+            day(presented.map(|p| p.not_after))
+        ),
+        CertificateProblem::NotYetValid => format!(
+            "the server's certificate is valid only from {}: check the server's clock (or ours), or wait until then",
+            day(presented.map(|p| p.not_before))
+        ),
+        CertificateProblem::WrongName => format!(
+            "the server's certificate is for {}, not `{}`: connect with a host name the certificate names, or have it reissued for `{}`",
+            presented.map_or_else(|| "other names".into(), |p| p.names.join(", ")),
+            settings.host,
+            settings.host
+        ),
+        CertificateProblem::Changed { trusted, presented, .. } => format!(
+            "the server now presents a different certificate ({presented}) than the one trusted for this channel ({trusted}): if its administrator replaced it, compare the new fingerprint with theirs and trust the new certificate; if not, someone may be intercepting the connection"
+        ),
+        CertificateProblem::Other(_) => "the server's certificate was refused: its administrator should check it (signature, purpose, revocation)".into(),
+    }
+}
+
+/// The failed `tls` stage for a failure to establish TLS.
+fn tls_failure(failure: &TlsFailure, settings: &SmtpSettings) -> StageReport {
+    let message = failure.to_string();
+    match failure {
+        TlsFailure::Certificate(rejection) => StageReport {
+            certificate: rejection.presented.clone().map(|presented| CertificateReport {
+                presented,
+                problem: rejection.problem.code().to_owned(),
+                trusted_sha256: match &rejection.problem {
+                    CertificateProblem::Changed { trusted, .. } => Some(trusted.to_string()),
+                    _ => None,
+                },
+            }),
+            ..failed("tls", None, message, certificate_hint(rejection, settings))
+        },
+        TlsFailure::Config(_) => failed(
+            "tls",
+            None,
+            message,
+            "the channel's ca_pem cannot be used: paste the certificate again, from -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----".into(),
+        ),
+        TlsFailure::NotOffered => failed(
+            "tls",
+            None,
+            message,
+            format!(
+                "the server does not offer STARTTLS on port {}; on port 465 choose security `tls`",
+                settings.port
+            ),
+        ),
+        TlsFailure::Handshake(_) => failed("tls", None, message, tls_hint(settings)),
     }
 }
 
@@ -200,9 +267,8 @@ pub async fn test_smtp(
             stages.push(passed("ehlo", "the server greeted us and answered EHLO"));
             conn
         }
-        Err(OpenError::Tls(text)) => {
-            let hint = tls_hint(&text, settings);
-            stages.push(failed("tls", None, text, hint));
+        Err(OpenError::Tls(failure)) => {
+            stages.push(tls_failure(&failure, settings));
             return finish(stages, Some(FailureClass::Tls));
         }
         Err(OpenError::Timeout(step)) => {
@@ -224,7 +290,7 @@ pub async fn test_smtp(
                 "ehlo"
             };
             let hint = if class == FailureClass::Tls {
-                tls_hint(&text, settings)
+                tls_hint(settings)
             } else {
                 "the server refused the session; its reply says why".into()
             };
@@ -270,6 +336,7 @@ pub async fn test_smtp(
                 code: response.code().to_string().parse().ok(),
                 message: response.message().collect::<Vec<_>>().join(" "),
                 hint: None,
+                certificate: None,
             }),
             Err(OpenError::Smtp(e)) => {
                 let (code, text) = describe(&e);

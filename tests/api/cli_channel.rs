@@ -17,11 +17,11 @@ use crate::messages::{PASSWORD, REP, World, mail, send_id, world};
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// What a run of the binary left behind.
-struct Outcome {
-    ok: bool,
-    stdout: String,
+pub struct Outcome {
+    pub ok: bool,
+    pub stdout: String,
     /// The exit status first: a process killed by a signal prints nothing of its own.
-    stderr: String,
+    pub stderr: String,
 }
 
 /// The binary with the service's own configuration, as an operator runs it on the server.
@@ -36,7 +36,7 @@ fn cli(app: &TestApp) -> Command {
 
 /// Runs `switchboard <args>` with `stdin` piped in (or none at all). On the blocking pool: the
 /// test SMTP server answers on this test's runtime meanwhile.
-async fn run(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Outcome {
+pub async fn run(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Outcome {
     let mut cmd = cli(app);
     cmd.args(args)
         .stdin(if stdin.is_some() {

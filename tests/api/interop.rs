@@ -66,6 +66,13 @@ fn start_peer(installed: &Path, peer: &str, mode: &str) -> Peer {
         .status()
         .unwrap();
     assert!(status.success(), "certificates for the peer");
+    start_peer_in(installed, peer, mode, dir)
+}
+
+/// Starts a peer on the certificate already in `dir` (`cert.pem`, `key.pem`).
+fn start_peer_in(installed: &Path, peer: &str, mode: &str, dir: tempfile::TempDir) -> Peer {
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+    let python = installed.join("venv/bin/python");
     let mut command = match peer {
         "aiosmtpd" => {
             let mut c = Command::new(&python);
@@ -190,6 +197,46 @@ async fn the_tester_works_against_aiosmtpd_and_nodemailer_smtp_server() {
                 .clone();
             assert_eq!(auth["stage"], "auth", "{label}");
             assert_eq!(auth["code"], 535, "{label}: {auth}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_self_signed_certificate_made_by_openssl_is_trusted_when_pasted() {
+    let Some(installed) = interop_dir() else {
+        eprintln!("interop peers not requested (SWITCHBOARD_INTEROP=1 runs them)");
+        return;
+    };
+    let app = spawn_app().await;
+    let acme = app.create_tenant_with_domain("Acme", "acme.test").await;
+    let rep = app.create_user(&acme, USER, "rep", None).await;
+    for peer_name in ["aiosmtpd", "smtp-server"] {
+        for mode in ["starttls", "tls"] {
+            // What an admin does for their own server: `openssl req -x509` (CA:TRUE), the
+            // files the peers read, then the certificate pasted into the channel.
+            let dir = tempfile::TempDir::new().unwrap();
+            let own = crate::openssl_certs::self_signed(dir.path(), "cert");
+            std::fs::write(dir.path().join("key.pem"), &own.key).unwrap();
+            let peer = start_peer_in(&installed, peer_name, mode, dir);
+            let label = format!("{peer_name} {mode}");
+            let body = json!({
+                "name": label, "kind": "smtp", "scope": "mailbox", "from_address": USER,
+                "smtp": {"host": "localhost", "port": peer.port, "security": mode, "auth": "plain",
+                         "username": USER, "password": PASSWORD, "ca_pem": own.cert,
+                         "command_timeout_secs": 10}
+            });
+            let res = app.post("/v1/channels?verify=true", &rep.token, body).await;
+            let channel = expect_json(res, StatusCode::CREATED).await;
+            let id = channel["id"].as_str().unwrap();
+            let res = app
+                .post(
+                    &format!("/v1/channels/{id}/test"),
+                    &rep.token,
+                    json!({"send_to": "lead@example.com"}),
+                )
+                .await;
+            let result = expect_json(res, StatusCode::OK).await;
+            assert_eq!(result["ok"], true, "{label}: {result}");
         }
     }
 }

@@ -20,6 +20,7 @@ mod interop_faults;
 mod isolation;
 mod it_day;
 mod messages;
+mod openssl_certs;
 mod processes;
 mod restart;
 mod roles;
@@ -28,6 +29,7 @@ mod smtp_pool;
 #[path = "../support/smtp_server.rs"]
 mod smtp_server;
 mod tenants;
+mod tls_trust;
 mod tokens;
 mod ui_channel_actions;
 mod ui_channels;

@@ -26,6 +26,7 @@ fn settings(server: &TestSmtpServer, pool_size: u32) -> SmtpSettings {
         username: Some(USER.into()),
         accept_invalid_certs: false,
         ca_pem: Some(server.ca_pem()),
+        pinned_sha256: None,
         connect_timeout_secs: 5,
         command_timeout_secs: 2,
         pool_size,

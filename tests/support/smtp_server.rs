@@ -186,8 +186,34 @@ impl TestSmtpServer {
     /// Binds 127.0.0.1 on a free port and serves each connection on its own tokio task.
     pub async fn start(config: SmtpServerConfig) -> TestSmtpServer {
         let certs = generate_certificates(config.cert);
+        Self::start_with(config, certs).await
+    }
+
+    /// Like [`start`](Self::start), presenting a certificate given in PEM (the chain, leaf
+    /// first) with its private key, e.g. one made by the `openssl` command line; `config.cert`
+    /// is ignored and `ca_pem()` returns the chain's last certificate.
+    pub async fn start_with_pem(
+        config: SmtpServerConfig,
+        chain_pem: &str,
+        key_pem: &str,
+    ) -> TestSmtpServer {
+        Self::start_with(config, pem_certificates(chain_pem, key_pem)).await
+    }
+
+    /// From now on, new TLS handshakes present this certificate (PEM chain and key): a server
+    /// whose administrator replaced its certificate.
+    pub fn replace_certificate(&self, chain_pem: &str, key_pem: &str) {
+        let acceptor = tls_acceptor(pem_certificates(chain_pem, key_pem));
+        *self
+            .shared
+            .acceptor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = acceptor;
+    }
+
+    async fn start_with(config: SmtpServerConfig, certs: Certificates) -> TestSmtpServer {
         let ca_pem = certs.ca_pem.clone();
-        let acceptor = tls_acceptor(certs);
+        let acceptor = Mutex::new(tls_acceptor(certs));
         let listener = TcpListener::bind(("127.0.0.1", 0))
             .await
             .expect("bind the test SMTP server");
@@ -310,7 +336,7 @@ impl Drop for TestSmtpServer {
 
 struct Shared {
     config: SmtpServerConfig,
-    acceptor: TlsAcceptor,
+    acceptor: Mutex<TlsAcceptor>,
     state: Mutex<State>,
 }
 
@@ -336,6 +362,14 @@ impl Shared {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The acceptor for the next handshake (the certificate may be replaced meanwhile).
+    fn acceptor(&self) -> TlsAcceptor {
+        self.acceptor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     fn fault(&self) -> Option<Fault> {
@@ -427,6 +461,23 @@ fn generate_certificates(mode: CertMode) -> Certificates {
         ca_pem: ca.pem(),
         chain: vec![certificate.der().clone()],
         key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    }
+}
+
+/// A certificate chain and key given in PEM.
+fn pem_certificates(chain_pem: &str, key_pem: &str) -> Certificates {
+    use rustls::pki_types::pem::PemObject;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .expect("a PEM certificate chain");
+    assert!(!chain.is_empty(), "no certificate in the PEM chain");
+    let last = chain_pem
+        .rfind("-----BEGIN CERTIFICATE-----")
+        .expect("a PEM certificate");
+    Certificates {
+        ca_pem: chain_pem[last..].to_string(),
+        chain,
+        key: PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("a PEM private key"),
     }
 }
 
@@ -600,7 +651,7 @@ enum Next {
 async fn serve(shared: &Shared, tcp: TcpStream) -> io::Result<()> {
     let mut conn = Conn::plain(tcp);
     if shared.config.tls == TlsMode::Implicit {
-        conn = conn.into_tls(&shared.acceptor).await?;
+        conn = conn.into_tls(&shared.acceptor()).await?;
     }
     if !greet(shared, &mut conn).await? {
         return refuse_until_quit(&mut conn).await;
@@ -632,7 +683,7 @@ async fn serve(shared: &Shared, tcp: TcpStream) -> io::Result<()> {
         match handle_command(shared, &mut conn, &mut session, &line).await? {
             Next::Continue => {}
             Next::StartTls => {
-                conn = conn.into_tls(&shared.acceptor).await?;
+                conn = conn.into_tls(&shared.acceptor()).await?;
                 session = Session::default();
             }
             Next::Close => return Ok(()),

@@ -162,8 +162,14 @@ pub(in crate::http) async fn rotate_shared_credential(
             smtp.username = Some(u.clone());
         }
         let key = format!(
-            "{}:{}:{}:{}:{}:{:?}",
-            smtp.host, smtp.port, smtp.security, smtp.auth, smtp.accept_invalid_certs, smtp.ca_pem
+            "{}:{}:{}:{}:{}:{:?}:{:?}",
+            smtp.host,
+            smtp.port,
+            smtp.security,
+            smtp.auth,
+            smtp.accept_invalid_certs,
+            smtp.ca_pem,
+            smtp.pinned_sha256
         );
         servers
             .entry(key)

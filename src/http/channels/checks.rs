@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::input::{one_secret, parse_address, parse_new_username, refuse_secret_username};
+use super::trust::CertificateView;
 use super::view::ChannelView;
 use super::{require_manage, visible_one};
 use crate::domain::channel::TestSenderError;
@@ -36,6 +37,10 @@ pub struct TestStageView {
     code: Option<u16>,
     message: String,
     hint: Option<String>,
+    /// The `tls` stage, when the server's certificate was refused: what the server
+    /// presented (compare its `sha256` with the server's, then trust it by that fingerprint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate: Option<CertificateView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,6 +63,7 @@ pub(super) fn report_view(report: TestReport) -> TestResultView {
                 code: s.code,
                 message: s.message,
                 hint: s.hint,
+                certificate: s.certificate.map(CertificateView::from),
             })
             .collect(),
         classification: report

@@ -7,8 +7,8 @@ use utoipa::ToSchema;
 
 use crate::domain::providers::{self, ProviderPreset};
 use crate::domain::{
-    ChannelLimits, ChannelOwner, CredentialScope, Domain, EmailAddress, Hostname, ReturnPath,
-    Security, SmtpAuth, SmtpSettings, TeamId, UserId,
+    CertificateFingerprint, ChannelLimits, ChannelOwner, CredentialScope, Domain, EmailAddress,
+    Hostname, ReturnPath, Security, SmtpAuth, SmtpSettings, TeamId, UserId,
 };
 use crate::http::error::ApiError;
 use crate::http::extract::present;
@@ -63,6 +63,11 @@ pub struct SmtpInput {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, nullable)]
     pub ca_pem: Option<Option<String>>,
+    /// The SHA-256 fingerprint of a server certificate to trust exactly (`AB:CD:…`, as the
+    /// test report shows it), whoever issued it; `null` stops trusting it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub pinned_sha256: Option<Option<String>>,
     pub connect_timeout_secs: Option<u32>,
     pub command_timeout_secs: Option<u32>,
     pub pool_size: Option<u32>,
@@ -248,6 +253,14 @@ pub fn smtp_settings(
             Some(v) => v.clone(),
             None => current.and_then(|c| c.ca_pem.clone()),
         },
+        pinned_sha256: match &input.pinned_sha256 {
+            Some(Some(raw)) => Some(
+                CertificateFingerprint::parse(raw)
+                    .map_err(|e| ApiError::invalid("smtp.pinned_sha256", e))?,
+            ),
+            Some(None) => None,
+            None => current.and_then(|c| c.pinned_sha256),
+        },
         connect_timeout_secs: input
             .connect_timeout_secs
             .or(current.map(|c| c.connect_timeout_secs))
@@ -262,6 +275,16 @@ pub fn smtp_settings(
             .unwrap_or(SmtpSettings::DEFAULT_POOL_SIZE),
     };
     settings.check().map_err(|e| ApiError::invalid("smtp", e))?;
+    // Read every pasted certificate now: a paste that cannot be used is refused here, not at
+    // the first connection.
+    if let Some(pem) = &settings.ca_pem {
+        crate::transport::certificate::pasted_certificates(pem).map_err(|e| {
+            ApiError::InvalidField {
+                field: "smtp.ca_pem",
+                reason: e.to_string(),
+            }
+        })?;
+    }
     Ok(settings)
 }
 

@@ -1,12 +1,14 @@
 //! Send channels: create (from a preset or by hand), list what the caller may see, read,
 //! change, delete. Scope rules come from `domain::channel`; the connection test and the
-//! replacement of credentials are in `checks`, the provider presets in `providers`.
+//! replacement of credentials are in `checks`, the provider presets in `providers`, trusting
+//! a server's certificate by its fingerprint in `trust`.
 
 mod bulk;
 mod checks;
 mod input;
 mod oauth;
 mod providers;
+mod trust;
 mod view;
 
 pub(super) use bulk::rotate_shared_credential;
@@ -15,6 +17,8 @@ pub(in crate::http) use checks::{rotate_verified, run_test};
 pub(in crate::http) use oauth::disconnect;
 pub(super) use oauth::disconnect_oauth;
 pub(super) use providers::list_providers;
+pub(in crate::http) use trust::trust;
+pub(super) use trust::trust_certificate;
 pub(in crate::http) use view::advice;
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};

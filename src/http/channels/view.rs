@@ -22,6 +22,8 @@ pub(in crate::http) struct SmtpView {
     username: Option<String>,
     accept_invalid_certs: bool,
     ca_pem: Option<String>,
+    /// The server certificate trusted by its fingerprint, if any (`AB:CD:…`).
+    pinned_sha256: Option<String>,
     connect_timeout_secs: u32,
     command_timeout_secs: u32,
     pool_size: u32,
@@ -102,6 +104,7 @@ impl From<SendChannel> for ChannelView {
                 username: s.username,
                 accept_invalid_certs: s.accept_invalid_certs,
                 ca_pem: s.ca_pem,
+                pinned_sha256: s.pinned_sha256.map(|f| f.to_string()),
                 connect_timeout_secs: s.connect_timeout_secs,
                 command_timeout_secs: s.command_timeout_secs,
                 pool_size: s.pool_size,

@@ -12,6 +12,7 @@ use super::super::forms::{FieldErrors, Input};
 use super::super::layout::{self, Section};
 use super::super::session::{UiPost, UiSession};
 use super::super::{UiError, wants_fragment};
+use super::trust::{certificate_details, trust_form};
 use crate::domain::{
     Action, ChannelOwner, CredentialScope, Security, SendChannel, SmtpAuth, SmtpSettings,
 };
@@ -147,6 +148,7 @@ fn stage_item(stage: &StageReport) -> Markup {
                 (stage.message)
             }
             @if let Some(hint) = &stage.hint { span.hint { (hint) } }
+            @if let Some(certificate) = &stage.certificate { (certificate_details(certificate)) }
         }
     }
 }
@@ -168,6 +170,7 @@ pub(super) fn report_from_json(report: &serde_json::Value) -> TestReport {
             code: s["code"].as_u64().and_then(|c| u16::try_from(c).ok()),
             message: s["message"].as_str().unwrap_or_default().to_owned(),
             hint: s["hint"].as_str().map(str::to_owned),
+            certificate: serde_json::from_value(s["certificate"].clone()).ok(),
         })
         .collect();
     TestReport {
@@ -259,6 +262,7 @@ async fn run(
             // The facts above the panel were rendered before the test; say that it counts.
             let result = html! {
                 (report_markup(&report, channel.spec.smtp.as_ref(), sends))
+                (trust_form(&session, &channel, &report))
                 @if report.ok {
                     p.muted {
                         "Recorded as the channel's last verification ("
@@ -355,6 +359,7 @@ mod tests {
                 "5.7.8 (535) invalid".into()
             },
             hint: (!ok).then(|| "check the password".into()),
+            certificate: None,
         }
     }
 

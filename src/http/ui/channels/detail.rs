@@ -129,6 +129,11 @@ fn facts(channel: &SendChannel, names: &People) -> Markup {
                     } @else {
                         "Verified against the usual public authorities"
                     }
+                    @if let Some(pinned) = smtp.pinned_sha256.filter(|_| !smtp.accept_invalid_certs) {
+                        br;
+                        "Also trusted: the server certificate with SHA-256 fingerprint "
+                        code.fingerprint { (pinned) }
+                    }
                 }
             }
             dt { "Password" } dd { (credential_words(channel)) }

@@ -1,5 +1,5 @@
 //! The channel pages: the list, one channel, the SMTP form with provider presets, the
-//! connection test, rotation and Connect Gmail.
+//! connection test, trusting a server's certificate, rotation and Connect Gmail.
 
 mod checks;
 mod detail;
@@ -8,6 +8,7 @@ mod gmail;
 mod list;
 mod presets;
 mod rotate;
+mod trust;
 
 use actix_web::web;
 
@@ -16,6 +17,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     form::routes(cfg);
     checks::routes(cfg);
     rotate::routes(cfg);
+    trust::routes(cfg);
     gmail::routes(cfg);
     // Last: `/channels/{id}` would otherwise shadow `/channels/new`.
     detail::routes(cfg);

@@ -264,9 +264,17 @@ impl FormPage<'_> {
                 (forms::textarea("smtp.ca_pem", "Custom CA certificate (PEM)", v.ca_pem.as_deref().unwrap_or_default(),
                     Some(html! {
                         "For a server with a private or self-signed certificate: paste your server's CA "
-                        "certificate (PEM, starting with -----BEGIN CERTIFICATE-----) instead of accepting "
-                        "invalid certificates. The connection stays verified."
+                        "certificate, or the server's own self-signed certificate (trusted exactly), in "
+                        "PEM (starting with -----BEGIN CERTIFICATE-----) instead of accepting invalid "
+                        "certificates. The connection stays verified."
                     }), e))
+                (Input::text("smtp.pinned_sha256", "Trusted certificate (SHA-256 fingerprint)")
+                    .value(v.pinned_sha256.as_deref())
+                    .hint(html! {
+                        "Set by “Trust this certificate” after a failed test: the server certificate "
+                        "with this fingerprint is accepted whoever issued it. Empty it to stop trusting it."
+                    })
+                    .render(e))
             }
         }
     }

@@ -45,6 +45,8 @@ pub(super) struct ChannelForm {
     pub(super) accept_invalid_certs: bool,
     #[serde(rename = "smtp.ca_pem")]
     pub(super) ca_pem: Option<String>,
+    #[serde(rename = "smtp.pinned_sha256")]
+    pub(super) pinned_sha256: Option<String>,
     pub(super) bcc_archive: Option<String>,
     pub(super) reply_to: Option<String>,
     #[serde(rename = "return_path.mode")]
@@ -131,6 +133,7 @@ impl ChannelForm {
             username: smtp.and_then(|s| s.username.clone()),
             accept_invalid_certs: smtp.is_some_and(|s| s.accept_invalid_certs),
             ca_pem: smtp.and_then(|s| s.ca_pem.clone()),
+            pinned_sha256: smtp.and_then(|s| s.pinned_sha256.map(|f| f.to_string())),
             bcc_archive: spec.bcc_archive.as_ref().map(ToString::to_string),
             reply_to: spec.reply_to.as_ref().map(ToString::to_string),
             return_path_mode: text(mode),
@@ -242,6 +245,16 @@ impl ChannelForm {
             }
             None if clear_empty_pem => {
                 smtp.insert("ca_pem".into(), Value::Null);
+            }
+            None => {}
+        }
+        // Emptied on the edit form: the certificate is no longer trusted by its fingerprint.
+        match non_empty(&self.pinned_sha256) {
+            Some(fingerprint) => {
+                smtp.insert("pinned_sha256".into(), json!(fingerprint));
+            }
+            None if clear_empty_pem => {
+                smtp.insert("pinned_sha256".into(), Value::Null);
             }
             None => {}
         }
@@ -370,6 +383,25 @@ mod tests {
         assert_eq!(body["limits"]["recipients_per_message"], json!(1000));
         assert_eq!(body["return_path"], json!({"mode": "no"}));
         assert!(serde_json::from_value::<CreateChannelRequest>(body).is_ok());
+    }
+
+    #[test]
+    pub(super) fn the_trusted_fingerprint_posts_back_as_shown_and_emptied_stops_trusting() {
+        let shown = crate::domain::CertificateFingerprint::of(b"server").to_string();
+        let kept = form(&[("smtp.pinned_sha256", shown.as_str())]);
+        assert_eq!(kept.smtp_json(true).unwrap()["pinned_sha256"], json!(shown));
+        let emptied = form(&[("smtp.pinned_sha256", " ")]);
+        assert_eq!(
+            emptied.smtp_json(true).unwrap()["pinned_sha256"],
+            Value::Null
+        );
+        assert!(
+            emptied
+                .smtp_json(false)
+                .unwrap()
+                .get("pinned_sha256")
+                .is_none()
+        );
     }
 
     #[test]
