@@ -19,10 +19,11 @@ use crate::helpers::{TestApp, TestUser, expect_json, spawn_app, spawn_app_with};
 const USER: &str = "rep@acme.test";
 const PASSWORD: &str = "Interop-Password-42";
 
-struct Peer {
+/// A peer SMTP server process; killed when dropped.
+pub(crate) struct Peer {
     child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
+    pub(crate) port: u16,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Drop for Peer {
@@ -33,21 +34,28 @@ impl Drop for Peer {
 }
 
 impl Peer {
-    fn ca_pem(&self) -> String {
+    pub(crate) fn ca_pem(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("ca.pem")).unwrap()
     }
 
-    /// The messages the peer accepted, as it recorded them.
-    fn messages(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.path().join("messages.jsonl"))
+    /// The records of one of the peer's `.jsonl` files, complete lines only (the peer may be
+    /// appending one).
+    pub(crate) fn records(&self, file: &str) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join(file))
             .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
+            .split_inclusive('\n')
+            .filter(|l| l.ends_with('\n'))
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{file}: {e}: {l}")))
             .collect()
+    }
+
+    /// The messages the peer accepted, as it recorded them: `{mail_from, rcpt_tos, data}`.
+    pub(crate) fn messages(&self) -> Vec<Value> {
+        self.records("messages.jsonl")
     }
 }
 
-fn interop_dir() -> Option<PathBuf> {
+pub(crate) fn interop_dir() -> Option<PathBuf> {
     if std::env::var("SWITCHBOARD_INTEROP").as_deref() != Ok("1") {
         return None;
     }
@@ -57,31 +65,50 @@ fn interop_dir() -> Option<PathBuf> {
 }
 
 fn start_peer(installed: &Path, peer: &str, mode: &str) -> Peer {
+    start_peer_in(installed, peer, mode, test_ca_certificates(installed))
+}
+
+/// A directory with a certificate from a test CA (`cert.pem`, `key.pem`, `ca.pem`), made by
+/// tests/interop/certs.py.
+pub(crate) fn test_ca_certificates(installed: &Path) -> tempfile::TempDir {
     let dir = tempfile::TempDir::new().unwrap();
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
-    let python = installed.join("venv/bin/python");
-    let status = Command::new(&python)
+    let status = Command::new(installed.join("venv/bin/python"))
         .arg(scripts.join("certs.py"))
         .arg(dir.path())
         .status()
         .unwrap();
     assert!(status.success(), "certificates for the peer");
-    start_peer_in(installed, peer, mode, dir)
+    dir
 }
 
 /// Starts a peer on the certificate already in `dir` (`cert.pem`, `key.pem`).
 fn start_peer_in(installed: &Path, peer: &str, mode: &str, dir: tempfile::TempDir) -> Peer {
-    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
-    let python = installed.join("venv/bin/python");
+    let scripts = ("aiosmtpd_peer.py", "smtp_server_peer.js");
+    launch(installed, peer, scripts, mode, dir, &[])
+}
+
+/// Starts `peer` ("aiosmtpd" runs the Python script of `scripts`, any other name the Node one)
+/// in `mode` on the certificate in `dir`, with the interop account and `env`; waits for it to
+/// say `READY <port>`.
+pub(crate) fn launch(
+    installed: &Path,
+    peer: &str,
+    scripts: (&str, &str),
+    mode: &str,
+    dir: tempfile::TempDir,
+    env: &[(&str, &str)],
+) -> Peer {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
     let mut command = match peer {
         "aiosmtpd" => {
-            let mut c = Command::new(&python);
-            c.arg(scripts.join("aiosmtpd_peer.py"));
+            let mut c = Command::new(installed.join("venv/bin/python"));
+            c.arg(folder.join(scripts.0));
             c
         }
         _ => {
             let mut c = Command::new("node");
-            c.arg(scripts.join("smtp_server_peer.js"))
+            c.arg(folder.join(scripts.1))
                 .env("NODE_PATH", installed.join("node/node_modules"));
             c
         }
@@ -90,7 +117,8 @@ fn start_peer_in(installed: &Path, peer: &str, mode: &str, dir: tempfile::TempDi
         .arg(dir.path())
         .arg(mode)
         .env("PEER_USER", USER)
-        .env("PEER_PASSWORD", PASSWORD);
+        .env("PEER_PASSWORD", PASSWORD)
+        .envs(env.iter().copied());
     let (child, ready) = spawn_until_ready(command, peer);
     let port = ready
         .parse()
@@ -117,6 +145,43 @@ fn spawn_until_ready(mut command: Command, peer: &str) -> (Child, String) {
     (child, ready.trim().to_owned())
 }
 
+/// The rep's mailbox channel on `peer` in `mode`, trusting `ca_pem` (saved only if its login
+/// works when `verify`), and the report of its test with a test message: (id, report).
+async fn channel_on(
+    app: &TestApp,
+    rep: &TestUser,
+    peer: &Peer,
+    label: &str,
+    mode: &str,
+    ca_pem: &str,
+    verify: bool,
+) -> (String, Value) {
+    let body = json!({
+        "name": label, "kind": "smtp", "scope": "mailbox", "from_address": USER,
+        "smtp": {"host": "localhost", "port": peer.port, "security": mode, "auth": "plain",
+                 "username": USER, "password": PASSWORD, "ca_pem": ca_pem,
+                 "command_timeout_secs": 10}
+    });
+    let path = if verify {
+        "/v1/channels?verify=true"
+    } else {
+        "/v1/channels"
+    };
+    let res = app.post(path, &rep.token, body).await;
+    let id = expect_json(res, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .post(
+            &format!("/v1/channels/{id}/test"),
+            &rep.token,
+            json!({"send_to": "lead@example.com"}),
+        )
+        .await;
+    (id, expect_json(res, StatusCode::OK).await)
+}
+
 #[tokio::test]
 async fn the_tester_works_against_aiosmtpd_and_nodemailer_smtp_server() {
     let Some(installed) = interop_dir() else {
@@ -131,23 +196,8 @@ async fn the_tester_works_against_aiosmtpd_and_nodemailer_smtp_server() {
         for (mode, security) in [("starttls", "starttls"), ("tls", "tls")] {
             let peer = start_peer(&installed, peer_name, mode);
             let label = format!("{peer_name} {mode}");
-            let body = json!({
-                "name": label, "kind": "smtp", "scope": "mailbox", "from_address": USER,
-                "smtp": {"host": "localhost", "port": peer.port, "security": security, "auth": "plain",
-                         "username": USER, "password": PASSWORD, "ca_pem": peer.ca_pem(),
-                         "command_timeout_secs": 10}
-            });
-            let res = app.post("/v1/channels?verify=true", &rep.token, body).await;
-            let channel = expect_json(res, StatusCode::CREATED).await;
-            let id = channel["id"].as_str().unwrap();
-            let res = app
-                .post(
-                    &format!("/v1/channels/{id}/test"),
-                    &rep.token,
-                    json!({"send_to": "lead@example.com"}),
-                )
-                .await;
-            let result = expect_json(res, StatusCode::OK).await;
+            let (id, result) =
+                channel_on(&app, &rep, &peer, &label, security, &peer.ca_pem(), true).await;
             assert_eq!(result["ok"], true, "{label}: {result}");
             let messages = {
                 let mut waited = 0;
@@ -219,24 +269,75 @@ async fn a_self_signed_certificate_made_by_openssl_is_trusted_when_pasted() {
             std::fs::write(dir.path().join("key.pem"), &own.key).unwrap();
             let peer = start_peer_in(&installed, peer_name, mode, dir);
             let label = format!("{peer_name} {mode}");
-            let body = json!({
-                "name": label, "kind": "smtp", "scope": "mailbox", "from_address": USER,
-                "smtp": {"host": "localhost", "port": peer.port, "security": mode, "auth": "plain",
-                         "username": USER, "password": PASSWORD, "ca_pem": own.cert,
-                         "command_timeout_secs": 10}
-            });
-            let res = app.post("/v1/channels?verify=true", &rep.token, body).await;
-            let channel = expect_json(res, StatusCode::CREATED).await;
-            let id = channel["id"].as_str().unwrap();
-            let res = app
-                .post(
-                    &format!("/v1/channels/{id}/test"),
-                    &rep.token,
-                    json!({"send_to": "lead@example.com"}),
-                )
-                .await;
-            let result = expect_json(res, StatusCode::OK).await;
+            let (_, result) = channel_on(&app, &rep, &peer, &label, mode, &own.cert, true).await;
             assert_eq!(result["ok"], true, "{label}: {result}");
+        }
+    }
+}
+
+/// The certificates admins make with the `openssl` command line, each served by both peers
+/// in both TLS modes: a leaf from a private CA (the CA pasted) is trusted; an expired one and
+/// one for another name are refused at the TLS stage, each with its own hint, the presented
+/// certificate described, and nothing sent.
+#[tokio::test]
+async fn certificates_from_a_private_ca_made_by_openssl_are_judged_like_a_person_would() {
+    let Some(installed) = interop_dir() else {
+        eprintln!("interop peers not requested (SWITCHBOARD_INTEROP=1 runs them)");
+        return;
+    };
+    let app = spawn_app().await;
+    let acme = app.create_tenant_with_domain("Acme", "acme.test").await;
+    let rep = app.create_user(&acme, USER, "rep", None).await;
+    let ca = crate::openssl_certs::PrivateCa::new();
+    let san = crate::openssl_certs::SAN;
+    let cases = [
+        ("issued", ca.current("issued"), None),
+        (
+            "expired",
+            ca.issue("expired", san, "20200101000000Z", "20210101000000Z"),
+            Some(("expired", "expired on 2021-01-01")),
+        ),
+        (
+            "wrong name",
+            ca.current_for("wrong", "subjectAltName=DNS:mail.other.example"),
+            Some(("wrong_name", "mail.other.example")),
+        ),
+    ];
+    for peer_name in ["aiosmtpd", "smtp-server"] {
+        for mode in ["starttls", "tls"] {
+            for (kind, pem, refusal) in &cases {
+                let dir = tempfile::TempDir::new().unwrap();
+                std::fs::write(dir.path().join("cert.pem"), &pem.cert).unwrap();
+                std::fs::write(dir.path().join("key.pem"), &pem.key).unwrap();
+                let peer = start_peer_in(&installed, peer_name, mode, dir);
+                let label = format!("{peer_name} {mode} {kind}");
+                let (_, report) = channel_on(&app, &rep, &peer, &label, mode, &ca.pem, false).await;
+                match refusal {
+                    None => assert_eq!(report["ok"], true, "{label}: {report:#}"),
+                    Some((problem, needle)) => {
+                        assert_eq!(report["ok"], false, "{label}: {report:#}");
+                        let tls = report["stages"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .find(|s| s["stage"] == "tls")
+                            .unwrap_or_else(|| panic!("{label}: no tls stage: {report:#}"));
+                        assert_eq!(tls["ok"], false, "{label}: {tls:#}");
+                        assert_eq!(tls["certificate"]["problem"], *problem, "{label}: {tls:#}");
+                        let hint = tls["hint"].as_str().unwrap();
+                        assert!(hint.contains(needle), "{label}: {hint}");
+                        assert_eq!(
+                            tls["certificate"]["sha256"],
+                            crate::openssl_certs::openssl_fingerprint(
+                                tempfile::TempDir::new().unwrap().path(),
+                                &pem.cert
+                            ),
+                            "{label}: the fingerprint openssl prints"
+                        );
+                        assert!(peer.messages().is_empty(), "{label}: nothing was sent");
+                    }
+                }
+            }
         }
     }
 }

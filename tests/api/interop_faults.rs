@@ -5,7 +5,6 @@
 //! Runs when SWITCHBOARD_INTEROP=1, with the peers installed by .ci/interop.sh in
 //! SWITCHBOARD_INTEROP_DIR.
 
-use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::delivery::events_of;
 use crate::helpers::{TestApp, TestUser, expect_json, spawn_app_with};
+use crate::interop::{Peer, launch, test_ca_certificates};
 
 const USER: &str = "rep@acme.test";
 const PASSWORD: &str = "Interop-Password-42";
@@ -27,13 +27,11 @@ const NOBODY: &str = "nobody@example.com";
 const BUSY: &str = "busy@example.com";
 
 fn interop_dir() -> Option<PathBuf> {
-    if std::env::var("SWITCHBOARD_INTEROP").as_deref() != Ok("1") {
+    let dir = crate::interop::interop_dir();
+    if dir.is_none() {
         eprintln!("interop peers not requested (SWITCHBOARD_INTEROP=1 runs them)");
-        return None;
     }
-    let dir =
-        std::env::var("SWITCHBOARD_INTEROP_DIR").expect("SWITCHBOARD_INTEROP_DIR (see .ci/run)");
-    Some(PathBuf::from(dir))
+    dir
 }
 
 /// Waits (at most PATIENCE) until `probe` finds what it looks for.
@@ -52,41 +50,8 @@ async fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
 // aiosmtpd and smtp-server with fault knobs
 // ---------------------------------------------------------------------------------------------
 
-/// A fault peer (fault_peer.py or fault_peer.js) on STARTTLS with a real password check.
-struct Peer {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// The fault peers (fault_peer.py, fault_peer.js) also log every RCPT and session event.
 impl Peer {
-    fn ca_pem(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("ca.pem")).unwrap()
-    }
-
-    /// The records of a `.jsonl` file of the peer, complete lines only (the peer may be
-    /// appending one).
-    fn records(&self, file: &str) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.path().join(file))
-            .unwrap_or_default()
-            .split_inclusive('\n')
-            .filter(|l| l.ends_with('\n'))
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{file}: {e}: {l}")))
-            .collect()
-    }
-
-    /// The messages it accepted: `{mail_from, rcpt_tos, data}`.
-    fn messages(&self) -> Vec<Value> {
-        self.records("messages.jsonl")
-    }
-
     /// Every RCPT it answered: `{address, code, reply}`.
     fn rcpts(&self) -> Vec<Value> {
         self.records("rcpts.jsonl")
@@ -113,53 +78,17 @@ impl Peer {
     }
 }
 
+/// A fault peer on STARTTLS with a real password check and the faults in `faults`.
 fn start_fault_peer(installed: &Path, name: &'static str, faults: &[(&str, &str)]) -> Peer {
-    let dir = tempfile::TempDir::new().unwrap();
-    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
-    let python = installed.join("venv/bin/python");
-    let status = Command::new(&python)
-        .arg(scripts.join("certs.py"))
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success(), "certificates for {name}");
-    let mut command = match name {
-        "aiosmtpd" => {
-            let mut c = Command::new(&python);
-            c.arg(scripts.join("fault_peer.py"));
-            c
-        }
-        _ => {
-            let mut c = Command::new("node");
-            c.arg(scripts.join("fault_peer.js"))
-                .env("NODE_PATH", installed.join("node/node_modules"));
-            c
-        }
-    };
-    command
-        .arg(dir.path())
-        .arg("starttls")
-        .env("PEER_USER", USER)
-        .env("PEER_PASSWORD", PASSWORD)
-        .envs(faults.iter().copied());
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{name} starts: {e}"));
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let Some(port) = line
-        .strip_prefix("READY ")
-        .and_then(|p| p.trim().parse().ok())
-    else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("{name} did not say READY <port>: {line:?}");
-    };
-    Peer { child, port, dir }
+    let dir = test_ca_certificates(installed);
+    launch(
+        installed,
+        name,
+        ("fault_peer.py", "fault_peer.js"),
+        "starttls",
+        dir,
+        faults,
+    )
 }
 
 /// An app that retries fast, a tenant owning acme.test, and its rep.
