@@ -3,7 +3,7 @@
 //! the claim then takes over. May import `store`, `domain` and `outbox::host`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -26,6 +26,10 @@ pub struct Presence {
     /// When the heartbeat was last written (microseconds, wall clock: other processes compare
     /// it with theirs); 0 before registration.
     last_beat: AtomicI64,
+    /// The last look found a process dead or silent, whose messages the claim may take over.
+    /// Until then the claim skips that statement: measured on PostgreSQL, running it on every
+    /// pass cost about a tenth of the end-to-end rate.
+    someone_died: AtomicBool,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -50,12 +54,22 @@ impl Presence {
             interval,
             timeout,
             last_beat: AtomicI64::new(0),
+            someone_died: AtomicBool::new(false),
         }
     }
 
-    /// The oldest heartbeat of a live process, for the claim.
+    /// The oldest heartbeat of a live process.
     pub fn stale_before(&self) -> i64 {
         liveness::stale_before(now_micros(), micros(self.timeout))
+    }
+
+    /// For the claim: the oldest heartbeat of a live process when the last look found a
+    /// process dead or silent (its messages are taken over), else `None`. A process that dies
+    /// is found by the next look, within one heartbeat interval.
+    pub fn takeover_from(&self) -> Option<i64> {
+        self.someone_died
+            .load(Ordering::Relaxed)
+            .then(|| self.stale_before())
     }
 
     /// Registers this process and marks the dead ones, so that a process restarted after a
@@ -149,6 +163,10 @@ impl Presence {
                 );
             }
         }
+        let dead = processes::count_by_state(conn, self.stale_before())?
+            .into_iter()
+            .any(|(state, n)| state == "dead" && n > 0);
+        self.someone_died.store(dead, Ordering::Relaxed);
         Ok(())
     }
 

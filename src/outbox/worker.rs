@@ -300,7 +300,7 @@ impl Inner {
                 .store
                 .run(move |c| {
                     presence.beat_if_due(c)?;
-                    delivery::claim(c, &worker, free as i64, lease, presence.stale_before())
+                    delivery::claim(c, &worker, free as i64, lease, presence.takeover_from())
                 })
                 .await;
             let claimed = match claimed {

@@ -100,7 +100,8 @@ fn claim_with(
 }
 
 /// Claims up to `limit` messages for `worker` until `lease_micros` from now: first those
-/// leased by a process found dead or silent since before `stale_before` (see `processes`),
+/// leased by a process found dead or silent since before `stale_before` (see `processes`;
+/// `None` when the caller knows of no such process),
 /// then those whose lease expired, then those due, oldest first. Returns them in claim
 /// order. Each claim counts as an attempt; each takeover is logged as `lease_expired`.
 pub fn claim(
@@ -108,19 +109,24 @@ pub fn claim(
     worker: &str,
     limit: i64,
     lease_micros: i64,
-    stale_before: i64,
+    stale_before: Option<i64>,
 ) -> Result<Vec<MessageRecord>, StoreError> {
     let now = now_micros();
     let until = now + lease_micros;
-    let orphaned = claim_with(
-        conn,
-        (CLAIM_ORPHANED_PG, CLAIM_ORPHANED_SQLITE),
-        worker,
-        until,
-        now,
-        limit,
-        Some(stale_before),
-    )?;
+    // Only when a process may have died: the statement costs a round trip and a plan on
+    // every pass, and almost every pass finds nobody dead.
+    let orphaned = match stale_before {
+        Some(stale_before) => claim_with(
+            conn,
+            (CLAIM_ORPHANED_PG, CLAIM_ORPHANED_SQLITE),
+            worker,
+            until,
+            now,
+            limit,
+            Some(stale_before),
+        )?,
+        None => Vec::new(),
+    };
     log_takeover(
         conn,
         &orphaned,

@@ -480,11 +480,11 @@ async fn a_worker_whose_lease_was_taken_over_cannot_record_an_outcome() {
     let (store, _) = switchboard::startup::open_store_and_vault(&w.app.config()).unwrap();
     // Worker A claims with a lease that is already over; worker B takes the message over.
     let a = store
-        .run_blocking(|c| delivery::claim(c, "worker-a", 10, -1, 0))
+        .run_blocking(|c| delivery::claim(c, "worker-a", 10, -1, Some(0)))
         .unwrap();
     assert_eq!(a.len(), 1);
     let b = store
-        .run_blocking(|c| delivery::claim(c, "worker-b", 10, 60_000_000, 0))
+        .run_blocking(|c| delivery::claim(c, "worker-b", 10, 60_000_000, Some(0)))
         .unwrap();
     assert_eq!(b.len(), 1, "an expired lease is taken over");
     let channel = w.channel.parse().unwrap();
