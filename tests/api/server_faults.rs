@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::delivery::events_of;
 use crate::messages::{REP, World, send_id, world_on};
 use crate::smtp_server::{Fault, IdleClose, SmtpServerConfig};
+use crate::webhook_receiver::WebhookReceiver;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -115,7 +116,21 @@ async fn a_password_change_that_ended_the_session_holds_the_mail_on_the_first_at
 
 #[tokio::test]
 async fn one_refused_and_one_deferred_recipient_do_not_stop_the_others() {
-    let w = world_on(SmtpServerConfig::default(), &[]).await;
+    let w = world_on(
+        SmtpServerConfig::default(),
+        &[("SWITCHBOARD_NOTIFY_POLL_INTERVAL", "50ms")],
+    )
+    .await;
+    let hooks = WebhookReceiver::start().await;
+    let webhook = w
+        .app
+        .post(
+            "/v1/webhooks",
+            &w.acme.admin_token,
+            json!({"url": hooks.url("/hooks"), "events": ["message.partially_sent"]}),
+        )
+        .await;
+    crate::helpers::expect_json(webhook, reqwest::StatusCode::CREATED).await;
     w.server.set_rcpt_reply(
         "nobody@example.com",
         Some((550, "5.1.1 <nobody@example.com>: User unknown")),
@@ -193,6 +208,21 @@ async fn one_refused_and_one_deferred_recipient_do_not_stop_the_others() {
     // Both headers are unchanged: every recipient sees who else it was sent to.
     let data = String::from_utf8_lossy(&received[1].data);
     assert!(data.contains("nobody@example.com"), "{data}");
+
+    // The tenant's webhook hears of it, with each recipient's outcome.
+    let hook = hooks.wait_for(1, PATIENCE).await;
+    assert_eq!(hook.len(), 1, "one event for the message");
+    let event: Value = serde_json::from_slice(&hook[0].body).unwrap();
+    assert_eq!(event["type"], "message.partially_sent", "{event:#}");
+    assert_eq!(event["data"]["message"]["id"], id.as_str(), "{event:#}");
+    let refused: Vec<&Value> = event["data"]["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "failed")
+        .collect();
+    assert_eq!(refused.len(), 1, "{event:#}");
+    assert_eq!(refused[0]["address"], "nobody@example.com", "{event:#}");
 
     let listed = w
         .app
