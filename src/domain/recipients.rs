@@ -116,7 +116,9 @@ impl Recipients {
     /// Counts an attempt at `attempted` (the envelope's recipients this time) whose server
     /// answered each as in `outcomes`; `delivered` is the reply after the message data when
     /// the server took it for the accepted ones. A recipient accepted at RCPT whose data was
-    /// then not taken stays pending (the message's failure decides for it).
+    /// then not taken stays pending (the message's failure decides for it). No outcomes at
+    /// all means a provider that answers for the message as a whole (the Gmail API): every
+    /// recipient shares `delivered`.
     pub fn record(
         &mut self,
         attempted: &[String],
@@ -124,17 +126,22 @@ impl Recipients {
         delivered: Option<&str>,
     ) {
         for address in attempted {
-            let outcome = outcomes.iter().find(|o| key(&o.address) == key(address));
-            let (status, code, reply) = match outcome {
-                Some(o) => match o.verdict {
-                    Verdict::Accepted if delivered.is_some() => {
-                        (RecipientStatus::Sent, None, delivered.map(str::to_owned))
-                    }
-                    Verdict::Accepted => (RecipientStatus::Pending, o.code, Some(o.reply.clone())),
-                    Verdict::Deferred => (RecipientStatus::Deferred, o.code, Some(o.reply.clone())),
-                    Verdict::Refused => (RecipientStatus::Failed, o.code, Some(o.reply.clone())),
-                },
-                None => (RecipientStatus::Pending, None, None),
+            let outcome = outcomes
+                .iter()
+                .find(|o| o.address.eq_ignore_ascii_case(address));
+            let verdict = match outcome {
+                Some(o) => Some(o.verdict),
+                None if outcomes.is_empty() => Some(Verdict::Accepted),
+                None => None,
+            };
+            let (code, reply) = outcome.map_or((None, None), |o| (o.code, Some(o.reply.clone())));
+            let (status, code, reply) = match verdict {
+                Some(Verdict::Accepted) if delivered.is_some() => {
+                    (RecipientStatus::Sent, None, delivered.map(str::to_owned))
+                }
+                Some(Verdict::Deferred) => (RecipientStatus::Deferred, code, reply),
+                Some(Verdict::Refused) => (RecipientStatus::Failed, code, reply),
+                Some(Verdict::Accepted) | None => (RecipientStatus::Pending, code, reply),
             };
             self.set(address, status, code, reply);
         }
@@ -144,7 +151,10 @@ impl Recipients {
     /// message, or too many attempts).
     pub fn fail_waiting(&mut self, attempted: &[String], code: Option<u16>, reason: &str) {
         for address in attempted {
-            let known = self.0.iter().find(|r| key(&r.address) == key(address));
+            let known = self
+                .0
+                .iter()
+                .find(|r| r.address.eq_ignore_ascii_case(address));
             if known.is_none_or(|r| !r.status.is_settled()) {
                 self.set(
                     address,
@@ -169,7 +179,11 @@ impl Recipients {
             code,
             reply,
         };
-        match self.0.iter_mut().find(|r| key(&r.address) == key(address)) {
+        match self
+            .0
+            .iter_mut()
+            .find(|r| r.address.eq_ignore_ascii_case(address))
+        {
             Some(existing) => *existing = state,
             None => self.0.push(state),
         }
@@ -185,12 +199,6 @@ impl Recipients {
             }
         }
         tally
-    }
-
-    /// Whether every recipient in `attempted` was sent in one go with nobody settled before:
-    /// the common case, which needs no state of its own.
-    pub fn all_sent_at_once(&self, attempted: &[String]) -> bool {
-        self.0.len() == attempted.len() && self.0.iter().all(|r| r.status == RecipientStatus::Sent)
     }
 
     /// The states to show for a message that has none of its own: everyone shares `shared`.
@@ -306,7 +314,7 @@ mod tests {
     }
 
     #[test]
-    fn a_clean_send_needs_no_state() {
+    fn outcomes_round_trip_as_a_json_array() {
         let attempted = list(&["a@x.test", "b@x.test"]);
         let mut r = Recipients::default();
         r.record(
@@ -317,9 +325,21 @@ mod tests {
             ],
             Some("250 ok"),
         );
-        assert!(r.all_sent_at_once(&attempted));
+        assert_eq!(r.tally().sent, 2);
         let json = serde_json::to_string(&r).unwrap();
         assert!(json.starts_with('['), "{json}");
         assert_eq!(serde_json::from_str::<Recipients>(&json).unwrap(), r);
+    }
+
+    #[test]
+    fn a_provider_answering_for_the_whole_message_settles_everyone_together() {
+        let attempted = list(&["a@x.test", "b@x.test"]);
+        let mut taken = Recipients::default();
+        taken.record(&attempted, &[], Some("id 18c4"));
+        assert_eq!(taken.tally().sent, 2);
+        assert_eq!(taken.states()[1].reply.as_deref(), Some("id 18c4"));
+        let mut not_taken = Recipients::default();
+        not_taken.record(&attempted, &[], None);
+        assert_eq!(not_taken.tally().waiting, 2);
     }
 }

@@ -2,6 +2,7 @@
 //! classification of a failure (held, retried, failed), each recipient's own answer, and the
 //! message's status once they are counted. Pure: the worker applies it, the store records it.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
@@ -9,7 +10,7 @@ use lettre::address::Envelope;
 
 use super::retry::{RetryPolicy, retry_hint};
 use crate::domain::health::{FailureKind, ReauthCause};
-use crate::domain::recipients::{RcptOutcome, RecipientStatus, Recipients, Verdict};
+use crate::domain::recipients::{RecipientStatus, Recipients, Verdict};
 use crate::domain::{ChannelId, TenantId};
 use crate::store::delivery::{ChannelEffect, Completion};
 use crate::store::messages::MessageRecord;
@@ -159,13 +160,14 @@ pub(super) fn stored_recipients(record: &MessageRecord) -> Recipients {
     }
 }
 
-/// The envelope without the recipients already settled.
-pub(super) fn remaining(
-    envelope: &Envelope,
+/// The envelope without the recipients already settled (borrowed as it is when nobody is:
+/// every first attempt).
+pub(super) fn remaining<'a>(
+    envelope: &'a Envelope,
     settled: &HashSet<String>,
-) -> Result<Envelope, String> {
+) -> Result<Cow<'a, Envelope>, String> {
     if settled.is_empty() {
-        return Ok(envelope.clone());
+        return Ok(Cow::Borrowed(envelope));
     }
     let to = envelope
         .to()
@@ -173,7 +175,9 @@ pub(super) fn remaining(
         .filter(|a| !settled.contains(&a.to_string().to_ascii_lowercase()))
         .cloned()
         .collect();
-    Envelope::new(envelope.from().cloned(), to).map_err(|e| format!("envelope: {e}"))
+    Envelope::new(envelope.from().cloned(), to)
+        .map(Cow::Owned)
+        .map_err(|e| format!("envelope: {e}"))
 }
 
 /// How an attempt in which the server accepted nobody counts in the log and the metrics: as
@@ -192,22 +196,6 @@ pub(super) fn nobody_accepted(transaction: &Transaction) -> (&'static str, Optio
         .collect::<Vec<_>>()
         .join("; ");
     (class, refused.first().and_then(|r| r.code), reply)
-}
-
-/// A provider that answers for the message as a whole took it for everyone.
-pub(super) fn accepted_by_all(attempted: &[String], reply: String) -> Transaction {
-    Transaction {
-        recipients: attempted
-            .iter()
-            .map(|address| RcptOutcome {
-                address: address.clone(),
-                verdict: Verdict::Accepted,
-                code: None,
-                reply: String::new(),
-            })
-            .collect(),
-        delivered: Some(reply),
-    }
 }
 
 /// One line per refused recipient, for `last_error` and webhooks.
@@ -243,14 +231,15 @@ pub(super) fn after_transaction(
     let effect = (!ctx.is_shared_pool).then_some(ChannelEffect::Used {
         channel: ctx.channel,
     });
-    let had_state = !recipients.is_empty();
-    recipients.record(
-        attempted,
-        &transaction.recipients,
-        transaction.delivered.as_deref(),
-    );
     let reply = transaction.delivered.clone().unwrap_or_default();
-    if !had_state && recipients.all_sent_at_once(attempted) {
+    // The common case, on every message: everyone taken at once, nobody settled before. It
+    // needs no state of its own (recorded in the grouped UPDATE of sent messages).
+    let everyone_taken = transaction.delivered.is_some()
+        && transaction
+            .recipients
+            .iter()
+            .all(|r| r.verdict == Verdict::Accepted);
+    if everyone_taken && recipients.is_empty() {
         return (
             Completion::Sent {
                 channel: ctx.channel,
@@ -260,6 +249,11 @@ pub(super) fn after_transaction(
             None,
         );
     }
+    recipients.record(
+        attempted,
+        &transaction.recipients,
+        transaction.delivered.as_deref(),
+    );
     if !recipients.tally().is_final() {
         let waiting = refusals(&recipients, RecipientStatus::Deferred);
         let hint = transaction
@@ -309,7 +303,7 @@ fn finished(recipients: &Recipients, channel: ChannelId, reply: String) -> Compl
             reason: "rejected",
             error: failed,
         }
-    } else if tally.failed > 0 {
+    } else if tally.is_partial() {
         let reply = if reply.is_empty() {
             // Sent in an earlier attempt: that attempt's reply is in the log.
             "sent to the other recipients earlier".to_owned()
@@ -372,6 +366,7 @@ mod tests {
     use rand::rngs::StdRng;
 
     use super::*;
+    use crate::domain::recipients::RcptOutcome;
 
     fn rcpt(address: &str, verdict: Verdict, code: u16, reply: &str) -> RcptOutcome {
         RcptOutcome {
@@ -490,7 +485,10 @@ mod tests {
             }
         ));
         let (completion, _, stored) = after_transaction(
-            &accepted_by_all(&attempted, "250 ok".into()),
+            &Transaction {
+                recipients: Vec::new(),
+                delivered: Some("250 ok".into()),
+            },
             Recipients::default(),
             &attempted,
             &ctx(1, Duration::ZERO, false),

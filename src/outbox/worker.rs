@@ -16,8 +16,8 @@ use super::checks::Checker;
 use super::content::{self, StoredBody, StoredEnvelope};
 use super::gmail::GmailSender;
 use super::outcome::{
-    FailureContext, accepted_by_all, after_failure, after_transaction, class_name, nobody_accepted,
-    remaining, settle_failed_recipients, stored_recipients,
+    FailureContext, after_failure, after_transaction, class_name, nobody_accepted, remaining,
+    settle_failed_recipients, stored_recipients,
 };
 use super::presence::Presence;
 use super::render::{SendPolicy, render};
@@ -37,6 +37,7 @@ use crate::store::delivery::{self, Attempt, ChannelEffect, Completion, Finished}
 use crate::store::messages::{self, MessageRecord};
 use crate::store::{DbConnection, Store, StoreError, channels, quotas};
 use crate::transport::pool::{DEFAULT_IDLE_TIMEOUT, SendFailure, SmtpPool, Target};
+use crate::transport::transaction::Transaction;
 use crate::transport::{FailureClass, SharedPool};
 use crate::vault::Vault;
 
@@ -845,32 +846,31 @@ impl Inner {
         // Recipients already sent or refused for good in an earlier attempt are left out:
         // a retry never goes again to those who have the mail.
         let recipients = stored_recipients(&record);
-        let prepared = render(
+        let failed = |error: String| {
+            tracing::error!(message_id = %record.id, error = %error, "rendering failed");
+            done_without_attempt(
+                &record,
+                Some(route.clone()),
+                rerouted,
+                Completion::Failed {
+                    channel: Some(channel),
+                    reason: "render_failed",
+                    error,
+                },
+            )
+        };
+        let rendered = match render(
             &draft,
             &record.message_id_header,
             accepted_at,
             &carrier.policy,
-        )
-        .map_err(|e| e.to_string())
-        .and_then(|rendered| {
-            let envelope = remaining(&rendered.envelope, &recipients.settled())?;
-            Ok((rendered, envelope))
-        });
-        let (rendered, envelope) = match prepared {
-            Ok(prepared) => prepared,
-            Err(e) => {
-                tracing::error!(message_id = %record.id, error = %e, "rendering failed");
-                return done_without_attempt(
-                    &record,
-                    Some(route),
-                    rerouted,
-                    Completion::Failed {
-                        channel: Some(channel),
-                        reason: "render_failed",
-                        error: e,
-                    },
-                );
-            }
+        ) {
+            Ok(rendered) => rendered,
+            Err(e) => return failed(e.to_string()),
+        };
+        let envelope = match remaining(&rendered.envelope, &recipients.settled()) {
+            Ok(envelope) => envelope,
+            Err(e) => return failed(e),
         };
         let attempted: Vec<String> = envelope.to().iter().map(ToString::to_string).collect();
         let started = Instant::now();
@@ -893,10 +893,15 @@ impl Inner {
                 // The Gmail API answers for the message as a whole: a recipient it cannot
                 // reach comes back later as a bounce, not as a refusal here.
                 Transport::Gmail => match &self.gmail {
-                    Some(gmail) => gmail
-                        .send(tenant, channel, &rendered.bytes)
-                        .await
-                        .map(|reply| accepted_by_all(&attempted, reply)),
+                    Some(gmail) => {
+                        gmail
+                            .send(tenant, channel, &rendered.bytes)
+                            .await
+                            .map(|reply| Transaction {
+                                recipients: Vec::new(),
+                                delivered: Some(reply),
+                            })
+                    }
                     None => Err(SendFailure::new(
                         FailureClass::Temporary,
                         None,
