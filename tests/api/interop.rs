@@ -84,17 +84,15 @@ pub(crate) fn test_ca_certificates(installed: &Path) -> tempfile::TempDir {
 
 /// Starts a peer on the certificate already in `dir` (`cert.pem`, `key.pem`).
 fn start_peer_in(installed: &Path, peer: &str, mode: &str, dir: tempfile::TempDir) -> Peer {
-    let scripts = ("aiosmtpd_peer.py", "smtp_server_peer.js");
-    launch(installed, peer, scripts, mode, dir, &[])
+    launch(installed, peer, mode, dir, &[])
 }
 
-/// Starts `peer` ("aiosmtpd" runs the Python script of `scripts`, any other name the Node one)
-/// in `mode` on the certificate in `dir`, with the interop account and `env`; waits for it to
-/// say `READY <port>`.
+/// Starts `peer` ("aiosmtpd", or nodemailer's "smtp-server") in `mode` on the certificate in
+/// `dir`, with the interop account and the faults in `env` (see the peers' scripts); waits
+/// for it to say `READY <port>`.
 pub(crate) fn launch(
     installed: &Path,
     peer: &str,
-    scripts: (&str, &str),
     mode: &str,
     dir: tempfile::TempDir,
     env: &[(&str, &str)],
@@ -103,12 +101,12 @@ pub(crate) fn launch(
     let mut command = match peer {
         "aiosmtpd" => {
             let mut c = Command::new(installed.join("venv/bin/python"));
-            c.arg(folder.join(scripts.0));
+            c.arg(folder.join("aiosmtpd_peer.py"));
             c
         }
         _ => {
             let mut c = Command::new("node");
-            c.arg(folder.join(scripts.1))
+            c.arg(folder.join("smtp_server_peer.js"))
                 .env("NODE_PATH", installed.join("node/node_modules"));
             c
         }

@@ -1,5 +1,5 @@
 //! The faults of tests/api/server_faults.rs, against servers we did not write: Python's
-//! aiosmtpd and Node's smtp-server (tests/interop/fault_peer.py and fault_peer.js: recipients
+//! aiosmtpd and Node's smtp-server (tests/interop/aiosmtpd_peer.py and smtp_server_peer.js: recipients
 //! refused for good or for now, an idle session closed, a SIZE limit) and Postfix's smtp-sink
 //! (421 and a dropped connection at a chosen command, a drop after the final dot).
 //! Runs when SWITCHBOARD_INTEROP=1, with the peers installed by .ci/interop.sh in
@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::delivery::events_of;
-use crate::helpers::{TestApp, TestUser, expect_json, spawn_app_with};
+use crate::helpers::{TestApp, TestUser, expect_json};
 use crate::interop::{Peer, launch, test_ca_certificates};
 
 const USER: &str = "rep@acme.test";
@@ -50,7 +50,7 @@ async fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
 // aiosmtpd and smtp-server with fault knobs
 // ---------------------------------------------------------------------------------------------
 
-/// The fault peers (fault_peer.py, fault_peer.js) also log every RCPT and session event.
+/// What the peers log besides the messages: every RCPT and session event.
 impl Peer {
     /// Every RCPT it answered: `{address, code, reply}`.
     fn rcpts(&self) -> Vec<Value> {
@@ -81,14 +81,7 @@ impl Peer {
 /// A fault peer on STARTTLS with a real password check and the faults in `faults`.
 fn start_fault_peer(installed: &Path, name: &'static str, faults: &[(&str, &str)]) -> Peer {
     let dir = test_ca_certificates(installed);
-    launch(
-        installed,
-        name,
-        ("fault_peer.py", "fault_peer.js"),
-        "starttls",
-        dir,
-        faults,
-    )
+    launch(installed, name, "starttls", dir, faults)
 }
 
 /// An app that retries fast, a tenant owning acme.test, and its rep.
@@ -96,18 +89,6 @@ struct World {
     app: TestApp,
     rep: TestUser,
     channel: String,
-}
-
-async fn app_and_rep() -> (TestApp, TestUser) {
-    let app = spawn_app_with(&[
-        ("SWITCHBOARD_RETRY_BASE", "200ms"),
-        ("SWITCHBOARD_RETRY_MAX", "1s"),
-        ("SWITCHBOARD_POLL_INTERVAL", "100ms"),
-    ])
-    .await;
-    let acme = app.create_tenant_with_domain("Acme", "acme.test").await;
-    let rep = app.create_user(&acme, USER, "rep", None).await;
-    (app, rep)
 }
 
 async fn create_channel(app: &TestApp, rep: &TestUser, smtp: Value) -> String {
@@ -127,7 +108,7 @@ async fn create_channel(app: &TestApp, rep: &TestUser, smtp: Value) -> String {
 
 /// The rep's own mailbox channel on the peer: STARTTLS with the peer's CA, AUTH PLAIN.
 async fn world_on(peer: &Peer) -> World {
-    let (app, rep) = app_and_rep().await;
+    let (app, _, rep) = crate::messages::acme_and_rep(&[]).await;
     let channel = create_channel(
         &app,
         &rep,
@@ -410,6 +391,97 @@ async fn a_message_over_the_size_aiosmtpd_or_smtp_server_announced_fails_at_once
     }
 }
 
+/// A non-ASCII address through the SMTP pool (acceptance refuses such addresses, so this is
+/// the transport alone): to a peer that offers SMTPUTF8 it goes as it is; to one that does
+/// not, that recipient fails with a reason and is never asked for in another form, while the
+/// other recipient still gets the message.
+#[tokio::test]
+async fn a_non_ascii_address_reaches_aiosmtpd_or_smtp_server_only_with_smtputf8() {
+    use lettre::address::{Address, Envelope};
+    use secrecy::SecretString;
+    use switchboard::domain::recipients::Verdict;
+    use switchboard::domain::{ChannelId, Hostname, Security, SmtpAuth, SmtpSettings};
+    use switchboard::transport::OutboundPolicy;
+    use switchboard::transport::pool::{SmtpPool, Target};
+
+    let Some(installed) = interop_dir() else {
+        return;
+    };
+    let unicode = "jürgen@example.com";
+    let envelope = Envelope::new(
+        Some(USER.parse::<Address>().unwrap()),
+        vec![unicode.parse().unwrap(), ANN.parse().unwrap()],
+    )
+    .unwrap();
+    let message = format!("From: {USER}\r\nTo: {ANN}\r\nSubject: utf8\r\n\r\nHello\r\n");
+    for name in PEERS {
+        for offered in [false, true] {
+            let flag = if offered { "1" } else { "0" };
+            let peer = start_fault_peer(&installed, name, &[("PEER_SMTPUTF8", flag)]);
+            let settings = SmtpSettings {
+                host: Hostname::parse("localhost").unwrap(),
+                port: peer.port,
+                security: Security::StartTls,
+                auth: SmtpAuth::Plain,
+                username: Some(USER.into()),
+                accept_invalid_certs: false,
+                ca_pem: Some(peer.ca_pem()),
+                pinned_sha256: None,
+                connect_timeout_secs: 5,
+                command_timeout_secs: 5,
+                pool_size: 1,
+            };
+            let secret = SecretString::from(PASSWORD);
+            let pool = SmtpPool::new(
+                OutboundPolicy::parse("127.0.0.0/8").unwrap(),
+                Duration::from_secs(30),
+            );
+            let target = Target {
+                channel: ChannelId::generate(),
+                credential_version: 1,
+                settings: &settings,
+                credential: Some(&secret),
+            };
+            let done = pool
+                .send(&target, &envelope, message.as_bytes())
+                .await
+                .unwrap_or_else(|e| panic!("{name} offered={offered}: {e:?}"));
+            let label = format!("{name} SMTPUTF8 offered={offered}");
+            let asked: Vec<String> = peer
+                .rcpts()
+                .iter()
+                .map(|r| r["address"].as_str().unwrap().to_owned())
+                .collect();
+            let delivered = eventually(&label, || {
+                let m = peer.messages();
+                (!m.is_empty()).then_some(m)
+            })
+            .await;
+            if offered {
+                assert_eq!(
+                    done.recipients[0].verdict,
+                    Verdict::Accepted,
+                    "{label}: {done:?}"
+                );
+                assert_eq!(asked, [unicode, ANN], "{label}");
+                assert_eq!(delivered[0]["rcpt_tos"], json!([unicode, ANN]), "{label}");
+            } else {
+                assert_eq!(
+                    done.recipients[0].verdict,
+                    Verdict::Refused,
+                    "{label}: {done:?}"
+                );
+                assert!(
+                    done.recipients[0].reply.contains("SMTPUTF8"),
+                    "{label}: {done:?}"
+                );
+                assert_eq!(asked, [ANN], "{label}: never asked for in another form");
+                assert_eq!(delivered[0]["rcpt_tos"], json!([ANN]), "{label}");
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Postfix's smtp-sink
 // ---------------------------------------------------------------------------------------------
@@ -497,7 +569,7 @@ impl Sink {
 /// The rep's mailbox channel on an smtp-sink: no TLS there (smtp-sink has none), and any
 /// password does.
 async fn world_on_sink(sink: &Sink) -> World {
-    let (app, rep) = app_and_rep().await;
+    let (app, _, rep) = crate::messages::acme_and_rep(&[]).await;
     let channel = create_channel(
         &app,
         &rep,

@@ -22,12 +22,9 @@ pub struct World {
     pub channel: String,
 }
 
-pub async fn world_with(extra: &[(&str, &str)]) -> World {
-    world_on(SmtpServerConfig::default(), extra).await
-}
-
-/// A world whose rep's mailbox server is shaped by `config` (its account is set here).
-pub async fn world_on(config: SmtpServerConfig, extra: &[(&str, &str)]) -> World {
+/// An app that polls and retries fast (plus `extra`), the tenant Acme owning acme.test, and
+/// its rep `REP`: what a test that sends needs before any channel.
+pub async fn acme_and_rep(extra: &[(&str, &str)]) -> (TestApp, TestTenant, TestUser) {
     let mut env = vec![
         ("SWITCHBOARD_RETRY_BASE", "200ms"),
         ("SWITCHBOARD_RETRY_MAX", "1s"),
@@ -37,6 +34,16 @@ pub async fn world_on(config: SmtpServerConfig, extra: &[(&str, &str)]) -> World
     let app = spawn_app_with(&env).await;
     let acme = app.create_tenant_with_domain("Acme", "acme.test").await;
     let rep = app.create_user(&acme, REP, "rep", None).await;
+    (app, acme, rep)
+}
+
+pub async fn world_with(extra: &[(&str, &str)]) -> World {
+    world_on(SmtpServerConfig::default(), extra).await
+}
+
+/// A world whose rep's mailbox server is shaped by `config` (its account is set here).
+pub async fn world_on(config: SmtpServerConfig, extra: &[(&str, &str)]) -> World {
+    let (app, acme, rep) = acme_and_rep(extra).await;
     let server = TestSmtpServer::start(SmtpServerConfig {
         users: vec![(REP.to_owned(), PASSWORD.to_owned())],
         ..config

@@ -217,8 +217,9 @@ pub(crate) fn message_ids_received(server: &TestSmtpServer) -> Vec<String> {
         .collect()
 }
 
-pub(crate) async fn sent_counter(fleet: &Fleet, at: &Running) -> u64 {
-    let text = fleet
+/// The process's `/metrics` page.
+pub(crate) async fn metrics(fleet: &Fleet, at: &Running) -> String {
+    fleet
         .client
         .get(format!("{}/metrics", at.address))
         .send()
@@ -226,8 +227,13 @@ pub(crate) async fn sent_counter(fleet: &Fleet, at: &Running) -> u64 {
         .unwrap()
         .text()
         .await
-        .unwrap();
-    text.lines()
+        .unwrap()
+}
+
+pub(crate) async fn sent_counter(fleet: &Fleet, at: &Running) -> u64 {
+    metrics(fleet, at)
+        .await
+        .lines()
         .filter(|l| l.starts_with("switchboard_messages_total{") && l.contains("outcome=\"sent\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()

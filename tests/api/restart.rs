@@ -81,16 +81,8 @@ fn serve_quick_heartbeat(fleet: &Fleet, lease: &str) -> Running {
 /// long after `since` that was. Panics past the minute.
 async fn all_sent(fleet: &Fleet, at: &Running, n: u64, since: Instant, what: &str) -> Duration {
     loop {
-        let metrics = fleet
-            .client
-            .get(format!("{}/metrics", at.address))
-            .send()
+        let sent: u64 = crate::processes::metrics(fleet, at)
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let sent: u64 = metrics
             .lines()
             .find_map(|l| l.strip_prefix("switchboard_queue_depth{status=\"sent\"} "))
             .and_then(|n| n.trim().parse().ok())

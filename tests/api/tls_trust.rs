@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::helpers::{TestApp, TestTenant, TestUser, expect_json, expect_problem, spawn_app_with};
+use crate::helpers::{TestApp, TestTenant, TestUser, expect_json, expect_problem};
 use crate::openssl_certs::{Pem, PrivateCa, SAN, openssl_fingerprint, self_signed};
 use crate::smtp_server::{Fault, SmtpServerConfig, TestSmtpServer, TlsMode};
 use crate::ui_client::{UiClient, hidden_value};
@@ -28,14 +28,7 @@ struct World {
 
 async fn world() -> World {
     // Fast retries, so the delivery after trusting does not wait on a backoff.
-    let app = spawn_app_with(&[
-        ("SWITCHBOARD_RETRY_BASE", "200ms"),
-        ("SWITCHBOARD_RETRY_MAX", "1s"),
-        ("SWITCHBOARD_POLL_INTERVAL", "100ms"),
-    ])
-    .await;
-    let acme = app.create_tenant_with_domain("Acme", "acme.test").await;
-    let rep = app.create_user(&acme, USER, "rep", None).await;
+    let (app, acme, rep) = crate::messages::acme_and_rep(&[]).await;
     World {
         app,
         acme,
