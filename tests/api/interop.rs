@@ -143,6 +143,19 @@ fn spawn_until_ready(mut command: Command, peer: &str) -> (Child, String) {
     (child, ready.trim().to_owned())
 }
 
+/// Where the peers are installed, an app, and the rep whose channels point at them; `None`
+/// (said on stderr) when the interop peers were not requested.
+async fn rep_for_peers() -> Option<(PathBuf, TestApp, TestUser)> {
+    let Some(installed) = interop_dir() else {
+        eprintln!("interop peers not requested (SWITCHBOARD_INTEROP=1 runs them)");
+        return None;
+    };
+    let app = spawn_app().await;
+    let acme = app.create_tenant_with_domain("Acme", "acme.test").await;
+    let rep = app.create_user(&acme, USER, "rep", None).await;
+    Some((installed, app, rep))
+}
+
 /// The rep's mailbox channel on `peer` in `mode`, trusting `ca_pem` (saved only if its login
 /// works when `verify`), and the report of its test with a test message: (id, report).
 async fn channel_on(
@@ -182,13 +195,9 @@ async fn channel_on(
 
 #[tokio::test]
 async fn the_tester_works_against_aiosmtpd_and_nodemailer_smtp_server() {
-    let Some(installed) = interop_dir() else {
-        eprintln!("interop peers not requested (SWITCHBOARD_INTEROP=1 runs them)");
+    let Some((installed, app, rep)) = rep_for_peers().await else {
         return;
     };
-    let app = spawn_app().await;
-    let acme = app.create_tenant_with_domain("Acme", "acme.test").await;
-    let rep = app.create_user(&acme, USER, "rep", None).await;
 
     for peer_name in ["aiosmtpd", "smtp-server"] {
         for (mode, security) in [("starttls", "starttls"), ("tls", "tls")] {
@@ -251,13 +260,9 @@ async fn the_tester_works_against_aiosmtpd_and_nodemailer_smtp_server() {
 
 #[tokio::test]
 async fn a_self_signed_certificate_made_by_openssl_is_trusted_when_pasted() {
-    let Some(installed) = interop_dir() else {
-        eprintln!("interop peers not requested (SWITCHBOARD_INTEROP=1 runs them)");
+    let Some((installed, app, rep)) = rep_for_peers().await else {
         return;
     };
-    let app = spawn_app().await;
-    let acme = app.create_tenant_with_domain("Acme", "acme.test").await;
-    let rep = app.create_user(&acme, USER, "rep", None).await;
     for peer_name in ["aiosmtpd", "smtp-server"] {
         for mode in ["starttls", "tls"] {
             // What an admin does for their own server: `openssl req -x509` (CA:TRUE), the
@@ -279,13 +284,9 @@ async fn a_self_signed_certificate_made_by_openssl_is_trusted_when_pasted() {
 /// certificate described, and nothing sent.
 #[tokio::test]
 async fn certificates_from_a_private_ca_made_by_openssl_are_judged_like_a_person_would() {
-    let Some(installed) = interop_dir() else {
-        eprintln!("interop peers not requested (SWITCHBOARD_INTEROP=1 runs them)");
+    let Some((installed, app, rep)) = rep_for_peers().await else {
         return;
     };
-    let app = spawn_app().await;
-    let acme = app.create_tenant_with_domain("Acme", "acme.test").await;
-    let rep = app.create_user(&acme, USER, "rep", None).await;
     let ca = crate::openssl_certs::PrivateCa::new();
     let san = crate::openssl_certs::SAN;
     let cases = [

@@ -26,6 +26,22 @@ struct World {
     certs: TempDir,
 }
 
+/// The rep sends a message to ann@example.com; its id.
+async fn send(w: &World, subject: &str) -> String {
+    let accepted = expect_json(
+        w.app
+            .post(
+                "/v1/messages",
+                &w.rep.token,
+                json!({"from": USER, "to": ["ann@example.com"], "subject": subject, "text": "Hello Ann"}),
+            )
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    accepted["id"].as_str().unwrap().to_owned()
+}
+
 async fn world() -> World {
     // Fast retries, so the delivery after trusting does not wait on a backoff.
     let (app, acme, rep) = crate::messages::acme_and_rep(&[]).await;
@@ -279,25 +295,9 @@ async fn an_untrusted_certificate_is_shown_then_trusted_by_fingerprint_and_carri
     assert_eq!(test_channel(&w, &id).await["ok"], true);
 
     // Mail goes out through it.
-    let accepted = expect_json(
-        w.app
-            .post(
-                "/v1/messages",
-                &w.rep.token,
-                json!({"from": USER, "to": ["ann@example.com"], "subject": "over the pinned certificate",
-                       "text": "Hello Ann"}),
-            )
-            .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
+    let message = send(&w, "over the pinned certificate").await;
     w.app
-        .wait_for_message(
-            &w.rep.token,
-            accepted["id"].as_str().unwrap(),
-            "sent",
-            Duration::from_secs(30),
-        )
+        .wait_for_message(&w.rep.token, &message, "sent", Duration::from_secs(30))
         .await;
     let received = smtp.wait_for_messages(1, Duration::from_secs(10)).await;
     assert_eq!(received.len(), 1);
@@ -332,43 +332,22 @@ async fn an_untrusted_certificate_is_shown_then_trusted_by_fingerprint_and_carri
         code: 421,
         text: "4.3.2 Restarting to load a new certificate".into(),
     }));
-    let accepted = expect_json(
-        w.app
-            .post(
-                "/v1/messages",
-                &w.rep.token,
-                json!({"from": USER, "to": ["ann@example.com"], "subject": "after the change",
-                       "text": "Hello again"}),
-            )
-            .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
+    let message = send(&w, "after the change").await;
     w.app
-        .wait_for_message_where(
-            &w.rep.token,
-            accepted["id"].as_str().unwrap(),
-            Duration::from_secs(30),
-            |v| {
-                v["last_error"]
-                    .as_str()
-                    .is_some_and(|e| e.contains("421") || e.contains("changed"))
-            },
-        )
+        .wait_for_message_where(&w.rep.token, &message, Duration::from_secs(30), |v| {
+            v["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("421") || e.contains("changed"))
+        })
         .await;
     smtp.set_fault(None);
     let view = w
         .app
-        .wait_for_message_where(
-            &w.rep.token,
-            accepted["id"].as_str().unwrap(),
-            Duration::from_secs(30),
-            |v| {
-                v["last_error"]
-                    .as_str()
-                    .is_some_and(|e| e.contains("changed"))
-            },
-        )
+        .wait_for_message_where(&w.rep.token, &message, Duration::from_secs(30), |v| {
+            v["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("changed"))
+        })
         .await;
     let error = view["last_error"].as_str().unwrap();
     assert!(
