@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::domains::DomainSettings;
 use crate::notify::settings::NotifySettings;
 use crate::oauth::settings::GoogleSettings;
 use crate::outbox::settings::DeliverySettings;
@@ -128,6 +129,8 @@ pub struct Config {
     pub google: Option<GoogleSettings>,
     /// Webhooks and owner emails: retries, timeouts, the From of emails.
     pub notify: NotifySettings,
+    /// Domain proof and checks: DNS servers, where proofs live, the platform's domain.
+    pub domains: DomainSettings,
 }
 
 impl Config {
@@ -214,6 +217,12 @@ impl Config {
             .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
         let notify = NotifySettings::from_lookup(&get)
             .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
+        let domains = DomainSettings::from_lookup(&get)
+            .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
+        let shared_pool = shared_pool.map(|pool| SharedPool {
+            platform_domain: domains.platform_domain.clone(),
+            ..pool
+        });
         Ok(Self {
             bind,
             data_dir,
@@ -230,6 +239,7 @@ impl Config {
             metrics_token: get("SWITCHBOARD_METRICS_TOKEN").map(SecretString::from),
             google,
             notify,
+            domains,
         })
     }
 }

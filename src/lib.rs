@@ -7,6 +7,7 @@
 pub mod commands;
 pub mod config;
 pub mod domain;
+pub mod domains;
 pub mod http;
 pub mod metrics;
 pub mod notify;

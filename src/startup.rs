@@ -9,8 +9,10 @@ use std::sync::Arc;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{HttpServer, web};
 use secrecy::ExposeSecret;
+use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::domains::Domains;
 use crate::http::{self, AppState};
 use crate::oauth::google::Google;
 use crate::outbox::{Outbox, Running};
@@ -46,6 +48,8 @@ pub struct Application {
     server: Server,
     local_addr: SocketAddr,
     delivery: Option<Running>,
+    /// The domain scheduler and its stop signal (with delivery: background work).
+    domain_checks: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
 
 /// Opens the database (creating the data directory for SQLite) and applies pending
@@ -129,6 +133,11 @@ impl Application {
         };
         let outbox = Outbox::new(store.clone(), vault.clone(), &config, google.clone());
         let delivery = config.delivery.enabled.then(|| outbox.start());
+        let domains = Arc::new(Domains::new(store.clone(), config.domains.clone()));
+        let domain_checks = config.delivery.enabled.then(|| {
+            let (stop, stopped) = watch::channel(false);
+            (stop, tokio::spawn(domains.clone().run(stopped)))
+        });
         let state = web::Data::new(AppState {
             google,
             outbox,
@@ -139,6 +148,7 @@ impl Application {
                 .as_ref()
                 .map(|t| TokenHash::of(t.expose_secret())),
             config: config.clone(),
+            domains,
         });
         let server = HttpServer::new(move || http::app(state.clone()))
             .workers(config.http_workers)
@@ -157,6 +167,7 @@ impl Application {
             server,
             local_addr,
             delivery,
+            domain_checks,
         })
     }
 
@@ -173,6 +184,10 @@ impl Application {
     /// loop finish its in-flight sends and record them.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        if let Some((stop, task)) = self.domain_checks {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
         if let Some(delivery) = self.delivery {
             delivery.stop().await;
         }

@@ -262,7 +262,7 @@ pub fn check_scope(
     scope: CredentialScope,
     from_address: Option<&EmailAddress>,
     domains: &[Domain],
-    tenant_domains: &[Domain],
+    sendable_domains: &[Domain],
 ) -> Result<(), ScopeViolation> {
     match scope {
         CredentialScope::Mailbox => {
@@ -310,28 +310,17 @@ pub fn check_scope(
                     "a domain channel sends for its domains; from_address is for mailbox channels",
                 ));
             }
-            if let Some(outside) = domains.iter().find(|d| !covered_by(d, tenant_domains)) {
+            if let Some(outside) = domains.iter().find(|d| !sendable_domains.contains(d)) {
                 return Err(ScopeViolation::invalid(
-                    "domain_not_in_tenant",
+                    "domain_not_verified",
                     format!(
-                        "`{outside}` is not one of the tenant's domains; an admin adds it first (PATCH /v1/tenant)"
+                        "`{outside}` is not a verified domain of the tenant: an admin claims it (POST /v1/domains) and publishes its TXT record first; each subdomain is claimed on its own"
                     ),
                 ));
             }
         }
     }
     Ok(())
-}
-
-/// A domain is covered by the tenant when it is one of the tenant's domains or below one.
-fn covered_by(domain: &Domain, tenant_domains: &[Domain]) -> bool {
-    tenant_domains.iter().any(|t| {
-        domain == t
-            || domain
-                .as_str()
-                .strip_suffix(t.as_str())
-                .is_some_and(|prefix| prefix.ends_with('.'))
-    })
 }
 
 /// What a channel is, as its owner configures it: everything but its identity, status and
@@ -454,15 +443,21 @@ mod tests {
     }
 
     #[test]
-    fn a_domain_credential_covers_only_the_tenants_domains() {
-        let tenant = [d("acme.test")];
+    fn a_domain_credential_covers_only_the_tenants_verified_domains() {
+        let tenant = [d("acme.test"), d("mail.acme.test")];
         let team = ChannelOwner::Team(TeamId::generate());
         let ok = [d("acme.test"), d("mail.acme.test")];
         assert!(check_scope(team, CredentialScope::Domain, None, &ok, &tenant).is_ok());
-        for foreign in ["gmail.com", "evilacme.test", "acme.test.evil.example"] {
+        // A subdomain is proven on its own: acme.test's proof does not cover it.
+        for foreign in [
+            "gmail.com",
+            "evilacme.test",
+            "acme.test.evil.example",
+            "eu.acme.test",
+        ] {
             let err = check_scope(team, CredentialScope::Domain, None, &[d(foreign)], &tenant)
                 .unwrap_err();
-            assert_eq!(err.code, "domain_not_in_tenant", "{foreign}");
+            assert_eq!(err.code, "domain_not_verified", "{foreign}");
         }
         assert_eq!(
             check_scope(

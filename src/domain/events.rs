@@ -23,10 +23,16 @@ pub enum EventType {
     MessagePartiallySent,
     /// A channel used 90 % of a sending limit.
     QuotaNearLimit,
+    /// A claimed domain was proven (first time, or again after a lapse): mail for it flows.
+    DomainVerified,
+    /// A verified domain's proof was missing on several checks in a row: sending as it stops.
+    DomainLapsed,
+    /// A claim was not proven within its window.
+    DomainFailed,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 10] = [
         EventType::ChannelNeedsReauth,
         EventType::ChannelFailing,
         EventType::ChannelRecovered,
@@ -34,6 +40,9 @@ impl EventType {
         EventType::MessageFailed,
         EventType::MessagePartiallySent,
         EventType::QuotaNearLimit,
+        EventType::DomainVerified,
+        EventType::DomainLapsed,
+        EventType::DomainFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +54,9 @@ impl EventType {
             EventType::MessageFailed => "message.failed",
             EventType::MessagePartiallySent => "message.partially_sent",
             EventType::QuotaNearLimit => "quota.near_limit",
+            EventType::DomainVerified => "domain.verified",
+            EventType::DomainLapsed => "domain.lapsed",
+            EventType::DomainFailed => "domain.failed",
         }
     }
 
@@ -55,6 +67,12 @@ impl EventType {
             self,
             EventType::ChannelNeedsReauth | EventType::ChannelFailing | EventType::ChannelRecovered
         )
+    }
+
+    /// Whether the tenant's admins are told by email: a lapsed domain stops everyone's mail
+    /// from it, so the people who can publish the record must hear at once.
+    pub fn emails_admins(self) -> bool {
+        matches!(self, EventType::DomainLapsed)
     }
 }
 

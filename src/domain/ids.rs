@@ -81,6 +81,11 @@ id_type!(
     WebhookId, "webhook"
 );
 
+id_type!(
+    /// A tenant's claim on a sending domain (several tenants may claim one domain).
+    DomainClaimId, "domain"
+);
+
 impl ChannelId {
     /// The id of the platform's shared pool, the same in every tenant (it is not stored).
     pub const fn shared_pool() -> Self {

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod channel;
+pub mod claims;
 pub mod email;
 pub mod error;
 pub mod events;
@@ -24,11 +25,12 @@ pub use channel::{
     ChannelHealth, ChannelKind, ChannelLimits, ChannelOwner, ChannelSpec, ChannelStatus,
     CredentialScope, Hostname, ReturnPath, Security, SendChannel, SmtpAuth, SmtpSettings,
 };
+pub use claims::{ClaimState, ClaimToken};
 pub use email::{Domain, EmailAddress};
 pub use error::DomainError;
 pub use events::EventType;
 pub use fingerprint::CertificateFingerprint;
-pub use ids::{ChannelId, MessageId, TeamId, TenantId, TokenId, UserId, WebhookId};
+pub use ids::{ChannelId, DomainClaimId, MessageId, TeamId, TenantId, TokenId, UserId, WebhookId};
 pub use name::DisplayName;
 pub use permissions::{Action, Actor};
 pub use tenancy::{FallbackPolicy, Role, Team, Tenant, TenantPolicy, User};

@@ -41,10 +41,14 @@ pub enum Action {
     /// Create, change, delete and read the tenant's webhooks, rotate their signing secrets
     /// and read their delivery log.
     ManageWebhooks,
+    /// See the tenant's sending domains and their checks, and check them now.
+    ReadDomains,
+    /// Claim and drop sending domains.
+    ManageDomains,
 }
 
 impl Action {
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 21] = [
         Action::ReadTenant,
         Action::UpdateTenantPolicy,
         Action::ReadTeams,
@@ -64,6 +68,8 @@ impl Action {
         Action::ExplainRoutes,
         Action::ReadAudit,
         Action::ManageWebhooks,
+        Action::ReadDomains,
+        Action::ManageDomains,
     ];
 
     /// The roles allowed to perform this action: the permission table.
@@ -81,7 +87,8 @@ impl Action {
             | Action::TestAnyChannel
             | Action::RotateAnyCredential
             | Action::ReadAudit
-            | Action::ManageWebhooks => &[Admin, It],
+            | Action::ManageWebhooks
+            | Action::ReadDomains => &[Admin, It],
             Action::UpdateTenantPolicy
             | Action::ManageAnyMailboxChannel
             | Action::ManageSharedChannels
@@ -89,7 +96,8 @@ impl Action {
             | Action::ReadUsers
             | Action::ManageUsers
             | Action::ManageAnyTokens
-            | Action::SendAsAnyUser => &[Admin],
+            | Action::SendAsAnyUser
+            | Action::ManageDomains => &[Admin],
         }
     }
 
@@ -115,6 +123,8 @@ impl Action {
             Action::ExplainRoutes => "ask how a message would be routed",
             Action::ReadAudit => "read the audit trail",
             Action::ManageWebhooks => "manage webhooks",
+            Action::ReadDomains => "see the sending domains",
+            Action::ManageDomains => "claim or drop sending domains",
         }
     }
 }

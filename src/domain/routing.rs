@@ -8,9 +8,11 @@
 //! 2. Candidates come in tiers, input order kept within a tier: the sender's own mailbox
 //!    channels, the sender's team's domain channels, the tenant's domain channels, the shared
 //!    pool.
-//! 3. Coverage of the From: a mailbox channel covers only its own address (case-insensitive);
-//!    a domain channel exactly its domains (no subdomains); the shared pool, when the tenant
-//!    allows it, the tenant's domains and their subdomains.
+//! 3. Coverage of the From: a mailbox channel covers only its own address (case-insensitive:
+//!    its login proved the address); a domain channel exactly its domains (no subdomains), and
+//!    only while the From's domain is verified for the tenant; the shared pool, when the
+//!    tenant allows it, the tenant's verified domains (each subdomain is verified on its own)
+//!    and the platform's own domain.
 //! 4. A mailbox credential sends only for its owner and only as its own address: another
 //!    user's mailbox with the From's address is listed (`not_senders_channel`) and never used;
 //!    another team's channel covering the From is listed (`other_team`) and never used.
@@ -25,7 +27,9 @@
 //!    through the first usable later candidate, else defers (earliest `until` anywhere) or
 //!    holds for the primary channel.
 //! 8. Nothing covers: reject `too_many_recipients` (smallest limit) when only the limit stood
-//!    in the way, else `no_route`.
+//!    in the way; hold `domain_not_verified` when the From's domain is not verified for the
+//!    tenant (acceptance refuses it; queued mail waits for the domain to be verified again);
+//!    else `no_route`.
 //!
 //! Exactly one considered candidate has `Ok(())`, iff the outcome is `Send`, and it is the
 //! outcome's channel.
@@ -33,8 +37,8 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{
-    ChannelId, ChannelKind, ChannelOwner, ChannelStatus, CredentialScope, Domain, EmailAddress,
-    FallbackPolicy, TeamId, TenantPolicy, UserId,
+    ChannelId, ChannelKind, ChannelOwner, ChannelStatus, ClaimState, CredentialScope, Domain,
+    EmailAddress, FallbackPolicy, TeamId, TenantPolicy, UserId,
 };
 
 /// Quota state of a channel at routing time (computed by the caller from usage counters).
@@ -53,7 +57,8 @@ pub struct RouteCandidate {
     pub scope: CredentialScope,
     /// Mailbox channels: the one address they send as.
     pub from_address: Option<EmailAddress>,
-    /// Domain channels: the From domains they send for.
+    /// Domain channels: the From domains they send for. The shared pool: the platform's own
+    /// domain, which needs no tenant's proof.
     pub domains: Vec<Domain>,
     pub status: ChannelStatus,
     pub recipients_per_message: Option<u32>,
@@ -68,6 +73,14 @@ pub struct RouteRequest<'a> {
     pub sender_team: Option<TeamId>,
     pub from: &'a EmailAddress,
     pub recipients: u32,
+    /// The tenant's claim on the From's domain (`None`: never claimed).
+    pub from_domain: Option<ClaimState>,
+}
+
+impl RouteRequest<'_> {
+    fn domain_verified(&self) -> bool {
+        self.from_domain == Some(ClaimState::Verified)
+    }
 }
 
 /// The routing order; earlier tiers win (and compare smaller).
@@ -97,10 +110,16 @@ pub enum SkipReason {
     ScopeMismatch,
     NotSendersChannel,
     OtherTeam,
-    TooManyRecipients { limit: u32 },
-    QuotaExhausted { until: DateTime<Utc> },
+    TooManyRecipients {
+        limit: u32,
+    },
+    QuotaExhausted {
+        until: DateTime<Utc>,
+    },
     SharedPoolNotAllowed,
-    FromNotInTenantDomains,
+    /// The candidate covers the From's domain, but the tenant has not proven it (or the
+    /// proof lapsed).
+    DomainNotVerified(Option<ClaimState>),
     LowerPriority,
 }
 
@@ -115,7 +134,7 @@ impl SkipReason {
             SkipReason::TooManyRecipients { .. } => "too_many_recipients",
             SkipReason::QuotaExhausted { .. } => "quota_exhausted",
             SkipReason::SharedPoolNotAllowed => "shared_pool_not_allowed",
-            SkipReason::FromNotInTenantDomains => "from_not_in_tenant_domains",
+            SkipReason::DomainNotVerified(_) => "domain_not_verified",
             SkipReason::LowerPriority => "lower_priority",
         }
     }
@@ -148,10 +167,7 @@ impl SkipReason {
             SkipReason::SharedPoolNotAllowed => {
                 "the tenant does not allow sending through the shared pool".to_owned()
             }
-            SkipReason::FromNotInTenantDomains => {
-                "the shared pool sends only for the tenant's domains, and the From is outside them"
-                    .to_owned()
-            }
+            SkipReason::DomainNotVerified(state) => domain_sentence(*state),
             SkipReason::LowerPriority => {
                 "a channel earlier in the routing order comes first".to_owned()
             }
@@ -169,11 +185,26 @@ pub struct Considered {
     pub verdict: Result<(), SkipReason>,
 }
 
+/// Why the From's domain may not be sent as, naming the claim's state.
+fn domain_sentence(state: Option<ClaimState>) -> String {
+    match state {
+        None => "the From's domain is not claimed by this tenant: claim it (POST /v1/domains) and publish its TXT record".to_owned(),
+        Some(ClaimState::Verified) => "the From's domain is verified".to_owned(),
+        Some(state) => format!(
+            "the From's domain is {state} for this tenant, not verified: {}",
+            state.describe()
+        ),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HoldReason {
     SendingDisabled,
     TeamSendingDisabled,
     ChannelUnavailable,
+    /// Only domain channels or the shared pool could carry the From, and its domain is not
+    /// verified for the tenant.
+    DomainNotVerified(Option<ClaimState>),
 }
 
 impl HoldReason {
@@ -182,16 +213,21 @@ impl HoldReason {
             HoldReason::SendingDisabled => "sending_disabled",
             HoldReason::TeamSendingDisabled => "team_sending_disabled",
             HoldReason::ChannelUnavailable => "channel_unavailable",
+            HoldReason::DomainNotVerified(_) => "domain_not_verified",
         }
     }
 
     pub fn describe(&self) -> String {
+        if let HoldReason::DomainNotVerified(state) = self {
+            return domain_sentence(*state);
+        }
         match self {
             HoldReason::SendingDisabled => "sending is switched off for the tenant",
             HoldReason::TeamSendingDisabled => "sending is switched off for the sender's team",
             HoldReason::ChannelUnavailable => {
                 "the channel for this message cannot send now; the message waits until it can"
             }
+            HoldReason::DomainNotVerified(_) => unreachable!("described above"),
         }
         .to_owned()
     }
@@ -312,6 +348,12 @@ pub fn route(
         .filter(|&i| fallback || Some(entries[i].tier) == primary);
 
     let outcome = match (primary, chosen) {
+        (None, _) if !request.domain_verified() && !entries.iter().any(|e| e.covers) => {
+            Outcome::Hold {
+                channel: None,
+                reason: HoldReason::DomainNotVerified(request.from_domain),
+            }
+        }
         (None, _) => Outcome::Reject(reject_reason(&entries)),
         (Some(primary), Some(i)) => Outcome::Send {
             channel: entries[i].candidate.channel_id,
@@ -386,6 +428,12 @@ fn list_candidates<'c>(
 ) -> Vec<Entry<'c>> {
     let from = request.from.normalized();
     let from_domain = request.from.domain();
+    // A domain channel that lists the From's domain still needs the tenant's proof of it.
+    let proven = |covers: bool| match (covers, request.domain_verified()) {
+        (true, true) => Ok(()),
+        (true, false) => Err(SkipReason::DomainNotVerified(request.from_domain)),
+        (false, _) => Err(SkipReason::ScopeMismatch),
+    };
     let mut entries = Vec::new();
     let mut list = |candidate: &'c RouteCandidate, tier, coverage: Result<(), SkipReason>| {
         entries.push(Entry {
@@ -424,34 +472,24 @@ fn list_candidates<'c>(
         }
         let covers = c.domains.contains(from_domain);
         if request.sender_team == Some(team) {
-            let coverage = if covers {
-                Ok(())
-            } else {
-                Err(SkipReason::ScopeMismatch)
-            };
-            list(c, Tier::Team, coverage);
+            list(c, Tier::Team, proven(covers));
         } else if covers {
             list(c, Tier::Team, Err(SkipReason::OtherTeam));
         }
     }
     for c in channels {
         if c.owner == ChannelOwner::Tenant && c.scope == CredentialScope::Domain {
-            let coverage = if c.domains.contains(from_domain) {
-                Ok(())
-            } else {
-                Err(SkipReason::ScopeMismatch)
-            };
-            list(c, Tier::Tenant, coverage);
+            list(c, Tier::Tenant, proven(c.domains.contains(from_domain)));
         }
     }
     if let Some(pool) = shared_pool {
         let policy = request.policy;
         let coverage = if !policy.shared_pool_allowed {
             Err(SkipReason::SharedPoolNotAllowed)
-        } else if !policy.domains.iter().any(|d| is_within(from_domain, d)) {
-            Err(SkipReason::FromNotInTenantDomains)
-        } else {
+        } else if pool.domains.contains(from_domain) {
             Ok(())
+        } else {
+            proven(true)
         };
         list(pool, Tier::SharedPool, coverage);
     }
@@ -473,16 +511,6 @@ fn usability(candidate: &RouteCandidate, recipients: u32) -> Result<(), SkipReas
         QuotaState::Available => Ok(()),
         QuotaState::Exhausted { until } => Err(SkipReason::QuotaExhausted { until }),
     }
-}
-
-/// `domain` is `parent` or below it at a label boundary (`evilacme.test` is not under
-/// `acme.test`).
-fn is_within(domain: &Domain, parent: &Domain) -> bool {
-    domain == parent
-        || domain
-            .as_str()
-            .strip_suffix(parent.as_str())
-            .is_some_and(|prefix| prefix.ends_with('.'))
 }
 
 #[cfg(test)]
@@ -567,6 +595,8 @@ mod tests {
     /// A rep of tenant `acme.test` sending as rep@acme.test, policy `hold`, shared pool allowed.
     struct Setup {
         policy: TenantPolicy,
+        /// The tenant's claim on the From's domain.
+        from_domain: Option<ClaimState>,
         team_sending_enabled: bool,
         sender: UserId,
         team: TeamId,
@@ -576,10 +606,9 @@ mod tests {
 
     impl Setup {
         fn new() -> Self {
-            let mut policy = TenantPolicy::default();
-            policy.set_domains(vec![Domain::parse("acme.test").unwrap()]);
             Self {
-                policy,
+                policy: TenantPolicy::default(),
+                from_domain: Some(ClaimState::Verified),
                 team_sending_enabled: true,
                 sender: UserId::generate(),
                 team: TeamId::generate(),
@@ -606,6 +635,7 @@ mod tests {
                 sender_team: Some(self.team),
                 from: &self.from,
                 recipients: self.recipients,
+                from_domain: self.from_domain,
             };
             route(&request, channels, pool)
         }
@@ -751,18 +781,57 @@ mod tests {
     }
 
     #[test]
-    fn domain_channels_match_exactly_but_the_pool_takes_subdomains() {
+    fn an_unproven_domain_is_carried_by_no_domain_channel_and_not_by_the_pool() {
         let mut setup = Setup::new();
+        let team = domain_channel(ChannelOwner::Team(setup.team), &["acme.test"]);
+        for state in [None, Some(ClaimState::Pending), Some(ClaimState::Lapsed)] {
+            setup.from_domain = state;
+            let decision = setup.route(std::slice::from_ref(&team), Some(&pool()));
+            assert_eq!(
+                decision.outcome,
+                Outcome::Hold {
+                    channel: None,
+                    reason: HoldReason::DomainNotVerified(state)
+                }
+            );
+            assert_eq!(
+                codes(&decision),
+                ["domain_not_verified", "domain_not_verified"]
+            );
+        }
+        let lapsed = HoldReason::DomainNotVerified(Some(ClaimState::Lapsed)).describe();
+        assert!(lapsed.contains("lapsed"), "{lapsed}");
+        let unclaimed = SkipReason::DomainNotVerified(None).describe();
+        assert!(unclaimed.contains("POST /v1/domains"), "{unclaimed}");
+    }
+
+    #[test]
+    fn a_mailbox_proves_its_own_address_without_a_domain_claim() {
+        let mut setup = Setup::new();
+        setup.from_domain = None;
+        let own = mailbox(setup.sender, "rep@acme.test");
+        let decision = setup.route(std::slice::from_ref(&own), Some(&pool()));
+        assert_eq!(decision.outcome, send(&own, false));
+        assert_eq!(codes(&decision), ["ok", "domain_not_verified"]);
+    }
+
+    #[test]
+    fn subdomains_are_proven_on_their_own_and_the_platform_domain_needs_no_proof() {
+        let mut setup = Setup::new();
+        // The caller looks up the claim on the From's exact domain: none for the subdomain.
         setup.from = addr("rep@mail.acme.test");
+        setup.from_domain = None;
         let tenant = domain_channel(ChannelOwner::Tenant, &["acme.test"]);
         let decision = setup.route(std::slice::from_ref(&tenant), Some(&pool()));
-        assert_eq!(decision.outcome, send(&pool(), false));
-        assert_eq!(codes(&decision), ["scope_mismatch", "ok"]);
+        assert_eq!(codes(&decision), ["scope_mismatch", "domain_not_verified"]);
 
-        setup.from = addr("rep@evilacme.test");
-        let decision = setup.route(&[], Some(&pool()));
-        assert_eq!(decision.outcome, Outcome::Reject(RejectReason::NoRoute));
-        assert_eq!(codes(&decision), ["from_not_in_tenant_domains"]);
+        setup.from = addr("notifications@platform.test");
+        let platform = RouteCandidate {
+            domains: vec![Domain::parse("platform.test").unwrap()],
+            ..pool()
+        };
+        let decision = setup.route(&[tenant], Some(&platform));
+        assert_eq!(decision.outcome, send(&platform, false));
     }
 
     #[test]
@@ -905,7 +974,7 @@ mod tests {
             SkipReason::TooManyRecipients { limit: 5 },
             quota,
             SkipReason::SharedPoolNotAllowed,
-            SkipReason::FromNotInTenantDomains,
+            SkipReason::DomainNotVerified(Some(ClaimState::Pending)),
             SkipReason::LowerPriority,
         ];
         let mut codes: Vec<_> = all.iter().map(SkipReason::code).collect();
@@ -936,6 +1005,7 @@ mod tests {
     #[derive(Debug)]
     struct Case {
         policy: TenantPolicy,
+        from_domain: Option<ClaimState>,
         team_sending_enabled: bool,
         sender_team: Option<TeamId>,
         from: EmailAddress,
@@ -946,33 +1016,36 @@ mod tests {
 
     impl Case {
         fn random(rng: &mut StdRng) -> Self {
-            let mut policy = TenantPolicy {
+            let policy = TenantPolicy {
                 sending_enabled: rng.random_bool(0.95),
                 fallback_policy: pick(rng, &[FallbackPolicy::Hold, FallbackPolicy::Fallback]),
                 shared_pool_allowed: rng.random_bool(0.7),
-                domains: Vec::new(),
             };
-            let tenant_domains = ["acme.test", "other.test"].map(|d| Domain::parse(d).unwrap());
-            policy.set_domains(
-                tenant_domains
-                    .into_iter()
-                    .filter(|_| rng.random_bool(0.6))
-                    .collect(),
-            );
+            let from_domain = match rng.random_range(0..10) {
+                0 => None,
+                1 => Some(ClaimState::Pending),
+                2 => Some(ClaimState::Lapsed),
+                _ => Some(ClaimState::Verified),
+            };
             let from = addr(&format!("{}@{}", pick(rng, &LOCALS), pick(rng, &DOMAINS)));
             let count = rng.random_range(0..8);
             // The pool shares only the state of a random channel, never its owner or scope.
             let pool = rng.random_bool(0.7).then(|| {
                 let like = Self::random_channel(rng, 0);
+                let platform = rng
+                    .random_bool(0.3)
+                    .then(|| Domain::parse(pick(rng, &DOMAINS)).unwrap());
                 RouteCandidate {
                     status: like.status,
                     recipients_per_message: like.recipients_per_message,
                     quota: like.quota,
+                    domains: platform.into_iter().collect(),
                     ..pool()
                 }
             });
             Self {
                 policy,
+                from_domain,
                 team_sending_enabled: rng.random_bool(0.95),
                 sender_team: rng.random_bool(0.7).then(|| id(pick(rng, &[11, 12]))),
                 from,
@@ -1029,6 +1102,7 @@ mod tests {
                 sender_team: self.sender_team,
                 from: &self.from,
                 recipients: self.recipients,
+                from_domain: self.from_domain,
             }
         }
 
@@ -1037,19 +1111,20 @@ mod tests {
             let from = self.from.domain();
             let own_address = c.from_address.as_ref().map(EmailAddress::normalized)
                 == Some(self.from.normalized());
-            let under = |d: &Domain| from == d || from.as_str().ends_with(&format!(".{d}"));
+            let verified = self.from_domain == Some(ClaimState::Verified);
             match (c.owner, c.scope) {
                 (ChannelOwner::Platform, _) => (self.policy.shared_pool_allowed
-                    && self.policy.domains.iter().any(under))
+                    && (verified || c.domains.contains(from)))
                 .then_some(Tier::SharedPool),
                 (ChannelOwner::User(u), CredentialScope::Mailbox) => {
                     (u == id(1) && own_address).then_some(Tier::Mailbox)
                 }
                 (ChannelOwner::Team(t), CredentialScope::Domain) => {
-                    (Some(t) == self.sender_team && c.domains.contains(from)).then_some(Tier::Team)
+                    (Some(t) == self.sender_team && verified && c.domains.contains(from))
+                        .then_some(Tier::Team)
                 }
                 (ChannelOwner::Tenant, CredentialScope::Domain) => {
-                    c.domains.contains(from).then_some(Tier::Tenant)
+                    (verified && c.domains.contains(from)).then_some(Tier::Tenant)
                 }
                 _ => None,
             }
@@ -1170,6 +1245,18 @@ mod tests {
                 );
                 Ok("defer")
             }
+            Outcome::Hold {
+                channel: None,
+                reason: HoldReason::DomainNotVerified(state),
+            } => {
+                ensure!(covering.is_empty(), "domain_not_verified but covered");
+                ensure!(state == case.from_domain, "the wrong domain state");
+                ensure!(
+                    state != Some(ClaimState::Verified),
+                    "domain_not_verified for a verified domain"
+                );
+                Ok("domain_not_verified")
+            }
             Outcome::Hold { channel, reason } => {
                 ensure!(
                     reason == HoldReason::ChannelUnavailable,
@@ -1190,7 +1277,13 @@ mod tests {
                     .iter()
                     .filter_map(|(c, _)| c.recipients_per_message);
                 match reason {
-                    RejectReason::NoRoute => ensure!(covering.is_empty(), "no_route but covered"),
+                    RejectReason::NoRoute => {
+                        ensure!(covering.is_empty(), "no_route but covered");
+                        ensure!(
+                            case.from_domain == Some(ClaimState::Verified),
+                            "no_route for an unverified domain"
+                        );
+                    }
                     RejectReason::TooManyRecipients { limit } => {
                         ensure!(limits.min() == Some(limit), "not the smallest limit")
                     }
@@ -1217,7 +1310,15 @@ mod tests {
             }
         }
         // A generator that never reaches an outcome proves nothing about it.
-        let kinds = ["kill", "send", "fell_back", "defer", "hold", "no_route"];
+        let kinds = [
+            "kill",
+            "send",
+            "fell_back",
+            "defer",
+            "hold",
+            "no_route",
+            "domain_not_verified",
+        ];
         for kind in kinds.into_iter().chain(["too_many_recipients"]) {
             let count = seen.get(kind).copied().unwrap_or(0);
             assert!(count >= 20, "too few {kind}: {seen:?}");

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
-use super::{DisplayName, Domain, DomainError, EmailAddress, TeamId, TenantId, UserId};
+use super::{DisplayName, DomainError, EmailAddress, TeamId, TenantId, UserId};
 
 /// What a tenant user is for. The permission table (`permissions.rs`) maps roles to actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,8 +93,6 @@ pub struct TenantPolicy {
     pub fallback_policy: FallbackPolicy,
     /// Whether mail may go through the platform's shared relay.
     pub shared_pool_allowed: bool,
-    /// The tenant's sending domains (sorted, no duplicates).
-    pub domains: Vec<Domain>,
 }
 
 impl Default for TenantPolicy {
@@ -103,18 +101,7 @@ impl Default for TenantPolicy {
             sending_enabled: true,
             fallback_policy: FallbackPolicy::Hold,
             shared_pool_allowed: true,
-            domains: Vec::new(),
         }
-    }
-}
-
-impl TenantPolicy {
-    /// Sorts and de-duplicates so that two requests naming the same domains store the same
-    /// policy.
-    pub fn set_domains(&mut self, mut domains: Vec<Domain>) {
-        domains.sort();
-        domains.dedup();
-        self.domains = domains;
     }
 }
 
@@ -166,13 +153,5 @@ mod tests {
             FallbackPolicy::Fallback
         );
         assert!("drop".parse::<FallbackPolicy>().is_err());
-    }
-
-    #[test]
-    fn domains_are_stored_sorted_and_unique() {
-        let mut policy = TenantPolicy::default();
-        let d = |s| Domain::parse(s).unwrap();
-        policy.set_domains(vec![d("b.test"), d("a.test"), d("B.test")]);
-        assert_eq!(policy.domains, vec![d("a.test"), d("b.test")]);
     }
 }

@@ -4,6 +4,7 @@
 mod audit;
 pub mod auth;
 mod channels;
+mod domains;
 pub mod error;
 mod extract;
 mod health;
@@ -26,6 +27,7 @@ use utoipa::OpenApi;
 use utoipa_actix_web::{AppExt, scope};
 
 use crate::config::Config;
+use crate::domains::Domains;
 use crate::oauth::google::Google;
 use crate::outbox::Outbox;
 use crate::store::Store;
@@ -44,6 +46,8 @@ pub struct AppState {
     pub google: Option<Arc<Google>>,
     /// Hash of `SWITCHBOARD_OPERATOR_TOKEN`, when one is configured.
     pub configured_operator_token: Option<TokenHash>,
+    /// Domain claims and their DNS checks.
+    pub domains: Arc<Domains>,
 }
 
 /// Largest JSON body the management endpoints accept.
@@ -99,7 +103,12 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(messages::send_batch)
                 .service(messages::list_messages)
                 .service(messages::get_message)
-                .service(messages::explain_route),
+                .service(messages::explain_route)
+                .service(domains::claim_domain)
+                .service(domains::list_domains)
+                .service(domains::get_domain)
+                .service(domains::verify_domain)
+                .service(domains::delete_domain),
         );
 }
 

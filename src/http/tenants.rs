@@ -9,9 +9,12 @@ use super::AppState;
 use super::auth::{OperatorCaller, TenantCaller};
 use super::error::{ApiError, NotFoundAs, Problem};
 use super::extract::path_id;
-use crate::domain::{Action, AuditActor, DisplayName, Domain, EmailAddress, Tenant, TenantId};
-use crate::store::tenants;
+use crate::domain::{
+    Action, AuditActor, ClaimState, DisplayName, Domain, EmailAddress, Tenant, TenantId,
+};
+use crate::store::domains::{self, DomainClaim};
 use crate::store::write_transaction;
+use crate::store::{DbConnection, StoreError, tenants};
 use crate::vault::IssuedToken;
 
 /// Most sending domains one tenant may list.
@@ -56,25 +59,43 @@ pub struct TenantView {
     /// `hold` (default) or `fallback`: what happens when a sender's own channel cannot send.
     pub(in crate::http) fallback_policy: String,
     pub(in crate::http) shared_pool_allowed: bool,
-    /// Sending domains, lower-case ASCII (IDN as punycode), sorted.
+    /// The domains the tenant claimed (any state), lower-case ASCII (IDN as punycode),
+    /// sorted. Each is a claim under `/v1/domains`; only verified ones are sent as.
     pub(in crate::http) domains: Vec<String>,
+    /// The claimed domains that are verified: sent as through domain channels and the
+    /// shared pool.
+    pub(in crate::http) verified_domains: Vec<String>,
     pub(in crate::http) created_at: DateTime<Utc>,
     pub(in crate::http) updated_at: DateTime<Utc>,
 }
 
-impl From<Tenant> for TenantView {
-    fn from(t: Tenant) -> Self {
+impl TenantView {
+    fn of(t: Tenant, claims: &[DomainClaim]) -> Self {
+        let names = |only_verified: bool| {
+            claims
+                .iter()
+                .filter(|c| !only_verified || c.state == ClaimState::Verified)
+                .map(|c| c.domain.to_string())
+                .collect()
+        };
         Self {
             id: t.id,
             name: t.name.to_string(),
             sending_enabled: t.policy.sending_enabled,
             fallback_policy: t.policy.fallback_policy.as_str().to_owned(),
             shared_pool_allowed: t.policy.shared_pool_allowed,
-            domains: t.policy.domains.iter().map(|d| d.to_string()).collect(),
+            domains: names(false),
+            verified_domains: names(true),
             created_at: t.created_at,
             updated_at: t.updated_at,
         }
     }
+}
+
+/// The tenant with its claimed domains.
+fn view(conn: &mut DbConnection, tenant: Tenant) -> Result<TenantView, StoreError> {
+    let claims = domains::list(conn, tenant.id)?;
+    Ok(TenantView::of(tenant, &claims))
 }
 
 /// Create a tenant with its first admin and that admin's token.
@@ -143,8 +164,16 @@ pub(super) async fn list_tenants(
     _operator: OperatorCaller,
     state: web::Data<AppState>,
 ) -> Result<web::Json<Vec<TenantView>>, ApiError> {
-    let all = state.store.run(tenants::list).await?;
-    Ok(web::Json(all.into_iter().map(TenantView::from).collect()))
+    let all = state
+        .store
+        .run(|c| {
+            tenants::list(c)?
+                .into_iter()
+                .map(|t| view(c, t))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    Ok(web::Json(all))
 }
 
 /// Delete a tenant and everything it owns. Its data keys are destroyed with it, so its
@@ -193,12 +222,14 @@ pub(in crate::http) async fn read_tenant(
 ) -> Result<TenantView, ApiError> {
     caller.require(Action::ReadTenant)?;
     let id = caller.actor.tenant_id;
-    let tenant = state
+    state
         .store
-        .run(move |c| tenants::get(c, id))
+        .run(move |c| {
+            let tenant = tenants::get(c, id)?;
+            view(c, tenant)
+        })
         .await
-        .or_not_found("tenant")?;
-    Ok(tenant.into())
+        .or_not_found("tenant")
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -209,7 +240,9 @@ pub struct UpdateTenantRequest {
     /// `hold` or `fallback`.
     fallback_policy: Option<String>,
     shared_pool_allowed: Option<bool>,
-    /// Replaces the whole list.
+    /// Replaces the tenant's domain claims: new domains are claimed (pending until their
+    /// TXT record is found, see `/v1/domains`), unlisted claims are dropped. Kept for
+    /// clients written before claims; `/v1/domains` manages them one by one.
     domains: Option<Vec<String>>,
 }
 
@@ -254,21 +287,36 @@ pub(in crate::http) async fn change_tenant(
         .map(str::parse)
         .transpose()
         .map_err(|e| ApiError::invalid("fallback_policy", e))?;
-    let domains = match body.domains {
+    let wanted_domains = match body.domains {
         Some(list) if list.len() > MAX_DOMAINS => {
             return Err(ApiError::InvalidField {
                 field: "domains",
                 reason: format!("at most {MAX_DOMAINS} domains"),
             });
         }
-        Some(list) => Some(
-            list.iter()
-                .map(|d| Domain::parse(d))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ApiError::invalid("domains", e))?,
-        ),
+        Some(list) => {
+            let mut parsed = list
+                .iter()
+                .map(|d| super::domains::claimable(d, state))
+                .collect::<Result<Vec<Domain>, _>>()
+                .map_err(|e| match e {
+                    ApiError::InvalidField { reason, .. } => ApiError::InvalidField {
+                        field: "domains",
+                        reason,
+                    },
+                    other => other,
+                })?;
+            parsed.sort();
+            parsed.dedup();
+            Some(parsed)
+        }
         None => None,
     };
+    let placement = state.config.domains.placement.clone();
+    let first_check = chrono::Utc::now()
+        + chrono::Duration::from_std(state.config.domains.schedule.pending_every)
+            .unwrap_or_default();
+    let actor = AuditActor::User(caller.actor.user_id);
     let id = caller.actor.tenant_id;
     let (sending_enabled, shared_pool_allowed) = (body.sending_enabled, body.shared_pool_allowed);
     let updated = state
@@ -286,17 +334,26 @@ pub(in crate::http) async fn change_tenant(
                 if let Some(v) = shared_pool_allowed {
                     policy.shared_pool_allowed = v;
                 }
-                if let Some(v) = domains {
-                    policy.set_domains(v);
+                if let Some(wanted) = &wanted_domains {
+                    domains::sync(
+                        conn,
+                        id,
+                        wanted,
+                        |d| placement.record_name(d),
+                        first_check,
+                        actor.clone(),
+                    )?;
                 }
-                tenants::update(conn, id, name.as_ref().unwrap_or(&current.name), &policy)
+                let updated =
+                    tenants::update(conn, id, name.as_ref().unwrap_or(&current.name), &policy)?;
+                view(conn, updated)
             })
         })
         .await
         .or_not_found("tenant")?;
     tracing::info!(
-        sending_enabled = updated.policy.sending_enabled,
+        sending_enabled = updated.sending_enabled,
         "tenant policy updated"
     );
-    Ok(updated.into())
+    Ok(updated)
 }

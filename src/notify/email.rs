@@ -54,6 +54,29 @@ pub fn render(payload: &Value, public_url: &str) -> Option<(String, String)> {
                 }
             ),
         ),
+        "domain.lapsed" => {
+            let domain = &data["domain"];
+            let name = domain["domain"].as_str().unwrap_or("a sending domain");
+            let record = &domain["record"];
+            return Some((
+                format!("[Switchboard] Action needed: sending as {name} stopped"),
+                format!(
+                    "Hello,\n\nSwitchboard can no longer find the record that proves your \
+                     organisation controls {name}, so no mail is sent as {name} until it is \
+                     back.\n\nPublish this TXT record in the DNS of {name}:\n\n  name:  {}\n  \
+                     value: {}\n\nThe last check said: {}\n\nMail from {name} waits, it is \
+                     not lost: it goes out as soon as the record is found again (Switchboard \
+                     looks every hour, or at once from the Domains page).\n\nOpen Switchboard: \
+                     {public_url}/ui/domains\n\nYou get this email because you administer \
+                     your organisation's Switchboard.\n-- Switchboard\n",
+                    record["name"].as_str().unwrap_or("?"),
+                    record["value"].as_str().unwrap_or("?"),
+                    data["last_check"]["message"]
+                        .as_str()
+                        .unwrap_or("(none recorded)"),
+                ),
+            ));
+        }
         _ => return None,
     };
     let text = format!(

@@ -10,16 +10,19 @@ use crate::domain::routing::{
     Outcome, QuotaState, RouteCandidate, RouteDecision, RouteRequest, route,
 };
 use crate::domain::{
-    ChannelId, ChannelKind, ChannelOwner, ChannelStatus, CredentialScope, EmailAddress,
-    SendChannel, Team, TeamId, Tenant, TenantId, User, UserId,
+    ChannelId, ChannelKind, ChannelOwner, ChannelStatus, ClaimState, CredentialScope, Domain,
+    EmailAddress, SendChannel, Team, TeamId, Tenant, TenantId, User, UserId,
 };
-use crate::store::{DbConnection, StoreError, channels, quotas, teams, tenants, users};
+use crate::store::{DbConnection, StoreError, channels, domains, quotas, teams, tenants, users};
 use crate::transport::shared_pool::SharedPool;
 
 /// A tenant's policy and channels, as one routing pass sees them.
 #[derive(Debug, Clone)]
 pub struct TenantRoutes {
     pub tenant: Tenant,
+    /// The tenant's claimed domains and their states: only verified ones are sent as
+    /// through domain channels and the shared pool.
+    domain_states: HashMap<Domain, ClaimState>,
     pub channels: HashMap<ChannelId, SendChannel>,
     candidates: Vec<RouteCandidate>,
     shared_pool: Option<RouteCandidate>,
@@ -47,14 +50,14 @@ fn candidate(channel: &SendChannel, quota: QuotaState) -> RouteCandidate {
     }
 }
 
-fn shared_pool_candidate() -> RouteCandidate {
+fn shared_pool_candidate(pool: &SharedPool) -> RouteCandidate {
     RouteCandidate {
         channel_id: ChannelId::shared_pool(),
         kind: ChannelKind::SharedPool,
         owner: ChannelOwner::Platform,
         scope: CredentialScope::Domain,
         from_address: None,
-        domains: Vec::new(),
+        domains: pool.platform_domain.iter().cloned().collect(),
         status: ChannelStatus::Active,
         recipients_per_message: None,
         quota: QuotaState::Available,
@@ -112,11 +115,13 @@ impl TenantRoutes {
             .into_iter()
             .map(|t| (t.id, t))
             .collect();
+        let domain_states = domains::states(conn, tenant.id)?;
         Ok(Self {
             tenant,
+            domain_states,
             channels: list.into_iter().map(|c| (c.id, c)).collect(),
             candidates,
-            shared_pool: shared_pool.map(|_| shared_pool_candidate()),
+            shared_pool: shared_pool.map(shared_pool_candidate),
             teams,
         })
     }
@@ -150,6 +155,7 @@ impl TenantRoutes {
                 sender_team: sender.user.team_id,
                 from,
                 recipients: u32::try_from(recipients).unwrap_or(u32::MAX),
+                from_domain: self.domain_states.get(from.domain()).copied(),
             },
             &self.candidates,
             self.shared_pool.as_ref(),

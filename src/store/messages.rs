@@ -10,7 +10,7 @@ use super::schema::{message_events, messages};
 use super::time::{from_micros, now_micros};
 use super::write_transaction;
 use super::{DbConnection, StoreError};
-use crate::domain::{ChannelId, MessageId, TenantId, UserId};
+use crate::domain::{ChannelId, Domain, MessageId, TenantId, UserId};
 
 /// Rows per INSERT: about 20 bind parameters a row stays well below both backends' limits
 /// (SQLite 32,766, PostgreSQL 65,535).
@@ -478,12 +478,18 @@ pub fn pending_for_channel(
 
 /// Which held messages to let go.
 #[derive(Debug, Clone, Copy)]
-pub enum Release {
+pub enum Release<'a> {
     /// Everything held for this channel (it is active again, or gone).
     Channel(ChannelId),
     /// Everything held for this reason (`sending_disabled`, `team_sending_disabled`,
     /// `channel_unavailable` when the tenant switches to fallback).
     Reason(&'static str),
+    /// Everything held for this reason whose From is at this domain (`domain_not_verified`
+    /// when the domain is verified).
+    FromDomain {
+        reason: &'static str,
+        domain: &'a Domain,
+    },
 }
 
 /// Returns held messages to the queue, oldest first: their next attempt is set to when they
@@ -492,20 +498,33 @@ pub enum Release {
 pub fn release_held(
     conn: &mut DbConnection,
     tenant: TenantId,
-    which: Release,
+    which: Release<'_>,
     why: &str,
 ) -> Result<usize, StoreError> {
     let mut query = messages::table
         .filter(messages::tenant_id.eq(tenant.to_string()))
         .filter(messages::status.eq(MessageStatus::Held.as_str()))
-        .select(messages::id)
+        .select((messages::id, messages::from_email))
         .order(messages::created_at)
         .into_boxed();
     query = match which {
         Release::Channel(channel) => query.filter(messages::channel_id.eq(channel.to_string())),
-        Release::Reason(reason) => query.filter(messages::hold_reason.eq(reason)),
+        Release::Reason(reason) | Release::FromDomain { reason, .. } => {
+            query.filter(messages::hold_reason.eq(reason))
+        }
     };
-    let ids: Vec<String> = query.load(conn)?;
+    let held: Vec<(String, String)> = query.load(conn)?;
+    // Addresses are stored as accepted (validated, domain lower-cased by the parser).
+    let ids: Vec<String> = held
+        .into_iter()
+        .filter(|(_, from)| match which {
+            Release::FromDomain { domain, .. } => from
+                .rsplit_once('@')
+                .is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain.as_str())),
+            _ => true,
+        })
+        .map(|(id, _)| id)
+        .collect();
     let now = now_micros();
     let mut events = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(INSERT_CHUNK) {

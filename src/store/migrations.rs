@@ -41,3 +41,35 @@ pub fn pending(conn: &mut DbConnection) -> Result<bool, StoreError> {
     };
     pending.map_err(|e| StoreError::Internal(format!("cannot read migration state: {e}")))
 }
+
+/// Reverts every applied migration newer than `keep_through` (a version such as
+/// `2026-12-02-000009`), newest first; returns the versions reverted. For rolling a database
+/// back before a downgrade, and for tests that prove a data migration on an older schema.
+pub fn revert_newer_than(
+    conn: &mut DbConnection,
+    keep_through: &str,
+) -> Result<Vec<String>, StoreError> {
+    // diesel's versions are the digits of the folder name (`20261202000009`).
+    let digits = |v: &str| v.chars().filter(char::is_ascii_digit).collect::<String>();
+    let keep_through = digits(keep_through);
+    let mut reverted = Vec::new();
+    loop {
+        let applied = match conn {
+            DbConnection::Sqlite(c) => c.applied_migrations(),
+            DbConnection::Postgresql(c) => c.applied_migrations(),
+        }
+        .map_err(|e| StoreError::Internal(format!("cannot read migration state: {e}")))?;
+        let Some(newest) = applied.iter().map(|v| digits(&v.to_string())).max() else {
+            return Ok(reverted);
+        };
+        if newest <= keep_through {
+            return Ok(reverted);
+        }
+        let version = match conn {
+            DbConnection::Sqlite(c) => c.revert_last_migration(SQLITE),
+            DbConnection::Postgresql(c) => c.revert_last_migration(POSTGRES),
+        }
+        .map_err(|e| StoreError::Internal(format!("reverting a migration failed: {e}")))?;
+        reverted.push(version.to_string());
+    }
+}

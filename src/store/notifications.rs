@@ -87,6 +87,11 @@ pub fn emit(conn: &mut DbConnection, event: &Event) -> Result<String, StoreError
             rows.push((EMAIL, None, Some(address)));
         }
     }
+    if event.kind.emails_admins() {
+        for address in owner_addresses(conn, event.tenant, ChannelOwner::Tenant)? {
+            rows.push((EMAIL, None, Some(address)));
+        }
+    }
     for (kind, webhook, recipient) in rows {
         diesel::insert_into(notifications::table)
             .values((

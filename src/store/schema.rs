@@ -13,10 +13,21 @@ diesel::table! {
 }
 
 diesel::table! {
-    tenant_domains (tenant_id, domain) {
+    domain_claims (id) {
+        id -> Text,
         tenant_id -> Text,
         domain -> Text,
+        token -> Text,
+        record_name -> Text,
+        state -> Text,
         created_at -> BigInt,
+        verified_at -> Nullable<BigInt>,
+        lapsed_at -> Nullable<BigInt>,
+        last_checked_at -> Nullable<BigInt>,
+        next_check_at -> Nullable<BigInt>,
+        misses -> Integer,
+        temp_failures -> Integer,
+        last_check -> Nullable<Text>,
     }
 }
 
@@ -293,7 +304,7 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
-    tenant_domains,
+    domain_claims,
     teams,
     users,
     api_tokens,

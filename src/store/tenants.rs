@@ -1,18 +1,16 @@
 //! Tenants and their sending policy. Creating a tenant creates its first admin and token in
 //! the same transaction: a tenant nobody can administer never exists.
 
-use std::collections::HashMap;
-
 use diesel::prelude::*;
 
 use super::messages::{self, Release};
-use super::schema::{tenant_domains, tenants};
+use super::schema::tenants;
 use super::time::{from_micros, now_micros};
 use super::write_transaction;
 use super::{DbConnection, StoreError, audit, tenant_keys, tokens, users};
 use crate::domain::tenancy::Tenant;
 use crate::domain::{
-    AuditActor, AuditEvent, DisplayName, Domain, EmailAddress, FallbackPolicy, Role, TenantId,
+    AuditActor, AuditEvent, DisplayName, EmailAddress, FallbackPolicy, Role, TenantId,
     TenantPolicy, TokenId, User,
 };
 use crate::vault::{TokenHash, Vault};
@@ -42,19 +40,12 @@ struct NewTenantRow<'a> {
 }
 
 impl TenantRow {
-    fn into_tenant(self, domains: Vec<String>) -> Result<Tenant, StoreError> {
-        let mut policy = TenantPolicy {
+    fn into_tenant(self) -> Result<Tenant, StoreError> {
+        let policy = TenantPolicy {
             sending_enabled: self.sending_enabled,
             fallback_policy: self.fallback_policy.parse().map_err(StoreError::corrupt)?,
             shared_pool_allowed: self.shared_pool_allowed,
-            domains: Vec::new(),
         };
-        policy.set_domains(
-            domains
-                .iter()
-                .map(|d| Domain::parse(d).map_err(StoreError::corrupt))
-                .collect::<Result<_, _>>()?,
-        );
         Ok(Tenant {
             id: self.id.parse().map_err(StoreError::corrupt)?,
             name: DisplayName::parse(&self.name).map_err(StoreError::corrupt)?,
@@ -138,11 +129,7 @@ pub fn get(conn: &mut DbConnection, id: TenantId) -> Result<Tenant, StoreError> 
         .find(id.to_string())
         .select(TenantRow::as_select())
         .first(conn)?;
-    let domains = tenant_domains::table
-        .filter(tenant_domains::tenant_id.eq(id.to_string()))
-        .select(tenant_domains::domain)
-        .load::<String>(conn)?;
-    row.into_tenant(domains)
+    row.into_tenant()
 }
 
 /// Every tenant, for the platform operator.
@@ -151,22 +138,10 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<Tenant>, StoreError> {
         .order((tenants::created_at, tenants::id))
         .select(TenantRow::as_select())
         .load(conn)?;
-    let mut domains: HashMap<String, Vec<String>> = HashMap::new();
-    for (tenant, domain) in tenant_domains::table
-        .select((tenant_domains::tenant_id, tenant_domains::domain))
-        .load::<(String, String)>(conn)?
-    {
-        domains.entry(tenant).or_default().push(domain);
-    }
-    rows.into_iter()
-        .map(|row| {
-            let own = domains.remove(&row.id).unwrap_or_default();
-            row.into_tenant(own)
-        })
-        .collect()
+    rows.into_iter().map(TenantRow::into_tenant).collect()
 }
 
-/// Replaces the tenant's name and policy (domains included) in one transaction. Held mail
+/// Replaces the tenant's name and policy in one transaction. Held mail
 /// that the new policy lets go is released in the same transaction: everything held by the
 /// kill switch when sending is switched back on, and everything waiting for an unusable
 /// channel when the policy becomes `fallback`.
@@ -208,17 +183,6 @@ pub fn update(
             .execute(conn)?;
         if changed == 0 {
             return Err(StoreError::NotFound);
-        }
-        diesel::delete(tenant_domains::table.filter(tenant_domains::tenant_id.eq(id.to_string())))
-            .execute(conn)?;
-        for domain in &policy.domains {
-            diesel::insert_into(tenant_domains::table)
-                .values((
-                    tenant_domains::tenant_id.eq(id.to_string()),
-                    tenant_domains::domain.eq(domain.as_str()),
-                    tenant_domains::created_at.eq(now),
-                ))
-                .execute(conn)?;
         }
         get(conn, id)
     })

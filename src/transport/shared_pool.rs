@@ -8,13 +8,16 @@ use std::fmt;
 use secrecy::SecretString;
 use url::Url;
 
-use crate::domain::{Hostname, Security, SmtpAuth, SmtpSettings};
+use crate::domain::{Domain, Hostname, Security, SmtpAuth, SmtpSettings};
 
 /// The shared pool's relay: its settings and credential.
 #[derive(Clone)]
 pub struct SharedPool {
     pub settings: SmtpSettings,
     pub credential: Option<SecretString>,
+    /// `SWITCHBOARD_PLATFORM_DOMAIN`: the operator's own domain, sent as without a tenant's
+    /// proof (set from the configuration after parsing the URL).
+    pub platform_domain: Option<Domain>,
 }
 
 impl fmt::Debug for SharedPool {
@@ -109,6 +112,7 @@ impl SharedPool {
         Ok(Self {
             settings,
             credential,
+            platform_domain: None,
         })
     }
 }

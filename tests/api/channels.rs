@@ -22,16 +22,7 @@ fn o365(from: &str, password: &str) -> Value {
 }
 
 async fn tenant_with_domain(app: &TestApp) -> TestTenant {
-    let acme = app.create_tenant("Acme").await;
-    let res = app
-        .patch(
-            "/v1/tenant",
-            &acme.admin_token,
-            json!({"domains": ["acme.test"]}),
-        )
-        .await;
-    expect_json(res, StatusCode::OK).await;
-    acme
+    app.create_tenant_with_domain("Acme", "acme.test").await
 }
 
 #[tokio::test]
@@ -105,7 +96,7 @@ async fn a_mailbox_credential_cannot_be_given_to_a_team_or_the_tenant() {
 }
 
 #[tokio::test]
-async fn a_team_relay_covers_only_the_tenants_domains() {
+async fn a_team_relay_covers_only_the_tenants_verified_domains() {
     let app = spawn_app().await;
     let acme = app.create_tenant("Acme").await;
     let team = app.create_team(&acme, "West").await;
@@ -117,22 +108,44 @@ async fn a_team_relay_covers_only_the_tenants_domains() {
     let res = app
         .post("/v1/channels", &acme.admin_token, body.clone())
         .await;
-    expect_problem(
-        res,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "domain_not_in_tenant",
+    expect_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "domain_not_verified").await;
+    // Claimed is not enough: the claim must be proven.
+    expect_json(
+        app.post(
+            "/v1/domains",
+            &acme.admin_token,
+            json!({"domain": "acme.test"}),
+        )
+        .await,
+        StatusCode::CREATED,
     )
     .await;
-    expect_json(
-        app.patch(
-            "/v1/tenant",
+    let res = app
+        .post("/v1/channels", &acme.admin_token, body.clone())
+        .await;
+    expect_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "domain_not_verified").await;
+    let claims = expect_json(
+        app.get("/v1/domains", &acme.admin_token).await,
+        StatusCode::OK,
+    )
+    .await;
+    app.dns
+        .txt(
+            "_switchboard.acme.test",
+            claims[0]["verification"]["value"].as_str().unwrap(),
+        )
+        .await;
+    let verified = expect_json(
+        app.post(
+            &format!("/v1/domains/{}/verify", claims[0]["id"].as_str().unwrap()),
             &acme.admin_token,
-            json!({"domains": ["acme.test"]}),
+            json!({}),
         )
         .await,
         StatusCode::OK,
     )
     .await;
+    assert_eq!(verified["state"], "verified");
     let channel = expect_json(
         app.post("/v1/channels", &acme.admin_token, body).await,
         StatusCode::CREATED,
@@ -158,12 +171,7 @@ async fn a_team_relay_covers_only_the_tenants_domains() {
     let res = app
         .post("/v1/channels", &acme.admin_token, user_owned)
         .await;
-    expect_problem(
-        res,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "domain_not_in_tenant",
-    )
-    .await;
+    expect_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "domain_not_verified").await;
 }
 
 #[tokio::test]

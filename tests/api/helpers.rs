@@ -12,6 +12,8 @@ use switchboard::config::Config;
 use switchboard::startup::Application;
 use tempfile::TempDir;
 
+use crate::dns_server::TestDns;
+
 /// Where a test's data lives: a SQLite file in its temp dir, or its own PostgreSQL schema.
 pub struct TestDatabase {
     postgres: Option<(String, String)>,
@@ -76,6 +78,8 @@ pub fn random_secret() -> String {
 pub struct Setup {
     /// Owns the temporary directory: dropping the setup removes it.
     _dir: TempDir,
+    /// The DNS server the app's domain checks ask (`SWITCHBOARD_DNS_SERVERS`).
+    pub dns: std::sync::Arc<TestDns>,
     pub data_dir: PathBuf,
     pub db: TestDatabase,
     pub operator_token: String,
@@ -98,6 +102,10 @@ impl Setup {
                 self.operator_token.clone(),
             ),
             ("SWITCHBOARD_HTTP_WORKERS".to_owned(), "1".to_owned()),
+            ("SWITCHBOARD_DNS_SERVERS".to_owned(), self.dns.servers()),
+            // A test's DNS server answers at once or, for a fault, never: waiting 5 s each
+            // time would only slow the suite.
+            ("SWITCHBOARD_DNS_TIMEOUT".to_owned(), "1s".to_owned()),
             ("SWITCHBOARD_DB_POOL_SIZE".to_owned(), "4".to_owned()),
             // The test SMTP servers listen on loopback, which channels may not reach by default.
             (
@@ -172,6 +180,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let setup = Setup {
         data_dir: dir.path().join("data"),
         _dir: dir,
+        dns: std::sync::Arc::new(TestDns::start().await),
         db: TestDatabase::fresh(),
         operator_token: random_secret(),
         extra: extra
@@ -329,19 +338,43 @@ impl TestApp {
         }
     }
 
-    /// A tenant whose sending domain is `domain` (domain channels and the shared pool send
-    /// only for the tenant's domains).
+    /// A tenant that has proven `domain` (domain channels and the shared pool send only for
+    /// a tenant's verified domains).
     pub async fn create_tenant_with_domain(&self, name: &str, domain: &str) -> TestTenant {
         let tenant = self.create_tenant(name).await;
-        let res = self
-            .patch(
-                "/v1/tenant",
-                &tenant.admin_token,
-                json!({"domains": [domain]}),
+        self.prove_domain(&tenant.admin_token, domain).await;
+        tenant
+    }
+
+    /// Claims `domain` as the holder of `admin_token`, publishes the claim's TXT record in
+    /// the test's DNS and checks it now, as an admin following the Domains page would.
+    /// Returns the verified claim.
+    pub async fn prove_domain(&self, admin_token: &str, domain: &str) -> Value {
+        let claim = expect_json(
+            self.post("/v1/domains", admin_token, json!({ "domain": domain }))
+                .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let record = &claim["verification"];
+        self.dns
+            .txt(
+                record["name"].as_str().unwrap(),
+                record["value"].as_str().unwrap(),
             )
             .await;
-        expect_json(res, StatusCode::OK).await;
-        tenant
+        let verified = expect_json(
+            self.post(
+                &format!("/v1/domains/{}/verify", claim["id"].as_str().unwrap()),
+                admin_token,
+                json!({}),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(verified["state"], "verified", "{verified:#}");
+        verified
     }
 
     /// The Gmail channel the holder of `token` sees (after Connect Gmail).

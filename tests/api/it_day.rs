@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use switchboard::notify::signature;
 
 use crate::helpers::{expect_json, expect_problem};
-use crate::messages::{PASSWORD, REP, World, mail, send_id, world_with};
+use crate::messages::{PASSWORD, REP, World, mail, pool_relay, send_id, world_with};
 use crate::smtp_server::{Fault, SmtpServerConfig, TestSmtpServer};
 use crate::webhook_receiver::{ReceivedHook, WebhookReceiver, verify_with_recipe};
 
@@ -39,18 +39,7 @@ struct Desk {
 }
 
 async fn desk(extra: &[(&str, &str)]) -> Desk {
-    let relay = TestSmtpServer::start(SmtpServerConfig {
-        users: vec![("relay".to_owned(), RELAY_PASSWORD.to_owned())],
-        ..SmtpServerConfig::default()
-    })
-    .await;
-    let ca = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(ca.path(), relay.ca_pem()).unwrap();
-    let pool = format!(
-        "smtp://relay:{RELAY_PASSWORD}@localhost:{}?security=starttls&ca={}",
-        relay.port(),
-        ca.path().display()
-    );
+    let (relay, ca, pool) = pool_relay(RELAY_PASSWORD).await;
     let mut env = vec![
         ("SWITCHBOARD_SHARED_POOL_URL", pool.as_str()),
         ("SWITCHBOARD_NOTIFICATION_FROM", "switchboard@platform.test"),

@@ -9,6 +9,9 @@ mod channel_checks;
 mod channels;
 mod cli_channel;
 mod delivery;
+#[path = "../support/dns_server.rs"]
+mod dns_server;
+mod domains;
 mod errors;
 #[path = "../support/fake_google.rs"]
 mod fake_google;

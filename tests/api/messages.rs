@@ -75,6 +75,25 @@ pub async fn world_on(config: SmtpServerConfig, extra: &[(&str, &str)]) -> World
     }
 }
 
+/// The platform's relay for the shared pool: a real SMTP server with the account `relay` and
+/// `password`, its CA in a file (kept by the caller), and the `SWITCHBOARD_SHARED_POOL_URL`
+/// that points at it.
+pub async fn pool_relay(password: &str) -> (TestSmtpServer, tempfile::NamedTempFile, String) {
+    let relay = TestSmtpServer::start(SmtpServerConfig {
+        users: vec![("relay".to_owned(), password.to_owned())],
+        ..SmtpServerConfig::default()
+    })
+    .await;
+    let ca = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca.path(), relay.ca_pem()).unwrap();
+    let url = format!(
+        "smtp://relay:{password}@localhost:{}?security=starttls&ca={}",
+        relay.port(),
+        ca.path().display()
+    );
+    (relay, ca, url)
+}
+
 pub async fn world() -> World {
     world_with(&[]).await
 }
@@ -383,17 +402,22 @@ async fn kill_switches_refuse_mail_and_store_nothing() {
 #[tokio::test]
 async fn a_from_no_channel_may_carry_is_refused_with_the_routers_reasons() {
     let w = world().await;
-    // The rep's mailbox credential is never used for another From, even in the same domain.
-    for from in ["boss@acme.test", "rep@elsewhere.test"] {
+    // The rep's mailbox credential is never used for another From, even in the same domain:
+    // a proven domain without a domain channel has no route; an unproven one is refused for
+    // that first.
+    for (from, code, outcome) in [
+        ("boss@acme.test", "no_route", "reject"),
+        ("rep@elsewhere.test", "domain_not_verified", "hold"),
+    ] {
         let mut body = mail("not mine");
         body["from"] = json!(from);
         let problem = expect_problem(
             w.app.post("/v1/messages", &w.rep.token, body).await,
             StatusCode::UNPROCESSABLE_ENTITY,
-            "no_route",
+            code,
         )
         .await;
-        assert_eq!(problem["route"]["outcome"], "reject", "{problem}");
+        assert_eq!(problem["route"]["outcome"], outcome, "{problem}");
         let candidates = problem["route"]["candidates"].as_array().unwrap();
         assert!(
             candidates.iter().all(|c| c["accepted"] == false),

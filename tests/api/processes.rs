@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::binary::{Running, command, serve_with};
+use crate::dns_server::TestDns;
 use crate::helpers::{TestDatabase, expect_json, random_secret};
 use crate::smtp_server::{SmtpServerConfig, TestSmtpServer};
 
@@ -17,6 +18,8 @@ const RELAY_PASSWORD: &str = "Canary-Relay-Pw-31x";
 
 pub(crate) struct Fleet {
     _dir: tempfile::TempDir,
+    /// The DNS server in which tenants publish their domain proofs.
+    pub(crate) dns: TestDns,
     data_dir: std::path::PathBuf,
     pub(crate) db: TestDatabase,
     operator: String,
@@ -24,9 +27,10 @@ pub(crate) struct Fleet {
 }
 
 impl Fleet {
-    pub(crate) fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let dir = tempfile::TempDir::new().unwrap();
         Self {
+            dns: TestDns::start().await,
             data_dir: dir.path().join("data"),
             _dir: dir,
             db: TestDatabase::fresh(),
@@ -42,6 +46,7 @@ impl Fleet {
             .env("SWITCHBOARD_POLL_INTERVAL", "100ms")
             .env("SWITCHBOARD_RETRY_BASE", "200ms")
             .env("SWITCHBOARD_LEASE", lease)
+            .env("SWITCHBOARD_DNS_SERVERS", self.dns.servers())
             .env("RUST_LOG", "info");
         cmd
     }
@@ -75,19 +80,45 @@ pub(crate) async fn tenant_with_relay(
         )
         .await;
     let admin = tenant["admin"]["token"].as_str().unwrap().to_owned();
-    fleet
+    // The tenant proves acme.test: claim, publish, check.
+    let claim = fleet
         .json(
             fleet
                 .client
-                .patch(format!("{}/v1/tenant", at.address))
+                .post(format!("{}/v1/domains", at.address))
                 .bearer_auth(&admin)
-                .json(&json!({"domains": ["acme.test"]}))
+                .json(&json!({"domain": "acme.test"}))
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::CREATED,
+        )
+        .await;
+    let record = &claim["verification"];
+    fleet
+        .dns
+        .txt(
+            record["name"].as_str().unwrap(),
+            record["value"].as_str().unwrap(),
+        )
+        .await;
+    let verified = fleet
+        .json(
+            fleet
+                .client
+                .post(format!(
+                    "{}/v1/domains/{}/verify",
+                    at.address,
+                    claim["id"].as_str().unwrap()
+                ))
+                .bearer_auth(&admin)
                 .send()
                 .await
                 .unwrap(),
             StatusCode::OK,
         )
         .await;
+    assert_eq!(verified["state"], "verified", "{verified:#}");
     fleet
         .json(
             fleet
@@ -241,7 +272,7 @@ pub(crate) async fn sent_counter(fleet: &Fleet, at: &Running) -> u64 {
 
 #[tokio::test]
 async fn two_processes_share_the_queue_and_send_each_message_once() {
-    let fleet = Fleet::new();
+    let fleet = Fleet::new().await;
     let server = relay().await;
     let a = fleet.serve("10m");
     let admin = tenant_with_relay(&fleet, &a, &server).await;
@@ -274,7 +305,7 @@ async fn two_processes_share_the_queue_and_send_each_message_once() {
 #[cfg(unix)]
 #[tokio::test]
 async fn a_process_killed_mid_burst_loses_nothing() {
-    let fleet = Fleet::new();
+    let fleet = Fleet::new().await;
     let server = relay().await;
     let mut doomed = fleet.serve("2s");
     let admin = tenant_with_relay(&fleet, &doomed, &server).await;

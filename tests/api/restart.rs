@@ -159,7 +159,7 @@ fn backend(fleet: &Fleet) -> &'static str {
 #[cfg(unix)]
 #[tokio::test]
 async fn a_process_killed_and_restarted_sends_what_it_held_within_a_minute_of_the_restart() {
-    let fleet = Fleet::new();
+    let fleet = Fleet::new().await;
     let server = relay().await;
     let mut doomed = fleet.serve(DEFAULT_LEASE);
     let admin = tenant_with_relay(&fleet, &doomed, &server).await;
@@ -199,7 +199,7 @@ async fn a_process_killed_and_restarted_sends_what_it_held_within_a_minute_of_th
 #[cfg(unix)]
 #[tokio::test]
 async fn when_one_of_two_processes_is_killed_the_other_sends_what_it_held_within_a_minute() {
-    let fleet = Fleet::new();
+    let fleet = Fleet::new().await;
     let server = relay().await;
     let mut doomed = fleet.serve(DEFAULT_LEASE);
     let admin = tenant_with_relay(&fleet, &doomed, &server).await;
@@ -278,7 +278,7 @@ async fn wait_for(
 #[cfg(unix)]
 #[tokio::test]
 async fn a_slow_send_by_a_live_process_is_not_taken_from_it() {
-    let fleet = Fleet::new();
+    let fleet = Fleet::new().await;
     let server = relay().await;
     // The lease (20 s, so a send may take 10) covers the slow server's 6 s; the heartbeat
     // timeout (1 s) is far shorter: only the heartbeat keeps the message with its sender.
@@ -328,7 +328,7 @@ async fn processes_metric(fleet: &Fleet, at: &Running, status: &str) -> u64 {
 #[cfg(unix)]
 #[tokio::test]
 async fn a_process_stopped_during_a_slow_send_keeps_it_and_leaves_no_row_behind() {
-    let fleet = Fleet::new();
+    let fleet = Fleet::new().await;
     let server = relay().await;
     let mut stopping = serve_quick_heartbeat(&fleet, "20s");
     let admin = tenant_with_relay(&fleet, &stopping, &server).await;
@@ -372,7 +372,7 @@ async fn a_process_stopped_during_a_slow_send_keeps_it_and_leaves_no_row_behind(
 #[cfg(unix)]
 #[tokio::test]
 async fn a_process_paused_past_the_heartbeat_timeout_loses_its_message_and_registers_again() {
-    let fleet = Fleet::new();
+    let fleet = Fleet::new().await;
     let server = relay().await;
     let paused = serve_quick_heartbeat(&fleet, DEFAULT_LEASE);
     let admin = tenant_with_relay(&fleet, &paused, &server).await;

@@ -57,8 +57,9 @@ async fn route_explain_shows_the_chosen_channel_and_why_the_others_were_skipped(
     assert_eq!(nowhere.status, StatusCode::OK, "{}", nowhere.html);
     nowhere
         .expect("Cannot be sent")
-        .expect("<code>no_route</code>")
-        .expect("Connect the sender's mailbox for this address");
+        .expect("<code>domain_not_verified</code>")
+        .expect("The sender's own connected mailbox needs no proof")
+        .expect("href=\"/ui/domains\"");
 
     let invalid = rep.get("/ui/route?from=not-an-address").await;
     assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -232,11 +233,7 @@ async fn it_reads_the_audit_and_the_settings_but_cannot_change_them() {
     let forged = ui
         .post(
             "/ui/settings",
-            &[
-                ("name", "Acme"),
-                ("fallback_policy", "fallback"),
-                ("domains", "evil.test"),
-            ],
+            &[("name", "Acme"), ("fallback_policy", "fallback")],
         )
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.html);
@@ -244,7 +241,7 @@ async fn it_reads_the_audit_and_the_settings_but_cannot_change_them() {
 }
 
 #[tokio::test]
-async fn an_admin_changes_the_fallback_policy_and_domains_and_a_bad_domain_changes_nothing() {
+async fn an_admin_changes_the_fallback_policy_and_a_bad_value_changes_nothing() {
     let app = spawn_app().await;
     let acme = app.create_tenant_with_domain("Acme", "acme.test").await;
     let mut ui = UiClient::signed_in(&app, &acme.admin_token).await;
@@ -254,7 +251,8 @@ async fn an_admin_changes_the_fallback_policy_and_domains_and_a_bad_domain_chang
     form.expect("name=\"sending_enabled\"")
         .expect("name=\"fallback_policy\" value=\"hold\" checked")
         .expect("name=\"shared_pool_allowed\"")
-        .expect("name=\"domains\"")
+        .expect("href=\"/ui/domains\"")
+        .expect_not("name=\"domains\"")
         .expect(">Save settings</button>");
 
     let saved = ui
@@ -264,7 +262,6 @@ async fn an_admin_changes_the_fallback_policy_and_domains_and_a_bad_domain_chang
                 ("name", "Acme"),
                 ("sending_enabled", "on"),
                 ("fallback_policy", "fallback"),
-                ("domains", "acme.test\r\nsales.acme.test\r\n"),
             ],
         )
         .await;
@@ -276,7 +273,11 @@ async fn an_admin_changes_the_fallback_policy_and_domains_and_a_bad_domain_chang
         .expect("name=\"fallback_policy\" value=\"fallback\" checked");
     let after = tenant(&app, &acme.admin_token).await;
     assert_eq!(after["fallback_policy"], "fallback");
-    assert_eq!(after["domains"], json!(["acme.test", "sales.acme.test"]));
+    assert_eq!(
+        after["domains"],
+        json!(["acme.test"]),
+        "the page leaves domains alone"
+    );
     assert_eq!(after["sending_enabled"], true);
     assert_eq!(after["shared_pool_allowed"], false);
 
@@ -287,19 +288,12 @@ async fn an_admin_changes_the_fallback_policy_and_domains_and_a_bad_domain_chang
             &[
                 ("name", "Acme"),
                 ("sending_enabled", "on"),
-                ("fallback_policy", "hold"),
-                ("domains", "acme.test\nnot a domain!"),
+                ("fallback_policy", "drop"),
             ],
         )
         .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let error = refused
-        .html
-        .split("id=\"f-domains-error\"")
-        .nth(1)
-        .and_then(|rest| rest.split("</p>").next())
-        .expect("an error next to the domains field");
-    assert!(error.contains("not a domain!"), "{error}");
+    refused.expect("id=\"f-fallback-policy-error\"");
     assert_eq!(tenant(&app, &acme.admin_token).await, after);
 
     let no_csrf = ui
@@ -313,4 +307,85 @@ async fn an_admin_changes_the_fallback_policy_and_domains_and_a_bad_domain_chang
         .await;
     assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
     assert_eq!(tenant(&app, &acme.admin_token).await, after);
+}
+
+#[tokio::test]
+async fn an_admin_claims_a_domain_on_the_domains_page_and_checks_it_after_publishing() {
+    let app = spawn_app().await;
+    let acme = app.create_tenant("Acme").await;
+    let mut ui = UiClient::signed_in(&app, &acme.admin_token).await;
+    let page = ui.get("/ui/domains").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    page.expect("No domains claimed yet.")
+        .expect(">Claim domain</button>");
+
+    let refused = ui.post("/ui/domains", &[("domain", "not a domain!")]).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    refused
+        .expect("id=\"f-domain-error\"")
+        .expect("value=\"not a domain!\"");
+    let provider = ui.post("/ui/domains", &[("domain", "gmail.com")]).await;
+    assert_eq!(provider.status, StatusCode::UNPROCESSABLE_ENTITY);
+    provider.expect("Connect Gmail");
+
+    let claimed = ui.post("/ui/domains", &[("domain", "acme.test")]).await;
+    assert_eq!(claimed.status, StatusCode::SEE_OTHER, "{}", claimed.html);
+    let listed = ui.follow(&claimed).await;
+    listed
+        .expect("acme.test claimed")
+        .expect("_switchboard.acme.test")
+        .expect("switchboard-domain-verification=")
+        .expect("Pending");
+    let again = ui.post("/ui/domains", &[("domain", "acme.test")]).await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
+    again.expect("already claimed");
+
+    let claim = expect_json(
+        app.get("/v1/domains", &acme.admin_token).await,
+        StatusCode::OK,
+    )
+    .await[0]
+        .clone();
+    app.dns
+        .txt(
+            claim["verification"]["name"].as_str().unwrap(),
+            claim["verification"]["value"].as_str().unwrap(),
+        )
+        .await;
+    // IT checks it (and may not claim or remove).
+    let it = app.create_user(&acme, "it@acme.test", "it", None).await;
+    let mut it_ui = UiClient::signed_in(&app, &it.token).await;
+    let seen = it_ui.get("/ui/domains").await;
+    seen.expect("Check now")
+        .expect_not("Claim domain")
+        .expect_not(">Remove</button>");
+    let id = claim["id"].as_str().unwrap();
+    let checked = it_ui.post(&format!("/ui/domains/{id}/verify"), &[]).await;
+    assert_eq!(checked.status, StatusCode::SEE_OTHER, "{}", checked.html);
+    it_ui
+        .follow(&checked)
+        .await
+        .expect("acme.test: verified")
+        .expect("Verified");
+    let forbidden = it_ui.post(&format!("/ui/domains/{id}/delete"), &[]).await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+
+    // A rep has no Domains page.
+    let rep = app.create_user(&acme, "rep@acme.test", "rep", None).await;
+    let mut rep_ui = UiClient::signed_in(&app, &rep.token).await;
+    rep_ui
+        .get("/ui/channels")
+        .await
+        .expect_not("href=\"/ui/domains\"");
+    assert_eq!(
+        rep_ui.get("/ui/domains").await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    ui.get("/ui/domains").await;
+    let removed = ui.post(&format!("/ui/domains/{id}/delete"), &[]).await;
+    ui.follow(&removed)
+        .await
+        .expect("Domain removed")
+        .expect("No domains claimed yet.");
 }

@@ -38,11 +38,12 @@ use super::extract::{path_id, present};
 use crate::domain::channel::check_scope;
 use crate::domain::{
     Action, AuditActor, ChannelId, ChannelKind, ChannelOwner, ChannelSpec, ChannelStatus,
-    CredentialScope, DisplayName, ReturnPath, SendChannel, SmtpAuth, TenantId, UserId,
+    ClaimState, CredentialScope, DisplayName, Domain, ReturnPath, SendChannel, SmtpAuth, TenantId,
+    UserId,
 };
 use crate::store::DbConnection;
 use crate::store::channels;
-use crate::store::{StoreError, teams, tenants, users};
+use crate::store::{StoreError, domains, teams, tenants, users};
 use crate::transport::tester::test_smtp;
 use secrecy::SecretString;
 
@@ -213,7 +214,7 @@ pub(in crate::http) async fn create(
         channel.scope,
         channel.from_address.as_ref(),
         &channel.domains,
-        &tenant_domains(state, tenant).await?,
+        &sendable_domains(state, tenant).await?,
     )
     .map_err(scope_error)?;
     if verify {
@@ -271,22 +272,28 @@ fn missing_as(e: StoreError, what: &'static str) -> StoreError {
     }
 }
 
-async fn tenant_domains(
+/// The domains the tenant has proven: the only ones a domain channel may list.
+async fn sendable_domains(
     state: &AppState,
     tenant: crate::domain::TenantId,
-) -> Result<Vec<crate::domain::Domain>, ApiError> {
-    Ok(state
+) -> Result<Vec<Domain>, ApiError> {
+    let states = state
         .store
-        .run(move |conn| tenants::get(conn, tenant))
-        .await?
-        .policy
-        .domains)
+        .run(move |conn| domains::states(conn, tenant))
+        .await?;
+    Ok(states
+        .into_iter()
+        .filter(|(_, s)| *s == ClaimState::Verified)
+        .map(|(d, _)| d)
+        .collect())
 }
 
-/// The shared pool as a tenant sees it: the tenant's domains, none of the relay's account.
+/// The shared pool as a tenant sees it: the domains it sends for (the tenant's verified ones
+/// and the platform's), none of the relay's account.
 fn shared_pool_channel(
     pool: &crate::transport::SharedPool,
     tenant: &crate::domain::Tenant,
+    domains: Vec<Domain>,
 ) -> SendChannel {
     let mut settings = pool.settings.clone();
     settings.username = None;
@@ -299,7 +306,7 @@ fn shared_pool_channel(
             owner: ChannelOwner::Platform,
             scope: crate::domain::CredentialScope::Domain,
             from_address: None,
-            domains: tenant.policy.domains.clone(),
+            domains,
             smtp: Some(settings),
             limits: Default::default(),
             bcc_archive: None,
@@ -366,10 +373,18 @@ fn allowed_shared_pool(
         return Ok(None);
     };
     let tenant = tenants::get(conn, tenant)?;
-    Ok(tenant
-        .policy
-        .shared_pool_allowed
-        .then(|| shared_pool_channel(pool, &tenant)))
+    if !tenant.policy.shared_pool_allowed {
+        return Ok(None);
+    }
+    let mut sendable: Vec<Domain> = domains::states(conn, tenant.id)?
+        .into_iter()
+        .filter(|(_, s)| *s == ClaimState::Verified)
+        .map(|(d, _)| d)
+        .chain(pool.platform_domain.clone())
+        .collect();
+    sendable.sort();
+    sendable.dedup();
+    Ok(Some(shared_pool_channel(pool, &tenant, sendable)))
 }
 
 /// The channels the caller may see: their own, their team's, the tenant's and the shared
@@ -590,7 +605,13 @@ pub(in crate::http) async fn update(
         next.scope,
         next.from_address.as_ref(),
         &next.domains,
-        &tenant_domains(state, tenant).await?,
+        // Domains the channel listed before stay allowed (a lapsed one is simply not routed
+        // to): an admin renaming a channel is not asked to re-prove its domains.
+        &[
+            sendable_domains(state, tenant).await?,
+            current.spec.domains.clone(),
+        ]
+        .concat(),
     )
     .map_err(scope_error)?;
     state

@@ -174,6 +174,19 @@ pub fn admit(
                 ),
             });
         }
+        Outcome::Hold {
+            reason: reason @ HoldReason::DomainNotVerified(_),
+            ..
+        } => {
+            return Err(ApiError::Unroutable {
+                code: reason.code(),
+                detail: format!(
+                    "{}; nothing was stored. Mail from a domain is accepted once the tenant has proven it (GET /v1/domains), or from a mailbox the sender connected",
+                    reason.describe()
+                ),
+                route,
+            });
+        }
         Outcome::Hold { reason, .. } => Some(reason.code()),
         Outcome::Reject(reason) => {
             return Err(ApiError::Unroutable {

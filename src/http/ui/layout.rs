@@ -17,12 +17,13 @@ pub enum Section {
     Route,
     Messages,
     Audit,
+    Domains,
     Settings,
     People,
 }
 
 impl Section {
-    fn all() -> [(Section, &'static str, &'static str, Option<Action>); 6] {
+    fn all() -> [(Section, &'static str, &'static str, Option<Action>); 7] {
         [
             (Section::Channels, "/ui/channels", "Channels", None),
             (
@@ -42,6 +43,12 @@ impl Section {
                 "/ui/audit",
                 "Audit",
                 Some(Action::ReadAudit),
+            ),
+            (
+                Section::Domains,
+                "/ui/domains",
+                "Domains",
+                Some(Action::ReadDomains),
             ),
             (
                 Section::Settings,

@@ -6,6 +6,7 @@
 mod assets;
 mod audit;
 mod channels;
+mod domains;
 mod errors;
 mod forms;
 mod home;
@@ -101,6 +102,7 @@ pub fn scope(
         .configure(routes::routes)
         .configure(messages::routes)
         .configure(audit::routes)
+        .configure(domains::routes)
         .configure(settings::routes)
         .configure(people::routes)
         .default_service(web::to(errors::not_found))

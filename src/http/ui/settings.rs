@@ -41,7 +41,6 @@ struct SettingsForm {
     fallback_policy: Option<String>,
     #[serde(default, deserialize_with = "forms::checkbox_value")]
     shared_pool_allowed: bool,
-    domains: Option<String>,
 }
 
 /// What the form shows: the stored policy, or what was posted when it comes back with errors.
@@ -50,7 +49,6 @@ struct Values {
     sending_enabled: bool,
     fallback_policy: String,
     shared_pool_allowed: bool,
-    domains: String,
 }
 
 impl From<&TenantView> for Values {
@@ -60,22 +58,11 @@ impl From<&TenantView> for Values {
             sending_enabled: t.sending_enabled,
             fallback_policy: t.fallback_policy.clone(),
             shared_pool_allowed: t.shared_pool_allowed,
-            domains: t.domains.join("\n"),
         }
     }
 }
 
 impl SettingsForm {
-    fn domains(&self) -> Vec<&str> {
-        self.domains
-            .as_deref()
-            .unwrap_or_default()
-            .lines()
-            .map(str::trim)
-            .filter(|d| !d.is_empty())
-            .collect()
-    }
-
     /// The API's request: every field, since the form shows every field.
     fn request(&self) -> Result<UpdateTenantRequest, crate::http::error::ApiError> {
         let body = json!({
@@ -83,7 +70,6 @@ impl SettingsForm {
             "sending_enabled": self.sending_enabled,
             "fallback_policy": self.fallback_policy.as_deref().unwrap_or_default(),
             "shared_pool_allowed": self.shared_pool_allowed,
-            "domains": self.domains(),
         });
         serde_json::from_value(body).map_err(|e| body_error(&e))
     }
@@ -94,7 +80,6 @@ impl SettingsForm {
             sending_enabled: self.sending_enabled,
             fallback_policy: self.fallback_policy.clone().unwrap_or_default(),
             shared_pool_allowed: self.shared_pool_allowed,
-            domains: self.domains.clone().unwrap_or_default(),
         }
     }
 }
@@ -148,7 +133,7 @@ async fn save_settings(
 
 fn pool_hint(state: &AppState) -> Markup {
     html! {
-        "Lets mail go through the platform's shared relay, for From addresses in the tenant's domains, when no channel of the tenant may send it."
+        "Lets mail go through the platform's shared relay, for From addresses in the tenant's verified domains, when no channel of the tenant may send it."
         @if state.config.shared_pool.is_none() {
             " " strong { "No shared pool is configured on this installation, so this has no effect." }
         }
@@ -161,9 +146,16 @@ fn sending_hint() -> Markup {
     }
 }
 
-fn domains_hint() -> Markup {
+/// The domains live on their own page, with the records to publish.
+fn domains_fact(tenant_domains: &[String], verified: &[String]) -> Markup {
     html! {
-        "One per line, such as " code { "example.com" } ". Domain channels may cover only these (and their subdomains), and the shared pool sends only for them."
+        dt { "Sending domains" } dd {
+            @if tenant_domains.is_empty() { span.muted { "none" } } @else {
+                (verified.len()) " of " (tenant_domains.len()) " verified"
+                @if !verified.is_empty() { ": " (verified.join(", ")) }
+            }
+            " — " a href="/ui/domains" { "Domains" }
+        }
     }
 }
 
@@ -200,9 +192,9 @@ fn settings_form(
                 }
             }
             (forms::checkbox("shared_pool_allowed", "Shared pool allowed", values.shared_pool_allowed, Some(pool_hint(state))))
-            (forms::textarea("domains", "Sending domains", &values.domains, Some(domains_hint()), errors))
             div.actions { button type="submit" { "Save settings" } }
         }
+        p { "Sending domains are claimed and proven on the " a href="/ui/domains" { "Domains" } " page." }
     }
 }
 
@@ -226,9 +218,7 @@ fn read_only(tenant: &TenantView, state: &AppState) -> Markup {
                 @if tenant.shared_pool_allowed { "Yes" } @else { "No" }
                 @if state.config.shared_pool.is_none() { span.muted { " (no shared pool is configured)" } }
             }
-            dt { "Sending domains" } dd {
-                @if tenant.domains.is_empty() { span.muted { "none" } } @else { (tenant.domains.join(", ")) }
-            }
+            (domains_fact(&tenant.domains, &tenant.verified_domains))
         }
     }
 }

@@ -87,7 +87,13 @@ fn what_to_do(decision: &Decision, labels: &ChannelLabels) -> Markup {
         Some("no_route") => html! {
             "Connect the sender's mailbox for this address on the "
             a href="/ui/channels" { "Channels" } " page, or ask an admin to add a domain channel "
-            "for its domain (and the domain to the tenant's " a href="/ui/settings" { "settings" } ")."
+            "for its domain."
+        },
+        Some("domain_not_verified") => html! {
+            "Mail from a domain goes out only once the organisation has proven the domain: an admin "
+            "claims it and publishes its TXT record on the " a href="/ui/domains" { "Domains" } " page. "
+            "New mail from it is refused until then; mail already queued waits and is sent when it is verified. "
+            "The sender's own connected mailbox needs no proof."
         },
         Some("too_many_recipients") => html! {
             "Send to fewer recipients per message, or raise the channel's per-message limit."
@@ -125,8 +131,10 @@ pub enum Tense {
 /// The decision in full: the channel that carries the message and why, or the problem and
 /// what to do; then every candidate in routing order with its verdict.
 pub fn render(decision: &Decision, labels: &ChannelLabels, tense: Tense) -> Markup {
+    let refused_now = decision.reason.as_deref() == Some("domain_not_verified");
     let heading = match (decision.outcome.as_str(), tense) {
         ("send", Tense::WouldBe) => "Would be sent",
+        ("hold", Tense::WouldBe) if refused_now => "Cannot be sent",
         ("send", Tense::Was) => "Routed",
         ("hold", Tense::WouldBe) => "Would be held",
         ("hold", Tense::Was) => "Held",

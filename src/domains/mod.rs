@@ -1,0 +1,11 @@
+//! Sending domains: proving a claim through DNS now and on a schedule, and what the checks
+//! find. The HTTP layer and the scheduler share one `Domains` service.
+//! May import `store`, `vault` and `domain`.
+
+pub mod proof;
+pub mod resolver;
+pub mod settings;
+
+pub use proof::{Domains, VerifyError};
+pub use resolver::{Dns, LookupError};
+pub use settings::DomainSettings;

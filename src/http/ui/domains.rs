@@ -1,0 +1,196 @@
+//! `/ui/domains`: the tenant's sending domains, each with the TXT record to publish, its
+//! state and what the last check found, and a "Check now" button. Admins claim and drop
+//! domains here; IT may check them. The same functions as `/v1/domains` do the work.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::UiError;
+use super::forms::{FieldErrors, Input};
+use super::layout::{self, Section};
+use super::routes::form_error;
+use super::session::{self, UiPost, UiSession};
+use crate::domain::Action;
+use crate::http::AppState;
+use crate::http::domains::{self, DomainView};
+use crate::http::error::ApiError;
+
+/// Not `deny_unknown_fields`: the CSRF token rides along.
+#[derive(Debug, Deserialize)]
+struct ClaimForm {
+    domain: Option<String>,
+}
+
+/// The buttons post nothing but their CSRF token.
+#[derive(Debug, Deserialize)]
+struct Empty {}
+
+fn badge(state: &str) -> Markup {
+    let (class, text) = match state {
+        "verified" => ("ok", "Verified"),
+        "pending" => ("warn", "Pending"),
+        "lapsed" => ("bad", "Lapsed"),
+        _ => ("bad", "Failed"),
+    };
+    html! { span class={"badge " (class)} { (text) } }
+}
+
+fn row(session: &UiSession, d: &DomainView) -> Markup {
+    let admin = session.actor().may(Action::ManageDomains);
+    html! {
+        tr {
+            th scope="row" { (d.domain) }
+            td { (badge(d.state)) div.hint { (d.state_detail) } }
+            td.record {
+                div { span.muted { "Name " } code { (d.verification.name) } }
+                div { span.muted { "Value " } code { (d.verification.value) } }
+            }
+            td {
+                @match d.checks.first() {
+                    Some(check) => {
+                        strong { (check.status.replace('_', " ")) } " "
+                        (layout::when(check.at))
+                        div.hint { (check.message) }
+                    },
+                    None => span.muted { "not checked yet" },
+                }
+                @if let Some(next) = d.next_check_at {
+                    div.hint { "Next check " (layout::when(Some(next))) }
+                }
+            }
+            td.actions {
+                form method="post" action={"/ui/domains/" (d.id) "/verify"} {
+                    (layout::csrf(session))
+                    button type="submit" { "Check now" }
+                }
+                @if admin {
+                    form method="post" action={"/ui/domains/" (d.id) "/delete"} {
+                        (layout::csrf(session))
+                        button.secondary type="submit" { "Remove" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn page_body(
+    session: &UiSession,
+    claims: &[DomainView],
+    typed: &str,
+    errors: &FieldErrors,
+) -> Markup {
+    html! {
+        h1 { "Domains" }
+        p {
+            "Mail is sent as a domain through team relays and the shared pool only once your organisation has proven it controls the domain: publish the TXT record shown, then check. "
+            "Switchboard looks for the record again about daily; if it disappears, sending as the domain stops until it is back. "
+            "Reps' own mailboxes (Gmail, a mailbox SMTP login) need no domain proof."
+        }
+        @if session.actor().may(Action::ManageDomains) {
+            (errors.summary())
+            form.inline method="post" action="/ui/domains" {
+                (layout::csrf(session))
+                (Input::text("domain", "Domain to claim")
+                    .value(Some(typed))
+                    .placeholder("example.com")
+                    .hint(html! { "Each subdomain, such as " code { "mail.example.com" } ", is claimed and proven on its own." })
+                    .required()
+                    .render(errors))
+                div.actions { button type="submit" { "Claim domain" } }
+            }
+        }
+        @if claims.is_empty() {
+            p.muted { "No domains claimed yet." }
+        } @else {
+            (layout::table("domains", "Sending domains", &["Domain", "State", "TXT record to publish", "Last check", ""],
+                html! { @for d in claims { (row(session, d)) } }))
+        }
+    }
+}
+
+async fn show(session: UiSession, state: web::Data<AppState>) -> Result<HttpResponse, UiError> {
+    let claims = domains::list(&session.caller, &state).await?;
+    Ok(layout::page(
+        &session,
+        Section::Domains,
+        "Domains",
+        page_body(&session, &claims, "", &FieldErrors::none()),
+    ))
+}
+
+async fn claim(
+    req: HttpRequest,
+    post: UiPost<ClaimForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, UiError> {
+    let UiPost { session, form } = post;
+    let typed = form.domain.unwrap_or_default();
+    match domains::claim(&session.caller, &state, typed.trim()).await {
+        Ok(claimed) => Ok(session::redirect_with_flash(
+            &req,
+            "/ui/domains",
+            &format!(
+                "{} claimed: publish its TXT record, then check it",
+                claimed.domain
+            ),
+        )),
+        Err(e) => {
+            let errors = match e {
+                // A conflict (already claimed) belongs next to the field too.
+                ApiError::Conflict { detail, .. } => FieldErrors::on("domain", detail),
+                other => form_error(other)?,
+            };
+            let claims = domains::list(&session.caller, &state).await?;
+            Ok(layout::page_with_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &session,
+                Section::Domains,
+                "Domains",
+                page_body(&session, &claims, &typed, &errors),
+            ))
+        }
+    }
+}
+
+async fn check_now(
+    req: HttpRequest,
+    post: UiPost<Empty>,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, UiError> {
+    let checked = domains::verify(&post.session.caller, &state, &id).await?;
+    let found = checked
+        .checks
+        .first()
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    Ok(session::redirect_with_flash(
+        &req,
+        "/ui/domains",
+        &format!("{}: {}. {found}", checked.domain, checked.state),
+    ))
+}
+
+async fn remove(
+    req: HttpRequest,
+    post: UiPost<Empty>,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, UiError> {
+    let text = match domains::remove(&post.session.caller, &state, &id).await {
+        Ok(()) => "Domain removed".to_owned(),
+        Err(ApiError::Conflict { detail, .. }) => format!("Not removed: {detail}"),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(session::redirect_with_flash(&req, "/ui/domains", &text))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/domains", web::get().to(show))
+        .route("/domains", web::post().to(claim))
+        .route("/domains/{id}/verify", web::post().to(check_now))
+        .route("/domains/{id}/delete", web::post().to(remove));
+}
