@@ -23,10 +23,13 @@ pub enum EventType {
     MessagePartiallySent,
     /// A channel used 90 % of a sending limit.
     QuotaNearLimit,
+    /// A recipient used a message's one-click unsubscribe link: the address is now on the
+    /// tenant's suppression list.
+    RecipientUnsubscribed,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 8] = [
         EventType::ChannelNeedsReauth,
         EventType::ChannelFailing,
         EventType::ChannelRecovered,
@@ -34,6 +37,7 @@ impl EventType {
         EventType::MessageFailed,
         EventType::MessagePartiallySent,
         EventType::QuotaNearLimit,
+        EventType::RecipientUnsubscribed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +49,7 @@ impl EventType {
             EventType::MessageFailed => "message.failed",
             EventType::MessagePartiallySent => "message.partially_sent",
             EventType::QuotaNearLimit => "quota.near_limit",
+            EventType::RecipientUnsubscribed => "recipient.unsubscribed",
         }
     }
 

@@ -41,10 +41,14 @@ pub enum Action {
     /// Create, change, delete and read the tenant's webhooks, rotate their signing secrets
     /// and read their delivery log.
     ManageWebhooks,
+    /// Read the tenant's suppression list (who is no longer mailed, and why).
+    ReadSuppressions,
+    /// Add addresses to the suppression list or take them off it.
+    ManageSuppressions,
 }
 
 impl Action {
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 21] = [
         Action::ReadTenant,
         Action::UpdateTenantPolicy,
         Action::ReadTeams,
@@ -64,6 +68,8 @@ impl Action {
         Action::ExplainRoutes,
         Action::ReadAudit,
         Action::ManageWebhooks,
+        Action::ReadSuppressions,
+        Action::ManageSuppressions,
     ];
 
     /// The roles allowed to perform this action: the permission table.
@@ -81,7 +87,8 @@ impl Action {
             | Action::TestAnyChannel
             | Action::RotateAnyCredential
             | Action::ReadAudit
-            | Action::ManageWebhooks => &[Admin, It],
+            | Action::ManageWebhooks
+            | Action::ReadSuppressions => &[Admin, It],
             Action::UpdateTenantPolicy
             | Action::ManageAnyMailboxChannel
             | Action::ManageSharedChannels
@@ -89,7 +96,8 @@ impl Action {
             | Action::ReadUsers
             | Action::ManageUsers
             | Action::ManageAnyTokens
-            | Action::SendAsAnyUser => &[Admin],
+            | Action::SendAsAnyUser
+            | Action::ManageSuppressions => &[Admin],
         }
     }
 
@@ -115,6 +123,8 @@ impl Action {
             Action::ExplainRoutes => "ask how a message would be routed",
             Action::ReadAudit => "read the audit trail",
             Action::ManageWebhooks => "manage webhooks",
+            Action::ReadSuppressions => "read the suppression list",
+            Action::ManageSuppressions => "change the suppression list",
         }
     }
 }

@@ -951,6 +951,7 @@ mod tests {
                 fallback_policy: pick(rng, &[FallbackPolicy::Hold, FallbackPolicy::Fallback]),
                 shared_pool_allowed: rng.random_bool(0.7),
                 domains: Vec::new(),
+                unsubscribe_by_default: false,
             };
             let tenant_domains = ["acme.test", "other.test"].map(|d| Domain::parse(d).unwrap());
             policy.set_domains(

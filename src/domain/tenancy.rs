@@ -95,6 +95,9 @@ pub struct TenantPolicy {
     pub shared_pool_allowed: bool,
     /// The tenant's sending domains (sorted, no duplicates).
     pub domains: Vec<Domain>,
+    /// Messages that do not say (`unsubscribe`) and are not transactional carry one-click
+    /// unsubscribe headers.
+    pub unsubscribe_by_default: bool,
 }
 
 impl Default for TenantPolicy {
@@ -104,6 +107,7 @@ impl Default for TenantPolicy {
             fallback_policy: FallbackPolicy::Hold,
             shared_pool_allowed: true,
             domains: Vec::new(),
+            unsubscribe_by_default: false,
         }
     }
 }

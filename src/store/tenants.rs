@@ -27,6 +27,7 @@ struct TenantRow {
     shared_pool_allowed: bool,
     created_at: i64,
     updated_at: i64,
+    unsubscribe_by_default: bool,
 }
 
 #[derive(Insertable)]
@@ -48,6 +49,7 @@ impl TenantRow {
             fallback_policy: self.fallback_policy.parse().map_err(StoreError::corrupt)?,
             shared_pool_allowed: self.shared_pool_allowed,
             domains: Vec::new(),
+            unsubscribe_by_default: self.unsubscribe_by_default,
         };
         policy.set_domains(
             domains
@@ -203,6 +205,7 @@ pub fn update(
                 tenants::sending_enabled.eq(policy.sending_enabled),
                 tenants::fallback_policy.eq(policy.fallback_policy.as_str()),
                 tenants::shared_pool_allowed.eq(policy.shared_pool_allowed),
+                tenants::unsubscribe_by_default.eq(policy.unsubscribe_by_default),
                 tenants::updated_at.eq(now),
             ))
             .execute(conn)?;
