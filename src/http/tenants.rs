@@ -58,6 +58,9 @@ pub struct TenantView {
     pub(in crate::http) shared_pool_allowed: bool,
     /// Sending domains, lower-case ASCII (IDN as punycode), sorted.
     pub(in crate::http) domains: Vec<String>,
+    /// Messages that do not say (`unsubscribe`) and are not transactional carry one-click
+    /// unsubscribe headers.
+    pub(in crate::http) unsubscribe_by_default: bool,
     pub(in crate::http) created_at: DateTime<Utc>,
     pub(in crate::http) updated_at: DateTime<Utc>,
 }
@@ -71,6 +74,7 @@ impl From<Tenant> for TenantView {
             fallback_policy: t.policy.fallback_policy.as_str().to_owned(),
             shared_pool_allowed: t.policy.shared_pool_allowed,
             domains: t.policy.domains.iter().map(|d| d.to_string()).collect(),
+            unsubscribe_by_default: t.policy.unsubscribe_by_default,
             created_at: t.created_at,
             updated_at: t.updated_at,
         }
@@ -211,6 +215,10 @@ pub struct UpdateTenantRequest {
     shared_pool_allowed: Option<bool>,
     /// Replaces the whole list.
     domains: Option<Vec<String>>,
+    /// Add one-click unsubscribe headers to every message that does not say otherwise
+    /// (`"unsubscribe"` on the message) and is not transactional. Such a message must have
+    /// exactly one recipient.
+    unsubscribe_by_default: Option<bool>,
 }
 
 /// Change the tenant's name or sending policy; absent fields stay as they are.
@@ -271,6 +279,7 @@ pub(in crate::http) async fn change_tenant(
     };
     let id = caller.actor.tenant_id;
     let (sending_enabled, shared_pool_allowed) = (body.sending_enabled, body.shared_pool_allowed);
+    let unsubscribe_by_default = body.unsubscribe_by_default;
     let updated = state
         .store
         .run(move |conn| {
@@ -288,6 +297,9 @@ pub(in crate::http) async fn change_tenant(
                 }
                 if let Some(v) = domains {
                     policy.set_domains(v);
+                }
+                if let Some(v) = unsubscribe_by_default {
+                    policy.unsubscribe_by_default = v;
                 }
                 tenants::update(conn, id, name.as_ref().unwrap_or(&current.name), &policy)
             })
