@@ -11,10 +11,12 @@ mod messages;
 mod oauth;
 mod openapi;
 mod request_log;
+mod suppressions;
 mod teams;
 mod tenants;
 mod tokens;
 pub mod ui;
+mod unsubscribe;
 mod users;
 mod webhooks;
 
@@ -56,6 +58,8 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(health::readyz)
         .service(health::metrics)
         .service(oauth::google_callback)
+        .service(unsubscribe::unsubscribe_page)
+        .service(unsubscribe::unsubscribe)
         .service(
             scope("/v1")
                 .service(tenants::create_tenant)
@@ -99,7 +103,10 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(messages::send_batch)
                 .service(messages::list_messages)
                 .service(messages::get_message)
-                .service(messages::explain_route),
+                .service(messages::explain_route)
+                .service(suppressions::list_suppressions)
+                .service(suppressions::add_suppression)
+                .service(suppressions::remove_suppression),
         );
 }
 

@@ -16,7 +16,8 @@ use super::error::Problem;
         (name = "tenancy", description = "Tenants, teams, users and API tokens"),
         (name = "channels", description = "Send channels, their credentials and provider presets"),
         (name = "messages", description = "Sending mail, following it, and explaining routes"),
-        (name = "webhooks", description = "Signed event notifications to tenant URLs, their secrets and delivery log")
+        (name = "webhooks", description = "Signed event notifications to tenant URLs, their secrets and delivery log"),
+        (name = "suppressions", description = "Recipients the tenant no longer mails, and the public one-click unsubscribe link (RFC 8058)")
     )
 )]
 pub struct ApiDoc;
