@@ -14,6 +14,8 @@ pub enum AuditActor {
     Cli,
     /// The service itself (a worker, a scheduled check).
     System,
+    /// A recipient of the tenant's mail, through a message's unsubscribe link.
+    Recipient,
 }
 
 impl fmt::Display for AuditActor {
@@ -23,6 +25,7 @@ impl fmt::Display for AuditActor {
             AuditActor::Operator => f.write_str("operator"),
             AuditActor::Cli => f.write_str("cli"),
             AuditActor::System => f.write_str("system"),
+            AuditActor::Recipient => f.write_str("recipient"),
         }
     }
 }

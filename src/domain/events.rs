@@ -29,10 +29,13 @@ pub enum EventType {
     DomainLapsed,
     /// A claim was not proven within its window.
     DomainFailed,
+    /// A recipient used a message's one-click unsubscribe link: the address is now on the
+    /// tenant's suppression list.
+    RecipientUnsubscribed,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 11] = [
         EventType::ChannelNeedsReauth,
         EventType::ChannelFailing,
         EventType::ChannelRecovered,
@@ -43,6 +46,7 @@ impl EventType {
         EventType::DomainVerified,
         EventType::DomainLapsed,
         EventType::DomainFailed,
+        EventType::RecipientUnsubscribed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +61,7 @@ impl EventType {
             EventType::DomainVerified => "domain.verified",
             EventType::DomainLapsed => "domain.lapsed",
             EventType::DomainFailed => "domain.failed",
+            EventType::RecipientUnsubscribed => "recipient.unsubscribed",
         }
     }
 

@@ -18,6 +18,7 @@ pub mod permissions;
 pub mod providers;
 pub mod recipients;
 pub mod routing;
+pub mod suppression;
 pub mod tenancy;
 
 pub use audit::{AuditActor, AuditEvent};
@@ -33,4 +34,5 @@ pub use fingerprint::CertificateFingerprint;
 pub use ids::{ChannelId, DomainClaimId, MessageId, TeamId, TenantId, TokenId, UserId, WebhookId};
 pub use name::DisplayName;
 pub use permissions::{Action, Actor};
+pub use suppression::SuppressionReason;
 pub use tenancy::{FallbackPolicy, Role, Team, Tenant, TenantPolicy, User};

@@ -45,10 +45,14 @@ pub enum Action {
     ReadDomains,
     /// Claim and drop sending domains.
     ManageDomains,
+    /// Read the tenant's suppression list (who is no longer mailed, and why).
+    ReadSuppressions,
+    /// Add addresses to the suppression list or take them off it.
+    ManageSuppressions,
 }
 
 impl Action {
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 23] = [
         Action::ReadTenant,
         Action::UpdateTenantPolicy,
         Action::ReadTeams,
@@ -70,6 +74,8 @@ impl Action {
         Action::ManageWebhooks,
         Action::ReadDomains,
         Action::ManageDomains,
+        Action::ReadSuppressions,
+        Action::ManageSuppressions,
     ];
 
     /// The roles allowed to perform this action: the permission table.
@@ -88,7 +94,8 @@ impl Action {
             | Action::RotateAnyCredential
             | Action::ReadAudit
             | Action::ManageWebhooks
-            | Action::ReadDomains => &[Admin, It],
+            | Action::ReadDomains
+            | Action::ReadSuppressions => &[Admin, It],
             Action::UpdateTenantPolicy
             | Action::ManageAnyMailboxChannel
             | Action::ManageSharedChannels
@@ -97,7 +104,8 @@ impl Action {
             | Action::ManageUsers
             | Action::ManageAnyTokens
             | Action::SendAsAnyUser
-            | Action::ManageDomains => &[Admin],
+            | Action::ManageDomains
+            | Action::ManageSuppressions => &[Admin],
         }
     }
 
@@ -125,6 +133,8 @@ impl Action {
             Action::ManageWebhooks => "manage webhooks",
             Action::ReadDomains => "see the sending domains",
             Action::ManageDomains => "claim or drop sending domains",
+            Action::ReadSuppressions => "read the suppression list",
+            Action::ManageSuppressions => "change the suppression list",
         }
     }
 }

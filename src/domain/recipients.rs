@@ -38,6 +38,10 @@ pub struct RecipientState {
     /// The server's reply (or why we did not ask it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<String>,
+    /// Why Switchboard itself left this recipient out, as a stable code (`suppressed`);
+    /// none when a server answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What a server answered to one recipient in one attempt.
@@ -86,6 +90,9 @@ impl Tally {
         self.is_final() && self.sent > 0 && self.failed > 0
     }
 }
+
+/// The `reason` of a recipient left out because its address is suppressed.
+pub const SUPPRESSED: &str = "suppressed";
 
 fn key(address: &str) -> String {
     address.to_ascii_lowercase()
@@ -166,6 +173,29 @@ impl Recipients {
         }
     }
 
+    /// A recipient Switchboard does not send to because the tenant suppresses the address:
+    /// failed for good, with the reason `suppressed`, unless the message already reached them.
+    pub fn suppress(&mut self, address: &str) {
+        let known = self
+            .0
+            .iter()
+            .find(|r| r.address.eq_ignore_ascii_case(address));
+        if known.is_some_and(|r| r.status.is_settled()) {
+            return;
+        }
+        self.put(RecipientState {
+            address: address.to_owned(),
+            status: RecipientStatus::Failed,
+            code: None,
+            reply: Some(
+                "not sent: the address is on the tenant's suppression list (it unsubscribed, \
+                 bounced or was added by an admin)"
+                    .to_owned(),
+            ),
+            reason: Some(SUPPRESSED.to_owned()),
+        });
+    }
+
     fn set(
         &mut self,
         address: &str,
@@ -173,16 +203,21 @@ impl Recipients {
         code: Option<u16>,
         reply: Option<String>,
     ) {
-        let state = RecipientState {
+        self.put(RecipientState {
             address: address.to_owned(),
             status,
             code,
             reply,
-        };
+            reason: None,
+        });
+    }
+
+    fn put(&mut self, state: RecipientState) {
+        let address = state.address.clone();
         match self
             .0
             .iter_mut()
-            .find(|r| r.address.eq_ignore_ascii_case(address))
+            .find(|r| r.address.eq_ignore_ascii_case(&address))
         {
             Some(existing) => *existing = state,
             None => self.0.push(state),
@@ -211,6 +246,7 @@ impl Recipients {
                     status: shared,
                     code: None,
                     reply: None,
+                    reason: None,
                 })
                 .collect(),
         )
@@ -311,6 +347,33 @@ mod tests {
         assert_eq!(r.states()[0].status, RecipientStatus::Sent);
         assert_eq!(r.states()[1].status, RecipientStatus::Failed);
         assert!(r.tally().is_partial());
+    }
+
+    #[test]
+    fn a_suppressed_recipient_fails_unless_it_already_has_the_mail() {
+        let attempted = list(&["a@x.test", "b@x.test"]);
+        let mut r = Recipients::default();
+        r.record(
+            &attempted,
+            &[
+                outcome("a@x.test", Verdict::Accepted, 250),
+                outcome("b@x.test", Verdict::Deferred, 451),
+            ],
+            Some("250 ok"),
+        );
+        r.suppress("A@x.test");
+        r.suppress("B@X.test");
+        assert_eq!(r.states()[0].status, RecipientStatus::Sent);
+        assert_eq!(r.states()[0].reason, None);
+        assert_eq!(r.states()[1].status, RecipientStatus::Failed);
+        assert_eq!(r.states()[1].reason.as_deref(), Some(SUPPRESSED));
+        assert!(r.tally().is_partial());
+        // Stored and read back with its reason; older rows without one still parse.
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<Recipients>(&json).unwrap(), r);
+        let old: Recipients =
+            serde_json::from_str(r#"[{"address":"a@x.test","status":"sent"}]"#).unwrap();
+        assert_eq!(old.states()[0].reason, None);
     }
 
     #[test]

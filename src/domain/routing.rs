@@ -1020,6 +1020,7 @@ mod tests {
                 sending_enabled: rng.random_bool(0.95),
                 fallback_policy: pick(rng, &[FallbackPolicy::Hold, FallbackPolicy::Fallback]),
                 shared_pool_allowed: rng.random_bool(0.7),
+                unsubscribe_by_default: false,
             };
             let from_domain = match rng.random_range(0..10) {
                 0 => None,

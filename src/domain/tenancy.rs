@@ -93,6 +93,9 @@ pub struct TenantPolicy {
     pub fallback_policy: FallbackPolicy,
     /// Whether mail may go through the platform's shared relay.
     pub shared_pool_allowed: bool,
+    /// Messages that do not say (`unsubscribe`) and are not transactional carry one-click
+    /// unsubscribe headers.
+    pub unsubscribe_by_default: bool,
 }
 
 impl Default for TenantPolicy {
@@ -101,6 +104,7 @@ impl Default for TenantPolicy {
             sending_enabled: true,
             fallback_policy: FallbackPolicy::Hold,
             shared_pool_allowed: true,
+            unsubscribe_by_default: false,
         }
     }
 }

@@ -12,10 +12,12 @@ mod messages;
 mod oauth;
 mod openapi;
 mod request_log;
+mod suppressions;
 mod teams;
 mod tenants;
 mod tokens;
 pub mod ui;
+mod unsubscribe;
 mod users;
 mod webhooks;
 
@@ -60,6 +62,8 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(health::readyz)
         .service(health::metrics)
         .service(oauth::google_callback)
+        .service(unsubscribe::unsubscribe_page)
+        .service(unsubscribe::unsubscribe)
         .service(
             scope("/v1")
                 .service(tenants::create_tenant)
@@ -108,7 +112,10 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(domains::list_domains)
                 .service(domains::get_domain)
                 .service(domains::verify_domain)
-                .service(domains::delete_domain),
+                .service(domains::delete_domain)
+                .service(suppressions::list_suppressions)
+                .service(suppressions::add_suppression)
+                .service(suppressions::remove_suppression),
         );
 }
 

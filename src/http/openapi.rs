@@ -17,7 +17,8 @@ use super::error::Problem;
         (name = "channels", description = "Send channels, their credentials and provider presets"),
         (name = "messages", description = "Sending mail, following it, and explaining routes"),
         (name = "webhooks", description = "Signed event notifications to tenant URLs, their secrets and delivery log"),
-        (name = "domains", description = "Sending domains: claims proven by a DNS TXT record, and their checks")
+        (name = "domains", description = "Sending domains: claims proven by a DNS TXT record, and their checks"),
+        (name = "suppressions", description = "Recipients the tenant no longer mails, and the public one-click unsubscribe link (RFC 8058)")
     )
 )]
 pub struct ApiDoc;

@@ -1,6 +1,7 @@
 //! A span per request with a request id (taken from `x-request-id` when it is sane, made up
 //! otherwise, and returned in the response), and one log line per finished request. Only
-//! the path is logged, never the query string (OAuth callbacks carry codes there) or headers.
+//! the path is logged (an unsubscribe link's token blanked out), never the query string
+//! (OAuth callbacks carry codes there) or headers.
 
 use std::time::Instant;
 
@@ -19,6 +20,16 @@ fn acceptable(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+/// The path as logged: an unsubscribe link's token is a credential for its recipient's
+/// opt-out, so it is never written down.
+fn logged_path(path: &str) -> &str {
+    if path.starts_with(crate::domain::suppression::UNSUBSCRIBE_PATH) {
+        "/unsubscribe/{token}"
+    } else {
+        path
+    }
+}
+
 pub async fn trace_requests(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -34,7 +45,7 @@ pub async fn trace_requests(
         "request",
         request_id = %request_id,
         method = %req.method(),
-        path = %req.path(),
+        path = %logged_path(req.path()),
         tenant_id = tracing::field::Empty,
         user_id = tracing::field::Empty,
     );

@@ -65,6 +65,9 @@ pub struct TenantView {
     /// The claimed domains that are verified: sent as through domain channels and the
     /// shared pool.
     pub(in crate::http) verified_domains: Vec<String>,
+    /// Messages that do not say (`unsubscribe`) and are not transactional carry one-click
+    /// unsubscribe headers.
+    pub(in crate::http) unsubscribe_by_default: bool,
     pub(in crate::http) created_at: DateTime<Utc>,
     pub(in crate::http) updated_at: DateTime<Utc>,
 }
@@ -86,6 +89,7 @@ impl TenantView {
             shared_pool_allowed: t.policy.shared_pool_allowed,
             domains: names(false),
             verified_domains: names(true),
+            unsubscribe_by_default: t.policy.unsubscribe_by_default,
             created_at: t.created_at,
             updated_at: t.updated_at,
         }
@@ -244,6 +248,10 @@ pub struct UpdateTenantRequest {
     /// TXT record is found, see `/v1/domains`), unlisted claims are dropped. Kept for
     /// clients written before claims; `/v1/domains` manages them one by one.
     domains: Option<Vec<String>>,
+    /// Add one-click unsubscribe headers to every message that does not say otherwise
+    /// (`"unsubscribe"` on the message) and is not transactional. Such a message must have
+    /// exactly one recipient.
+    unsubscribe_by_default: Option<bool>,
 }
 
 /// Change the tenant's name or sending policy; absent fields stay as they are.
@@ -319,6 +327,7 @@ pub(in crate::http) async fn change_tenant(
     let actor = AuditActor::User(caller.actor.user_id);
     let id = caller.actor.tenant_id;
     let (sending_enabled, shared_pool_allowed) = (body.sending_enabled, body.shared_pool_allowed);
+    let unsubscribe_by_default = body.unsubscribe_by_default;
     let updated = state
         .store
         .run(move |conn| {
@@ -343,6 +352,9 @@ pub(in crate::http) async fn change_tenant(
                         first_check,
                         actor.clone(),
                     )?;
+                }
+                if let Some(v) = unsubscribe_by_default {
+                    policy.unsubscribe_by_default = v;
                 }
                 let updated =
                     tenants::update(conn, id, name.as_ref().unwrap_or(&current.name), &policy)?;

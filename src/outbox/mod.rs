@@ -13,6 +13,7 @@ pub mod render;
 pub mod retry;
 pub mod route;
 pub mod settings;
+mod suppressed;
 mod worker;
 
 pub use worker::{Outbox, Running};

@@ -3,7 +3,7 @@
 //! in batches. Outcomes are classified once (`transport::classify`) and mapped here to the
 //! message's next state.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,8 +23,10 @@ use super::presence::Presence;
 use super::render::{SendPolicy, render};
 use super::route::{Sender, TenantRoutes, decision_json};
 use super::settings::DeliverySettings;
+use super::suppressed::{self, Left};
 use crate::domain::health::Transition;
 use crate::domain::message::MessageDraft;
+use crate::domain::recipients::Recipients;
 use crate::domain::routing::{Outcome, RouteDecision};
 use crate::domain::{
     ChannelId, ChannelKind, EmailAddress, MessageId, SmtpSettings, TenantId, UserId,
@@ -35,7 +37,7 @@ use crate::oauth::google::Google;
 use crate::oauth::tokens::AccessTokens;
 use crate::store::delivery::{self, Attempt, ChannelEffect, Completion, Finished};
 use crate::store::messages::{self, MessageRecord};
-use crate::store::{DbConnection, Store, StoreError, channels, quotas};
+use crate::store::{DbConnection, Store, StoreError, channels, quotas, suppressions};
 use crate::transport::pool::{DEFAULT_IDLE_TIMEOUT, SendFailure, SmtpPool, Target};
 use crate::transport::transaction::Transaction;
 use crate::transport::{FailureClass, SharedPool};
@@ -126,6 +128,9 @@ struct Job {
     id: MessageId,
     record: MessageRecord,
     draft: MessageDraft,
+    /// Each recipient's outcome so far, with the recipients suppressed since acceptance
+    /// failed: an attempt leaves out everyone settled.
+    recipients: Recipients,
     route: serde_json::Value,
     rerouted: bool,
     channel: ChannelId,
@@ -158,6 +163,9 @@ struct Routed {
     record: MessageRecord,
     draft: MessageDraft,
     decision: RouteDecision,
+    /// The sender vouched it is transactional: suppressions do not apply.
+    transactional: bool,
+    recipients: Recipients,
 }
 
 fn has_limits(limits: &crate::domain::ChannelLimits) -> bool {
@@ -417,6 +425,7 @@ impl Inner {
             .into_iter()
             .map(|record| self.route_one(conn, record, &mut tenants, &mut senders))
             .collect();
+        self.leave_out_suppressed(conn, &mut routed);
         self.take_quotas(conn, &mut routed, &mut tenants, &senders);
         routed
             .into_iter()
@@ -593,10 +602,11 @@ impl Inner {
             .and_then(|env| {
                 let body: StoredBody = serde_json::from_str(body).map_err(|e| e.to_string())?;
                 content::load(&record.from_address, &record.subject, &env, &body)
+                    .map(|draft| (draft, env.transactional))
                     .map_err(|e| format!("{}: {}", e.field, e.reason))
             });
-        let draft = match draft {
-            Ok(draft) => draft,
+        let (draft, transactional) = match draft {
+            Ok(loaded) => loaded,
             Err(e) => {
                 tracing::error!(message_id = %record.id, error = %e, "a stored message does not parse");
                 return Err(fail(
@@ -607,6 +617,7 @@ impl Inner {
             }
         };
         let decision = routes.route(sender, &draft.from.address, draft.recipient_count());
+        let recipients = stored_recipients(&record);
         Ok(Routed {
             id,
             tenant,
@@ -614,7 +625,68 @@ impl Inner {
             record,
             draft,
             decision,
+            transactional,
+            recipients,
         })
+    }
+
+    /// Leaves out the recipients the tenant suppressed since their message was accepted,
+    /// with one lookup for the whole claimed batch, whatever its tenants (`suppressed`).
+    fn leave_out_suppressed(&self, conn: &mut DbConnection, routed: &mut [Result<Routed, Step>]) {
+        let mut wanted: HashMap<TenantId, HashSet<String>> = HashMap::new();
+        for m in routed.iter().flatten().filter(|m| !m.transactional) {
+            wanted
+                .entry(m.tenant)
+                .or_default()
+                .extend(suppressed::suppressible(&m.draft));
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        let found = match suppressions::among_tenants(conn, &wanted) {
+            Ok(found) => found,
+            Err(e) => {
+                // Never send to someone who may have unsubscribed: try again soon.
+                for slot in routed.iter_mut() {
+                    if let Ok(m) = slot
+                        && !m.transactional
+                    {
+                        let step = settled(
+                            self.retry_later(&m.record, format!("reading suppressions: {e}")),
+                        );
+                        *slot = Err(step);
+                    }
+                }
+                return;
+            }
+        };
+        if found.is_empty() {
+            return;
+        }
+        for slot in routed.iter_mut() {
+            let Ok(m) = slot else { continue };
+            if m.transactional {
+                continue;
+            }
+            let earlier = m.record.channel_id.as_deref().and_then(|c| c.parse().ok());
+            if let Left::Nobody(completion) =
+                suppressed::leave_out(&m.draft, m.tenant, &mut m.recipients, &found, earlier)
+            {
+                let done = Done {
+                    finished: Finished {
+                        id: m.id,
+                        route: None,
+                        rerouted: false,
+                        attempt: None,
+                        completion,
+                        recipients: Some(m.recipients.clone()),
+                    },
+                    effect: None,
+                    channel_kind: "none",
+                };
+                *slot = Err(settled(done));
+            }
+        }
     }
 
     /// From the decision (quota taken) to a job or an outcome.
@@ -625,6 +697,7 @@ impl Inner {
             record,
             draft,
             decision,
+            recipients,
             ..
         } = routed;
         let route = decision_json(&decision);
@@ -682,6 +755,7 @@ impl Inner {
             id,
             record,
             draft,
+            recipients,
             route,
             rerouted,
             channel,
@@ -836,6 +910,7 @@ impl Inner {
             id,
             record,
             draft,
+            recipients,
             route,
             rerouted,
             channel,
@@ -843,9 +918,8 @@ impl Inner {
             carrier,
         } = *job;
         let accepted_at = DateTime::from_timestamp_micros(record.created_at).unwrap_or_default();
-        // Recipients already sent or refused for good in an earlier attempt are left out:
-        // a retry never goes again to those who have the mail.
-        let recipients = stored_recipients(&record);
+        // Recipients already sent or refused for good in an earlier attempt (or suppressed
+        // since) are left out: a retry never goes again to those who have the mail.
         let failed = |error: String| {
             tracing::error!(message_id = %record.id, error = %error, "rendering failed");
             done_without_attempt(
@@ -1112,7 +1186,7 @@ fn metric_labels(finished: &Finished) -> (&'static str, &'static str) {
         Completion::Failed { reason, .. } => (
             "failed",
             tried.unwrap_or(match *reason {
-                "no_route" | "too_many_recipients" => "policy",
+                "no_route" | "too_many_recipients" | "recipient_suppressed" => "policy",
                 _ => "internal",
             }),
         ),

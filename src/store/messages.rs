@@ -76,6 +76,8 @@ pub struct NewMessage {
     pub channel: Option<ChannelId>,
     /// The hold reason when the message is held from the start.
     pub held: Option<&'static str>,
+    /// Its unsubscribe link, stored with it when the message carries one.
+    pub unsubscribe: Option<super::suppressions::LinkToken>,
 }
 
 /// A stored message as the API shows it in lists and answers.
@@ -215,6 +217,7 @@ pub fn accept(
         let owners = by_idempotency_keys(conn, tenant, &keys)?;
         let mut results = Vec::with_capacity(batch.len());
         let mut events = Vec::with_capacity(batch.len() * 2);
+        let mut links = Vec::new();
         for m in batch {
             let status = if m.held.is_some() {
                 MessageStatus::Held
@@ -237,6 +240,7 @@ pub fn accept(
                 json!({"message_id": m.message_id_header, "recipients": m.recipient_count, "size_bytes": m.size_bytes}),
             ));
             events.push(event(m.id, now, "routed", m.route.clone()));
+            links.extend(m.unsubscribe.clone());
             if let Some(reason) = m.held {
                 events.push(event(
                     m.id,
@@ -252,6 +256,7 @@ pub fn accept(
             }));
         }
         insert_events(conn, &events)?;
+        super::suppressions::insert_tokens(conn, tenant, &links)?;
         Ok(results)
     })
 }

@@ -19,6 +19,7 @@ pub mod quotas;
 mod schema;
 pub mod secrets;
 pub mod sessions;
+pub mod suppressions;
 pub mod teams;
 pub mod tenant_keys;
 pub mod tenants;

@@ -9,6 +9,7 @@ diesel::table! {
         shared_pool_allowed -> Bool,
         created_at -> BigInt,
         updated_at -> BigInt,
+        unsubscribe_by_default -> Bool,
     }
 }
 
@@ -302,6 +303,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    suppressions (tenant_id, address) {
+        tenant_id -> Text,
+        address -> Text,
+        reason -> Text,
+        message_id -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    unsubscribe_tokens (token_hash) {
+        token_hash -> Binary,
+        tenant_id -> Text,
+        address -> Text,
+        message_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     domain_claims,
@@ -323,5 +345,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhooks,
     notifications,
     notification_marks,
-    processes
+    processes,
+    suppressions,
+    unsubscribe_tokens
 );

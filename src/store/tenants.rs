@@ -25,6 +25,7 @@ struct TenantRow {
     shared_pool_allowed: bool,
     created_at: i64,
     updated_at: i64,
+    unsubscribe_by_default: bool,
 }
 
 #[derive(Insertable)]
@@ -45,6 +46,7 @@ impl TenantRow {
             sending_enabled: self.sending_enabled,
             fallback_policy: self.fallback_policy.parse().map_err(StoreError::corrupt)?,
             shared_pool_allowed: self.shared_pool_allowed,
+            unsubscribe_by_default: self.unsubscribe_by_default,
         };
         Ok(Tenant {
             id: self.id.parse().map_err(StoreError::corrupt)?,
@@ -178,6 +180,7 @@ pub fn update(
                 tenants::sending_enabled.eq(policy.sending_enabled),
                 tenants::fallback_policy.eq(policy.fallback_policy.as_str()),
                 tenants::shared_pool_allowed.eq(policy.shared_pool_allowed),
+                tenants::unsubscribe_by_default.eq(policy.unsubscribe_by_default),
                 tenants::updated_at.eq(now),
             ))
             .execute(conn)?;

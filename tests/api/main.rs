@@ -40,6 +40,7 @@ mod ui_client;
 mod ui_pages;
 mod ui_people;
 mod ui_session;
+mod unsubscribe;
 mod vault;
 #[path = "../support/webhook_receiver.rs"]
 mod webhook_receiver;

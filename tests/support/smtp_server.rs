@@ -299,6 +299,12 @@ impl TestSmtpServer {
         self.shared.state().messages.clone()
     }
 
+    /// Every message body read so far, in order, including those then refused (a scripted
+    /// 4xx after DATA) or left unanswered: what each attempt put on the wire.
+    pub fn bodies(&self) -> Vec<Vec<u8>> {
+        self.shared.state().bodies.clone()
+    }
+
     /// The AUTH attempts so far, in order.
     pub fn auth_attempts(&self) -> Vec<AuthAttempt> {
         self.shared.state().auth_attempts.clone()
@@ -348,6 +354,8 @@ struct State {
     password_changes: HashMap<String, u64>,
     fault: Option<Fault>,
     messages: Vec<ReceivedMessage>,
+    /// Every message body read after DATA, whatever the reply to it.
+    bodies: Vec<Vec<u8>>,
     auth_attempts: Vec<AuthAttempt>,
     connections: usize,
     /// Scripted RCPT replies by lower-cased address.
@@ -941,6 +949,9 @@ async fn data(shared: &Shared, conn: &mut Conn, session: &mut Session) -> io::Re
     let Some(body) = read_body(conn, shared.config.size_limit).await? else {
         return Ok(Next::Close);
     };
+    if let Some(data) = &body {
+        shared.state().bodies.push(data.clone());
+    }
     let mail_from = session.mail_from.take().unwrap_or_default();
     let rcpt_to = std::mem::take(&mut session.rcpt_to);
 

@@ -2,19 +2,22 @@
 //! decision (kill switches and unroutable mail are refused before anything is stored), and
 //! the stored form. Shared by the single and the batch endpoint.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::domain::message::{DraftInput, MessageDraft, message_id_header};
+use crate::domain::message::{DraftError, DraftInput, MessageDraft, message_id_header};
 use crate::domain::routing::{HoldReason, Outcome};
-use crate::domain::{MessageId, UserId};
+use crate::domain::suppression::{one_click_headers, one_click_recipient, unsubscribe_url};
+use crate::domain::{EmailAddress, MessageId, UserId};
 use crate::http::error::ApiError;
 use crate::outbox::content;
 use crate::outbox::route::{Sender, TenantRoutes, decision_json};
 use crate::store::messages::NewMessage;
+use crate::store::suppressions::LinkToken;
 use crate::store::{DbConnection, StoreError};
+use crate::vault::IssuedToken;
 
 /// A message to send.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -42,6 +45,16 @@ pub struct SendRequest {
     pub idempotency_key: Option<String>,
     /// Send as this user (admins only); the caller by default.
     pub sender_user_id: Option<String>,
+    /// A message the recipient must get whatever they unsubscribed from (a password reset,
+    /// an invoice): the sender vouches for it. It goes to suppressed recipients too, and
+    /// gets no unsubscribe headers unless `unsubscribe` asks for them.
+    #[serde(default)]
+    pub transactional: bool,
+    /// Add RFC 8058 one-click unsubscribe headers (`List-Unsubscribe` with a link for the
+    /// one recipient, `List-Unsubscribe-Post`). Absent: the tenant's
+    /// `unsubscribe_by_default` decides for messages that are not transactional. A message
+    /// with these headers has exactly one recipient.
+    pub unsubscribe: Option<bool>,
 }
 
 /// The longest idempotency key accepted.
@@ -53,6 +66,24 @@ pub struct Prepared {
     pub draft: MessageDraft,
     pub idempotency_key: Option<String>,
     pub size: usize,
+    pub transactional: bool,
+    /// As asked; `None` leaves it to the tenant's default.
+    pub unsubscribe: Option<bool>,
+}
+
+impl Prepared {
+    /// The recipients a suppression would stop (normalized): none for a transactional
+    /// message.
+    pub fn suppressible(&self) -> Vec<String> {
+        if self.transactional {
+            return Vec::new();
+        }
+        self.draft
+            .envelope_recipients()
+            .into_iter()
+            .map(EmailAddress::normalized)
+            .collect()
+    }
 }
 
 /// Everything that can be checked without the database.
@@ -103,11 +134,7 @@ pub fn prepare(
         html: request.html.as_deref(),
         headers: &headers,
     })
-    .map_err(|e| ApiError::InvalidMessage {
-        code: e.code,
-        field: e.field,
-        detail: e.reason,
-    })?;
+    .map_err(invalid_message)?;
     let size = draft.size_estimate();
     if size > max_bytes {
         return Err(ApiError::MessageTooLarge {
@@ -120,6 +147,8 @@ pub fn prepare(
         draft,
         idempotency_key: request.idempotency_key,
         size,
+        transactional: request.transactional,
+        unsubscribe: request.unsubscribe,
     })
 }
 
@@ -145,14 +174,79 @@ pub fn resolve_sender(
     }
 }
 
+/// What acceptance knows of the tenant besides the message: its routes, which of the
+/// recipients being accepted it suppresses, and where unsubscribe links point.
+pub struct Admission<'a> {
+    pub routes: &'a TenantRoutes,
+    /// Normalized addresses.
+    pub suppressed: &'a HashSet<String>,
+    /// `SWITCHBOARD_PUBLIC_URL`.
+    pub public_url: &'a str,
+}
+
+fn invalid_message(e: DraftError) -> ApiError {
+    ApiError::InvalidMessage {
+        code: e.code,
+        field: e.field,
+        detail: e.reason,
+    }
+}
+
+/// Refuses a message with a suppressed recipient, naming each (they are the caller's own
+/// recipients) and the first field that holds one.
+fn refuse_suppressed(draft: &MessageDraft, suppressed: &HashSet<String>) -> Result<(), ApiError> {
+    let mut field = None;
+    let mut named: Vec<String> = Vec::new();
+    for (list, mailboxes) in [("to", &draft.to), ("cc", &draft.cc), ("bcc", &draft.bcc)] {
+        for (i, m) in mailboxes.iter().enumerate() {
+            let address = m.address.normalized();
+            if suppressed.contains(&address) {
+                field.get_or_insert_with(|| format!("{list}[{i}]"));
+                if !named.contains(&address) {
+                    named.push(address);
+                }
+            }
+        }
+    }
+    match field {
+        None => Ok(()),
+        Some(field) => Err(ApiError::InvalidMessage {
+            code: "recipient_suppressed",
+            field,
+            detail: format!(
+                "{} {} on this tenant's suppression list (unsubscribed, bounced or added by an \
+                 admin), so nothing was stored: leave {} out, or send \"transactional\": true \
+                 if this is a message the recipient must get (a password reset, an invoice)",
+                named.join(", "),
+                if named.len() == 1 { "is" } else { "are" },
+                if named.len() == 1 { "it" } else { "them" },
+            ),
+        }),
+    }
+}
+
 /// Routes a prepared message now, to refuse what can never be sent and to hold what must
 /// wait. `Err` is the answer for this message; nothing of it is stored.
 pub fn admit(
-    routes: &TenantRoutes,
+    admission: &Admission<'_>,
     sender: &Sender,
     prepared: Prepared,
 ) -> Result<NewMessage, ApiError> {
+    let routes = admission.routes;
     let draft = &prepared.draft;
+    // The tenant's default applies to messages that do not say, and never makes a
+    // transactional message look like a list mail.
+    let by_default = prepared.unsubscribe.is_none();
+    let wants_unsubscribe = prepared
+        .unsubscribe
+        .unwrap_or(!prepared.transactional && routes.tenant.policy.unsubscribe_by_default);
+    let one_click = wants_unsubscribe
+        .then(|| one_click_recipient(draft, by_default))
+        .transpose()
+        .map_err(invalid_message)?;
+    if !prepared.transactional {
+        refuse_suppressed(draft, admission.suppressed)?;
+    }
     let decision = routes.route(sender, &draft.from.address, draft.recipient_count());
     let route = decision_json(&decision);
     let held = match decision.outcome {
@@ -197,7 +291,31 @@ pub fn admit(
         }
     };
     let id = MessageId::generate();
-    let (envelope, body) = content::store(draft);
+    let (mut envelope, mut body) = content::store(draft);
+    envelope.transactional = prepared.transactional;
+    let mut size = prepared.size;
+    let unsubscribe = match one_click {
+        None => None,
+        Some(recipient) => {
+            // The link is made once, here, and stored with the body: every attempt sends
+            // the same bytes (a DKIM signature covers them).
+            let token = IssuedToken::for_link();
+            let url = unsubscribe_url(admission.public_url, token.expose());
+            let headers =
+                one_click_headers(&url).map_err(|e| ApiError::Internal(e.reason.clone()))?;
+            size += headers
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.as_str().len() + 4)
+                .sum::<usize>();
+            content::add_headers(&mut body, &headers);
+            envelope.unsubscribe = true;
+            Some(LinkToken {
+                hash: token.hash,
+                address: recipient.normalized(),
+                message: id,
+            })
+        }
+    };
     let json = |v: serde_json::Result<String>| v.map_err(|e| ApiError::Internal(e.to_string()));
     Ok(NewMessage {
         id,
@@ -210,9 +328,10 @@ pub fn admit(
         subject: draft.subject.as_str().to_owned(),
         envelope: json(serde_json::to_string(&envelope))?,
         body: json(serde_json::to_string(&body))?,
-        size_bytes: prepared.size as i64,
+        size_bytes: size as i64,
         route,
         channel: decision.channel(),
         held,
+        unsubscribe,
     })
 }

@@ -5,7 +5,7 @@
 mod accept;
 mod view;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
@@ -19,8 +19,9 @@ use super::extract::{json_with_limit, path_id};
 use crate::domain::{Action, ChannelId, MessageId, UserId};
 use crate::outbox::route::{TenantRoutes, decision_json};
 use crate::store::messages::{self, Accepted, MessageFilter, ShownStatus};
+use crate::store::suppressions;
 pub use accept::SendRequest;
-use accept::{Prepared, admit, prepare, resolve_sender};
+use accept::{Admission, Prepared, admit, prepare, resolve_sender};
 pub(in crate::http) use view::{EventView, MessageView};
 
 /// Most messages in one batch request.
@@ -79,7 +80,7 @@ fn body_limit(state: &AppState) -> usize {
         (status = 403, body = Problem),
         (status = 409, description = "sending is switched off (sending_disabled, team_sending_disabled)", body = Problem),
         (status = 413, body = Problem),
-        (status = 422, description = "invalid message, or no channel may carry it (no_route)", body = Problem)
+        (status = 422, description = "invalid message (a suppressed recipient: recipient_suppressed; unsubscribe headers on a message with several recipients: unsubscribe_needs_one_recipient), or no channel may carry it (no_route)", body = Problem)
     )
 )]
 #[post("/messages")]
@@ -116,6 +117,7 @@ async fn store_prepared(
 ) -> Result<Vec<Result<Accepted, ApiError>>, ApiError> {
     let tenant = caller.actor.tenant_id;
     let shared_pool = state.config.shared_pool.clone();
+    let public_url = state.config.public_url.clone();
     let answers = state
         .store
         .run(move |conn| {
@@ -125,6 +127,25 @@ async fn store_prepared(
                 .collect();
             let earlier = messages::by_idempotency_keys(conn, tenant, &keys)?;
             let routes = TenantRoutes::load(conn, tenant, shared_pool.as_ref())?;
+            // One lookup for every recipient of the request, not one per recipient.
+            let mut recipients: Vec<String> = prepared
+                .iter()
+                .filter_map(|p| p.as_ref().ok())
+                .flat_map(Prepared::suppressible)
+                .collect();
+            recipients.sort_unstable();
+            recipients.dedup();
+            let recipients: Vec<&str> = recipients.iter().map(String::as_str).collect();
+            let suppressed = if recipients.is_empty() {
+                HashSet::new()
+            } else {
+                suppressions::among(conn, tenant, &recipients)?
+            };
+            let admission = Admission {
+                routes: &routes,
+                suppressed: &suppressed,
+                public_url: &public_url,
+            };
             let mut senders = HashMap::new();
             let mut answers: Vec<Result<Option<Accepted>, ApiError>> = Vec::new();
             let mut new = Vec::new();
@@ -160,7 +181,7 @@ async fn store_prepared(
                         continue;
                     }
                 };
-                match admit(&routes, sender, p) {
+                match admit(&admission, sender, p) {
                     Ok(message) => {
                         new.push(message);
                         answers.push(Ok(None));

@@ -43,6 +43,10 @@ pub struct RecipientView {
     /// The server's reply for this recipient (or why it was not asked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply: Option<String>,
+    /// Why Switchboard itself did not send to this recipient: `suppressed` (the address is
+    /// on the tenant's suppression list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl From<&RecipientState> for RecipientView {
@@ -58,6 +62,7 @@ impl From<&RecipientState> for RecipientView {
             status: status.to_owned(),
             code: r.code,
             reply: r.reply.clone(),
+            reason: r.reason.clone(),
         }
     }
 }
@@ -79,6 +84,10 @@ pub struct MessageView {
     pub subject: String,
     /// The Message-ID header, assigned at acceptance and the same on every attempt.
     pub message_id: String,
+    /// Sent as transactional: suppressed recipients get it too.
+    pub transactional: bool,
+    /// It carries one-click unsubscribe headers (the link itself is never shown here).
+    pub unsubscribe: bool,
     /// The channel that sent it, or that it waits for.
     pub channel_id: Option<String>,
     /// Why it is held: `channel_unavailable`, `sending_disabled`, `team_sending_disabled`.
@@ -134,6 +143,8 @@ impl MessageView {
             id: record.id,
             sender_user_id: record.sender_user_id,
             from: record.from_address,
+            transactional: envelope.transactional,
+            unsubscribe: envelope.unsubscribe,
             to: envelope.to,
             cc: envelope.cc,
             bcc: envelope.bcc,

@@ -295,6 +295,7 @@ fn actor(raw: &str, people: &People) -> Markup {
             @match raw {
                 "operator" => "platform operator",
                 "cli" => "server command line",
+                "recipient" => "a recipient (unsubscribe link)",
                 other => (other),
             }
         },

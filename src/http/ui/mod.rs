@@ -25,6 +25,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{DefaultHeaders, Next, from_fn};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
+pub use assets::CSS_PATH;
 pub use errors::{UiError, safe_next};
 
 use crate::config::Config;
@@ -41,7 +42,8 @@ pub fn wants_fragment(req: &HttpRequest) -> bool {
 /// Every page: no caching (pages show channel states and carry CSRF tokens), no framing,
 /// scripts and styles from this origin only. Forms may post here and, for Connect Gmail,
 /// be redirected on to Google's consent page (Chromium applies form-action to redirects).
-pub fn security_headers(config: &Config) -> DefaultHeaders {
+/// The public unsubscribe pages send the same.
+pub fn security_header_values(config: &Config) -> [(header::HeaderName, String); 5] {
     let google = config
         .google
         .as_ref()
@@ -51,12 +53,20 @@ pub fn security_headers(config: &Config) -> DefaultHeaders {
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
          connect-src 'self'; form-action 'self'{google}; frame-ancestors 'none'; base-uri 'none'"
     );
-    DefaultHeaders::new()
-        .add((header::CONTENT_SECURITY_POLICY, csp))
-        .add((header::CACHE_CONTROL, "no-store"))
-        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .add((header::REFERRER_POLICY, "same-origin"))
-        .add((header::X_FRAME_OPTIONS, "DENY"))
+    [
+        (header::CONTENT_SECURITY_POLICY, csp),
+        (header::CACHE_CONTROL, "no-store".to_owned()),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        (header::REFERRER_POLICY, "same-origin".to_owned()),
+        (header::X_FRAME_OPTIONS, "DENY".to_owned()),
+    ]
+}
+
+/// `security_header_values` on every response of the `/ui` scope.
+pub fn security_headers(config: &Config) -> DefaultHeaders {
+    security_header_values(config)
+        .into_iter()
+        .fold(DefaultHeaders::new(), |headers, pair| headers.add(pair))
 }
 
 /// Clears a flash notice once a page has displayed it.
