@@ -128,7 +128,13 @@ impl Domains {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !*stopped.borrow() {
             tokio::select! {
-                _ = tick.tick() => self.pass().await,
+                _ = tick.tick() => {}
+                _ = stopped.changed() => continue,
+            }
+            // A pass cut short by a stop leaves its claims leased: another process (or this
+            // one after a restart) checks them when the lease ends.
+            tokio::select! {
+                () = self.pass() => {}
                 _ = stopped.changed() => {}
             }
         }

@@ -23,7 +23,7 @@ pub(super) fn place(error: &ApiError) -> FieldErrors {
     let field = match error {
         ApiError::Unprocessable { code, .. } | ApiError::Conflict { code, .. } => match *code {
             "from_address_required" | "from_address_not_allowed" => Some("from_address"),
-            "domains_required" | "domains_not_allowed" | "domain_not_in_tenant" => Some("domains"),
+            "domains_required" | "domains_not_allowed" | "domain_not_verified" => Some("domains"),
             "channel_scope_mismatch" => Some("scope"),
             "username_is_secret" => Some("smtp.username"),
             "unknown_team" => Some("owner"),
