@@ -29,10 +29,13 @@ pub enum EventType {
     DomainLapsed,
     /// A claim was not proven within its window.
     DomainFailed,
+    /// A DNS health check of a verified domain (SPF, DKIM, DMARC, MX) that was `ok` now
+    /// fails; the event carries every check. Once per change, not on every re-check.
+    DomainDnsError,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 11] = [
         EventType::ChannelNeedsReauth,
         EventType::ChannelFailing,
         EventType::ChannelRecovered,
@@ -43,6 +46,7 @@ impl EventType {
         EventType::DomainVerified,
         EventType::DomainLapsed,
         EventType::DomainFailed,
+        EventType::DomainDnsError,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +61,7 @@ impl EventType {
             EventType::DomainVerified => "domain.verified",
             EventType::DomainLapsed => "domain.lapsed",
             EventType::DomainFailed => "domain.failed",
+            EventType::DomainDnsError => "domain.dns_error",
         }
     }
 

@@ -4,6 +4,7 @@
 mod audit;
 pub mod auth;
 mod channels;
+pub(crate) mod domain_health;
 mod domains;
 pub mod error;
 mod extract;
@@ -108,7 +109,8 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(domains::list_domains)
                 .service(domains::get_domain)
                 .service(domains::verify_domain)
-                .service(domains::delete_domain),
+                .service(domains::delete_domain)
+                .service(domain_health::update_domain),
         );
 }
 
