@@ -29,13 +29,16 @@ pub enum EventType {
     DomainLapsed,
     /// A claim was not proven within its window.
     DomainFailed,
+    /// A DNS health check of a verified domain (SPF, DKIM, DMARC, MX) that was `ok` now
+    /// fails; the event carries every check. Once per change, not on every re-check.
+    DomainDnsError,
     /// A recipient used a message's one-click unsubscribe link: the address is now on the
     /// tenant's suppression list.
     RecipientUnsubscribed,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 12] = [
         EventType::ChannelNeedsReauth,
         EventType::ChannelFailing,
         EventType::ChannelRecovered,
@@ -46,6 +49,7 @@ impl EventType {
         EventType::DomainVerified,
         EventType::DomainLapsed,
         EventType::DomainFailed,
+        EventType::DomainDnsError,
         EventType::RecipientUnsubscribed,
     ];
 
@@ -61,6 +65,7 @@ impl EventType {
             EventType::DomainVerified => "domain.verified",
             EventType::DomainLapsed => "domain.lapsed",
             EventType::DomainFailed => "domain.failed",
+            EventType::DomainDnsError => "domain.dns_error",
             EventType::RecipientUnsubscribed => "recipient.unsubscribed",
         }
     }

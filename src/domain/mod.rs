@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod channel;
 pub mod claims;
+pub mod dns_checks;
 pub mod email;
 pub mod error;
 pub mod events;
@@ -18,6 +19,7 @@ pub mod permissions;
 pub mod providers;
 pub mod recipients;
 pub mod routing;
+pub mod spf;
 pub mod suppression;
 pub mod tenancy;
 

@@ -2,9 +2,11 @@
 //! find. The HTTP layer and the scheduler share one `Domains` service.
 //! May import `store`, `vault` and `domain`.
 
+pub mod health;
 pub mod proof;
 pub mod resolver;
 pub mod settings;
+pub mod watch;
 
 pub use proof::{Domains, VerifyError};
 pub use resolver::{Dns, LookupError};

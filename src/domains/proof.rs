@@ -10,24 +10,25 @@ use tokio::sync::watch;
 
 use super::resolver::{Dns, LookupError};
 use super::settings::DomainSettings;
+use crate::domain::ClaimState;
 use crate::domain::claims::{Miss, ProofCheck, ProofRecord, observe};
 use crate::domain::{AuditActor, Domain, DomainClaimId, TenantId};
 use crate::store::domains::{self, DomainClaim, Recorded};
 use crate::store::{Store, StoreError};
 
 /// Claims checked per scheduler pass at most.
-const CHECKS_PER_PASS: i64 = 32;
+pub(super) const CHECKS_PER_PASS: i64 = 32;
 /// How long a claim taken by the scheduler is kept from other processes.
-const CHECK_LEASE: Duration = Duration::from_secs(300);
+pub(super) const CHECK_LEASE: Duration = Duration::from_secs(300);
 
 pub type VerifyError = StoreError;
 
 /// Domain claims and their checks.
 #[derive(Clone)]
 pub struct Domains {
-    store: Store,
-    dns: Dns,
-    settings: DomainSettings,
+    pub(super) store: Store,
+    pub(super) dns: Dns,
+    pub(super) settings: DomainSettings,
 }
 
 impl std::fmt::Debug for Domains {
@@ -82,7 +83,7 @@ impl Domains {
         let claim = self.store.run(move |c| domains::get(c, tenant, id)).await?;
         let check = self.look_for(&claim.record()).await;
         let schedule = self.settings.schedule;
-        let recorded = self
+        let mut recorded = self
             .store
             .run(move |c| {
                 domains::record_check(c, tenant, id, &check, actor, |progress| {
@@ -99,6 +100,15 @@ impl Domains {
                 released = recorded.released,
                 "domain claim changed state"
             );
+        }
+        if recorded.claim.state == ClaimState::Verified {
+            // On demand and on every proof check: a fix shows up at once.
+            match self.refresh_health(tenant, id).await {
+                Ok(claim) => recorded.claim = claim,
+                Err(e) => {
+                    tracing::warn!(domain_claim = %id, error = %e, "recording domain health failed")
+                }
+            }
         }
         Ok(recorded)
     }
@@ -117,8 +127,12 @@ impl Domains {
     /// How often to look for due claims: often enough for the shortest interval, never busy.
     fn tick(&self) -> Duration {
         let s = &self.settings.schedule;
-        (s.pending_every.min(s.retry_every).min(s.recheck_every) / 2)
-            .clamp(Duration::from_millis(50), Duration::from_secs(30))
+        (s.pending_every
+            .min(s.retry_every)
+            .min(s.recheck_every)
+            .min(self.settings.health_every)
+            / 2)
+        .clamp(Duration::from_millis(50), Duration::from_secs(30))
     }
 
     /// Checks due claims until stopped: pending ones until proven or failed, verified ones
@@ -134,7 +148,10 @@ impl Domains {
             // A pass cut short by a stop leaves its claims leased: another process (or this
             // one after a restart) checks them when the lease ends.
             tokio::select! {
-                () = self.pass() => {}
+                () = async {
+                    self.pass().await;
+                    self.health_pass().await;
+                } => {}
                 _ = stopped.changed() => {}
             }
         }

@@ -96,6 +96,38 @@ impl Dns {
             .collect())
     }
 
+    /// The mail exchangers at `name`, by preference.
+    pub async fn mx(&self, name: &str) -> Result<Vec<(u16, String)>, LookupError> {
+        let records = self.lookup(name, RecordType::MX).await?;
+        let mut found: Vec<(u16, String)> = records
+            .into_iter()
+            .filter_map(|data| match data {
+                RData::MX(mx) => Some((mx.preference, mx.exchange.to_ascii())),
+                _ => None,
+            })
+            .collect();
+        found.sort();
+        Ok(found)
+    }
+
+    /// The target of a CNAME at `name` (without the trailing dot).
+    pub async fn cname(&self, name: &str) -> Result<String, LookupError> {
+        let records = self.lookup(name, RecordType::CNAME).await?;
+        records
+            .into_iter()
+            .find_map(|data| match data {
+                RData::CNAME(target) => Some(
+                    target
+                        .0
+                        .to_ascii()
+                        .trim_end_matches('.')
+                        .to_ascii_lowercase(),
+                ),
+                _ => None,
+            })
+            .ok_or(LookupError::NoRecords)
+    }
+
     async fn lookup(&self, name: &str, kind: RecordType) -> Result<Vec<RData>, LookupError> {
         let resolver = self
             .resolver

@@ -22,6 +22,13 @@ pub struct DomainSettings {
     /// `SWITCHBOARD_PLATFORM_DOMAIN`: the operator's own domain, which the shared pool sends
     /// for without a tenant's proof (`notifications@platform.example`).
     pub platform_domain: Option<Domain>,
+    /// `SWITCHBOARD_SHARED_POOL_SPF_INCLUDE`: the SPF include that authorises the shared
+    /// pool's relay (`_spf.platform.example`); the SPF check of a domain asks for it. None:
+    /// the check looks only at the record's shape and lookups.
+    pub shared_pool_spf_include: Option<String>,
+    /// `SWITCHBOARD_DOMAIN_HEALTH_INTERVAL`: how often verified domains' DNS health (SPF,
+    /// DKIM, DMARC, MX) is checked again; 1 hour.
+    pub health_every: Duration,
     /// `SWITCHBOARD_DOMAIN_PENDING_INTERVAL`, `…_RECHECK_INTERVAL`, `…_RETRY_INTERVAL`,
     /// `…_LAPSE_AFTER`, `…_CLAIM_WINDOW`.
     pub schedule: ProofSchedule,
@@ -34,6 +41,8 @@ impl Default for DomainSettings {
             dns_timeout: Duration::from_secs(5),
             placement: RecordPlacement::default(),
             platform_domain: None,
+            shared_pool_spf_include: None,
+            health_every: Duration::from_secs(3600),
             schedule: ProofSchedule::default(),
         }
     }
@@ -71,6 +80,15 @@ impl DomainSettings {
             .map(|raw| Domain::parse(&raw))
             .transpose()
             .map_err(|e| ("SWITCHBOARD_PLATFORM_DOMAIN", e.reason))?;
+        let shared_pool_spf_include = match get("SWITCHBOARD_SHARED_POOL_SPF_INCLUDE") {
+            None => None,
+            Some(raw) => Some(spf_include(&raw).ok_or_else(|| {
+                (
+                    "SWITCHBOARD_SHARED_POOL_SPF_INCLUDE",
+                    format!("`{raw}` is not a domain name such as _spf.platform.example"),
+                )
+            })?),
+        };
         let lapse_after = match get("SWITCHBOARD_DOMAIN_LAPSE_AFTER") {
             None => d.schedule.lapse_after,
             Some(raw) => raw
@@ -91,6 +109,8 @@ impl DomainSettings {
             dns_timeout: duration("SWITCHBOARD_DNS_TIMEOUT", d.dns_timeout)?,
             placement,
             platform_domain,
+            shared_pool_spf_include,
+            health_every: duration("SWITCHBOARD_DOMAIN_HEALTH_INTERVAL", d.health_every)?,
             schedule: ProofSchedule {
                 pending_every: duration("SWITCHBOARD_DOMAIN_PENDING_INTERVAL", s.pending_every)?,
                 recheck_every: duration("SWITCHBOARD_DOMAIN_RECHECK_INTERVAL", s.recheck_every)?,
@@ -103,9 +123,14 @@ impl DomainSettings {
             return Err(("SWITCHBOARD_DNS_TIMEOUT", "must be more than 0".into()));
         }
         let s = &settings.schedule;
-        if [s.pending_every, s.recheck_every, s.retry_every]
-            .iter()
-            .any(|d| *d < Duration::from_millis(100))
+        if [
+            s.pending_every,
+            s.recheck_every,
+            s.retry_every,
+            settings.health_every,
+        ]
+        .iter()
+        .any(|d| *d < Duration::from_millis(100))
         {
             return Err((
                 "SWITCHBOARD_DOMAIN_PENDING_INTERVAL",
@@ -114,6 +139,26 @@ impl DomainSettings {
         }
         Ok(settings)
     }
+}
+
+/// An SPF include's domain: labels of letters, digits, '-' and '_' (as `_spf.` has), lower
+/// case, without the `include:` some people paste.
+fn spf_include(raw: &str) -> Option<String> {
+    let name = raw
+        .trim()
+        .trim_start_matches("include:")
+        .trim_end_matches('.');
+    let fine = !name.is_empty()
+        && name.len() <= 253
+        && name.contains('.')
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
+    fine.then(|| name.to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -144,6 +189,17 @@ mod tests {
         assert_eq!(err.0, "SWITCHBOARD_DOMAIN_RECORD");
         let err = parse(&[("SWITCHBOARD_DOMAIN_LAPSE_AFTER", "0")]).unwrap_err();
         assert_eq!(err.0, "SWITCHBOARD_DOMAIN_LAPSE_AFTER");
+        let spf = parse(&[(
+            "SWITCHBOARD_SHARED_POOL_SPF_INCLUDE",
+            "include:_SPF.Platform.example",
+        )])
+        .unwrap();
+        assert_eq!(
+            spf.shared_pool_spf_include.as_deref(),
+            Some("_spf.platform.example")
+        );
+        let err = parse(&[("SWITCHBOARD_SHARED_POOL_SPF_INCLUDE", "not a name")]).unwrap_err();
+        assert_eq!(err.0, "SWITCHBOARD_SHARED_POOL_SPF_INCLUDE");
         let apex = parse(&[("SWITCHBOARD_DOMAIN_RECORD", "@")]).unwrap();
         assert_eq!(apex.placement, RecordPlacement::Apex);
     }

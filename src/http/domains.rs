@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::TenantCaller;
+use super::domain_health::DomainHealthView;
 use super::error::{ApiError, NotFoundAs, Problem};
 use super::extract::path_id;
 use crate::domain::claims::is_mailbox_provider;
@@ -79,6 +80,10 @@ pub struct DomainView {
     pub(in crate::http) misses: u32,
     /// The last check of each kind.
     pub(in crate::http) checks: Vec<DomainCheckView>,
+    /// DKIM selectors named for the domain (`PATCH /v1/domains/{id}`), checked with its health.
+    pub(in crate::http) dkim_selectors: Vec<String>,
+    /// DNS health (SPF, DKIM, DMARC, MX), for verified domains only; `null` before.
+    pub(in crate::http) health: Option<DomainHealthView>,
 }
 
 impl From<DomainClaim> for DomainView {
@@ -113,6 +118,8 @@ impl From<DomainClaim> for DomainView {
             next_check_at: c.next_check_at,
             misses: c.misses,
             checks,
+            health: DomainHealthView::of(c.state, c.health.as_ref()),
+            dkim_selectors: c.dkim_selectors,
         }
     }
 }

@@ -4,6 +4,7 @@
 mod audit;
 pub mod auth;
 mod channels;
+pub(crate) mod domain_health;
 mod domains;
 pub mod error;
 mod extract;
@@ -115,7 +116,8 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(domains::delete_domain)
                 .service(suppressions::list_suppressions)
                 .service(suppressions::add_suppression)
-                .service(suppressions::remove_suppression),
+                .service(suppressions::remove_suppression)
+                .service(domain_health::update_domain),
         );
 }
 

@@ -16,6 +16,7 @@ use super::{DbConnection, StoreError, audit, write_transaction};
 use crate::domain::claims::{
     ClaimChange, ClaimProgress, ClaimState, ClaimToken, ProofCheck, ProofRecord, Transition,
 };
+use crate::domain::dns_checks::DomainHealth;
 use crate::domain::{AuditActor, Domain, DomainClaimId, EventType, TenantId};
 
 /// Most claims one tenant may hold.
@@ -39,6 +40,11 @@ pub struct DomainClaim {
     pub temp_failures: u32,
     /// The last proof check: `{at, status, code, message}`.
     pub last_check: Option<Value>,
+    /// The last DNS health run (SPF, DKIM, DMARC, MX), kept while the claim is not verified
+    /// but shown only while it is.
+    pub health: Option<DomainHealth>,
+    /// DKIM selectors an admin named for the domain (the relay's).
+    pub dkim_selectors: Vec<String>,
 }
 
 impl DomainClaim {
@@ -74,6 +80,8 @@ struct ClaimRow {
     misses: i32,
     temp_failures: i32,
     last_check: Option<String>,
+    health: Option<String>,
+    dkim_selectors: Option<String>,
 }
 
 impl ClaimRow {
@@ -99,6 +107,19 @@ impl ClaimRow {
                 .map(serde_json::from_str)
                 .transpose()
                 .map_err(StoreError::corrupt)?,
+            health: self
+                .health
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(StoreError::corrupt)?,
+            dkim_selectors: self
+                .dkim_selectors
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(StoreError::corrupt)?
+                .unwrap_or_default(),
         })
     }
 }
@@ -320,6 +341,22 @@ pub struct DueClaim {
     pub id: DomainClaimId,
 }
 
+impl DueClaim {
+    pub(super) fn parse(tenant: &str, id: &str) -> Result<Self, StoreError> {
+        Ok(Self {
+            tenant: tenant.parse().map_err(StoreError::corrupt)?,
+            id: id.parse().map_err(StoreError::corrupt)?,
+        })
+    }
+}
+
+/// Now, and the end of a scheduler's lease taken now (both in stored micros).
+pub(super) fn lease_from_now(lease: std::time::Duration) -> (i64, i64) {
+    let now = now_micros();
+    let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX / 2));
+    (now, until)
+}
+
 /// Takes up to `limit` claims whose check is due, pushing each one's next check `lease`
 /// ahead so that another process does not take it too; the check's result then sets the real
 /// next time.
@@ -328,8 +365,7 @@ pub fn claim_due(
     lease: std::time::Duration,
     limit: i64,
 ) -> Result<Vec<DueClaim>, StoreError> {
-    let now = now_micros();
-    let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX / 2));
+    let (now, until) = lease_from_now(lease);
     let due: Vec<(String, String, i64)> = domain_claims::table
         .filter(domain_claims::next_check_at.le(now))
         .order(domain_claims::next_check_at)
@@ -350,10 +386,7 @@ pub fn claim_due(
         .set(domain_claims::next_check_at.eq(until))
         .execute(conn)?;
         if won == 1 {
-            taken.push(DueClaim {
-                tenant: tenant.parse().map_err(StoreError::corrupt)?,
-                id: id.parse().map_err(StoreError::corrupt)?,
-            });
+            taken.push(DueClaim::parse(&tenant, &id)?);
         }
     }
     Ok(taken)

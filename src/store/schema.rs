@@ -29,6 +29,9 @@ diesel::table! {
         misses -> Integer,
         temp_failures -> Integer,
         last_check -> Nullable<Text>,
+        health -> Nullable<Text>,
+        health_next_at -> Nullable<BigInt>,
+        dkim_selectors -> Nullable<Text>,
     }
 }
 

@@ -11,6 +11,7 @@ mod cli_channel;
 mod delivery;
 #[path = "../support/dns_server.rs"]
 mod dns_server;
+mod domain_health;
 mod domains;
 mod errors;
 #[path = "../support/fake_google.rs"]

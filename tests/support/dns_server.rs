@@ -11,7 +11,7 @@ use std::time::Duration;
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Header, HeaderCounts, ResponseCode};
-use hickory_server::proto::rr::rdata::{SOA, TXT};
+use hickory_server::proto::rr::rdata::{CNAME, MX, SOA, TXT};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
@@ -151,6 +151,28 @@ impl TestDns {
     /// Adds a TXT record (another at the same name is kept: several values may live there).
     pub async fn txt(&self, at: &str, value: &str) {
         self.add(at, RData::TXT(TXT::new(vec![value.to_owned()])))
+            .await;
+    }
+
+    /// Adds a TXT record whose value is split into character-strings of at most 255 bytes,
+    /// as a long DKIM key is published.
+    pub async fn long_txt(&self, at: &str, value: &str) {
+        let parts = value
+            .as_bytes()
+            .chunks(255)
+            .map(|c| String::from_utf8(c.to_vec()).expect("ASCII"))
+            .collect();
+        self.add(at, RData::TXT(TXT::new(parts))).await;
+    }
+
+    /// Adds a CNAME from `at` to `target`.
+    pub async fn cname(&self, at: &str, target: &str) {
+        self.add(at, RData::CNAME(CNAME(name(target)))).await;
+    }
+
+    /// Adds an MX record.
+    pub async fn mx(&self, at: &str, preference: u16, exchange: &str) {
+        self.add(at, RData::MX(MX::new(preference, name(exchange))))
             .await;
     }
 

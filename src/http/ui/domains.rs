@@ -14,6 +14,7 @@ use super::routes::form_error;
 use super::session::{self, UiPost, UiSession};
 use crate::domain::Action;
 use crate::http::AppState;
+use crate::http::domain_health::DomainHealthView;
 use crate::http::domains::{self, DomainView};
 use crate::http::error::ApiError;
 
@@ -73,6 +74,40 @@ fn row(session: &UiSession, d: &DomainView) -> Markup {
                 }
             }
         }
+        @if let Some(health) = &d.health {
+            tr.health {
+                td colspan="5" {
+                    (health_list(health))
+                }
+            }
+        }
+    }
+}
+
+fn check_badge(status: &str) -> Markup {
+    let (class, text) = match status {
+        "ok" => ("ok", "OK"),
+        "missing" => ("bad", "Missing"),
+        "invalid" => ("bad", "Invalid"),
+        _ => ("warn", "DNS error"),
+    };
+    html! { span class={"badge " (class)} { (text) } }
+}
+
+/// A verified domain's DNS health: each check with its status and sentence. Also used by
+/// the channel detail page.
+pub(super) fn health_list(health: &DomainHealthView) -> Markup {
+    html! {
+        div.hint { "DNS health, checked " (layout::when(Some(health.checked_at))) }
+        ul.checks {
+            @for c in &health.checks {
+                li {
+                    strong { (c.check.replace('_', " ").to_uppercase()) } " "
+                    (check_badge(c.status)) " "
+                    span { (c.message) }
+                }
+            }
+        }
     }
 }
 
@@ -87,6 +122,7 @@ fn page_body(
         p {
             "Mail is sent as a domain through team relays and the shared pool only once your organisation has proven it controls the domain: publish the TXT record shown, then check. "
             "Switchboard looks for the record again about daily; if it disappears, sending as the domain stops until it is back. "
+            "Once a domain is verified, its SPF, DKIM, DMARC and MX records are checked hourly and shown under it. "
             "Reps' own mailboxes (Gmail, a mailbox SMTP login) need no domain proof."
         }
         @if session.actor().may(Action::ManageDomains) {

@@ -1,0 +1,119 @@
+//! Running a verified domain's DNS health checks and keeping the result: after each proof
+//! check of a verified claim (so "Check now" shows a fix at once), and hourly for every
+//! verified claim (`SWITCHBOARD_DOMAIN_HEALTH_INTERVAL`).
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::health::{self, DkimSelector, HealthTarget, SpfInclude};
+use super::proof::{CHECK_LEASE, CHECKS_PER_PASS, Domains};
+use crate::domain::dns_checks::DomainHealth;
+use crate::domain::{ClaimState, Domain, DomainClaimId, TenantId};
+use crate::store::domains::{self, DomainClaim};
+use crate::store::{DbConnection, StoreError, domain_health};
+
+/// The DKIM selectors to check for a claim: those an admin named (a relay's, whose key we
+/// do not hold).
+///
+/// LEAD: when the DKIM helper's store is merged, add here the selectors it publishes,
+/// `dkim_keys::published(conn, claim.tenant, &claim.domain)`, each with its public key as
+/// `expected_key` (so that a record that is not our key is `invalid`).
+fn selectors_to_check(
+    _conn: &mut DbConnection,
+    claim: &DomainClaim,
+) -> Result<Vec<DkimSelector>, StoreError> {
+    Ok(claim
+        .dkim_selectors
+        .iter()
+        .map(|s| DkimSelector {
+            selector: s.clone(),
+            expected_key: None,
+        })
+        .collect())
+}
+
+/// The organisational domain of `domain` as far as we know it without the public suffix
+/// list: the highest verified domain the tenant claimed that `domain` is a subdomain of.
+pub fn organisational(domain: &Domain, claims: &[DomainClaim]) -> Option<Domain> {
+    claims
+        .iter()
+        .filter(|c| c.state == ClaimState::Verified)
+        .filter(|c| domain.as_str().ends_with(&format!(".{}", c.domain)))
+        .min_by_key(|c| c.domain.as_str().len())
+        .map(|c| c.domain.clone())
+}
+
+impl Domains {
+    /// What to check for a claim, looked up in one go.
+    async fn target(
+        &self,
+        tenant: TenantId,
+        id: DomainClaimId,
+    ) -> Result<HealthTarget, StoreError> {
+        let include = self
+            .settings
+            .shared_pool_spf_include
+            .clone()
+            .map(|include| SpfInclude {
+                include,
+                relay: "the shared pool".into(),
+            });
+        self.store
+            .run(move |c| {
+                let claim = domains::get(c, tenant, id)?;
+                let all = domains::list(c, tenant)?;
+                Ok(HealthTarget {
+                    organisational: organisational(&claim.domain, &all),
+                    spf_include: include,
+                    dkim: selectors_to_check(c, &claim)?,
+                    domain: claim.domain,
+                })
+            })
+            .await
+    }
+
+    /// Runs the claim's health checks now and records them (emitting `domain.dns_error`
+    /// when a check that was `ok` fails).
+    pub async fn refresh_health(
+        &self,
+        tenant: TenantId,
+        id: DomainClaimId,
+    ) -> Result<DomainClaim, StoreError> {
+        let target = self.target(tenant, id).await?;
+        let health = DomainHealth {
+            checks: health::check(&self.dns, &target).await,
+            checked_at: Utc::now(),
+        };
+        let next =
+            Utc::now() + chrono::Duration::from_std(self.settings.health_every).unwrap_or_default();
+        self.store
+            .run(move |c| domain_health::record(c, tenant, id, &health, next))
+            .await
+    }
+
+    /// Re-runs the checks of verified claims that are due.
+    pub(super) async fn health_pass(self: &Arc<Self>) {
+        let due = match self
+            .store
+            .run(|c| domain_health::claim_due(c, CHECK_LEASE, CHECKS_PER_PASS))
+            .await
+        {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "looking for domains to health-check failed");
+                return;
+            }
+        };
+        let mut running = tokio::task::JoinSet::new();
+        for claim in due {
+            let this = self.clone();
+            running.spawn(async move {
+                if let Err(e) = this.refresh_health(claim.tenant, claim.id).await {
+                    tracing::debug!(domain_claim = %claim.id, error = %e, "scheduled domain health check failed");
+                }
+            });
+        }
+        while running.join_next().await.is_some() {}
+    }
+}
