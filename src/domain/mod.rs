@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod channel;
+pub mod dkim;
 pub mod email;
 pub mod error;
 pub mod events;
