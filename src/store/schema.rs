@@ -291,6 +291,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    dkim_keys (id) {
+        id -> Text,
+        tenant_id -> Text,
+        domain -> Text,
+        selector -> Text,
+        algorithm -> Text,
+        public_key -> Binary,
+        state -> Text,
+        created_at -> BigInt,
+        retiring_since -> Nullable<BigInt>,
+        retired_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     tenant_domains,
@@ -312,5 +327,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhooks,
     notifications,
     notification_marks,
-    processes
+    processes,
+    dkim_keys
 );
