@@ -9,6 +9,7 @@ mod channel_checks;
 mod channels;
 mod cli_channel;
 mod delivery;
+mod dkim;
 mod errors;
 #[path = "../support/fake_google.rs"]
 mod fake_google;
@@ -16,6 +17,7 @@ mod gmail;
 mod health;
 mod helpers;
 mod interop;
+mod interop_dkim;
 mod interop_faults;
 mod isolation;
 mod it_day;
