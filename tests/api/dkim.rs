@@ -19,7 +19,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use switchboard::store::dkim_keys;
 
-use crate::cli_channel::run;
+use crate::cli_channel::{Outcome, run};
 use crate::helpers::{TestApp, TestTenant, expect_json, expect_problem, master_key};
 use crate::messages::{REP, acme_and_rep, mail, world};
 use crate::smtp_server::{SmtpServerConfig, TestSmtpServer};
@@ -105,16 +105,27 @@ fn signature_tags(raw: &[u8]) -> Option<HashMap<String, String>> {
     )
 }
 
-/// `switchboard dkim <what> --tenant … --domain … --json`: the records to publish.
-async fn dkim_cli(app: &TestApp, what: &str, tenant: &TestTenant, domain: &str) -> Value {
-    let out = run(
-        app,
-        &[
-            "dkim", what, "--tenant", &tenant.id, "--domain", domain, "--json",
-        ],
-        None,
-    )
-    .await;
+/// `switchboard dkim <what> --tenant … --domain …` (and `extra`), as run on the server.
+pub(crate) async fn dkim_command(
+    app: &TestApp,
+    what: &str,
+    tenant: &str,
+    domain: &str,
+    extra: &[&str],
+) -> Outcome {
+    let mut args = vec!["dkim", what, "--tenant", tenant, "--domain", domain];
+    args.extend_from_slice(extra);
+    run(app, &args, None).await
+}
+
+/// `switchboard dkim <what> … --json`: the records to publish.
+pub(crate) async fn dkim_cli(
+    app: &TestApp,
+    what: &str,
+    tenant: &TestTenant,
+    domain: &str,
+) -> Value {
+    let out = dkim_command(app, what, &tenant.id, domain, &["--json"]).await;
     assert!(out.ok, "dkim {what}: {}", out.stderr);
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
 }
@@ -506,20 +517,10 @@ async fn the_private_key_survives_tenant_and_master_key_rotation() {
     // A new master key: the old one can go once everything is re-wrapped.
     let old_key = app.master_keys.clone();
     let new_key = master_key("k2");
-    let app = app
-        .stop()
-        .await
-        .start_with_keys(&format!("{new_key},{old_key}"))
-        .await
-        .unwrap_or_else(|(e, _)| panic!("{e}"));
+    let app = app.restart_with_keys(&format!("{new_key},{old_key}")).await;
     let out = run(&app, &["keys", "rotate"], None).await;
     assert!(out.ok, "{}", out.stderr);
-    let app = app
-        .stop()
-        .await
-        .start_with_keys(&new_key)
-        .await
-        .unwrap_or_else(|(e, _)| panic!("{e}"));
+    let app = app.restart_with_keys(&new_key).await;
     let raw = delivered(
         &app,
         &rep.token,
@@ -537,73 +538,20 @@ async fn the_private_key_survives_tenant_and_master_key_rotation() {
 #[tokio::test]
 async fn the_dkim_commands_name_what_is_wrong() {
     let (app, acme, _rep) = acme_and_rep(&[]).await;
-    for (args, needle) in [
-        (
-            vec![
-                "dkim",
-                "show",
-                "--tenant",
-                "not-a-uuid",
-                "--domain",
-                "acme.test",
-            ],
-            "--tenant",
-        ),
-        (
-            vec![
-                "dkim",
-                "rotate",
-                "--tenant",
-                "00000000-0000-4000-8000-000000000000",
-                "--domain",
-                "acme.test",
-            ],
-            "no tenant",
-        ),
-        (
-            vec![
-                "dkim",
-                "rotate",
-                "--tenant",
-                &acme.id,
-                "--domain",
-                "not a domain",
-            ],
-            "--domain",
-        ),
+    let nobody = "00000000-0000-4000-8000-000000000000";
+    for (what, tenant, domain, needle) in [
+        ("show", "not-a-uuid", "acme.test", "--tenant"),
+        ("rotate", nobody, "acme.test", "no tenant"),
+        ("rotate", acme.id.as_str(), "not a domain", "--domain"),
     ] {
-        let out = run(&app, &args, None).await;
-        assert!(!out.ok, "{args:?}");
-        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+        let out = dkim_command(&app, what, tenant, domain, &[]).await;
+        assert!(!out.ok, "{what} {tenant} {domain}");
+        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
     }
-    let out = run(
-        &app,
-        &[
-            "dkim",
-            "show",
-            "--tenant",
-            &acme.id,
-            "--domain",
-            "acme.test",
-        ],
-        None,
-    )
-    .await;
+    let out = dkim_command(&app, "show", &acme.id, "acme.test", &[]).await;
     assert!(out.ok, "{}", out.stderr);
     assert!(out.stdout.contains("has no DKIM key"), "{}", out.stdout);
-    let out = run(
-        &app,
-        &[
-            "dkim",
-            "rotate",
-            "--tenant",
-            &acme.id,
-            "--domain",
-            "acme.test",
-        ],
-        None,
-    )
-    .await;
+    let out = dkim_command(&app, "rotate", &acme.id, "acme.test", &[]).await;
     assert!(out.ok, "{}", out.stderr);
     assert!(
         out.stdout.contains("._domainkey.acme.test  TXT")

@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::cli_channel::run;
+use crate::dkim::dkim_cli;
 use crate::helpers::{TestApp, expect_json, spawn_app_with};
 use crate::interop::{PASSWORD, Peer, USER, interop_dir, launch, test_ca_certificates};
 
@@ -115,22 +115,7 @@ async fn dkimpy_verifies_what_the_shared_pool_and_a_signing_team_relay_sent() {
         StatusCode::CREATED,
     )
     .await;
-    let out = run(
-        &app,
-        &[
-            "dkim",
-            "rotate",
-            "--tenant",
-            &acme.id,
-            "--domain",
-            "acme.test",
-            "--json",
-        ],
-        None,
-    )
-    .await;
-    assert!(out.ok, "{}", out.stderr);
-    let records: Value = serde_json::from_str(&out.stdout).unwrap();
+    let records = dkim_cli(&app, "rotate", &acme, "acme.test").await;
 
     // What canonicalisation must get right. Through the pool: a plain ASCII body sent as
     // written (7bit), with runs of spaces, a tab, trailing spaces and whitespace-only lines
