@@ -567,3 +567,71 @@ async fn the_dkim_commands_name_what_is_wrong() {
         out.stdout
     );
 }
+
+#[tokio::test]
+async fn ensure_active_makes_one_key_and_remove_all_forgets_every_key_of_the_domain() {
+    let (app, acme, _rep) = acme_and_rep(&[]).await;
+    let (store, vault) = switchboard::startup::open_store_and_vault(&app.config()).unwrap();
+    let tenant: switchboard::domain::TenantId = acme.id.parse().unwrap();
+    let domain = switchboard::domain::Domain::parse("acme.test").unwrap();
+    let actor = || switchboard::domain::AuditActor::System;
+    let (first, again) = store
+        .run_blocking(|conn| {
+            let first = dkim_keys::ensure_active(conn, &vault, tenant, &domain, actor())?;
+            let again = dkim_keys::ensure_active(conn, &vault, tenant, &domain, actor())?;
+            Ok((first, again))
+        })
+        .unwrap();
+    assert_eq!(first, again, "the second call finds the first key");
+    assert_eq!(
+        first.name,
+        format!("{}._domainkey.acme.test", first.selector)
+    );
+    // Another tenant's key for the same domain is its own.
+    let other = app.create_tenant("Other").await;
+    let other_id: switchboard::domain::TenantId = other.id.parse().unwrap();
+    let theirs = store
+        .run_blocking(|conn| dkim_keys::ensure_active(conn, &vault, other_id, &domain, actor()))
+        .unwrap();
+    assert_ne!(theirs.selector, first.selector);
+
+    store
+        .run_blocking(|conn| dkim_keys::rotate(conn, &vault, tenant, &domain, actor()))
+        .unwrap();
+    let active = store
+        .run_blocking(|conn| dkim_keys::active_key(conn, tenant, &domain))
+        .unwrap()
+        .unwrap();
+    let removed = store
+        .run_blocking(|conn| dkim_keys::remove_all(conn, tenant, &domain))
+        .unwrap();
+    assert_eq!(removed, 2, "the active key and the retiring one");
+    let (published, private, theirs_left) = store
+        .run_blocking(|conn| {
+            Ok((
+                dkim_keys::published(conn, tenant, &domain)?,
+                dkim_keys::private_key(conn, &vault, tenant, &active),
+                dkim_keys::published(conn, other_id, &domain)?,
+            ))
+        })
+        .unwrap();
+    assert!(published.is_empty());
+    assert!(matches!(
+        private,
+        Err(switchboard::store::StoreError::NotFound)
+    ));
+    assert_eq!(theirs_left, [theirs], "the other tenant's key stays");
+
+    let audit = expect_json(
+        app.get("/v1/audit", &acme.admin_token).await,
+        StatusCode::OK,
+    )
+    .await;
+    let created = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "dkim.key_created")
+        .count();
+    assert_eq!(created, 1, "one key made, once recorded: {audit:#}");
+}
