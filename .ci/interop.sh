@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Installs the independent peers of the interop leg (Python aiosmtpd, Node smtp-server and
-# oauth2-mock-server) into target/interop, from the pinned versions in tests/interop/, and
-# Postfix's smtp-sink from Debian (apt-get, as root) when /usr/sbin/smtp-sink is missing.
+# Installs the independent peers of the interop leg (Python aiosmtpd and dkimpy, Node
+# smtp-server and oauth2-mock-server) into target/interop, from the pinned versions in
+# tests/interop/, and Postfix's smtp-sink from Debian (apt-get, as root) when
+# /usr/sbin/smtp-sink is missing.
 # Idempotent; prints the directory on its last line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="$PWD/target/interop"
 mkdir -p "$dir"
-if [ ! -x "$dir/venv/bin/python" ] || ! "$dir/venv/bin/python" -c "import aiosmtpd, trustme" 2>/dev/null; then
-  echo "installing aiosmtpd and trustme" >&2
+if [ ! -x "$dir/venv/bin/python" ] || ! "$dir/venv/bin/python" -c "import aiosmtpd, trustme, dkim" 2>/dev/null; then
+  echo "installing aiosmtpd, trustme and dkimpy" >&2
   python3 -m venv "$dir/venv" >&2
   "$dir/venv/bin/pip" install -q -r tests/interop/requirements.txt >&2
 fi

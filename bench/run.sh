@@ -16,6 +16,7 @@
 # BENCH_BIN=/path/to/switchboard benchmarks that binary instead of target/release's.
 # BENCH_QUOTA=1 adds a leg per database with a per-minute limit on the channel (every
 # provider preset has limits; then each message takes quota, in its own transaction).
+# BENCH_DKIM=1 adds two SQLite legs through the shared pool: unsigned, and DKIM-signed.
 # See bench/README.md for what is measured and the numbers on this machine.
 set -euo pipefail
 
@@ -155,6 +156,12 @@ if [ "${BENCH_QUOTA:-0}" = 1 ]; then
   if [ "${BENCH_PG:-1}" != 0 ] && [ -n "$PG_URL" ]; then
     leg "postgres, channel limit" --database-url "$PG_URL" --per-minute 10000000
   fi
+fi
+
+if [ "${BENCH_DKIM:-0}" = 1 ]; then
+  # The shared pool without a DKIM key for bench.test (nothing to sign), then with one.
+  leg "sqlite, shared pool, unsigned" --shared-pool
+  leg "sqlite, shared pool, DKIM-signed" --shared-pool --dkim
 fi
 
 # --- 6. the table -------------------------------------------------------------------------

@@ -35,7 +35,8 @@ use serde_json::{Value, json};
 
 const USAGE: &str = "usage: e2e [--messages N] [--batch B] [--concurrency C] \
 [--database-url postgres://…] [--label NAME] [--sink HOST:PORT --sink-counter FILE] \
-[--binary PATH] [--pool-size P] [--pg-set name=value]… [--per-minute LIMIT] [--timeout SECS] [--keep]";
+[--binary PATH] [--pool-size P] [--pg-set name=value]… [--per-minute LIMIT] [--shared-pool [--dkim]] \
+[--timeout SECS] [--keep]";
 
 struct Args {
     messages: usize,
@@ -51,6 +52,11 @@ struct Args {
     /// A per-minute limit on the channel (provider presets all have one), so that every
     /// message takes quota: off by default.
     per_minute: Option<u32>,
+    /// Send through the shared pool (SWITCHBOARD_SHARED_POOL_URL at the sink, 16 connections)
+    /// instead of a tenant domain channel.
+    shared_pool: bool,
+    /// Give bench.test a DKIM key first (`switchboard dkim rotate`): the shared pool signs.
+    dkim: bool,
     timeout: Duration,
     /// Keep the temp dir, the PostgreSQL schema and the service's log.
     keep: bool,
@@ -68,6 +74,8 @@ fn parse_args() -> Args {
         pool_size: 20,
         pg_settings: Vec::new(),
         per_minute: None,
+        shared_pool: false,
+        dkim: false,
         timeout: Duration::from_secs(240),
         keep: false,
     };
@@ -99,6 +107,8 @@ fn parse_args() -> Args {
             "--pool-size" => args.pool_size = number(value()) as u32,
             "--pg-set" => args.pg_settings.push(value()),
             "--per-minute" => args.per_minute = Some(number(value()) as u32),
+            "--shared-pool" => args.shared_pool = true,
+            "--dkim" => args.dkim = true,
             "--timeout" => args.timeout = Duration::from_secs(number(value()) as u64),
             "--keep" => args.keep = true,
             "--help" | "-h" => {
@@ -113,6 +123,9 @@ fn parse_args() -> Args {
         (None, None) => None,
         _ => fail("--sink and --sink-counter go together"),
     };
+    if args.dkim && !args.shared_pool {
+        fail("--dkim signs through the shared pool: give --shared-pool too");
+    }
     args
 }
 
@@ -504,9 +517,16 @@ struct Service {
     child: Child,
     base: String,
     log: PathBuf,
+    /// The environment the service runs with, for the command line on the same data.
+    env: Vec<(&'static str, String)>,
 }
 
-fn start_service(args: &Args, data_dir: &Path, database_url: Option<&str>) -> Service {
+fn start_service(
+    args: &Args,
+    data_dir: &Path,
+    database_url: Option<&str>,
+    shared_pool: Option<&str>,
+) -> Service {
     if !args.binary.exists() {
         fail(&format!(
             "{} is missing: run `cargo build --release` first",
@@ -530,16 +550,25 @@ fn start_service(args: &Args, data_dir: &Path, database_url: Option<&str>) -> Se
         }
         None => Command::new(&args.binary),
     };
+    let mut env = vec![
+        ("SWITCHBOARD_DATA_DIR", data_dir.display().to_string()),
+        (
+            "SWITCHBOARD_MASTER_KEYS",
+            key.to_config_entry().expose_secret().to_owned(),
+        ),
+    ];
+    if let Some(url) = database_url {
+        env.push(("SWITCHBOARD_DATABASE_URL", url.to_owned()));
+    }
+    if let Some(url) = shared_pool {
+        env.push(("SWITCHBOARD_SHARED_POOL_URL", url.to_owned()));
+    }
     cmd.arg("serve")
         .env_remove("SWITCHBOARD_DATABASE_URL")
         .env_remove("SWITCHBOARD_MASTER_KEYS_FILE")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("SWITCHBOARD_BIND", &address)
-        .env("SWITCHBOARD_DATA_DIR", data_dir)
         .env("SWITCHBOARD_OPERATOR_TOKEN", operator_token())
-        .env(
-            "SWITCHBOARD_MASTER_KEYS",
-            key.to_config_entry().expose_secret(),
-        )
         .env("SWITCHBOARD_OUTBOUND_ALLOW", "127.0.0.0/8")
         .env(
             "RUST_LOG",
@@ -548,9 +577,6 @@ fn start_service(args: &Args, data_dir: &Path, database_url: Option<&str>) -> Se
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(File::create(&log).unwrap());
-    if let Some(url) = database_url {
-        cmd.env("SWITCHBOARD_DATABASE_URL", url);
-    }
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| fail(&format!("cannot start {}: {e}", args.binary.display())));
@@ -558,6 +584,7 @@ fn start_service(args: &Args, data_dir: &Path, database_url: Option<&str>) -> Se
         child,
         base: format!("http://{address}"),
         log,
+        env,
     }
 }
 
@@ -698,7 +725,15 @@ async fn run(args: &Args) -> bool {
         .as_deref()
         .map(|base| PgSchema::create(base, &args.pg_settings, args.keep));
     let database_url = schema.as_ref().map(PgSchema::url);
-    let mut service = start_service(args, &data_dir, database_url.as_deref());
+    let shared_pool = args
+        .shared_pool
+        .then(|| format!("smtp://{sink_address}?security=none"));
+    let mut service = start_service(
+        args,
+        &data_dir,
+        database_url.as_deref(),
+        shared_pool.as_deref(),
+    );
     let pid = service.child.id();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency + 2)
@@ -751,24 +786,49 @@ async fn run(args: &Args) -> bool {
         "PATCH /v1/tenant",
     )
     .await;
-    call(
-        client
-            .post(format!("{base}/v1/channels"))
-            .bearer_auth(&admin)
-            .json(&{
-                let mut channel = json!({"name": "sink", "kind": "smtp", "scope": "domain",
+    if args.dkim {
+        let tenant_id = tenant["id"].as_str().unwrap();
+        let out = Command::new(&args.binary)
+            .args([
+                "dkim",
+                "rotate",
+                "--tenant",
+                tenant_id,
+                "--domain",
+                "bench.test",
+            ])
+            .env_remove("SWITCHBOARD_DATABASE_URL")
+            .env_remove("SWITCHBOARD_MASTER_KEYS_FILE")
+            .envs(service.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            fail(&format!(
+                "dkim rotate: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    if !args.shared_pool {
+        call(
+            client
+                .post(format!("{base}/v1/channels"))
+                .bearer_auth(&admin)
+                .json(&{
+                    let mut channel = json!({"name": "sink", "kind": "smtp", "scope": "domain",
                     "owner": {"tenant": true}, "domains": ["bench.test"],
                     "smtp": {"host": sink_host, "port": sink_port, "security": "none",
                              "auth": "none", "pool_size": args.pool_size}});
-                if let Some(limit) = args.per_minute {
-                    channel["limits"] = json!({"per_minute": limit});
-                }
-                channel
-            }),
-        201,
-        "POST /v1/channels",
-    )
-    .await;
+                    if let Some(limit) = args.per_minute {
+                        channel["limits"] = json!({"per_minute": limit});
+                    }
+                    channel
+                }),
+            201,
+            "POST /v1/channels",
+        )
+        .await;
+    }
 
     // Every request body, serialised before the clock starts.
     let text = body_text();
@@ -795,13 +855,17 @@ async fn run(args: &Args) -> bool {
     let others_before: Vec<f64> = others.iter().map(|c| cpu_of_command(c)).collect();
     let io_before = io_counters(pid);
     println!(
-        "{label}: {n} messages of {} B text in {} batches of ≤{} ({:.1} MB of JSON), {} concurrent requests, channel pool_size {}{}",
+        "{label}: {n} messages of {} B text in {} batches of ≤{} ({:.1} MB of JSON), {} concurrent requests, {}{}",
         text.len(),
         batches.len(),
         args.batch,
         request_bytes as f64 / 1e6,
         args.concurrency,
-        args.pool_size,
+        match (args.shared_pool, args.dkim) {
+            (true, true) => "the shared pool (16 connections), DKIM-signed".to_owned(),
+            (true, false) => "the shared pool (16 connections), unsigned".to_owned(),
+            _ => format!("channel pool_size {}", args.pool_size),
+        },
         args.per_minute
             .map_or(String::new(), |l| format!(", limit {l} per minute"))
     );

@@ -42,6 +42,37 @@ enum Command {
         #[command(subcommand)]
         command: ChannelCommand,
     },
+    /// DKIM keys of a tenant's sending domain: the records to publish, and rotation.
+    Dkim {
+        #[command(subcommand)]
+        command: DkimCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DkimCommand {
+    /// The DKIM records the tenant must publish for the domain (the active key, and rotated
+    /// keys still to be kept). Reads only.
+    Show(DkimTarget),
+    /// Make a new signing key for the domain (the first one when it has none).
+    ///
+    /// The new key signs from now on, under a new selector: publish its record at once. The
+    /// key it replaces signs nothing more but must stay published for 7 days, for mail it
+    /// signed that is still on its way; then it is retired. Recorded in the audit trail.
+    Rotate(DkimTarget),
+}
+
+#[derive(clap::Args)]
+struct DkimTarget {
+    /// The tenant's id.
+    #[arg(long, value_name = "ID")]
+    tenant: String,
+    /// The sending domain, e.g. acme.com.
+    #[arg(long, value_name = "DOMAIN")]
+    domain: String,
+    /// Print the records as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -161,6 +192,10 @@ fn main() -> anyhow::Result<()> {
                 username,
                 force,
             } => commands::channel::rotate(&config, &channel_id, username.as_deref(), force),
+        },
+        Command::Dkim { command } => match command {
+            DkimCommand::Show(t) => commands::dkim::show(&config, &t.tenant, &t.domain, t.json),
+            DkimCommand::Rotate(t) => commands::dkim::rotate(&config, &t.tenant, &t.domain, t.json),
         },
     }
 }

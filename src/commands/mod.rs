@@ -1,6 +1,7 @@
 //! What the command line can do. `main.rs` parses arguments and calls these.
 
 pub mod channel;
+pub mod dkim;
 pub mod keys;
 
 use std::io::{Read, Write};

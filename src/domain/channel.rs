@@ -340,6 +340,34 @@ pub struct ChannelSpec {
     pub return_path: ReturnPath,
     /// The preset it was created from, if any (`office365`, `sendgrid`, …).
     pub provider: Option<String>,
+    /// Switchboard DKIM-signs what it sends, with the tenant's key for the From domain: for
+    /// team or tenant relays that do not sign themselves (see `check_dkim_sign`).
+    pub dkim_sign: bool,
+}
+
+impl ChannelSpec {
+    /// Whether the delivery loop signs this channel's mail with the tenant's DKIM key. The
+    /// shared pool always does (it is not a stored channel; see `outbox`).
+    pub fn signs_dkim(&self) -> bool {
+        self.dkim_sign && self.kind == ChannelKind::Smtp && self.scope == CredentialScope::Domain
+    }
+}
+
+/// `dkim_sign` is for domain-scope SMTP channels only. A mailbox provider (Office 365,
+/// Gmail, Yahoo) signs its users' mail itself, with its own key and `d=`; a signature of
+/// ours added before it would only be one more for receivers to weigh, and a Gmail channel
+/// sends through the API, which signs.
+pub fn check_dkim_sign(
+    kind: ChannelKind,
+    scope: CredentialScope,
+    dkim_sign: bool,
+) -> Result<(), DomainError> {
+    if dkim_sign && (kind != ChannelKind::Smtp || scope != CredentialScope::Domain) {
+        return Err(DomainError::new(
+            "DKIM signing is for domain channels (a team or tenant relay that does not sign itself); a mailbox provider such as Office 365 or Gmail signs its users' mail itself",
+        ));
+    }
+    Ok(())
 }
 
 /// A send channel as stored (its secret excluded).
@@ -477,6 +505,23 @@ mod tests {
                 .code,
             "domains_required"
         );
+    }
+
+    #[test]
+    fn only_domain_smtp_channels_may_sign_with_our_key() {
+        use ChannelKind::*;
+        use CredentialScope::*;
+        assert!(check_dkim_sign(Smtp, Domain, true).is_ok());
+        for (kind, scope) in [(Smtp, Mailbox), (Gmail, Mailbox), (SharedPool, Domain)] {
+            assert!(
+                check_dkim_sign(kind, scope, true).is_err(),
+                "{kind} {scope}"
+            );
+            assert!(
+                check_dkim_sign(kind, scope, false).is_ok(),
+                "{kind} {scope}"
+            );
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod channel;
 pub mod claims;
+pub mod dkim;
 pub mod dns_checks;
 pub mod email;
 pub mod error;

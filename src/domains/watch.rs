@@ -9,28 +9,29 @@ use chrono::Utc;
 use super::health::{self, DkimSelector, HealthTarget, SpfInclude};
 use super::proof::{CHECK_LEASE, CHECKS_PER_PASS, Domains};
 use crate::domain::dns_checks::DomainHealth;
+use crate::domain::dns_checks::dkim_public_key;
 use crate::domain::{ClaimState, Domain, DomainClaimId, TenantId};
 use crate::store::domains::{self, DomainClaim};
-use crate::store::{DbConnection, StoreError, domain_health};
+use crate::store::{DbConnection, StoreError, dkim_keys, domain_health};
 
-/// The DKIM selectors to check for a claim: those an admin named (a relay's, whose key we
-/// do not hold).
-///
-/// LEAD: when the DKIM helper's store is merged, add here the selectors it publishes,
-/// `dkim_keys::published(conn, claim.tenant, &claim.domain)`, each with its public key as
-/// `expected_key` (so that a record that is not our key is `invalid`).
+/// The DKIM selectors to check for a claim: every key Switchboard signs with (or still
+/// keeps published after a rotation), which must be exactly our public key, and those an
+/// admin named (a relay's, whose key we do not hold).
 fn selectors_to_check(
-    _conn: &mut DbConnection,
+    conn: &mut DbConnection,
     claim: &DomainClaim,
 ) -> Result<Vec<DkimSelector>, StoreError> {
-    Ok(claim
-        .dkim_selectors
-        .iter()
-        .map(|s| DkimSelector {
-            selector: s.clone(),
-            expected_key: None,
-        })
-        .collect())
+    let ours = dkim_keys::published(conn, claim.tenant, &claim.domain)?
+        .into_iter()
+        .map(|record| DkimSelector {
+            selector: record.selector.as_str().to_owned(),
+            expected_key: dkim_public_key(&record.value).ok(),
+        });
+    let named = claim.dkim_selectors.iter().map(|s| DkimSelector {
+        selector: s.clone(),
+        expected_key: None,
+    });
+    Ok(ours.chain(named).collect())
 }
 
 /// The organisational domain of `domain` as far as we know it without the public suffix

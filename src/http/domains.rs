@@ -80,14 +80,47 @@ pub struct DomainView {
     pub(in crate::http) misses: u32,
     /// The last check of each kind.
     pub(in crate::http) checks: Vec<DomainCheckView>,
+    /// The DKIM records to publish: Switchboard signs this tenant's mail from the domain on
+    /// the shared pool and on relays with `dkim_sign` ([dkim.md]). A retiring record stays
+    /// published until `retire_after`.
+    pub(in crate::http) dkim: Vec<DkimRecordView>,
     /// DKIM selectors named for the domain (`PATCH /v1/domains/{id}`), checked with its health.
     pub(in crate::http) dkim_selectors: Vec<String>,
     /// DNS health (SPF, DKIM, DMARC, MX), for verified domains only; `null` before.
     pub(in crate::http) health: Option<DomainHealthView>,
 }
 
+/// A DKIM key's record in DNS.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DkimRecordView {
+    #[schema(example = "sb-20261202-k3j9x2qa")]
+    pub(in crate::http) selector: String,
+    /// Always `TXT`.
+    #[serde(rename = "type")]
+    pub(in crate::http) kind: &'static str,
+    #[schema(example = "sb-20261202-k3j9x2qa._domainkey.acme.example")]
+    pub(in crate::http) name: String,
+    #[schema(example = "v=DKIM1; k=rsa; p=MIIBIjANBg…")]
+    pub(in crate::http) value: String,
+    /// `active` (signs now) or `retiring` (keep it published until `retire_after`).
+    pub(in crate::http) state: &'static str,
+    pub(in crate::http) retire_after: Option<DateTime<Utc>>,
+}
+
 impl From<DomainClaim> for DomainView {
     fn from(c: DomainClaim) -> Self {
+        let dkim = c
+            .dkim
+            .iter()
+            .map(|r| DkimRecordView {
+                selector: r.selector.as_str().to_owned(),
+                kind: "TXT",
+                name: r.name.clone(),
+                value: r.value.clone(),
+                state: r.state.as_str(),
+                retire_after: r.retire_after,
+            })
+            .collect();
         let record = c.record();
         let checks = c
             .last_check
@@ -118,6 +151,7 @@ impl From<DomainClaim> for DomainView {
             next_check_at: c.next_check_at,
             misses: c.misses,
             checks,
+            dkim,
             health: DomainHealthView::of(c.state, c.health.as_ref()),
             dkim_selectors: c.dkim_selectors,
         }

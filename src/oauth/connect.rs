@@ -249,6 +249,8 @@ impl Connector {
                             return_path: ReturnPath::No,
                             // Not the `gmail` SMTP preset: an OAuth channel has no settings.
                             provider: None,
+                            // Google signs what the Gmail API sends.
+                            dkim_sign: false,
                         };
                         let c = channels::insert(conn, &vault, taken.tenant, &spec, None, actor.clone())?;
                         (c.id, true)

@@ -5,6 +5,7 @@
 
 mod checks;
 pub mod content;
+mod dkim;
 mod gmail;
 mod host;
 mod outcome;

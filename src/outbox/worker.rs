@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use super::checks::Checker;
 use super::content::{self, StoredBody, StoredEnvelope};
+use super::dkim::{BatchSigners, OpenedKeys};
 use super::gmail::GmailSender;
 use super::outcome::{
     FailureContext, after_failure, after_transaction, class_name, nobody_accepted, remaining,
@@ -38,6 +39,7 @@ use crate::oauth::tokens::AccessTokens;
 use crate::store::delivery::{self, Attempt, ChannelEffect, Completion, Finished};
 use crate::store::messages::{self, MessageRecord};
 use crate::store::{DbConnection, Store, StoreError, channels, quotas, suppressions};
+use crate::transport::dkim::DkimSigner;
 use crate::transport::pool::{DEFAULT_IDLE_TIMEOUT, SendFailure, SmtpPool, Target};
 use crate::transport::transaction::Transaction;
 use crate::transport::{FailureClass, SharedPool};
@@ -73,6 +75,8 @@ struct Inner {
     /// Opened credentials by (channel, credential version): a rotation changes the version,
     /// so a stale entry is never used, only left behind.
     credentials: Mutex<HashMap<(ChannelId, i64), Option<SecretString>>>,
+    /// Opened DKIM keys, by key id.
+    dkim_keys: OpenedKeys,
 }
 
 /// How often a process prunes retained bodies and old quota counters.
@@ -136,6 +140,9 @@ struct Job {
     channel: ChannelId,
     tenant: TenantId,
     carrier: Carrier,
+    /// Signs the message as sent, when its channel signs and the tenant has a key for the
+    /// From domain.
+    dkim: Option<DkimSigner>,
 }
 
 /// How a channel sends.
@@ -145,6 +152,8 @@ struct Carrier {
     /// `credential_updated_at` in microseconds; `None` when the channel never had one.
     credential_version: Option<i64>,
     policy: SendPolicy,
+    /// Whether we DKIM-sign what it sends (the shared pool; domain relays with `dkim_sign`).
+    signs_dkim: bool,
 }
 
 enum Transport {
@@ -243,6 +252,7 @@ impl Outbox {
                 worker_id,
                 presence,
                 credentials: Mutex::new(HashMap::new()),
+                dkim_keys: OpenedKeys::default(),
             }),
         }
     }
@@ -393,6 +403,8 @@ impl Inner {
                     )?;
                     // Heartbeat rows of processes found dead a while ago.
                     Presence::prune(conn, now)?;
+                    // DKIM keys rotated out a week ago leave DNS.
+                    crate::store::dkim_keys::retire_due(conn, Utc::now())?;
                     Ok((bodies, usage))
                 })
                 .await;
@@ -427,6 +439,7 @@ impl Inner {
             .collect();
         self.leave_out_suppressed(conn, &mut routed);
         self.take_quotas(conn, &mut routed, &mut tenants, &senders);
+        let mut signers = BatchSigners::new();
         routed
             .into_iter()
             .map(|r| match r {
@@ -435,7 +448,7 @@ impl Inner {
                         Some(Ok(routes)) => routes,
                         _ => unreachable!("routed messages have their tenant's routes"),
                     };
-                    self.plan_one(conn, routed, routes)
+                    self.plan_one(conn, routed, routes, &mut signers)
                 }
                 Err(step) => step,
             })
@@ -690,7 +703,13 @@ impl Inner {
     }
 
     /// From the decision (quota taken) to a job or an outcome.
-    fn plan_one(&self, conn: &mut DbConnection, routed: Routed, routes: &TenantRoutes) -> Step {
+    fn plan_one(
+        &self,
+        conn: &mut DbConnection,
+        routed: Routed,
+        routes: &TenantRoutes,
+        signers: &mut BatchSigners,
+    ) -> Step {
         let Routed {
             id,
             tenant,
@@ -751,6 +770,18 @@ impl Inner {
             Ok(carrier) => carrier,
             Err(e) => return settled(self.retry_later(&record, e)),
         };
+        let dkim = if carrier.signs_dkim {
+            let domain = draft.from.address.domain();
+            match self
+                .dkim_keys
+                .signer(conn, &self.vault, signers, tenant, domain)
+            {
+                Ok(signer) => signer,
+                Err(e) => return settled(self.retry_later(&record, e)),
+            }
+        } else {
+            None
+        };
         Step::Send(Box::new(Job {
             id,
             record,
@@ -761,6 +792,7 @@ impl Inner {
             channel,
             tenant,
             carrier,
+            dkim,
         }))
     }
 
@@ -785,6 +817,8 @@ impl Inner {
                 },
                 credential_version: None,
                 policy: SendPolicy::default(),
+                // The platform's relay signs nothing for the tenants: we do.
+                signs_dkim: true,
             });
         }
         let c = routes
@@ -827,6 +861,7 @@ impl Inner {
             transport,
             credential_version,
             policy,
+            signs_dkim: c.spec.signs_dkim(),
         })
     }
 
@@ -916,6 +951,7 @@ impl Inner {
             channel,
             tenant,
             carrier,
+            dkim,
         } = *job;
         let accepted_at = DateTime::from_timestamp_micros(record.created_at).unwrap_or_default();
         // Recipients already sent or refused for good in an earlier attempt (or suppressed
@@ -933,7 +969,7 @@ impl Inner {
                 },
             )
         };
-        let rendered = match render(
+        let mut rendered = match render(
             &draft,
             &record.message_id_header,
             accepted_at,
@@ -942,6 +978,11 @@ impl Inner {
             Ok(rendered) => rendered,
             Err(e) => return failed(e.to_string()),
         };
+        // Last: the signature covers the bytes exactly as the transport sends them, so
+        // nothing may change the message after this.
+        if let Some(signer) = dkim {
+            rendered.bytes = sign(signer, rendered.bytes, &record).await;
+        }
         let envelope = match remaining(&rendered.envelope, &recipients.settled()) {
             Ok(envelope) => envelope,
             Err(e) => return failed(e),
@@ -1124,6 +1165,31 @@ impl Inner {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The message with a DKIM-Signature in front, or as it was when it cannot be signed (never
+/// a reason not to send it). An RSA signature is a millisecond of CPU: on the blocking pool,
+/// so that the SMTP sessions on this worker thread keep their deadlines meanwhile.
+async fn sign(signer: DkimSigner, message: Vec<u8>, record: &MessageRecord) -> Vec<u8> {
+    let message = Arc::new(message);
+    let shared = message.clone();
+    let field = tokio::task::spawn_blocking(move || signer.sign(&shared, Utc::now())).await;
+    // The task has ended and dropped its reference: this takes the bytes back, no copy.
+    let message = Arc::try_unwrap(message).unwrap_or_else(|shared| (*shared).clone());
+    match field {
+        Ok(Ok(mut field)) => {
+            field.extend_from_slice(&message);
+            field
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(message_id = %record.id, error = %e, "DKIM signing failed; sending unsigned");
+            message
+        }
+        Err(e) => {
+            tracing::error!(message_id = %record.id, error = %e, "DKIM signing did not finish; sending unsigned");
+            message
         }
     }
 }

@@ -31,6 +31,9 @@ struct StoredSettings {
     bcc_archive: Option<String>,
     reply_to: Option<String>,
     return_path: StoredReturnPath,
+    /// Absent in settings stored before channels could DKIM-sign.
+    #[serde(default)]
+    dkim_sign: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -99,6 +102,7 @@ impl StoredSettings {
                     address: a.to_string(),
                 },
             },
+            dkim_sign: c.dkim_sign,
         }
     }
 }
@@ -195,6 +199,7 @@ impl ChannelRow {
                 }
             },
             provider: self.provider,
+            dkim_sign: settings.dkim_sign,
         };
         Ok(SendChannel {
             id: self.id.parse().map_err(corrupt)?,
@@ -460,6 +465,9 @@ pub fn update(
             serde_json::json!({
                 "status": status_change.as_ref().map(|(s, _)| s.as_str()),
                 "released": released,
+                // Who turned signing on or off is worth finding in the trail.
+                "dkim_sign": (before.spec.dkim_sign != channel.dkim_sign)
+                    .then_some(channel.dkim_sign),
             }),
         )?;
         get(conn, tenant, id)

@@ -40,6 +40,9 @@ pub struct DomainClaim {
     pub temp_failures: u32,
     /// The last proof check: `{at, status, code, message}`.
     pub last_check: Option<Value>,
+    /// The DKIM records Switchboard signs with for this tenant and domain (active, and
+    /// retiring after a rotation): to publish next to the proof.
+    pub dkim: Vec<crate::domain::dkim::DkimRecord>,
     /// The last DNS health run (SPF, DKIM, DMARC, MX), kept while the claim is not verified
     /// but shown only while it is.
     pub health: Option<DomainHealth>,
@@ -120,7 +123,15 @@ impl ClaimRow {
                 .transpose()
                 .map_err(StoreError::corrupt)?
                 .unwrap_or_default(),
+            dkim: Vec::new(),
         })
+    }
+
+    /// The claim with the DKIM records its tenant publishes for the domain.
+    fn into_claim_with_dkim(self, conn: &mut DbConnection) -> Result<DomainClaim, StoreError> {
+        let mut claim = self.into_claim()?;
+        claim.dkim = super::dkim_keys::published(conn, claim.tenant, &claim.domain)?;
+        Ok(claim)
     }
 }
 
@@ -239,7 +250,7 @@ pub fn get(
         .filter(domain_claims::id.eq(id.to_string()))
         .select(ClaimRow::as_select())
         .first::<ClaimRow>(conn)?
-        .into_claim()
+        .into_claim_with_dkim(conn)
 }
 
 /// The tenant's claims, by domain name.
@@ -250,7 +261,7 @@ pub fn list(conn: &mut DbConnection, tenant: TenantId) -> Result<Vec<DomainClaim
         .select(ClaimRow::as_select())
         .load::<ClaimRow>(conn)?
         .into_iter()
-        .map(ClaimRow::into_claim)
+        .map(|row| row.into_claim_with_dkim(conn))
         .collect()
 }
 
@@ -324,6 +335,8 @@ fn drop_claim(
     }
     diesel::delete(domain_claims::table.filter(domain_claims::id.eq(claim.id.to_string())))
         .execute(conn)?;
+    // Keys for a domain nobody claims any more sign nothing; their private halves go too.
+    super::dkim_keys::remove_all(conn, claim.tenant, &claim.domain)?;
     audit::record_about(
         conn,
         claim.tenant,

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod channels;
 mod connection;
 pub mod delivery;
+pub mod dkim_keys;
 pub mod domain_health;
 pub mod domains;
 mod error;

@@ -327,6 +327,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    dkim_keys (id) {
+        id -> Text,
+        tenant_id -> Text,
+        domain -> Text,
+        selector -> Text,
+        algorithm -> Text,
+        public_key -> Binary,
+        state -> Text,
+        created_at -> BigInt,
+        retiring_since -> Nullable<BigInt>,
+        retired_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     domain_claims,
@@ -350,5 +365,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     notification_marks,
     processes,
     suppressions,
-    unsubscribe_tokens
+    unsubscribe_tokens,
+    dkim_keys
 );

@@ -4,6 +4,7 @@
 
 pub mod certificate;
 pub mod classify;
+pub mod dkim;
 pub mod gmail;
 pub mod outbound;
 pub mod pool;

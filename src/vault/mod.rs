@@ -2,6 +2,7 @@
 //! place-binding AAD), and API tokens. May import `domain` only; the tables that hold
 //! wrapped keys and sealed secrets are in `store`.
 
+pub mod dkim;
 pub mod files;
 pub mod keyring;
 pub mod seal;
@@ -37,6 +38,9 @@ pub enum VaultError {
     Keyring(#[from] KeyringError),
     #[error("{0}")]
     Unsupported(String),
+    /// A DKIM key that cannot be made, read or used; never carries key material.
+    #[error("DKIM key: {0}")]
+    DkimKey(&'static str),
 }
 
 /// A data key sealed under a master key, as stored.

@@ -120,6 +120,8 @@ async fn a_claim_is_verified_only_when_its_own_txt_record_is_found() {
         .strip_prefix("switchboard-domain-verification=")
         .unwrap();
     assert!(token.len() >= 32, "at least 128 bits: {token}");
+    // No DKIM key until the operator makes one (`switchboard dkim rotate`).
+    assert_eq!(claimed["dkim"], json!([]), "{claimed:#}");
 
     // Nothing published: the name does not exist.
     let missing = verify(&app, &acme.admin_token, &claimed).await;

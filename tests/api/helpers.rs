@@ -219,9 +219,14 @@ impl TestApp {
     /// Stops the server gracefully and starts a new one on the same data and database.
     pub async fn restart(self) -> TestApp {
         let keys = self.master_keys.clone();
+        self.restart_with_keys(&keys).await
+    }
+
+    /// Stops the app and starts it again on the same data with these master keys.
+    pub async fn restart_with_keys(self, master_keys: &str) -> TestApp {
         self.stop()
             .await
-            .start_with_keys(&keys)
+            .start_with_keys(master_keys)
             .await
             .unwrap_or_else(|(e, _)| panic!("restart: {e}"))
     }

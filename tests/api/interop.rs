@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use crate::fake_google::{FakeGoogle, FakeGoogleConfig};
 use crate::helpers::{TestApp, TestUser, expect_json, spawn_app, spawn_app_with};
 
-const USER: &str = "rep@acme.test";
-const PASSWORD: &str = "Interop-Password-42";
+pub(crate) const USER: &str = "rep@acme.test";
+pub(crate) const PASSWORD: &str = "Interop-Password-42";
 
 /// A peer SMTP server process; killed when dropped.
 pub(crate) struct Peer {

@@ -9,6 +9,7 @@ mod channel_checks;
 mod channels;
 mod cli_channel;
 mod delivery;
+mod dkim;
 #[path = "../support/dns_server.rs"]
 mod dns_server;
 mod domain_health;
@@ -20,6 +21,7 @@ mod gmail;
 mod health;
 mod helpers;
 mod interop;
+mod interop_dkim;
 mod interop_faults;
 mod isolation;
 mod it_day;

@@ -534,3 +534,85 @@ async fn an_edit_changes_the_channel_and_disable_enable_and_delete_work() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn an_admin_turns_dkim_signing_on_for_a_relay_and_a_mailbox_cannot_have_it() {
+    let w = world().await;
+    let mut admin = UiClient::signed_in(&w.app, &w.acme.admin_token).await;
+    let relay = expect_json(
+        w.app
+            .post(
+                "/v1/channels",
+                &w.acme.admin_token,
+                json!({"name": "Relay", "kind": "smtp", "scope": "domain",
+                       "owner": {"tenant": true}, "domains": ["acme.test"],
+                       "smtp": {"host": "localhost", "port": w.server.port(), "auth": "none"}}),
+            )
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = relay["id"].as_str().unwrap();
+    admin
+        .get(&format!("/ui/channels/{id}"))
+        .await
+        .expect("Off: the relay signs");
+    let edit = admin.get(&format!("/ui/channels/{id}/edit")).await;
+    ok(&edit);
+    edit.expect("Sign with DKIM")
+        .expect_not("name=\"dkim_sign\" type=\"checkbox\" checked");
+    let fields: Vec<(&'static str, String)> = vec![
+        ("name", "Relay".into()),
+        ("owner", "tenant".into()),
+        ("domains", "acme.test".into()),
+        ("smtp.host", "localhost".into()),
+        ("smtp.port", w.server.port().to_string()),
+        ("smtp.security", "starttls".into()),
+        ("smtp.auth", "none".into()),
+        ("return_path.mode", "no".into()),
+        ("dkim_sign", "on".into()),
+    ];
+    let saved = post(&mut admin, &format!("/ui/channels/{id}"), &fields).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    admin
+        .follow(&saved)
+        .await
+        .expect("On: Switchboard signs, with your key for the From domain");
+    let view = expect_json(
+        w.app
+            .get(&format!("/v1/channels/{id}"), &w.acme.admin_token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(view["dkim_sign"], true);
+    admin
+        .get(&format!("/ui/channels/{id}/edit"))
+        .await
+        .expect("name=\"dkim_sign\" type=\"checkbox\" checked");
+
+    // A mailbox: the box is refused next to itself, and nothing is saved.
+    let mut rep = UiClient::signed_in(&w.app, &w.rep.token).await;
+    rep.get("/ui/channels/new?preset=office365").await;
+    let refused = post(
+        &mut rep,
+        "/ui/channels",
+        &with(office365_form(&w.server, CANARY), "dkim_sign", "on"),
+    )
+    .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.html
+    );
+    refused
+        .expect("id=\"f-dkim-sign-error\"")
+        .expect_not(CANARY);
+    assert!(
+        channels(&w.app, &w.rep.token)
+            .await
+            .iter()
+            .all(|c| c["kind"] != "smtp" || c["scope"] != "mailbox")
+    );
+}

@@ -2,7 +2,8 @@
 
 Usage: aiosmtpd_peer.py DIR MODE   (MODE: starttls | tls)
 Reads DIR/cert.pem and DIR/key.pem, accepts AUTH PLAIN/LOGIN for $PEER_USER/$PEER_PASSWORD
-(a real check), appends each message to DIR/messages.jsonl and prints "READY <port>". It also
+(a real check), appends each message to DIR/messages.jsonl (its exact bytes also to
+DIR/raw/<n>.eml, named in the record's "raw", for DKIM checks) and prints "READY <port>". It also
 appends every RCPT with the code of its reply to DIR/rcpts.jsonl, and to DIR/sessions.jsonl
 {"event": "auth"} for each login (one per session) and {"event": "idle_close"} when it closes
 an idle session. Faults, from the environment (none by default):
@@ -14,6 +15,7 @@ an idle session. Faults, from the environment (none by default):
   PEER_IDLE_MS=n       close a session idle for n ms. aiosmtpd's SMTP `timeout` does this by
                        closing the transport without a word (no 421): see SMTP._timeout_cb
 """
+import itertools
 import json
 import os
 import socket
@@ -36,6 +38,8 @@ def addresses(name):
 
 
 REFUSE = addresses("PEER_REFUSE")
+# One event loop runs every session: next() is never interleaved.
+RAW_NUMBERS = itertools.count()
 DEFER = addresses("PEER_DEFER")
 
 
@@ -58,12 +62,18 @@ class Handler:
         return reply
 
     async def handle_DATA(self, server, session, envelope):
+        # The bytes as received (dot-stuffing undone): what a DKIM verifier at a receiver
+        # sees. The decoded text in "data" may have lost bytes to "replace".
+        (out / "raw").mkdir(exist_ok=True)
+        name = f"raw/{next(RAW_NUMBERS):04d}.eml"
+        (out / name).write_bytes(envelope.original_content or envelope.content)
         append(
             "messages.jsonl",
             {
                 "mail_from": envelope.mail_from,
                 "rcpt_tos": envelope.rcpt_tos,
                 "data": envelope.content.decode("utf-8", "replace"),
+                "raw": name,
             },
         )
         return "250 2.0.0 OK"

@@ -35,7 +35,7 @@ use super::AppState;
 use super::auth::TenantCaller;
 use super::error::{ApiError, NotFoundAs, Problem};
 use super::extract::{path_id, present};
-use crate::domain::channel::check_scope;
+use crate::domain::channel::{check_dkim_sign, check_scope};
 use crate::domain::{
     Action, AuditActor, ChannelId, ChannelKind, ChannelOwner, ChannelSpec, ChannelStatus,
     ClaimState, CredentialScope, DisplayName, Domain, ReturnPath, SendChannel, SmtpAuth, TenantId,
@@ -102,6 +102,10 @@ pub struct CreateChannelRequest {
     bcc_archive: Option<String>,
     reply_to: Option<String>,
     return_path: Option<ReturnPathInput>,
+    /// Domain channels only: Switchboard DKIM-signs what the channel sends, with the tenant's
+    /// key for the From domain. For relays that do not sign themselves; leave it off for
+    /// SES, SendGrid or SparkPost with link tracking (they rewrite the body). Default false.
+    dkim_sign: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,7 +211,10 @@ pub(in crate::http) async fn create(
             .transpose()?
             .unwrap_or(ReturnPath::No),
         provider: preset.map(|p| p.id.to_owned()),
+        dkim_sign: body.dkim_sign.unwrap_or(false),
     };
+    check_dkim_sign(channel.kind, channel.scope, channel.dkim_sign)
+        .map_err(|e| ApiError::invalid("dkim_sign", e))?;
     let tenant = caller.actor.tenant_id;
     check_scope(
         channel.owner,
@@ -313,6 +320,8 @@ fn shared_pool_channel(
             reply_to: None,
             return_path: ReturnPath::No,
             provider: None,
+            // Signed with the tenant's key whenever it has one for the From domain.
+            dkim_sign: true,
         },
         status: ChannelStatus::Active,
         status_cause: None,
@@ -494,6 +503,8 @@ pub struct UpdateChannelRequest {
     /// Hands a domain channel to another team or to the whole tenant (`{"team": id}`,
     /// `{"tenant": true}`, `{"user": id}`); a mailbox channel keeps its owner.
     owner: Option<OwnerInput>,
+    /// Domain channels only: turn Switchboard's DKIM signing on or off.
+    dkim_sign: Option<bool>,
 }
 
 /// Change a channel; absent fields stay as they are.
@@ -571,6 +582,11 @@ pub(in crate::http) async fn update(
     }
     if let Some(rp) = &body.return_path {
         next.return_path = rp.parse()?;
+    }
+    if let Some(sign) = body.dkim_sign {
+        next.dkim_sign = sign;
+        check_dkim_sign(next.kind, next.scope, next.dkim_sign)
+            .map_err(|e| ApiError::invalid("dkim_sign", e))?;
     }
     if let Some(owner) = &body.owner {
         let owner = owner.parse()?;

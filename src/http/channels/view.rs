@@ -60,6 +60,10 @@ pub(in crate::http) struct ChannelView {
     #[schema(value_type = Object)]
     return_path: serde_json::Value,
     provider: Option<String>,
+    /// Whether Switchboard DKIM-signs what this channel sends, with the tenant's key for the
+    /// From domain (when it has one): always for the shared pool, for a domain channel when
+    /// its admin turned it on; never for mailbox and Gmail channels (their provider signs).
+    dkim_sign: bool,
     status: &'static str,
     status_cause: Option<String>,
     /// Whether a password or API key is stored; the secret itself is never returned.
@@ -88,6 +92,7 @@ impl From<SendChannel> for ChannelView {
                     .collect()
             })
             .unwrap_or_default();
+        let dkim_sign = c.spec.kind == ChannelKind::SharedPool || c.spec.signs_dkim();
         Self {
             id: c.id,
             name: c.spec.name.to_string(),
@@ -123,6 +128,7 @@ impl From<SendChannel> for ChannelView {
                     serde_json::json!({ "mode": "specified", "address": a.to_string() })
                 }
             },
+            dkim_sign,
             provider: c.spec.provider,
             status: c.status.as_str(),
             status_cause: c.status_cause.clone(),

@@ -13,7 +13,9 @@ use super::super::UiError;
 use super::super::layout::{self, Section};
 use super::super::session::{self, UiPost, UiSession};
 use super::list;
-use crate::domain::{ChannelKind, ChannelStatus, ReturnPath, Security, SendChannel, SmtpAuth};
+use crate::domain::{
+    ChannelKind, ChannelStatus, CredentialScope, ReturnPath, Security, SendChannel, SmtpAuth,
+};
 use crate::http::AppState;
 use crate::http::channels::{
     self as api, UpdateChannelRequest, advice, require_manage, visible_one,
@@ -97,6 +99,20 @@ fn credential_words(channel: &SendChannel) -> Markup {
     }
 }
 
+/// Who signs this channel's mail with DKIM.
+fn dkim_words(channel: &SendChannel) -> &'static str {
+    match (channel.spec.kind, channel.spec.scope) {
+        (ChannelKind::SharedPool, _) => "Switchboard signs, with your key for the From domain",
+        (ChannelKind::Smtp, CredentialScope::Domain) if channel.spec.dkim_sign => {
+            "On: Switchboard signs, with your key for the From domain"
+        }
+        (ChannelKind::Smtp, CredentialScope::Domain) => {
+            "Off: the relay signs (set up DKIM for your domain at the provider)"
+        }
+        _ => "The mailbox provider signs",
+    }
+}
+
 fn facts(channel: &SendChannel, names: &People) -> Markup {
     let spec = &channel.spec;
     let (scope, addresses) = list::scope_words(channel);
@@ -141,6 +157,7 @@ fn facts(channel: &SendChannel, names: &People) -> Markup {
             dt { "BCC archive" } dd { (optional(spec.bcc_archive.as_ref().map(ToString::to_string))) }
             dt { "Reply-to" } dd { (optional(spec.reply_to.as_ref().map(ToString::to_string))) }
             dt { "Return path" } dd { (return_path) }
+            dt { "DKIM signing" } dd { (dkim_words(channel)) }
             dt { "Created" } dd { (layout::when(Some(channel.created_at))) }
             dt { "Last used" } dd { (layout::when(channel.last_used_at)) }
             dt { "Last verified" } dd { (layout::when(channel.last_verified_at)) }

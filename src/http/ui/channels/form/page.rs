@@ -286,6 +286,14 @@ impl FormPage<'_> {
             Mode::Create(_) => true,
             Mode::Edit(c) => c.spec.kind == ChannelKind::Smtp,
         };
+        // A new channel's scope is chosen on the same form: the box is there, and the API
+        // refuses it for a mailbox.
+        let dkim = match self.mode {
+            Mode::Create(_) => true,
+            Mode::Edit(c) => {
+                c.spec.kind == ChannelKind::Smtp && c.spec.scope == CredentialScope::Domain
+            }
+        };
         html! {
             fieldset {
                 legend { "Delivery options" }
@@ -295,6 +303,15 @@ impl FormPage<'_> {
                 (Input::text("reply_to", "Reply-to address").kind("email").value(v.reply_to.as_deref())
                     .hint(html! { "Replies go here instead of to the From address." })
                     .render(e))
+                @if dkim {
+                    (group_error(e, "dkim_sign"))
+                    (forms::checkbox("dkim_sign", "Sign with DKIM (domain channels)", v.dkim_sign, Some(html! {
+                        "Switchboard signs every message with your domain's DKIM key (the record to publish is shown with the domain). "
+                        "Turn it on for a relay that does not sign by itself, such as your own server. "
+                        "Leave it off for Amazon SES, SendGrid or SparkPost: they sign for your domain themselves, "
+                        "and their link tracking rewrites the message, which would break our signature."
+                    })))
+                }
                 @if smtp {
                     fieldset id=(forms::field_id("return_path")) {
                         legend { "Return path (where bounces go)" }

@@ -59,6 +59,9 @@ pub(super) struct ChannelForm {
     pub(super) per_day_recipients: Option<String>,
     #[serde(rename = "limits.recipients_per_message")]
     pub(super) recipients_per_message: Option<String>,
+    /// Domain channels: Switchboard DKIM-signs what the channel sends.
+    #[serde(default, deserialize_with = "checkbox_value")]
+    pub(super) dkim_sign: bool,
     /// "Test before saving" (`POST /v1/channels?verify=true`).
     #[serde(default, deserialize_with = "checkbox_value")]
     pub(super) verify: bool,
@@ -141,6 +144,7 @@ impl ChannelForm {
             per_minute: spec.limits.per_minute.map(|v| v.to_string()),
             per_day_recipients: spec.limits.per_day_recipients.map(|v| v.to_string()),
             recipients_per_message: spec.limits.recipients_per_message.map(|v| v.to_string()),
+            dkim_sign: spec.dkim_sign,
             ..Self::default()
         }
     }
@@ -285,6 +289,11 @@ impl ChannelForm {
         if let Some(rp) = self.return_path_json() {
             body["return_path"] = rp;
         }
+        // Only when ticked: the API refuses `true` for a mailbox channel, and `false` is the
+        // default.
+        if self.dkim_sign {
+            body["dkim_sign"] = json!(true);
+        }
         for (key, value) in [
             ("preset", &self.preset),
             ("scope", &self.scope),
@@ -325,6 +334,9 @@ impl ChannelForm {
             }
             if let Some(rp) = self.return_path_json() {
                 body["return_path"] = rp;
+            }
+            if channel.spec.scope == CredentialScope::Domain {
+                body["dkim_sign"] = json!(self.dkim_sign);
             }
         }
         if may_move && let Some(owner) = self.owner_json()? {
@@ -382,6 +394,15 @@ mod tests {
         assert_eq!(body["limits"]["per_minute"], Value::Null);
         assert_eq!(body["limits"]["recipients_per_message"], json!(1000));
         assert_eq!(body["return_path"], json!({"mode": "no"}));
+        assert!(
+            body.get("dkim_sign").is_none(),
+            "unticked: left to the default"
+        );
+        assert!(serde_json::from_value::<CreateChannelRequest>(body).is_ok());
+        let mut signed = f;
+        signed.dkim_sign = true;
+        let body = signed.create_request().unwrap();
+        assert_eq!(body["dkim_sign"], json!(true));
         assert!(serde_json::from_value::<CreateChannelRequest>(body).is_ok());
     }
 
@@ -436,6 +457,7 @@ mod tests {
                 reply_to: None,
                 return_path: ReturnPath::No,
                 provider: None,
+                dkim_sign: false,
             },
             status: ChannelStatus::Active,
             status_cause: None,
@@ -455,7 +477,14 @@ mod tests {
         posted.name = Some("Dana".into());
         posted.bcc_archive = Some(String::new());
         let body = posted.update_request(&channel, false).unwrap();
-        for refused in ["smtp", "from_address", "return_path", "domains", "owner"] {
+        for refused in [
+            "smtp",
+            "from_address",
+            "return_path",
+            "domains",
+            "owner",
+            "dkim_sign",
+        ] {
             assert!(body.get(refused).is_none(), "{refused}: {body}");
         }
         assert_eq!(body["name"], "Dana");
