@@ -110,7 +110,7 @@ async fn dkimpy_verifies_what_the_shared_pool_and_a_signing_team_relay_sent() {
     // at the end (mail-auth before 0.15 got those wrong). Through the relay: a folded,
     // encoded Unicode subject and a quoted-printable HTML alternative.
     let plain = "Hello Ann,  two  spaces\n\twith a tab, trailing spaces   \n\n  \n\t\n";
-    send(
+    send_and_wait(
         &app,
         &sam.token,
         message("Sam <sam@acme.test>", "Via the pool", plain),
