@@ -159,15 +159,20 @@ async fn with_shared_pool(
     (app, acme, rep, ca)
 }
 
-/// Sends `body` as `token`'s user and returns the bytes the server received.
-async fn delivered(app: &TestApp, token: &str, server: &TestSmtpServer, body: Value) -> Vec<u8> {
-    let subject = body["subject"].as_str().unwrap().to_owned();
+/// Sends `body` as `token`'s user and waits until it is sent.
+pub(crate) async fn send_and_wait(app: &TestApp, token: &str, body: Value) {
     let res = app.post("/v1/messages", token, body).await;
     let id = expect_json(res, StatusCode::ACCEPTED).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
     app.wait_for_message(token, &id, "sent", PATIENCE).await;
+}
+
+/// Sends `body` as `token`'s user and returns the bytes the server received.
+async fn delivered(app: &TestApp, token: &str, server: &TestSmtpServer, body: Value) -> Vec<u8> {
+    let subject = body["subject"].as_str().unwrap().to_owned();
+    send_and_wait(app, token, body).await;
     server
         .messages()
         .into_iter()

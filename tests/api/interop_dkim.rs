@@ -5,16 +5,13 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::dkim::dkim_cli;
-use crate::helpers::{TestApp, expect_json, spawn_app_with};
+use crate::dkim::{dkim_cli, send_and_wait};
+use crate::helpers::{expect_json, spawn_app_with};
 use crate::interop::{PASSWORD, Peer, USER, interop_dir, launch, test_ca_certificates};
-
-const PATIENCE: Duration = Duration::from_secs(30);
 
 /// dkimpy's verdict on a message, and the tags of its signatures.
 fn dkimpy(installed: &Path, message: &[u8], records: &Value) -> Value {
@@ -51,15 +48,6 @@ fn received(peer: &Peer, subject: &str) -> Vec<u8> {
         .find(|m| m["data"].as_str().unwrap().contains(subject))
         .unwrap_or_else(|| panic!("{subject} arrived"));
     std::fs::read(peer.dir.path().join(record["raw"].as_str().unwrap())).unwrap()
-}
-
-async fn send(app: &TestApp, token: &str, body: Value) {
-    let res = app.post("/v1/messages", token, body).await;
-    let id = expect_json(res, StatusCode::ACCEPTED).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.wait_for_message(token, &id, "sent", PATIENCE).await;
 }
 
 fn message(from: &str, subject: &str, text: &str) -> Value {
@@ -122,7 +110,7 @@ async fn dkimpy_verifies_what_the_shared_pool_and_a_signing_team_relay_sent() {
     // at the end (mail-auth before 0.15 got those wrong). Through the relay: a folded,
     // encoded Unicode subject and a quoted-printable HTML alternative.
     let plain = "Hello Ann,  two  spaces\n\twith a tab, trailing spaces   \n\n  \n\t\n";
-    send(
+    send_and_wait(
         &app,
         &sam.token,
         message("Sam <sam@acme.test>", "Via the pool", plain),
@@ -135,7 +123,7 @@ async fn dkimpy_verifies_what_the_shared_pool_and_a_signing_team_relay_sent() {
         "Hello Ann, ünïcode ✓",
     );
     rich["html"] = json!("<p>Hello Ann, <b>ünïcode</b> ✓</p>");
-    send(&app, &pat.token, rich).await;
+    send_and_wait(&app, &pat.token, rich).await;
 
     let pool_raw = received(&peer, "Via the pool");
     let pool_text = String::from_utf8_lossy(&pool_raw);
