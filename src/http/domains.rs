@@ -246,7 +246,7 @@ pub(in crate::http) async fn list(
     let tenant = caller.actor.tenant_id;
     let all = state
         .store
-        .run(move |conn| domains::list(conn, tenant))
+        .run(move |conn| domains::list_with_dkim(conn, tenant))
         .await?;
     Ok(all.into_iter().map(DomainView::from).collect())
 }

@@ -12,7 +12,7 @@ use super::extract::path_id;
 use crate::domain::{
     Action, AuditActor, ClaimState, DisplayName, Domain, EmailAddress, Tenant, TenantId,
 };
-use crate::store::domains::{self, DomainClaim};
+use crate::store::domains;
 use crate::store::write_transaction;
 use crate::store::{DbConnection, StoreError, tenants};
 use crate::vault::IssuedToken;
@@ -73,12 +73,13 @@ pub struct TenantView {
 }
 
 impl TenantView {
-    fn of(t: Tenant, claims: &[DomainClaim]) -> Self {
+    /// The tenant with its claimed domains (sorted) and their states.
+    fn of(t: Tenant, claims: &[(Domain, ClaimState)]) -> Self {
         let names = |only_verified: bool| {
             claims
                 .iter()
-                .filter(|c| !only_verified || c.state == ClaimState::Verified)
-                .map(|c| c.domain.to_string())
+                .filter(|(_, state)| !only_verified || *state == ClaimState::Verified)
+                .map(|(domain, _)| domain.to_string())
                 .collect()
         };
         Self {
@@ -98,7 +99,9 @@ impl TenantView {
 
 /// The tenant with its claimed domains.
 fn view(conn: &mut DbConnection, tenant: Tenant) -> Result<TenantView, StoreError> {
-    let claims = domains::list(conn, tenant.id)?;
+    let mut claims: Vec<(Domain, ClaimState)> =
+        domains::states(conn, tenant.id)?.into_iter().collect();
+    claims.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(TenantView::of(tenant, &claims))
 }
 

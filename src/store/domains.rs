@@ -87,6 +87,13 @@ struct ClaimRow {
     dkim_selectors: Option<String>,
 }
 
+/// A nullable JSON column, parsed.
+fn json_column<T: serde::de::DeserializeOwned>(raw: Option<&str>) -> Result<Option<T>, StoreError> {
+    raw.map(serde_json::from_str)
+        .transpose()
+        .map_err(StoreError::corrupt)
+}
+
 impl ClaimRow {
     fn into_claim(self) -> Result<DomainClaim, StoreError> {
         let time = |t: Option<i64>| t.map(from_micros).transpose();
@@ -104,25 +111,9 @@ impl ClaimRow {
             next_check_at: time(self.next_check_at)?,
             misses: u32::try_from(self.misses).unwrap_or(0),
             temp_failures: u32::try_from(self.temp_failures).unwrap_or(0),
-            last_check: self
-                .last_check
-                .as_deref()
-                .map(serde_json::from_str)
-                .transpose()
-                .map_err(StoreError::corrupt)?,
-            health: self
-                .health
-                .as_deref()
-                .map(serde_json::from_str)
-                .transpose()
-                .map_err(StoreError::corrupt)?,
-            dkim_selectors: self
-                .dkim_selectors
-                .as_deref()
-                .map(serde_json::from_str)
-                .transpose()
-                .map_err(StoreError::corrupt)?
-                .unwrap_or_default(),
+            last_check: json_column(self.last_check.as_deref())?,
+            health: json_column(self.health.as_deref())?,
+            dkim_selectors: json_column(self.dkim_selectors.as_deref())?.unwrap_or_default(),
             dkim: Vec::new(),
         })
     }
@@ -253,7 +244,8 @@ pub fn get(
         .into_claim_with_dkim(conn)
 }
 
-/// The tenant's claims, by domain name.
+/// The tenant's claims, by domain name, without their DKIM records (`list_with_dkim`
+/// adds them, a query per claim, for the pages that show them).
 pub fn list(conn: &mut DbConnection, tenant: TenantId) -> Result<Vec<DomainClaim>, StoreError> {
     domain_claims::table
         .filter(domain_claims::tenant_id.eq(tenant.to_string()))
@@ -261,8 +253,20 @@ pub fn list(conn: &mut DbConnection, tenant: TenantId) -> Result<Vec<DomainClaim
         .select(ClaimRow::as_select())
         .load::<ClaimRow>(conn)?
         .into_iter()
-        .map(|row| row.into_claim_with_dkim(conn))
+        .map(ClaimRow::into_claim)
         .collect()
+}
+
+/// The tenant's claims with the DKIM records to publish for each.
+pub fn list_with_dkim(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+) -> Result<Vec<DomainClaim>, StoreError> {
+    let mut claims = list(conn, tenant)?;
+    for claim in &mut claims {
+        claim.dkim = super::dkim_keys::published(conn, claim.tenant, &claim.domain)?;
+    }
+    Ok(claims)
 }
 
 /// Each claimed domain's state, for the router.
