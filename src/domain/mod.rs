@@ -3,6 +3,7 @@
 //! Imports no other module of ours; everything else imports this.
 
 pub mod audit;
+pub mod bulk;
 pub mod channel;
 pub mod claims;
 pub mod dkim;

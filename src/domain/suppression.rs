@@ -147,6 +147,52 @@ pub fn one_click_recipient(
     }
 }
 
+/// Whether a server's permanent refusal of one recipient says the address cannot receive
+/// mail at all (a hard bounce), so that the tenant stops mailing it. Read from the enhanced
+/// status code (RFC 3463) where the server gives one: the 5.1.x subjects about the
+/// *destination* address (no such mailbox, no such domain, bad syntax, moved, null MX). The
+/// sender-side ones (5.1.7, 5.1.8, Microsoft's 5.1.90 daily limit) and every policy or
+/// content refusal (5.7.x, 5.2.x) are not the recipient's fault and suppress nobody. Without
+/// an enhanced code, only the wording servers use for a missing user counts.
+pub fn is_hard_bounce(code: Option<u16>, reply: &str) -> bool {
+    if !code.is_some_and(|c| (500..600).contains(&c)) {
+        return false;
+    }
+    let text = reply.trim_start();
+    // Some servers repeat the basic code before the enhanced one ("550 5.1.1 …").
+    let text = match text.split_once([' ', '-']) {
+        Some((first, rest)) if first.len() == 3 && first.bytes().all(|b| b.is_ascii_digit()) => {
+            rest.trim_start()
+        }
+        _ => text,
+    };
+    let first = text.split_whitespace().next().unwrap_or("");
+    let mut parts = first.split('.');
+    if let (Some(class), Some(subject), Some(detail), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+        && [class, subject, detail]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return class == "5"
+            && subject == "1"
+            && matches!(detail, "0" | "1" | "2" | "3" | "6" | "10");
+    }
+    let lower = text.to_ascii_lowercase();
+    [
+        "user unknown",
+        "unknown user",
+        "no such user",
+        "no such mailbox",
+        "mailbox not found",
+        "recipient not found",
+        "unknown recipient",
+        "does not exist",
+    ]
+    .iter()
+    .any(|phrase| lower.contains(phrase))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +267,60 @@ mod tests {
             let e = one_click_recipient(&d, false).unwrap_err();
             assert_eq!(e.code, DraftError::HEADER_NOT_ALLOWED);
             assert_eq!(e.field, format!("headers.{name}"));
+        }
+    }
+
+    #[test]
+    fn hard_bounces_are_the_destination_address_refused_for_good() {
+        for (code, reply) in [
+            (
+                550,
+                "5.1.1 <ghost@example.com>: Recipient address rejected: User unknown",
+            ),
+            (
+                550,
+                "550 5.1.1 The email account that you tried to reach does not exist.",
+            ),
+            (
+                550,
+                "5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup",
+            ),
+            (556, "5.1.10 Recipient address has null MX"),
+            (553, "5.1.3 Bad recipient address syntax"),
+            (550, "5.1.2 Host unknown"),
+            (550, "No such user here"),
+            (
+                550,
+                "Requested action not taken: mailbox unavailable (user unknown)",
+            ),
+        ] {
+            assert!(is_hard_bounce(Some(code), reply), "{code} {reply}");
+        }
+        for (code, reply) in [
+            // Temporary: tried again, never suppressed.
+            (Some(450), "4.1.1 mailbox temporarily unavailable"),
+            (None, "the server does not take SMTPUTF8 addresses"),
+            // The sender's or the relay's trouble, not the recipient's.
+            (Some(550), "5.1.8 Access denied, bad outbound sender"),
+            (
+                Some(550),
+                "5.1.90 Your message can't be sent because you've reached your daily limit",
+            ),
+            (Some(553), "5.1.7 The sender address is invalid"),
+            (Some(550), "5.7.1 Message rejected as spam"),
+            (Some(552), "5.2.2 Mailbox full"),
+            (
+                Some(554),
+                "5.7.26 Unauthenticated email is not accepted: DMARC",
+            ),
+            // An enhanced code decides over the wording.
+            (
+                Some(550),
+                "5.7.1 Relaying denied: user unknown to this relay",
+            ),
+            (Some(550), "Requested action not taken: mailbox unavailable"),
+        ] {
+            assert!(!is_hard_bounce(code, reply), "{code:?} {reply}");
         }
     }
 }

@@ -13,6 +13,7 @@ use super::auth::TenantCaller;
 use super::domain_health::DomainHealthView;
 use super::error::{ApiError, NotFoundAs, Problem};
 use super::extract::path_id;
+use super::gmail_bulk::{self, GmailBulkView};
 use crate::domain::claims::is_mailbox_provider;
 use crate::domain::{Action, AuditActor, Domain, DomainClaimId};
 use crate::store::domains::{self, DomainClaim};
@@ -88,6 +89,8 @@ pub struct DomainView {
     pub(in crate::http) dkim_selectors: Vec<String>,
     /// DNS health (SPF, DKIM, DMARC, MX), for verified domains only; `null` before.
     pub(in crate::http) health: Option<DomainHealthView>,
+    /// Gmail's bulk-sender standing, for verified domains only; `null` before.
+    pub(in crate::http) gmail_bulk: Option<GmailBulkView>,
 }
 
 /// A DKIM key's record in DNS.
@@ -154,6 +157,7 @@ impl From<DomainClaim> for DomainView {
             dkim,
             health: DomainHealthView::of(c.state, c.health.as_ref()),
             dkim_selectors: c.dkim_selectors,
+            gmail_bulk: None,
         }
     }
 }
@@ -248,7 +252,9 @@ pub(in crate::http) async fn list(
         .store
         .run(move |conn| domains::list_with_dkim(conn, tenant))
         .await?;
-    Ok(all.into_iter().map(DomainView::from).collect())
+    let mut views: Vec<DomainView> = all.into_iter().map(DomainView::from).collect();
+    gmail_bulk::fill(state, tenant, &mut views).await?;
+    Ok(views)
 }
 
 /// One domain claim with its record and last checks.
@@ -275,7 +281,10 @@ pub(super) async fn get_domain(
         .run(move |conn| domains::get(conn, tenant, id))
         .await
         .or_not_found("domain")?;
-    Ok(web::Json(found.into()))
+    let mut views = [DomainView::from(found)];
+    gmail_bulk::fill(&state, tenant, &mut views).await?;
+    let [view] = views;
+    Ok(web::Json(view))
 }
 
 /// Look for the claim's TXT record now. A found record verifies the domain (and releases
@@ -315,7 +324,10 @@ pub(in crate::http) async fn verify(
         )
         .await
         .or_not_found("domain")?;
-    Ok(recorded.claim.into())
+    let mut views = [DomainView::from(recorded.claim)];
+    gmail_bulk::fill(state, caller.actor.tenant_id, &mut views).await?;
+    let [view] = views;
+    Ok(view)
 }
 
 /// Drop a claim. Refused while a channel lists the domain (remove it there first); queued

@@ -8,6 +8,7 @@ pub(crate) mod domain_health;
 mod domains;
 pub mod error;
 mod extract;
+mod gmail_bulk;
 mod health;
 mod messages;
 mod oauth;

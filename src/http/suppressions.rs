@@ -19,22 +19,22 @@ use crate::store::suppressions::{self, ListFilter, NewSuppression, Suppression};
 /// Where an entry came from.
 #[derive(Serialize, ToSchema)]
 pub struct SuppressionSource {
-    /// The message whose unsubscribe link the recipient used.
+    /// The message whose unsubscribe link the recipient used, or that bounced.
     #[serde(skip_serializing_if = "Option::is_none")]
-    message_id: Option<String>,
+    pub(in crate::http) message_id: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct SuppressionView {
     /// Lower case.
-    address: String,
+    pub(in crate::http) address: String,
     /// `unsubscribed`, `hard_bounce` or `manual`.
-    reason: &'static str,
-    source: SuppressionSource,
-    created_at: DateTime<Utc>,
-    /// The user who added it (absent for a recipient's own unsubscribe).
+    pub(in crate::http) reason: &'static str,
+    pub(in crate::http) source: SuppressionSource,
+    pub(in crate::http) created_at: DateTime<Utc>,
+    /// The user who added it (absent for a recipient's own unsubscribe or a bounce).
     #[serde(skip_serializing_if = "Option::is_none")]
-    created_by: Option<String>,
+    pub(in crate::http) created_by: Option<String>,
 }
 
 impl From<Suppression> for SuppressionView {
@@ -53,30 +53,30 @@ impl From<Suppression> for SuppressionView {
 
 #[derive(Serialize, ToSchema)]
 pub struct SuppressionList {
-    suppressions: Vec<SuppressionView>,
+    pub(in crate::http) suppressions: Vec<SuppressionView>,
     /// Pass as `before` for the next (older) page; absent on the last page.
-    next: Option<String>,
+    pub(in crate::http) next: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only this address (any case).
-    address: Option<String>,
+    pub(in crate::http) address: Option<String>,
     /// Continue after this cursor (`next` of the previous page).
-    before: Option<String>,
+    pub(in crate::http) before: Option<String>,
     /// Page size, 1 to 500 (default 50).
-    limit: Option<i64>,
+    pub(in crate::http) limit: Option<i64>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddSuppressionRequest {
     /// The address to stop mailing.
-    address: String,
+    pub(in crate::http) address: String,
     /// `manual` (the default); `unsubscribed` or `hard_bounce` when importing a list kept
     /// elsewhere.
-    reason: Option<String>,
+    pub(in crate::http) reason: Option<String>,
 }
 
 fn bad_query(detail: impl Into<String>) -> ApiError {
@@ -113,8 +113,17 @@ pub(super) async fn list_suppressions(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<web::Json<SuppressionList>, ApiError> {
+    Ok(web::Json(list(&caller, &state, query.into_inner()).await?))
+}
+
+/// A page of the tenant's list: the work of `GET /v1/suppressions` and of the Suppressions
+/// page.
+pub(in crate::http) async fn list(
+    caller: &TenantCaller,
+    state: &AppState,
+    q: ListQuery,
+) -> Result<SuppressionList, ApiError> {
     caller.require(Action::ReadSuppressions)?;
-    let q = query.into_inner();
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(bad_query("limit must be 1 to 500"));
@@ -146,10 +155,10 @@ pub(super) async fn list_suppressions(
     let more = page.len() as i64 > limit;
     page.truncate(limit as usize);
     let next = if more { page.last().map(cursor) } else { None };
-    Ok(web::Json(SuppressionList {
+    Ok(SuppressionList {
         suppressions: page.into_iter().map(SuppressionView::from).collect(),
         next,
-    }))
+    })
 }
 
 #[utoipa::path(
@@ -168,8 +177,23 @@ pub(super) async fn add_suppression(
     state: web::Data<AppState>,
     body: web::Json<AddSuppressionRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let (entry, added) = add(&caller, &state, body.into_inner()).await?;
+    let mut response = if added {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(response.json(entry))
+}
+
+/// Puts an address on the list (the work of `POST /v1/suppressions` and of the page's form);
+/// says whether it was new.
+pub(in crate::http) async fn add(
+    caller: &TenantCaller,
+    state: &AppState,
+    body: AddSuppressionRequest,
+) -> Result<(SuppressionView, bool), ApiError> {
     caller.require(Action::ManageSuppressions)?;
-    let body = body.into_inner();
     let address = EmailAddress::parse(body.address.trim())
         .map_err(|e| ApiError::invalid("address", e))?
         .normalized();
@@ -191,12 +215,7 @@ pub(super) async fn add_suppression(
     if added {
         tracing::info!(reason = entry.reason.as_str(), "suppression added");
     }
-    let mut response = if added {
-        HttpResponse::Created()
-    } else {
-        HttpResponse::Ok()
-    };
-    Ok(response.json(SuppressionView::from(entry)))
+    Ok((SuppressionView::from(entry), added))
 }
 
 #[utoipa::path(
@@ -214,6 +233,17 @@ pub(super) async fn remove_suppression(
     state: web::Data<AppState>,
     address: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    remove(&caller, &state, &address).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Takes an address off the list: the work of `DELETE /v1/suppressions/{address}` and of the
+/// page's Remove button.
+pub(in crate::http) async fn remove(
+    caller: &TenantCaller,
+    state: &AppState,
+    address: &str,
+) -> Result<(), ApiError> {
     caller.require(Action::ManageSuppressions)?;
     let not_found = ApiError::NotFound {
         what: "suppression",
@@ -230,7 +260,7 @@ pub(super) async fn remove_suppression(
         .await
         .or_not_found("suppression")?;
     tracing::info!("suppression removed");
-    Ok(HttpResponse::NoContent().finish())
+    Ok(())
 }
 
 #[cfg(test)]

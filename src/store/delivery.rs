@@ -13,11 +13,13 @@ use super::health::{self, Made};
 use super::messages::{EventInsert, MessageRecord, MessageStatus, event, insert_events};
 use super::notifications::{self, Event};
 use super::schema::messages;
+use super::suppressions;
 use super::time::now_micros;
 use super::write_transaction;
 use super::{DbConnection, StoreError};
 use crate::domain::health::{FailureKind, FailureRule, Observation, ReauthCause, Transition};
-use crate::domain::recipients::{RcptOutcome, Recipients};
+use crate::domain::recipients::{RcptOutcome, Recipients, Verdict};
+use crate::domain::suppression::is_hard_bounce;
 use crate::domain::{ChannelId, EventType, MessageId, TenantId};
 
 diesel::define_sql_function! {
@@ -333,6 +335,15 @@ pub fn complete(
             if !record_one(conn, worker, now, done)? {
                 report.lost_leases += 1;
                 continue;
+            }
+            if let Some(attempt) = &done.attempt {
+                let bounced: Vec<String> = attempt
+                    .recipients
+                    .iter()
+                    .filter(|r| r.verdict == Verdict::Refused && is_hard_bounce(r.code, &r.reply))
+                    .map(|r| r.address.clone())
+                    .collect();
+                suppressions::hard_bounced(conn, done.id, &bounced)?;
             }
             push_events(&mut events, now, done);
             match &done.completion {

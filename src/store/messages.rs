@@ -64,6 +64,8 @@ pub struct NewMessage {
     /// The From address alone, which the router matches.
     pub from_email: String,
     pub recipient_count: i64,
+    /// Recipients at personal Gmail addresses (Gmail's bulk-sender count).
+    pub personal_gmail: i64,
     pub subject: String,
     /// JSON `{to, cc, bcc}`.
     pub envelope: String,
@@ -109,6 +111,7 @@ struct MessageInsert<'a> {
     from_address: &'a str,
     from_email: &'a str,
     recipient_count: i64,
+    personal_gmail: i64,
     subject: &'a str,
     envelope: &'a str,
     body: Option<&'a str>,
@@ -184,6 +187,7 @@ pub fn accept(
                 from_address: &m.from_address,
                 from_email: &m.from_email,
                 recipient_count: m.recipient_count,
+                personal_gmail: m.personal_gmail,
                 subject: &m.subject,
                 envelope: &m.envelope,
                 body: Some(&m.body),

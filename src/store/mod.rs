@@ -10,6 +10,7 @@ pub mod dkim_keys;
 pub mod domain_health;
 pub mod domains;
 mod error;
+pub mod gmail_volume;
 pub mod health;
 pub mod messages;
 pub mod migrations;

@@ -182,6 +182,7 @@ diesel::table! {
         sent_at -> Nullable<BigInt>,
         recipients -> Nullable<Text>,
         failed_recipients -> BigInt,
+        personal_gmail -> BigInt,
     }
 }
 

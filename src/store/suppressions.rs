@@ -108,6 +108,42 @@ pub fn add(
     })
 }
 
+/// Puts the recipients of `message` that a server refused for good as nonexistent (a hard
+/// bounce) on its tenant's list, reason `hard_bounce`, so that later mail to them is refused
+/// at acceptance; each new entry is audited like any other. Runs inside the transaction
+/// that records the attempt, so the bounce and the suppression are stored together.
+pub fn hard_bounced(
+    conn: &mut DbConnection,
+    message: MessageId,
+    addresses: &[String],
+) -> Result<usize, StoreError> {
+    if addresses.is_empty() {
+        return Ok(0);
+    }
+    let tenant: String = super::schema::messages::table
+        .filter(super::schema::messages::id.eq(message.to_string()))
+        .select(super::schema::messages::tenant_id)
+        .first(conn)?;
+    let tenant: TenantId = tenant.parse().map_err(StoreError::corrupt)?;
+    let mut added = 0;
+    for address in addresses {
+        let address = match crate::domain::EmailAddress::parse(address) {
+            Ok(parsed) => parsed.normalized(),
+            Err(_) => address.to_ascii_lowercase(),
+        };
+        let new = NewSuppression {
+            address,
+            reason: SuppressionReason::HardBounce,
+            message: Some(message),
+            actor: AuditActor::System,
+        };
+        if add(conn, tenant, &new)?.1 {
+            added += 1;
+        }
+    }
+    Ok(added)
+}
+
 /// One entry, or `NotFound` (also for another tenant's).
 pub fn get(
     conn: &mut DbConnection,

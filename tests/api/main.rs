@@ -18,6 +18,7 @@ mod errors;
 #[path = "../support/fake_google.rs"]
 mod fake_google;
 mod gmail;
+mod gmail_bulk;
 mod health;
 mod helpers;
 mod interop;
@@ -43,6 +44,7 @@ mod ui_client;
 mod ui_pages;
 mod ui_people;
 mod ui_session;
+mod ui_suppressions;
 mod unsubscribe;
 mod vault;
 #[path = "../support/webhook_receiver.rs"]

@@ -304,3 +304,92 @@ async fn a_drop_after_the_data_is_logged_as_possibly_delivered_and_retried() {
     w.server.set_fault(None);
     sent(&w, &id).await;
 }
+
+#[tokio::test]
+async fn a_hard_bounce_puts_the_address_on_the_tenants_suppression_list() {
+    let w = world_on(SmtpServerConfig::default(), &[]).await;
+    w.server.set_rcpt_reply(
+        "ghost@example.com",
+        Some((
+            550,
+            "5.1.1 <ghost@example.com>: Recipient address rejected: User unknown",
+        )),
+    );
+    // A policy refusal is the sender's trouble, not the address's: nobody is suppressed.
+    w.server.set_rcpt_reply(
+        "strict@example.com",
+        Some((550, "5.7.1 Message rejected by policy")),
+    );
+    let id = send_id(
+        &w,
+        to(
+            &["ann@example.com", "Ghost@Example.com", "strict@example.com"],
+            "hello",
+        ),
+    )
+    .await;
+    let done = w
+        .app
+        .wait_for_message(&w.rep.token, &id, "partially_sent", PATIENCE)
+        .await;
+    let failed = done["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "failed")
+        .count();
+    assert_eq!(failed, 2, "{done:#}");
+
+    let listed = crate::helpers::expect_json(
+        w.app.get("/v1/suppressions", &w.acme.admin_token).await,
+        reqwest::StatusCode::OK,
+    )
+    .await;
+    let entries = listed["suppressions"].as_array().expect("a list");
+    assert_eq!(entries.len(), 1, "{listed:#}");
+    assert_eq!(entries[0]["address"], "ghost@example.com", "{listed:#}");
+    assert_eq!(entries[0]["reason"], "hard_bounce", "{listed:#}");
+    assert_eq!(
+        entries[0]["source"]["message_id"],
+        id.as_str(),
+        "{listed:#}"
+    );
+    let audit = crate::helpers::expect_json(
+        w.app
+            .get("/v1/audit?action=suppression.", &w.acme.admin_token)
+            .await,
+        reqwest::StatusCode::OK,
+    )
+    .await;
+    assert_eq!(audit[0]["action"], "suppression.added", "{audit:#}");
+    assert_eq!(audit[0]["actor"], "system", "{audit:#}");
+
+    // Later mail to the address is refused at acceptance, unless it is transactional.
+    let again = w
+        .app
+        .post(
+            "/v1/messages",
+            &w.rep.token,
+            to(&["ghost@example.com"], "again"),
+        )
+        .await;
+    crate::helpers::expect_problem(
+        again,
+        reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+        "recipient_suppressed",
+    )
+    .await;
+    let mut receipt = to(&["ghost@example.com"], "your receipt");
+    receipt["transactional"] = json!(true);
+    let accepted = w.app.post("/v1/messages", &w.rep.token, receipt).await;
+    crate::helpers::expect_json(accepted, reqwest::StatusCode::ACCEPTED).await;
+    let strict = w
+        .app
+        .post(
+            "/v1/messages",
+            &w.rep.token,
+            to(&["strict@example.com"], "again"),
+        )
+        .await;
+    crate::helpers::expect_json(strict, reqwest::StatusCode::ACCEPTED).await;
+}

@@ -226,6 +226,7 @@ async fn it_reads_the_audit_and_the_settings_but_cannot_change_them() {
     let page = ui.get("/ui/settings").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
     page.expect("Only an admin can change these settings.")
+        .expect("Only on messages that ask for it")
         .expect("acme.test")
         .expect_not("action=\"/ui/settings\"")
         .expect_not("Save settings");
@@ -251,6 +252,7 @@ async fn an_admin_changes_the_fallback_policy_and_a_bad_value_changes_nothing() 
     form.expect("name=\"sending_enabled\"")
         .expect("name=\"fallback_policy\" value=\"hold\" checked")
         .expect("name=\"shared_pool_allowed\"")
+        .expect("name=\"unsubscribe_by_default\"")
         .expect("href=\"/ui/domains\"")
         .expect_not("name=\"domains\"")
         .expect(">Save settings</button>");
@@ -262,6 +264,7 @@ async fn an_admin_changes_the_fallback_policy_and_a_bad_value_changes_nothing() 
                 ("name", "Acme"),
                 ("sending_enabled", "on"),
                 ("fallback_policy", "fallback"),
+                ("unsubscribe_by_default", "on"),
             ],
         )
         .await;
@@ -280,6 +283,7 @@ async fn an_admin_changes_the_fallback_policy_and_a_bad_value_changes_nothing() 
     );
     assert_eq!(after["sending_enabled"], true);
     assert_eq!(after["shared_pool_allowed"], false);
+    assert_eq!(after["unsubscribe_by_default"], true);
 
     ui.get("/ui/settings").await;
     let refused = ui

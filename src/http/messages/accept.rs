@@ -325,6 +325,7 @@ pub fn admit(
         from_address: draft.from.to_string(),
         from_email: draft.from.address.to_string(),
         recipient_count: draft.recipient_count() as i64,
+        personal_gmail: crate::domain::bulk::personal_gmail_recipients(draft) as i64,
         subject: draft.subject.as_str().to_owned(),
         envelope: json(serde_json::to_string(&envelope))?,
         body: json(serde_json::to_string(&body))?,

@@ -13,10 +13,12 @@ use super::layout::{self, Section};
 use super::routes::form_error;
 use super::session::{self, UiPost, UiSession};
 use crate::domain::Action;
+use crate::domain::bulk::BulkLevel;
 use crate::http::AppState;
 use crate::http::domain_health::DomainHealthView;
 use crate::http::domains::{self, DomainView};
 use crate::http::error::ApiError;
+use crate::http::gmail_bulk::GmailBulkView;
 
 /// Not `deny_unknown_fields`: the CSRF token rides along.
 #[derive(Debug, Deserialize)]
@@ -81,6 +83,9 @@ fn row(session: &UiSession, d: &DomainView) -> Markup {
                 }
             }
         }
+        @if let Some(bulk) = &d.gmail_bulk {
+            tr.health { td colspan="5" { (gmail_bulk_notice(bulk)) } }
+        }
     }
 }
 
@@ -107,6 +112,18 @@ pub(super) fn health_list(health: &DomainHealthView) -> Markup {
                     span { (c.message) }
                 }
             }
+        }
+    }
+}
+
+/// Gmail's bulk-sender standing: a line while far from it, a warning when near or over.
+fn gmail_bulk_notice(bulk: &GmailBulkView) -> Markup {
+    html! {
+        @match bulk.level {
+            BulkLevel::Under => div.hint { "Gmail bulk-sender count: " (bulk.message) },
+            BulkLevel::Approaching | BulkLevel::Over => p.notice.warning role="status" {
+                strong { "Gmail bulk-sender threshold. " } (bulk.message)
+            },
         }
     }
 }

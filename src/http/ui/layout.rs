@@ -18,12 +18,13 @@ pub enum Section {
     Messages,
     Audit,
     Domains,
+    Suppressions,
     Settings,
     People,
 }
 
 impl Section {
-    fn all() -> [(Section, &'static str, &'static str, Option<Action>); 7] {
+    fn all() -> [(Section, &'static str, &'static str, Option<Action>); 8] {
         [
             (Section::Channels, "/ui/channels", "Channels", None),
             (
@@ -49,6 +50,12 @@ impl Section {
                 "/ui/domains",
                 "Domains",
                 Some(Action::ReadDomains),
+            ),
+            (
+                Section::Suppressions,
+                "/ui/suppressions",
+                "Suppressions",
+                Some(Action::ReadSuppressions),
             ),
             (
                 Section::Settings,

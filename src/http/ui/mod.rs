@@ -18,6 +18,7 @@ mod routes;
 pub mod session;
 mod settings;
 mod sign_in;
+mod suppressions;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -114,6 +115,7 @@ pub fn scope(
         .configure(audit::routes)
         .configure(domains::routes)
         .configure(settings::routes)
+        .configure(suppressions::routes)
         .configure(people::routes)
         .default_service(web::to(errors::not_found))
 }

@@ -41,6 +41,8 @@ struct SettingsForm {
     fallback_policy: Option<String>,
     #[serde(default, deserialize_with = "forms::checkbox_value")]
     shared_pool_allowed: bool,
+    #[serde(default, deserialize_with = "forms::checkbox_value")]
+    unsubscribe_by_default: bool,
 }
 
 /// What the form shows: the stored policy, or what was posted when it comes back with errors.
@@ -49,6 +51,7 @@ struct Values {
     sending_enabled: bool,
     fallback_policy: String,
     shared_pool_allowed: bool,
+    unsubscribe_by_default: bool,
 }
 
 impl From<&TenantView> for Values {
@@ -58,6 +61,7 @@ impl From<&TenantView> for Values {
             sending_enabled: t.sending_enabled,
             fallback_policy: t.fallback_policy.clone(),
             shared_pool_allowed: t.shared_pool_allowed,
+            unsubscribe_by_default: t.unsubscribe_by_default,
         }
     }
 }
@@ -70,6 +74,7 @@ impl SettingsForm {
             "sending_enabled": self.sending_enabled,
             "fallback_policy": self.fallback_policy.as_deref().unwrap_or_default(),
             "shared_pool_allowed": self.shared_pool_allowed,
+            "unsubscribe_by_default": self.unsubscribe_by_default,
         });
         serde_json::from_value(body).map_err(|e| body_error(&e))
     }
@@ -80,6 +85,7 @@ impl SettingsForm {
             sending_enabled: self.sending_enabled,
             fallback_policy: self.fallback_policy.clone().unwrap_or_default(),
             shared_pool_allowed: self.shared_pool_allowed,
+            unsubscribe_by_default: self.unsubscribe_by_default,
         }
     }
 }
@@ -146,6 +152,16 @@ fn sending_hint() -> Markup {
     }
 }
 
+fn unsubscribe_hint() -> Markup {
+    html! {
+        "Adds one-click unsubscribe headers (RFC 8058) to every message that does not say "
+        code { "\"unsubscribe\": false" }
+        ". Gmail and Yahoo require them on bulk and sequence mail; an address that unsubscribes goes on the "
+        a href="/ui/suppressions" { "suppression list" }
+        ". Each such message must have one recipient."
+    }
+}
+
 /// The domains live on their own page, with the records to publish.
 fn domains_fact(tenant_domains: &[String], verified: &[String]) -> Markup {
     html! {
@@ -192,6 +208,7 @@ fn settings_form(
                 }
             }
             (forms::checkbox("shared_pool_allowed", "Shared pool allowed", values.shared_pool_allowed, Some(pool_hint(state))))
+            (forms::checkbox("unsubscribe_by_default", "Unsubscribe link on every message", values.unsubscribe_by_default, Some(unsubscribe_hint())))
             div.actions { button type="submit" { "Save settings" } }
         }
         p { "Sending domains are claimed and proven on the " a href="/ui/domains" { "Domains" } " page." }
@@ -217,6 +234,10 @@ fn read_only(tenant: &TenantView, state: &AppState) -> Markup {
             dt { "Shared pool allowed" } dd {
                 @if tenant.shared_pool_allowed { "Yes" } @else { "No" }
                 @if state.config.shared_pool.is_none() { span.muted { " (no shared pool is configured)" } }
+            }
+            dt { "Unsubscribe link on every message" } dd {
+                @if tenant.unsubscribe_by_default { "Yes, unless a message says otherwise" }
+                @else { "Only on messages that ask for it" }
             }
             (domains_fact(&tenant.domains, &tenant.verified_domains))
         }

@@ -1,0 +1,2 @@
+DROP INDEX messages_personal_gmail;
+ALTER TABLE messages DROP COLUMN personal_gmail;
