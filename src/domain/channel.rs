@@ -345,7 +345,40 @@ pub struct ChannelSpec {
     pub dkim_sign: bool,
 }
 
+/// Submission servers of mailbox providers that refuse, or rewrite, a From the logged-in
+/// account may not send as: Gmail sends only as the account or an alias Google verified
+/// (support.google.com/mail/answer/22370), Microsoft 365 and Outlook.com refuse without Send
+/// As rights (`5.2.252 SendAsDenied`, MICROSOFT.md §2), Yahoo refuses an address not in the
+/// account (`553 5.7.1 From address not verified`). Behind any other server only the login is
+/// proven, not the address.
+const SENDER_CHECKING_HOSTS: [&str; 4] = [
+    "smtp.gmail.com",
+    "smtp.office365.com",
+    "smtp-mail.outlook.com",
+    "smtp.mail.yahoo.com",
+];
+
+/// Whether `host` is a mailbox provider's submission server that checks the sender.
+pub fn checks_sender(host: &Hostname) -> bool {
+    SENDER_CHECKING_HOSTS.contains(&host.as_str())
+}
+
 impl ChannelSpec {
+    /// Whether connecting this mailbox proves its From address, so that it needs no domain
+    /// proof: an OAuth mailbox (the provider sends only as the account), or an SMTP login at
+    /// a provider that checks the sender. A mailbox SMTP channel on any other server (the
+    /// company's own, or a relay the rep controls) proves only its login, and sends only as a
+    /// domain the tenant has verified.
+    pub fn login_proves_sender(&self) -> bool {
+        match (self.kind, self.scope) {
+            (ChannelKind::Gmail, _) => true,
+            (ChannelKind::Smtp, CredentialScope::Mailbox) => {
+                self.smtp.as_ref().is_some_and(|s| checks_sender(&s.host))
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the delivery loop signs this channel's mail with the tenant's DKIM key. The
     /// shared pool always does (it is not a stored channel; see `outbox`).
     pub fn signs_dkim(&self) -> bool {
@@ -521,6 +554,26 @@ mod tests {
                 check_dkim_sign(kind, scope, false).is_ok(),
                 "{kind} {scope}"
             );
+        }
+    }
+
+    #[test]
+    fn only_providers_that_check_the_sender_prove_a_mailbox_address() {
+        for host in [
+            "smtp.gmail.com",
+            "SMTP.Office365.com.",
+            "smtp-mail.outlook.com",
+            "smtp.mail.yahoo.com",
+        ] {
+            assert!(checks_sender(&Hostname::parse(host).unwrap()), "{host}");
+        }
+        for host in [
+            "smtp.gmail.com.evil.test",
+            "mail.acme.test",
+            "127.0.0.1",
+            "smtp.sendgrid.net",
+        ] {
+            assert!(!checks_sender(&Hostname::parse(host).unwrap()), "{host}");
         }
     }
 

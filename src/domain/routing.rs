@@ -57,6 +57,9 @@ pub struct RouteCandidate {
     pub scope: CredentialScope,
     /// Mailbox channels: the one address they send as.
     pub from_address: Option<EmailAddress>,
+    /// Mailbox channels: whether their login proves `from_address` (an OAuth mailbox, or a
+    /// provider that checks the sender). Otherwise they too need the From's domain verified.
+    pub login_proves_sender: bool,
     /// Domain channels: the From domains they send for. The shared pool: the platform's own
     /// domain, which needs no tenant's proof.
     pub domains: Vec<Domain>,
@@ -120,6 +123,9 @@ pub enum SkipReason {
     /// The candidate covers the From's domain, but the tenant has not proven it (or the
     /// proof lapsed).
     DomainNotVerified(Option<ClaimState>),
+    /// The sender's own mailbox for the From, on a server that does not check what its login
+    /// may send as, and the From's domain is not verified (same code as `DomainNotVerified`).
+    MailboxNotProven(Option<ClaimState>),
     LowerPriority,
 }
 
@@ -134,7 +140,9 @@ impl SkipReason {
             SkipReason::TooManyRecipients { .. } => "too_many_recipients",
             SkipReason::QuotaExhausted { .. } => "quota_exhausted",
             SkipReason::SharedPoolNotAllowed => "shared_pool_not_allowed",
-            SkipReason::DomainNotVerified(_) => "domain_not_verified",
+            SkipReason::DomainNotVerified(_) | SkipReason::MailboxNotProven(_) => {
+                "domain_not_verified"
+            }
             SkipReason::LowerPriority => "lower_priority",
         }
     }
@@ -168,6 +176,10 @@ impl SkipReason {
                 "the tenant does not allow sending through the shared pool".to_owned()
             }
             SkipReason::DomainNotVerified(state) => domain_sentence(*state),
+            SkipReason::MailboxNotProven(state) => format!(
+                "this mailbox's server does not check which addresses its login may send as (Gmail, Microsoft 365, Outlook.com and Yahoo do), so its address needs the domain proven too: {}",
+                domain_sentence(*state)
+            ),
             SkipReason::LowerPriority => {
                 "a channel earlier in the routing order comes first".to_owned()
             }
@@ -456,6 +468,11 @@ fn list_candidates<'c>(
             .as_ref()
             .is_some_and(|a| a.normalized() == from);
         match (owner == request.sender, own_address) {
+            (true, true) if !c.login_proves_sender && !request.domain_verified() => list(
+                c,
+                Tier::Mailbox,
+                Err(SkipReason::MailboxNotProven(request.from_domain)),
+            ),
             (true, true) => list(c, Tier::Mailbox, Ok(())),
             (true, false) => list(c, Tier::Mailbox, Err(SkipReason::ScopeMismatch)),
             (false, true) => list(c, Tier::Mailbox, Err(SkipReason::NotSendersChannel)),
@@ -543,6 +560,7 @@ mod tests {
             owner,
             scope,
             from_address: None,
+            login_proves_sender: false,
             domains: Vec::new(),
             status: ChannelStatus::Active,
             recipients_per_message: None,
@@ -553,6 +571,7 @@ mod tests {
     fn mailbox(owner: UserId, address: &str) -> RouteCandidate {
         RouteCandidate {
             from_address: Some(addr(address)),
+            login_proves_sender: true,
             ..candidate(ChannelOwner::User(owner), CredentialScope::Mailbox)
         }
     }
@@ -816,6 +835,30 @@ mod tests {
     }
 
     #[test]
+    fn a_mailbox_on_a_server_that_does_not_check_the_sender_needs_the_domain_proven() {
+        let mut setup = Setup::new();
+        let own = RouteCandidate {
+            login_proves_sender: false,
+            ..mailbox(setup.sender, "rep@acme.test")
+        };
+        for state in [None, Some(ClaimState::Pending), Some(ClaimState::Lapsed)] {
+            setup.from_domain = state;
+            let decision = setup.route(std::slice::from_ref(&own), None);
+            assert_eq!(
+                decision.outcome,
+                Outcome::Hold {
+                    channel: None,
+                    reason: HoldReason::DomainNotVerified(state)
+                }
+            );
+            assert_eq!(codes(&decision), ["domain_not_verified"]);
+        }
+        setup.from_domain = Some(ClaimState::Verified);
+        let decision = setup.route(std::slice::from_ref(&own), None);
+        assert_eq!(decision.outcome, send(&own, false));
+    }
+
+    #[test]
     fn subdomains_are_proven_on_their_own_and_the_platform_domain_needs_no_proof() {
         let mut setup = Setup::new();
         // The caller looks up the claim on the From's exact domain: none for the subdomain.
@@ -1070,6 +1113,7 @@ mod tests {
                 let address = format!("{}@{}", pick(rng, &LOCALS), pick(rng, &DOMAINS));
                 RouteCandidate {
                     from_address: Some(addr(&address)),
+                    login_proves_sender: rng.random_bool(0.7),
                     ..candidate(owner, CredentialScope::Mailbox)
                 }
             } else {
@@ -1118,7 +1162,8 @@ mod tests {
                     && (verified || c.domains.contains(from)))
                 .then_some(Tier::SharedPool),
                 (ChannelOwner::User(u), CredentialScope::Mailbox) => {
-                    (u == id(1) && own_address).then_some(Tier::Mailbox)
+                    (u == id(1) && own_address && (c.login_proves_sender || verified))
+                        .then_some(Tier::Mailbox)
                 }
                 (ChannelOwner::Team(t), CredentialScope::Domain) => {
                     (Some(t) == self.sender_team && verified && c.domains.contains(from))

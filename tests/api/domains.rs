@@ -458,7 +458,7 @@ async fn no_path_sends_as_a_domain_the_tenant_has_not_proven() {
 }
 
 #[tokio::test]
-async fn a_mailbox_channel_proves_its_own_address_without_a_domain_claim() {
+async fn a_mailbox_on_a_server_that_does_not_check_senders_needs_the_domain_proven() {
     let app = spawn_app_with(&[("SWITCHBOARD_POLL_INTERVAL", "100ms")]).await;
     let acme = app.create_tenant("Acme").await;
     let rep = app.create_user(&acme, REP, "rep", None).await;
@@ -480,6 +480,24 @@ async fn a_mailbox_channel_proves_its_own_address_without_a_domain_claim() {
         StatusCode::CREATED,
     )
     .await;
+    // Logging in to this server proves the login, not that it may send as rep@acme.test:
+    // only a provider that checks the sender (Gmail, Microsoft, Yahoo) vouches for that.
+    let refused = expect_problem(
+        app.post("/v1/messages", &rep.token, mail_from(REP)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "domain_not_verified",
+    )
+    .await;
+    let skipped = &refused["route"]["candidates"][0];
+    assert_eq!(skipped["tier"], "mailbox", "{refused:#}");
+    assert!(
+        skipped["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not check which addresses its login may send as"),
+        "{refused:#}"
+    );
+    app.prove_domain(&acme.admin_token, "acme.test").await;
     let sent = expect_json(
         app.post("/v1/messages", &rep.token, mail_from(REP)).await,
         StatusCode::ACCEPTED,
@@ -492,12 +510,12 @@ async fn a_mailbox_channel_proves_its_own_address_without_a_domain_claim() {
         Duration::from_secs(20),
     )
     .await;
-    // The mailbox covers its own address only: a colleague's is still a domain matter.
+    // The mailbox covers its own address only: a colleague's needs a domain channel.
     expect_problem(
         app.post("/v1/messages", &rep.token, mail_from("boss@acme.test"))
             .await,
         StatusCode::UNPROCESSABLE_ENTITY,
-        "domain_not_verified",
+        "no_route",
     )
     .await;
 }

@@ -830,9 +830,12 @@ async fn the_link_token_is_never_logged_nor_shown_outside_the_message() {
     let dir = tempfile::TempDir::new().unwrap();
     let db = crate::helpers::TestDatabase::fresh();
     let operator = random_secret();
+    // The rep's mailbox server does not check senders: acme.test is proven through DNS.
+    let dns = crate::dns_server::TestDns::start().await;
     let mut cmd = command(&dir.path().join("data"), &db);
     cmd.env("SWITCHBOARD_OPERATOR_TOKEN", &operator)
         .env("SWITCHBOARD_OUTBOUND_ALLOW", "127.0.0.0/8,::1")
+        .env("SWITCHBOARD_DNS_SERVERS", dns.servers())
         .env("SWITCHBOARD_PUBLIC_URL", PUBLIC);
     let running = serve_with(cmd);
     let client = reqwest::Client::new();
@@ -850,6 +853,17 @@ async fn the_link_token_is_never_logged_nor_shown_outside_the_message() {
     let tenant = json!({"name": "Acme", "admin_email": "admin@acme.test"});
     let created = post("/v1/tenants", &operator, tenant, StatusCode::CREATED).await;
     let admin = created["admin"]["token"].as_str().unwrap().to_owned();
+    let claim = json!({"domain": "acme.test"});
+    let claim = post("/v1/domains", &admin, claim, StatusCode::CREATED).await;
+    let record = &claim["verification"];
+    dns.txt(
+        record["name"].as_str().unwrap(),
+        record["value"].as_str().unwrap(),
+    )
+    .await;
+    let verify = format!("/v1/domains/{}/verify", claim["id"].as_str().unwrap());
+    let verified = post(&verify, &admin, json!({}), StatusCode::OK).await;
+    assert_eq!(verified["state"], "verified", "{verified:#}");
     let user = json!({"email": REP, "name": "Rep", "role": "rep"});
     let rep = post("/v1/users", &admin, user, StatusCode::CREATED).await;
     let tokens = format!("/v1/users/{}/tokens", rep["id"].as_str().unwrap());

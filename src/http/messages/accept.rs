@@ -275,7 +275,7 @@ pub fn admit(
             return Err(ApiError::Unroutable {
                 code: reason.code(),
                 detail: format!(
-                    "{}; nothing was stored. Mail from a domain is accepted once the tenant has proven it (GET /v1/domains), or from a mailbox the sender connected",
+                    "{}; nothing was stored. Mail from a domain is accepted once the tenant has proven it (GET /v1/domains), or from a mailbox the sender connected at a provider that checks the sender (Gmail, Microsoft 365, Outlook.com, Yahoo)",
                     reason.describe()
                 ),
                 route,

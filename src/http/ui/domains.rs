@@ -140,7 +140,7 @@ fn page_body(
             "Mail is sent as a domain through team relays and the shared pool only once your organisation has proven it controls the domain: publish the TXT record shown, then check. "
             "Switchboard looks for the record again about daily; if it disappears, sending as the domain stops until it is back. "
             "Once a domain is verified, its SPF, DKIM, DMARC and MX records are checked hourly and shown under it. "
-            "Reps' own mailboxes (Gmail, a mailbox SMTP login) need no domain proof."
+            "Reps' own mailboxes need no domain proof where the provider checks the sender (Connect Gmail; an SMTP login at Gmail, Microsoft 365, Outlook.com or Yahoo); a mailbox on another server sends only as a verified domain."
         }
         @if session.actor().may(Action::ManageDomains) {
             (errors.summary())

@@ -93,7 +93,7 @@ fn what_to_do(decision: &Decision, labels: &ChannelLabels) -> Markup {
             "Mail from a domain goes out only once the organisation has proven the domain: an admin "
             "claims it and publishes its TXT record on the " a href="/ui/domains" { "Domains" } " page. "
             "New mail from it is refused until then; mail already queued waits and is sent when it is verified. "
-            "The sender's own connected mailbox needs no proof."
+            "The sender's own connected mailbox needs no proof when its provider checks the sender (Gmail, Microsoft 365, Outlook.com, Yahoo)."
         },
         Some("too_many_recipients") => html! {
             "Send to fewer recipients per message, or raise the channel's per-message limit."
