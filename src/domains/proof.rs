@@ -151,9 +151,27 @@ impl Domains {
                 () = async {
                     self.pass().await;
                     self.health_pass().await;
+                    self.purge_pass().await;
                 } => {}
                 _ = stopped.changed() => {}
             }
+        }
+    }
+
+    /// Removes claims that failed longer ago than `SWITCHBOARD_DOMAIN_PURGE_AFTER`: a claim
+    /// fails at the end of its window, so its age tells.
+    async fn purge_pass(&self) {
+        let age = self.settings.schedule.claim_window + self.settings.purge_after;
+        let cutoff = Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
+        let cutoff = cutoff.timestamp_micros();
+        match self
+            .store
+            .run(move |c| domains::purge_failed(c, cutoff))
+            .await
+        {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "abandoned domain claims removed"),
+            Err(e) => tracing::warn!(error = %e, "removing abandoned domain claims failed"),
         }
     }
 

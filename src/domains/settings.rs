@@ -32,6 +32,9 @@ pub struct DomainSettings {
     /// `SWITCHBOARD_DOMAIN_PENDING_INTERVAL`, `…_RECHECK_INTERVAL`, `…_RETRY_INTERVAL`,
     /// `…_LAPSE_AFTER`, `…_CLAIM_WINDOW`.
     pub schedule: ProofSchedule,
+    /// `SWITCHBOARD_DOMAIN_PURGE_AFTER`: how long a failed claim (never proven within the
+    /// claim window) is kept after failing before it is removed; 14 days, as SparkPost does.
+    pub purge_after: Duration,
 }
 
 impl Default for DomainSettings {
@@ -44,6 +47,7 @@ impl Default for DomainSettings {
             shared_pool_spf_include: None,
             health_every: Duration::from_secs(3600),
             schedule: ProofSchedule::default(),
+            purge_after: Duration::from_secs(14 * 86_400),
         }
     }
 }
@@ -118,6 +122,7 @@ impl DomainSettings {
                 lapse_after,
                 claim_window: duration("SWITCHBOARD_DOMAIN_CLAIM_WINDOW", s.claim_window)?,
             },
+            purge_after: duration("SWITCHBOARD_DOMAIN_PURGE_AFTER", d.purge_after)?,
         };
         if settings.dns_timeout.is_zero() {
             return Err(("SWITCHBOARD_DNS_TIMEOUT", "must be more than 0".into()));

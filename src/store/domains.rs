@@ -351,6 +351,36 @@ fn drop_claim(
     )
 }
 
+/// Removes failed claims created before `created_before` (stored micros): claims nobody
+/// proved within the claim window and nobody removed since. Each goes as a deletion does,
+/// keys included, audited `domain.deleted` with the actor `system`. Returns how many went.
+pub fn purge_failed(conn: &mut DbConnection, created_before: i64) -> Result<usize, StoreError> {
+    let stale: Vec<ClaimRow> = domain_claims::table
+        .filter(domain_claims::state.eq(ClaimState::Failed.as_str()))
+        .filter(domain_claims::created_at.lt(created_before))
+        .select(ClaimRow::as_select())
+        .load(conn)?;
+    let mut purged = 0;
+    for row in stale {
+        let claim = row.into_claim()?;
+        write_transaction(conn, |conn| {
+            // Still failed (a check on demand may have proven it since the read).
+            let now = get(conn, claim.tenant, claim.id)?;
+            if now.state != ClaimState::Failed {
+                return Ok(());
+            }
+            match drop_claim(conn, &now, AuditActor::System) {
+                Ok(()) => purged += 1,
+                // A channel still names the domain: the claim stays until the admin acts.
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            Ok::<_, StoreError>(())
+        })?;
+    }
+    Ok(purged)
+}
+
 /// A due claim for the scheduler.
 #[derive(Debug, Clone, Copy)]
 pub struct DueClaim {

@@ -769,3 +769,41 @@ async fn domains_listed_before_proof_existed_become_pending_claims_after_the_upg
         "verified"
     );
 }
+
+#[tokio::test]
+async fn a_claim_abandoned_after_failing_is_removed() {
+    let app = spawn_app_with(&[
+        ("SWITCHBOARD_DOMAIN_PENDING_INTERVAL", "100ms"),
+        ("SWITCHBOARD_DOMAIN_CLAIM_WINDOW", "1s"),
+        ("SWITCHBOARD_DOMAIN_PURGE_AFTER", "1s"),
+    ])
+    .await;
+    let acme = app.create_tenant("Acme").await;
+    let abandoned = claim(&app, &acme.admin_token, "old.acme.test").await;
+    let id = abandoned["id"].as_str().unwrap();
+    wait_for_claim(&app, &acme.admin_token, id, |v| v["state"] == "failed").await;
+    let path = format!("/v1/domains/{id}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while app.get(&path, &acme.admin_token).await.status() != StatusCode::NOT_FOUND {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a failed claim is never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let audit = expect_json(
+        app.get("/v1/audit?action=domain.deleted", &acme.admin_token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(audit[0]["actor"], "system", "{audit:#}");
+    assert_eq!(audit[0]["detail"]["state"], "failed", "{audit:#}");
+    // The name is free to claim again, with a new token.
+    let again = claim(&app, &acme.admin_token, "old.acme.test").await;
+    assert_eq!(again["state"], "pending");
+    assert_ne!(
+        again["verification"]["value"],
+        abandoned["verification"]["value"]
+    );
+}
