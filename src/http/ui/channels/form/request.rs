@@ -458,6 +458,7 @@ mod tests {
                 return_path: ReturnPath::No,
                 provider: None,
                 dkim_sign: false,
+                spf_include: None,
             },
             status: ChannelStatus::Active,
             status_cause: None,
