@@ -107,8 +107,14 @@ impl SendingPath {
         }
         // What Switchboard hands the relay in MAIL FROM (outbox::render).
         let (domain, why) = match &self.return_path {
-            ReturnPath::Specified(a) => (a.domain().to_string(), format!("the channel's return path {a}")),
-            ReturnPath::Yes => (from.to_string(), "the From address (return path: yes)".into()),
+            ReturnPath::Specified(a) => (
+                a.domain().to_string(),
+                format!("the channel's return path {a}"),
+            ),
+            ReturnPath::Yes => (
+                from.to_string(),
+                "the From address (return path: yes)".into(),
+            ),
             ReturnPath::No => match &self.login {
                 Some(login) => (login.domain().to_string(), format!("the login {login}")),
                 None => (from.to_string(), "the From address".into()),
@@ -221,13 +227,17 @@ pub fn return_path(
                 HealthCheck::new(
                     k,
                     CheckStatus::Ok,
-                    format!("The envelope sender is {why}, at {domain}: it aligns with {from}, so SPF counts for DMARC"),
+                    format!(
+                        "The envelope sender is {why}, at {domain}: it aligns with {from}, so SPF counts for DMARC"
+                    ),
                 )
             } else {
                 HealthCheck::new(
                     k,
                     CheckStatus::Invalid,
-                    format!("The envelope sender is {why}, at {domain}, which does not align with {from}: SPF cannot count for DMARC. Set the channel's return path to `yes` (the From) or to an address under {from}"),
+                    format!(
+                        "The envelope sender is {why}, at {domain}, which does not align with {from}: SPF cannot count for DMARC. Set the channel's return path to `yes` (the From) or to an address under {from}"
+                    ),
                 )
             };
             ReturnPathResult {
@@ -327,13 +337,22 @@ pub fn spf_include_unknown(path: &SendingPath, at: &str, found: HealthCheck) -> 
 
 /// One DKIM check for the channel: who signs, and what the selector checks found.
 /// `found` holds the per-selector checks of the keys looked up (empty when none is known).
-pub fn dkim(path: &SendingPath, from: &Domain, found: &[HealthCheck]) -> (HealthCheck, Option<bool>) {
+pub fn dkim(
+    path: &SendingPath,
+    from: &Domain,
+    found: &[HealthCheck],
+) -> (HealthCheck, Option<bool>) {
     let k = CheckKind::Dkim;
     let signer = path.signer();
     let who = match signer {
         Signer::Us => "Switchboard signs this channel's mail".to_owned(),
-        Signer::Relay { .. } | Signer::Mailbox { .. } => format!("{} signs this channel's mail", path.relay_name),
-        Signer::Unknown => format!("Switchboard does not sign this channel's mail, and does not know whether {} does", path.relay_name),
+        Signer::Relay { .. } | Signer::Mailbox { .. } => {
+            format!("{} signs this channel's mail", path.relay_name)
+        }
+        Signer::Unknown => format!(
+            "Switchboard does not sign this channel's mail, and does not know whether {} does",
+            path.relay_name
+        ),
     };
     if let Some(ok) = found.iter().find(|c| c.status == CheckStatus::Ok) {
         let check = HealthCheck::new(
@@ -350,23 +369,40 @@ pub fn dkim(path: &SendingPath, from: &Domain, found: &[HealthCheck]) -> (Health
     let (status, message) = match (signer, first) {
         (Signer::Us, None) => (
             CheckStatus::Missing,
-            format!("{who}, but the tenant has no active DKIM key for {from}: create it and publish its record on the Domains page"),
+            format!(
+                "{who}, but the tenant has no active DKIM key for {from}: create it and publish its record on the Domains page"
+            ),
         ),
         (Signer::Us, Some(c)) => (c.status, format!("{who} with d={from}, but: {}", c.message)),
         (Signer::Relay { selectors }, None) => (
             CheckStatus::Missing,
-            format!("{who} with d={from} once its key is published, but no selector is named for {from}: name {selectors} on the Domains page (dkim_selectors) so that the key can be checked"),
+            format!(
+                "{who} with d={from} once its key is published, but no selector is named for {from}: name {selectors} on the Domains page (dkim_selectors) so that the key can be checked"
+            ),
         ),
-        (Signer::Relay { .. }, Some(c)) => (c.status, format!("{who} with d={from} once its key is published, but: {}", c.message)),
+        (Signer::Relay { .. }, Some(c)) => (
+            c.status,
+            format!(
+                "{who} with d={from} once its key is published, but: {}",
+                c.message
+            ),
+        ),
         (Signer::Mailbox { fallback, .. }, _) => (
             CheckStatus::Missing,
-            format!("{who}, but no DKIM key of {from} is published for it, so it signs with d={fallback}: DKIM passes but does not align, and DMARC rests on SPF alone. Turn DKIM on for {from} at the provider and publish its record"),
+            format!(
+                "{who}, but no DKIM key of {from} is published for it, so it signs with d={fallback}: DKIM passes but does not align, and DMARC rests on SPF alone. Turn DKIM on for {from} at the provider and publish its record"
+            ),
         ),
         (Signer::Unknown, None) => (
             CheckStatus::Missing,
-            format!("{who}: turn on the channel's dkim_sign (Switchboard signs with the tenant's key) or name the selector the relay signs with on the Domains page (dkim_selectors)"),
+            format!(
+                "{who}: turn on the channel's dkim_sign (Switchboard signs with the tenant's key) or name the selector the relay signs with on the Domains page (dkim_selectors)"
+            ),
         ),
-        (Signer::Unknown, Some(c)) => (c.status, format!("{who}: the selector named for {from} fails: {}", c.message)),
+        (Signer::Unknown, Some(c)) => (
+            c.status,
+            format!("{who}: the selector named for {from} fails: {}", c.message),
+        ),
     };
     let check = HealthCheck::new(k, status, message);
     let check = match first {
@@ -395,14 +431,18 @@ pub fn alignment(
     let k = CheckKind::Alignment;
     let detail = json!({"spf_aligned": spf, "dkim_aligned": dkim});
     let no_dmarc = if dmarc.status == CheckStatus::Missing {
-        format!(" But {from} publishes no DMARC record, which Gmail, Yahoo and Outlook.com require from bulk senders: publish `v=DMARC1; p=none` at _dmarc.{from}")
+        format!(
+            " But {from} publishes no DMARC record, which Gmail, Yahoo and Outlook.com require from bulk senders: publish `v=DMARC1; p=none` at _dmarc.{from}"
+        )
     } else {
         String::new()
     };
     let on = match (spf, dkim) {
         (Some(true), Some(true)) => Some("both SPF and DKIM"),
         (Some(true), _) => Some("SPF alone (DKIM does not align: see the dkim check)"),
-        (_, Some(true)) => Some("DKIM alone (the envelope sender does not align: see the return_path check)"),
+        (_, Some(true)) => {
+            Some("DKIM alone (the envelope sender does not align: see the return_path check)")
+        }
         _ => None,
     };
     if let Some(on) = on {
@@ -480,12 +520,23 @@ mod tests {
     #[test]
     fn organisational_domains_come_from_verified_claims() {
         let verified = [d("acme.test"), d("eu.acme.test")];
-        assert_eq!(organisational_domain("mail.eu.acme.test", &verified), "acme.test");
+        assert_eq!(
+            organisational_domain("mail.eu.acme.test", &verified),
+            "acme.test"
+        );
         assert_eq!(organisational_domain("other.test", &verified), "other.test");
         assert!(relaxed_aligned("bounce.acme.test", "acme.test", &[]));
-        assert!(relaxed_aligned("bounce.acme.test", "news.acme.test", &verified));
+        assert!(relaxed_aligned(
+            "bounce.acme.test",
+            "news.acme.test",
+            &verified
+        ));
         assert!(!relaxed_aligned("bounce.acme.test", "news.acme.test", &[]));
-        assert!(!relaxed_aligned("sparkpostmail.com", "acme.test", &verified));
+        assert!(!relaxed_aligned(
+            "sparkpostmail.com",
+            "acme.test",
+            &verified
+        ));
         assert!(!relaxed_aligned("evilacme.test", "acme.test", &verified));
     }
 
@@ -496,7 +547,9 @@ mod tests {
             EmailAddress::parse("bounces@bounce.acme.test").unwrap(),
         ));
         let plan = path.envelope(&from);
-        assert!(matches!(&plan, EnvelopePlan::Rewritten { domain, .. } if domain == "bounce.acme.test"));
+        assert!(
+            matches!(&plan, EnvelopePlan::Rewritten { domain, .. } if domain == "bounce.acme.test")
+        );
         let yes = return_path(&path, &from, &plan, Some(&Delegated::Yes), &[]);
         assert_eq!(yes.check.status, CheckStatus::Ok, "{}", yes.check.message);
         assert_eq!(yes.aligned, Some(true));
@@ -504,8 +557,20 @@ mod tests {
         let no = return_path(&path, &from, &plan, Some(&Delegated::No), &[]);
         assert_eq!(no.check.status, CheckStatus::Invalid);
         assert_eq!(no.envelope.as_deref(), Some("sparkpostmail.com"));
-        assert!(no.check.message.contains("CNAME bounce.acme.test → sparkpostmail.com"), "{}", no.check.message);
-        let temp = return_path(&path, &from, &plan, Some(&Delegated::Unknown("SERVFAIL".into())), &[]);
+        assert!(
+            no.check
+                .message
+                .contains("CNAME bounce.acme.test → sparkpostmail.com"),
+            "{}",
+            no.check.message
+        );
+        let temp = return_path(
+            &path,
+            &from,
+            &plan,
+            Some(&Delegated::Unknown("SERVFAIL".into())),
+            &[],
+        );
         assert_eq!(temp.check.status, CheckStatus::TempError);
         assert_eq!(temp.aligned, None);
 
@@ -513,7 +578,11 @@ mod tests {
         let path = sparkpost(ReturnPath::No);
         let plan = path.envelope(&from);
         let no = return_path(&path, &from, &plan, Some(&Delegated::No), &[]);
-        assert!(no.check.message.contains("bounces@bounce.acme.test"), "{}", no.check.message);
+        assert!(
+            no.check.message.contains("bounces@bounce.acme.test"),
+            "{}",
+            no.check.message
+        );
     }
 
     #[test]
@@ -532,7 +601,9 @@ mod tests {
         assert_eq!(r.spf_at.as_deref(), Some("acme.test"));
         path.mailbox = true;
         path.return_path = ReturnPath::Specified(EmailAddress::parse("x@other.test").unwrap());
-        assert!(matches!(path.envelope(&from), EnvelopePlan::Kept { domain, .. } if domain == "acme.test"));
+        assert!(
+            matches!(path.envelope(&from), EnvelopePlan::Kept { domain, .. } if domain == "acme.test")
+        );
     }
 
     #[test]
@@ -557,7 +628,11 @@ mod tests {
         let missing = HealthCheck::new(CheckKind::Dkim, CheckStatus::Missing, "no key");
         let (c, aligned) = dkim(&google, &from, &[missing]);
         assert_eq!(aligned, Some(false));
-        assert!(c.message.contains("gappssmtp.com") && c.message.contains("rests on SPF"), "{}", c.message);
+        assert!(
+            c.message.contains("gappssmtp.com") && c.message.contains("rests on SPF"),
+            "{}",
+            c.message
+        );
     }
 
     #[test]
@@ -567,15 +642,26 @@ mod tests {
         let c = alignment(&from, Some(false), Some(true), &dmarc, &[]);
         assert_eq!(c.status, CheckStatus::Ok);
         assert!(c.message.contains("DKIM alone"), "{}", c.message);
-        let rp = HealthCheck::new(CheckKind::ReturnPath, CheckStatus::Invalid, "publish a CNAME");
+        let rp = HealthCheck::new(
+            CheckKind::ReturnPath,
+            CheckStatus::Invalid,
+            "publish a CNAME",
+        );
         let dk = HealthCheck::new(CheckKind::Dkim, CheckStatus::Missing, "name the selector");
         let c = alignment(&from, Some(false), Some(false), &dmarc, &[&dk, &rp]);
         assert_eq!(c.status, CheckStatus::Invalid);
-        assert!(c.message.contains("name the selector") && c.message.contains("publish a CNAME"), "{}", c.message);
+        assert!(
+            c.message.contains("name the selector") && c.message.contains("publish a CNAME"),
+            "{}",
+            c.message
+        );
         let none = HealthCheck::new(CheckKind::Dmarc, CheckStatus::Missing, "");
         let c = alignment(&from, Some(true), Some(true), &none, &[]);
         assert_eq!(c.status, CheckStatus::Ok);
         assert!(c.message.contains("no DMARC record"), "{}", c.message);
-        assert_eq!(alignment(&from, None, Some(false), &dmarc, &[]).status, CheckStatus::TempError);
+        assert_eq!(
+            alignment(&from, None, Some(false), &dmarc, &[]).status,
+            CheckStatus::TempError
+        );
     }
 }

@@ -68,7 +68,9 @@ impl Delegation {
     pub fn record(&self, name: &str) -> String {
         match self {
             Delegation::Cname(target) => format!("a CNAME {name} → {target}"),
-            Delegation::Mx(host) => format!("an MX record at {name} pointing at the relay's feedback host (…{host})"),
+            Delegation::Mx(host) => {
+                format!("an MX record at {name} pointing at the relay's feedback host (…{host})")
+            }
         }
     }
 }

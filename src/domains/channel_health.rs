@@ -14,8 +14,8 @@ use super::resolver::LookupError;
 use crate::domain::channel_dns::{
     self, ChannelDomainHealth, Delegated, EnvelopePlan, SendingPath, Signer, carried_domains,
 };
-use crate::domain::dns_checks::{CheckKind, CheckStatus, HealthCheck, dkim_public_key};
 use crate::domain::dkim::DkimKeyState;
+use crate::domain::dns_checks::{CheckKind, CheckStatus, HealthCheck, dkim_public_key};
 use crate::domain::providers::Delegation;
 use crate::domain::{
     ChannelId, ChannelKind, ClaimState, Domain, EmailAddress, SendChannel, TenantId,
@@ -55,10 +55,7 @@ impl Domains {
     /// How a channel sends, the shared pool included.
     pub fn sending_path(&self, channel: &SendChannel) -> SendingPath {
         match channel.spec.kind {
-            ChannelKind::SharedPool => SendingPath::shared_pool(
-                self.shared_pool_login.clone(),
-                self.settings.shared_pool_spf_include.clone(),
-            ),
+            ChannelKind::SharedPool => self.shared_pool_path(),
             _ => SendingPath::of(&channel.spec),
         }
     }
@@ -138,33 +135,34 @@ impl Domains {
             let domain = domain.clone();
             self.store
                 .run(move |c| {
-                    let mut found: Vec<(ChannelId, SendingPath)> = channels::list(c, tenant)?
-                        .into_iter()
-                        .filter(|ch| carried_domains(&ch.spec).contains(&domain))
-                        .map(|ch| (ch.id, SendingPath::of(&ch.spec)))
-                        .collect();
+                    let mut found: Vec<(ChannelId, Option<SendingPath>)> =
+                        channels::list(c, tenant)?
+                            .into_iter()
+                            .filter(|ch| carried_domains(&ch.spec).contains(&domain))
+                            .map(|ch| (ch.id, Some(SendingPath::of(&ch.spec))))
+                            .collect();
                     if pool && tenants::get(c, tenant)?.policy.shared_pool_allowed {
-                        found.push((ChannelId::shared_pool(), SendingPath::shared_pool(None, None)));
+                        found.push((ChannelId::shared_pool(), None));
                     }
                     Ok(found)
                 })
                 .await?
         };
         for (id, path) in carrying {
-            let path = if id == ChannelId::shared_pool() {
-                SendingPath::shared_pool(
-                    self.shared_pool_login.clone(),
-                    self.settings.shared_pool_spf_include.clone(),
-                )
-            } else {
-                path
-            };
+            let path = path.unwrap_or_else(|| self.shared_pool_path());
             let result = self.check_domain(tenant, &path, domain).await?;
             self.store
                 .run(move |c| channel_health::record(c, tenant, id, &result))
                 .await?;
         }
         Ok(())
+    }
+
+    fn shared_pool_path(&self) -> SendingPath {
+        SendingPath::shared_pool(
+            self.shared_pool_login.clone(),
+            self.settings.shared_pool_spf_include.clone(),
+        )
     }
 
     /// Every check of one domain as the channel on `path` sends it.
@@ -276,11 +274,7 @@ impl Domains {
             host == suffix || host.ends_with(&format!(".{suffix}"))
         };
         let answer = match how {
-            Delegation::Cname(target) => self
-                .dns
-                .cname(name)
-                .await
-                .map(|t| ends(&t, target)),
+            Delegation::Cname(target) => self.dns.cname(name).await.map(|t| ends(&t, target)),
             Delegation::Mx(suffix) => self
                 .dns
                 .mx(name)

@@ -14,8 +14,8 @@ mod view;
 
 pub(super) use bulk::rotate_shared_credential;
 pub(super) use checks::{replace_credential, test_channel};
-pub(super) use dns_health::check_channel_health;
 pub(in crate::http) use checks::{rotate_verified, run_test};
+pub(super) use dns_health::check_channel_health;
 pub(in crate::http) use oauth::disconnect;
 pub(super) use oauth::disconnect_oauth;
 pub(super) use providers::list_providers;

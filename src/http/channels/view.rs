@@ -56,9 +56,7 @@ pub(in crate::http) struct ChannelDomainHealthView {
 }
 
 impl ChannelDomainHealthView {
-    pub(in crate::http) fn list(
-        found: Vec<(Domain, Option<ChannelDomainHealth>)>,
-    ) -> Vec<Self> {
+    pub(in crate::http) fn list(found: Vec<(Domain, Option<ChannelDomainHealth>)>) -> Vec<Self> {
         found
             .into_iter()
             .map(|(domain, health)| Self {
