@@ -381,3 +381,52 @@ async fn the_channel_page_shows_domain_health_and_checks_now() {
         .expect("ALIGNMENT")
         .expect_not("Not checked yet.");
 }
+
+#[tokio::test]
+async fn a_workspace_mailbox_warns_that_alignment_rests_on_spf_until_dkim_is_set_up() {
+    let (app, acme) = acme(&[]).await;
+    app.dns
+        .txt("acme.test", "v=spf1 include:_spf.google.com ~all")
+        .await;
+    app.dns
+        .txt("_spf.google.com", "v=spf1 ip4:192.0.2.0/24 ~all")
+        .await;
+    let rep = app.create_user(&acme, "dana@acme.test", "rep", None).await;
+    let mailbox = create(
+        &app,
+        &rep.token,
+        json!({
+            "name": "Dana", "kind": "smtp", "preset": "gmail", "scope": "mailbox",
+            "from_address": "dana@acme.test",
+            "smtp": {"username": "dana@acme.test", "password": "App-Pw-123"},
+        }),
+    )
+    .await;
+    let view = check_now(&app, &rep.token, &mailbox).await;
+    // The mailbox is the envelope sender: aligned, and SPF passes with Google's include.
+    assert_eq!(check(&view, "acme.test", "return_path")["status"], "ok");
+    assert_eq!(check(&view, "acme.test", "spf")["status"], "ok");
+    let dkim = check(&view, "acme.test", "dkim");
+    assert_eq!(dkim["status"], "missing", "{dkim:#}");
+    assert!(
+        says(dkim, "gappssmtp.com") && says(dkim, "rests on SPF"),
+        "{dkim:#}"
+    );
+    let alignment = check(&view, "acme.test", "alignment");
+    assert_eq!(alignment["status"], "ok", "{alignment:#}");
+    assert!(says(alignment, "SPF alone"), "{alignment:#}");
+
+    // Workspace DKIM turned on: the google selector is found without being named.
+    app.dns
+        .txt(
+            "google._domainkey.acme.test",
+            &format!("v=DKIM1; k=rsa; p={KEY}"),
+        )
+        .await;
+    let view = check_now(&app, &rep.token, &mailbox).await;
+    assert_eq!(check(&view, "acme.test", "dkim")["status"], "ok");
+    assert!(says(
+        check(&view, "acme.test", "alignment"),
+        "both SPF and DKIM"
+    ));
+}
