@@ -356,6 +356,15 @@ async fn another_tenant_cannot_read_or_check_a_channels_health() {
     )
     .await;
     assert!(openapi["paths"]["/v1/channels/{id}/health"]["post"].is_object());
+    let schemas = &openapi["components"]["schemas"];
+    assert!(
+        schemas["ChannelDomainHealthView"]["properties"]["checks"].is_object(),
+        "{schemas:#}"
+    );
+    assert!(schemas["HealthView"]["properties"]["domains"].is_object());
+    for request in ["CreateChannelRequest", "UpdateChannelRequest"] {
+        assert!(schemas[request]["properties"]["spf_include"].is_object(), "{request}");
+    }
 }
 
 #[tokio::test]
