@@ -363,7 +363,10 @@ async fn another_tenant_cannot_read_or_check_a_channels_health() {
     );
     assert!(schemas["HealthView"]["properties"]["domains"].is_object());
     for request in ["CreateChannelRequest", "UpdateChannelRequest"] {
-        assert!(schemas[request]["properties"]["spf_include"].is_object(), "{request}");
+        assert!(
+            schemas[request]["properties"]["spf_include"].is_object(),
+            "{request}"
+        );
     }
 }
 
