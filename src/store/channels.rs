@@ -616,6 +616,7 @@ pub fn delete(
             return Err(StoreError::NotFound);
         }
         secrets::delete_owner(conn, tenant, &id.to_string())?;
+        super::channel_health::replace(conn, tenant, id, &[])?;
         let released = messages::release_held(
             conn,
             tenant,

@@ -381,6 +381,9 @@ async fn the_channel_page_shows_domain_health_and_checks_now() {
     let page_path = format!("/ui/channels/{}", relay["id"].as_str().unwrap());
     let page = ui.get(&page_path).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    let edit = ui.get(&format!("{page_path}/edit")).await;
+    edit.expect("SPF include of the relay")
+        .expect(RELAY_INCLUDE);
     page.expect("Domain health")
         .expect("Not checked yet.")
         .expect("Check now");
