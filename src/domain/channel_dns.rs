@@ -49,6 +49,8 @@ pub struct SendingPath {
     /// Switchboard DKIM-signs this channel's mail (the shared pool; `dkim_sign`).
     pub we_sign: bool,
     pub mailbox: bool,
+    /// The platform's shared pool: its include is the operator's to set.
+    pub shared_pool: bool,
 }
 
 impl SendingPath {
@@ -81,6 +83,7 @@ impl SendingPath {
                 .and_then(|u| EmailAddress::parse(u).ok()),
             we_sign: spec.signs_dkim(),
             mailbox: spec.scope == CredentialScope::Mailbox,
+            shared_pool: false,
         }
     }
 
@@ -94,6 +97,7 @@ impl SendingPath {
             login,
             we_sign: true,
             mailbox: false,
+            shared_pool: true,
         }
     }
 
@@ -325,10 +329,17 @@ pub fn spf_include_unknown(path: &SendingPath, at: &str, found: HealthCheck) -> 
     if found.status != CheckStatus::Ok {
         return found;
     }
+    let ask = if path.shared_pool {
+        "ask the platform operator which SPF include the shared pool needs (they set it as SWITCHBOARD_SHARED_POOL_SPF_INCLUDE)".to_owned()
+    } else {
+        format!(
+            "ask the relay's admin which SPF include (or ip4:/ip6: ranges) it needs at {at}, and enter it as the channel's spf_include"
+        )
+    };
     HealthCheck {
         status: CheckStatus::Missing,
         message: format!(
-            "{} Switchboard cannot tell whether it authorises {}: ask the relay's admin which SPF include (or ip4:/ip6: ranges) it needs at {at}, and enter it as the channel's spf_include",
+            "{} Switchboard cannot tell whether it authorises {}: {ask}",
             found.message, path.relay_name
         ),
         ..found
@@ -510,6 +521,7 @@ mod tests {
             login: None,
             we_sign: false,
             mailbox: false,
+            shared_pool: false,
         }
     }
 
@@ -603,6 +615,28 @@ mod tests {
         path.return_path = ReturnPath::Specified(EmailAddress::parse("x@other.test").unwrap());
         assert!(
             matches!(path.envelope(&from), EnvelopePlan::Kept { domain, .. } if domain == "acme.test")
+        );
+    }
+
+    #[test]
+    fn an_unknown_include_says_whom_to_ask() {
+        let found = HealthCheck::new(CheckKind::Spf, CheckStatus::Ok, "SPF record found.");
+        let mut relay = sparkpost(ReturnPath::No);
+        relay.relay = None;
+        let c = spf_include_unknown(&relay, "acme.test", found.clone());
+        assert_eq!(c.status, CheckStatus::Missing);
+        assert!(c.message.contains("spf_include"), "{}", c.message);
+        let pool = SendingPath::shared_pool(None, None);
+        let c = spf_include_unknown(&pool, "acme.test", found);
+        assert!(
+            c.message.contains("SWITCHBOARD_SHARED_POOL_SPF_INCLUDE"),
+            "{}",
+            c.message
+        );
+        let broken = HealthCheck::new(CheckKind::Spf, CheckStatus::Invalid, "two records");
+        assert_eq!(
+            spf_include_unknown(&pool, "acme.test", broken).status,
+            CheckStatus::Invalid
         );
     }
 
