@@ -160,10 +160,17 @@ impl Domains {
                     .await
             });
         }
+        // One channel's failure (a database hiccup) does not keep the others unchecked.
+        let mut first_error = None;
         while let Some(done) = running.join_next().await {
-            done.map_err(|e| StoreError::Internal(format!("a channel check stopped: {e}")))??;
+            let outcome = done
+                .map_err(|e| StoreError::Internal(format!("a channel check stopped: {e}")))
+                .and_then(|r| r);
+            if let Err(e) = outcome {
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     fn shared_pool_path(&self) -> SendingPath {
