@@ -133,7 +133,15 @@ impl Application {
         };
         let outbox = Outbox::new(store.clone(), vault.clone(), &config, google.clone());
         let delivery = config.delivery.enabled.then(|| outbox.start());
-        let domains = Arc::new(Domains::new(store.clone(), config.domains.clone()));
+        let domains = Arc::new(
+            Domains::new(store.clone(), config.domains.clone()).with_shared_pool(
+                config.shared_pool.is_some(),
+                config
+                    .shared_pool
+                    .as_ref()
+                    .and_then(|p| p.settings.username.as_deref()),
+            ),
+        );
         let domain_checks = config.delivery.enabled.then(|| {
             let (stop, stopped) = watch::channel(false);
             (stop, tokio::spawn(domains.clone().run(stopped)))

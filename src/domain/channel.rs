@@ -343,6 +343,9 @@ pub struct ChannelSpec {
     /// Switchboard DKIM-signs what it sends, with the tenant's key for the From domain: for
     /// team or tenant relays that do not sign themselves (see `check_dkim_sign`).
     pub dkim_sign: bool,
+    /// The SPF include the relay needs (`_spf.relay.example`), for a relay without a preset
+    /// that says so; the per-channel SPF check asks the domain's record for it.
+    pub spf_include: Option<String>,
 }
 
 /// Submission servers of mailbox providers that refuse, or rewrite, a From the logged-in

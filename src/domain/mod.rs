@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod bulk;
 pub mod channel;
+pub mod channel_dns;
 pub mod claims;
 pub mod dkim;
 pub mod dns_checks;

@@ -23,6 +23,71 @@ pub struct ProviderPreset {
     /// Regions, for providers whose host depends on one (`{region}` in `host`).
     pub regions: &'static [&'static str],
     pub docs: &'static str,
+    /// What the provider needs from the DNS of the domains it sends for (docs/providers/
+    /// cites each fact).
+    pub dns: RelayDns,
+}
+
+/// What a relay needs from a sending domain's DNS, and what it does to the envelope sender
+/// and the DKIM signature: what the per-channel health checks compare the DNS with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayDns {
+    /// The SPF include that authorises the relay's servers (`_spf.sparkpostmail.com`).
+    pub spf_include: Option<&'static str>,
+    pub bounce: Bounce,
+    pub dkim: RelayDkim,
+}
+
+/// Whose domain the relay puts in the envelope sender (MAIL FROM, later Return-Path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bounce {
+    /// The mailbox that logs in: the From address itself (mailbox providers).
+    Mailbox,
+    /// The domain Switchboard gives in MAIL FROM, which is the sending domain's own
+    /// (Mailgun: `bounce+…@` the sending domain, whose MX points at Mailgun).
+    Kept,
+    /// Its own domain (`default`), unless the domain Switchboard gives in MAIL FROM is
+    /// delegated to the relay as a bounce domain.
+    Own {
+        default: &'static str,
+        delegation: Delegation,
+    },
+}
+
+/// How a bounce domain under the customer's domain is handed to the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delegation {
+    /// A CNAME to this name (or a name ending in it).
+    Cname(&'static str),
+    /// MX records whose hosts end in this name, and an SPF record including the relay.
+    Mx(&'static str),
+}
+
+impl Delegation {
+    /// The record to publish at `name`, in words.
+    pub fn record(&self, name: &str) -> String {
+        match self {
+            Delegation::Cname(target) => format!("a CNAME {name} → {target}"),
+            Delegation::Mx(host) => {
+                format!("an MX record at {name} pointing at the relay's feedback host (…{host})")
+            }
+        }
+    }
+}
+
+/// Who DKIM-signs what the relay sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayDkim {
+    /// The relay signs with `d=` the From domain once the key it shows is published at its
+    /// selectors (named on the domain: `dkim_selectors`); `selectors` says what they look
+    /// like.
+    Customer { selectors: &'static str },
+    /// A mailbox provider: `d=` the From domain when its admin set DKIM up at `selectors`,
+    /// otherwise `d=` the provider's `fallback` domain, which passes but does not align.
+    Mailbox {
+        selectors: &'static [&'static str],
+        fallback: &'static str,
+    },
 }
 
 const fn limits(
@@ -56,6 +121,14 @@ pub const PRESETS: &[ProviderPreset] = &[
         ],
         regions: &[],
         docs: "docs/providers/gmail.md",
+        dns: RelayDns {
+            spf_include: Some("_spf.google.com"),
+            bounce: Bounce::Mailbox,
+            dkim: RelayDkim::Mailbox {
+                selectors: &["google"],
+                fallback: "*.gappssmtp.com",
+            },
+        },
     },
     ProviderPreset {
         id: "yahoo",
@@ -73,6 +146,14 @@ pub const PRESETS: &[ProviderPreset] = &[
         ],
         regions: &[],
         docs: "docs/providers/yahoo.md",
+        dns: RelayDns {
+            spf_include: None,
+            bounce: Bounce::Mailbox,
+            dkim: RelayDkim::Mailbox {
+                selectors: &[],
+                fallback: "yahoo.com",
+            },
+        },
     },
     ProviderPreset {
         id: "office365",
@@ -93,6 +174,14 @@ pub const PRESETS: &[ProviderPreset] = &[
         ],
         regions: &[],
         docs: "docs/providers/office365.md",
+        dns: RelayDns {
+            spf_include: Some("spf.protection.outlook.com"),
+            bounce: Bounce::Mailbox,
+            dkim: RelayDkim::Mailbox {
+                selectors: &["selector1", "selector2"],
+                fallback: "<tenant>.onmicrosoft.com",
+            },
+        },
     },
     ProviderPreset {
         id: "sparkpost",
@@ -112,6 +201,16 @@ pub const PRESETS: &[ProviderPreset] = &[
         ],
         regions: &[],
         docs: "docs/providers/sparkpost.md",
+        dns: RelayDns {
+            spf_include: Some("_spf.sparkpostmail.com"),
+            bounce: Bounce::Own {
+                default: "sparkpostmail.com",
+                delegation: Delegation::Cname("sparkpostmail.com"),
+            },
+            dkim: RelayDkim::Customer {
+                selectors: "the scph… selector SparkPost shows for the domain",
+            },
+        },
     },
     ProviderPreset {
         id: "sendgrid",
@@ -130,6 +229,16 @@ pub const PRESETS: &[ProviderPreset] = &[
         ],
         regions: &[],
         docs: "docs/providers/sendgrid.md",
+        dns: RelayDns {
+            spf_include: Some("sendgrid.net"),
+            bounce: Bounce::Own {
+                default: "sendgrid.net",
+                delegation: Delegation::Cname("sendgrid.net"),
+            },
+            dkim: RelayDkim::Customer {
+                selectors: "s1 and s2 (CNAMEs to …domainkey.u….wl.sendgrid.net)",
+            },
+        },
     },
     ProviderPreset {
         id: "amazon_ses",
@@ -165,6 +274,16 @@ pub const PRESETS: &[ProviderPreset] = &[
             "sa-east-1",
         ],
         docs: "docs/providers/amazon-ses.md",
+        dns: RelayDns {
+            spf_include: Some("amazonses.com"),
+            bounce: Bounce::Own {
+                default: "amazonses.com",
+                delegation: Delegation::Mx("amazonses.com"),
+            },
+            dkim: RelayDkim::Customer {
+                selectors: "the three Easy DKIM tokens (CNAMEs to <token>.dkim.amazonses.com)",
+            },
+        },
     },
     ProviderPreset {
         id: "mailgun",
@@ -183,6 +302,13 @@ pub const PRESETS: &[ProviderPreset] = &[
         ],
         regions: &[],
         docs: "docs/providers/mailgun.md",
+        dns: RelayDns {
+            spf_include: Some("mailgun.org"),
+            bounce: Bounce::Kept,
+            dkim: RelayDkim::Customer {
+                selectors: "the selector Mailgun shows for the sending domain (e.g. pdk1, smtp, k1)",
+            },
+        },
     },
     ProviderPreset {
         id: "postmark",
@@ -201,11 +327,31 @@ pub const PRESETS: &[ProviderPreset] = &[
         ],
         regions: &[],
         docs: "docs/providers/postmark.md",
+        dns: RelayDns {
+            spf_include: Some("spf.mtasv.net"),
+            bounce: Bounce::Own {
+                default: "pm.mtasv.net",
+                delegation: Delegation::Cname("pm.mtasv.net"),
+            },
+            dkim: RelayDkim::Customer {
+                selectors: "the <date>pm selector Postmark shows for the domain",
+            },
+        },
     },
 ];
 
 pub fn preset(id: &str) -> Option<&'static ProviderPreset> {
     PRESETS.iter().find(|p| p.id == id)
+}
+
+/// The DNS facts of the provider a channel sends through: its preset's, and Google's for a
+/// Gmail (OAuth) channel, which has no preset but the same provider.
+pub fn relay_dns(kind: super::ChannelKind, provider: Option<&str>) -> Option<&'static RelayDns> {
+    match kind {
+        super::ChannelKind::Gmail => preset("gmail").map(|p| &p.dns),
+        super::ChannelKind::SharedPool => None,
+        super::ChannelKind::Smtp => provider.and_then(preset).map(|p| &p.dns),
+    }
 }
 
 impl ProviderPreset {
@@ -248,6 +394,23 @@ mod tests {
             );
             assert!(!p.guidance.is_empty(), "{}", p.id);
         }
+    }
+
+    #[test]
+    fn domain_relays_name_their_spf_include_and_mailboxes_keep_the_envelope() {
+        for p in PRESETS {
+            match p.scope {
+                CredentialScope::Domain => {
+                    assert!(p.dns.spf_include.is_some(), "{}", p.id);
+                    assert!(matches!(p.dns.dkim, RelayDkim::Customer { .. }), "{}", p.id);
+                }
+                CredentialScope::Mailbox => {
+                    assert_eq!(p.dns.bounce, Bounce::Mailbox, "{}", p.id);
+                }
+            }
+        }
+        let gmail = relay_dns(super::super::ChannelKind::Gmail, None).unwrap();
+        assert_eq!(gmail.spf_include, Some("_spf.google.com"));
     }
 
     #[test]

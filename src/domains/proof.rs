@@ -29,6 +29,10 @@ pub struct Domains {
     pub(super) store: Store,
     pub(super) dns: Dns,
     pub(super) settings: DomainSettings,
+    /// Whether the operator configured a shared pool (its channel health is checked too).
+    pub(super) shared_pool: bool,
+    /// The shared pool's login when it is an address.
+    pub(super) shared_pool_login: Option<crate::domain::EmailAddress>,
 }
 
 impl std::fmt::Debug for Domains {
@@ -45,6 +49,8 @@ impl Domains {
             dns: Dns::new(&settings),
             store,
             settings,
+            shared_pool: false,
+            shared_pool_login: None,
         }
     }
 

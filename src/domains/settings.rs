@@ -148,7 +148,7 @@ impl DomainSettings {
 
 /// An SPF include's domain: labels of letters, digits, '-' and '_' (as `_spf.` has), lower
 /// case, without the `include:` some people paste.
-fn spf_include(raw: &str) -> Option<String> {
+pub fn spf_include(raw: &str) -> Option<String> {
     let name = raw
         .trim()
         .trim_start_matches("include:")

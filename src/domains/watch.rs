@@ -8,6 +8,7 @@ use chrono::Utc;
 
 use super::health::{self, DkimSelector, HealthTarget, SpfInclude};
 use super::proof::{CHECK_LEASE, CHECKS_PER_PASS, Domains};
+use crate::domain::channel_dns::organisational_domain;
 use crate::domain::dns_checks::DomainHealth;
 use crate::domain::dns_checks::dkim_public_key;
 use crate::domain::{ClaimState, Domain, DomainClaimId, TenantId};
@@ -37,12 +38,15 @@ fn selectors_to_check(
 /// The organisational domain of `domain` as far as we know it without the public suffix
 /// list: the highest verified domain the tenant claimed that `domain` is a subdomain of.
 pub fn organisational(domain: &Domain, claims: &[DomainClaim]) -> Option<Domain> {
-    claims
+    let verified: Vec<Domain> = claims
         .iter()
         .filter(|c| c.state == ClaimState::Verified)
-        .filter(|c| domain.as_str().ends_with(&format!(".{}", c.domain)))
-        .min_by_key(|c| c.domain.as_str().len())
         .map(|c| c.domain.clone())
+        .collect();
+    let org = organisational_domain(domain.as_str(), &verified);
+    (org != domain.as_str())
+        .then(|| Domain::parse(&org).ok())
+        .flatten()
 }
 
 impl Domains {
@@ -88,9 +92,16 @@ impl Domains {
         };
         let next =
             Utc::now() + chrono::Duration::from_std(self.settings.health_every).unwrap_or_default();
-        self.store
+        let claim = self
+            .store
             .run(move |c| domain_health::record(c, tenant, id, &health, next))
-            .await
+            .await?;
+        // The channels sending as the domain are checked with it: on the same schedule and
+        // lease, and a fix shows up on their pages at the same "check now".
+        if let Err(e) = self.refresh_channels_for(tenant, &claim.domain).await {
+            tracing::warn!(domain_claim = %id, error = %e, "checking the channels of a domain failed");
+        }
+        Ok(claim)
     }
 
     /// Re-runs the checks of verified claims that are due.

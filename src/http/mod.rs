@@ -118,7 +118,8 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(suppressions::list_suppressions)
                 .service(suppressions::add_suppression)
                 .service(suppressions::remove_suppression)
-                .service(domain_health::update_domain),
+                .service(domain_health::update_domain)
+                .service(channels::check_channel_health),
         );
 }
 

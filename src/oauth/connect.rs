@@ -251,6 +251,7 @@ impl Connector {
                             provider: None,
                             // Google signs what the Gmail API sends.
                             dkim_sign: false,
+                            spf_include: None,
                         };
                         let c = channels::insert(conn, &vault, taken.tenant, &spec, None, actor.clone())?;
                         (c.id, true)

@@ -34,6 +34,9 @@ struct StoredSettings {
     /// Absent in settings stored before channels could DKIM-sign.
     #[serde(default)]
     dkim_sign: bool,
+    /// Absent in settings stored before channels could name their relay's SPF include.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    spf_include: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -103,6 +106,7 @@ impl StoredSettings {
                 },
             },
             dkim_sign: c.dkim_sign,
+            spf_include: c.spf_include.clone(),
         }
     }
 }
@@ -200,6 +204,7 @@ impl ChannelRow {
             },
             provider: self.provider,
             dkim_sign: settings.dkim_sign,
+            spf_include: settings.spf_include,
         };
         Ok(SendChannel {
             id: self.id.parse().map_err(corrupt)?,
@@ -611,6 +616,7 @@ pub fn delete(
             return Err(StoreError::NotFound);
         }
         secrets::delete_owner(conn, tenant, &id.to_string())?;
+        super::channel_health::replace(conn, tenant, id, &[])?;
         let released = messages::release_held(
             conn,
             tenant,

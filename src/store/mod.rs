@@ -3,6 +3,7 @@
 //! May import `domain` and `vault`.
 
 pub mod audit;
+pub mod channel_health;
 pub mod channels;
 mod connection;
 pub mod delivery;

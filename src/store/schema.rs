@@ -343,6 +343,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    channel_domain_health (tenant_id, channel_id, domain) {
+        tenant_id -> Text,
+        channel_id -> Text,
+        domain -> Text,
+        checks -> Text,
+        checked_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     domain_claims,
@@ -367,5 +377,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     processes,
     suppressions,
     unsubscribe_tokens,
-    dkim_keys
+    dkim_keys,
+    channel_domain_health
 );

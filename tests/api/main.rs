@@ -6,6 +6,7 @@ mod audit;
 mod binary;
 mod browser;
 mod channel_checks;
+mod channel_health;
 mod channels;
 mod cli_channel;
 mod delivery;

@@ -144,6 +144,14 @@ impl ReturnPathInput {
     }
 }
 
+/// An SPF include's domain as the admin typed it (with or without `include:`).
+pub fn parse_spf_include(raw: &str) -> Result<String, ApiError> {
+    crate::domains::settings::spf_include(raw).ok_or_else(|| ApiError::InvalidField {
+        field: "spf_include",
+        reason: format!("`{raw}` is not a domain name such as _spf.relay.example"),
+    })
+}
+
 pub fn parse_address(
     field: &'static str,
     raw: Option<&str>,

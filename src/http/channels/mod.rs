@@ -5,6 +5,7 @@
 
 mod bulk;
 mod checks;
+mod dns_health;
 mod input;
 mod oauth;
 mod providers;
@@ -14,6 +15,7 @@ mod view;
 pub(super) use bulk::rotate_shared_credential;
 pub(super) use checks::{replace_credential, test_channel};
 pub(in crate::http) use checks::{rotate_verified, run_test};
+pub(super) use dns_health::check_channel_health;
 pub(in crate::http) use oauth::disconnect;
 pub(super) use oauth::disconnect_oauth;
 pub(super) use providers::list_providers;
@@ -28,7 +30,7 @@ use utoipa::ToSchema;
 use self::checks::report_json;
 use self::input::{
     LimitsInput, OwnerInput, ReturnPathInput, SmtpInput, find_preset, parse_address, parse_domains,
-    refuse_secret_username, scope, smtp_settings,
+    parse_spf_include, refuse_secret_username, scope, smtp_settings,
 };
 use self::view::ChannelView;
 use super::AppState;
@@ -106,6 +108,9 @@ pub struct CreateChannelRequest {
     /// key for the From domain. For relays that do not sign themselves; leave it off for
     /// SES, SendGrid or SparkPost with link tracking (they rewrite the body). Default false.
     dkim_sign: Option<bool>,
+    /// The SPF include your relay needs (`_spf.relay.example`), for a relay without a preset:
+    /// the channel's SPF check then asks each domain's record for it. A preset knows its own.
+    spf_include: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,6 +217,11 @@ pub(in crate::http) async fn create(
             .unwrap_or(ReturnPath::No),
         provider: preset.map(|p| p.id.to_owned()),
         dkim_sign: body.dkim_sign.unwrap_or(false),
+        spf_include: body
+            .spf_include
+            .as_deref()
+            .map(parse_spf_include)
+            .transpose()?,
     };
     check_dkim_sign(channel.kind, channel.scope, channel.dkim_sign)
         .map_err(|e| ApiError::invalid("dkim_sign", e))?;
@@ -322,6 +332,7 @@ fn shared_pool_channel(
             provider: None,
             // Signed with the tenant's key whenever it has one for the From domain.
             dkim_sign: true,
+            spf_include: None,
         },
         status: ChannelStatus::Active,
         status_cause: None,
@@ -477,7 +488,14 @@ pub(super) async fn get_channel(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<web::Json<ChannelView>, ApiError> {
-    Ok(web::Json(visible_one(&caller, &state, &id).await?.into()))
+    let channel = visible_one(&caller, &state, &id).await?;
+    let health = state
+        .domains
+        .channel_health(caller.actor.tenant_id, &channel)
+        .await?;
+    Ok(web::Json(
+        ChannelView::from(channel).with_domains(view::ChannelDomainHealthView::list(health)),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -505,6 +523,10 @@ pub struct UpdateChannelRequest {
     owner: Option<OwnerInput>,
     /// Domain channels only: turn Switchboard's DKIM signing on or off.
     dkim_sign: Option<bool>,
+    /// The SPF include the relay needs; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    spf_include: Option<Option<String>>,
 }
 
 /// Change a channel; absent fields stay as they are.
@@ -587,6 +609,9 @@ pub(in crate::http) async fn update(
         next.dkim_sign = sign;
         check_dkim_sign(next.kind, next.scope, next.dkim_sign)
             .map_err(|e| ApiError::invalid("dkim_sign", e))?;
+    }
+    if let Some(include) = &body.spf_include {
+        next.spf_include = include.as_deref().map(parse_spf_include).transpose()?;
     }
     if let Some(owner) = &body.owner {
         let owner = owner.parse()?;

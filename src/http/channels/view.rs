@@ -4,8 +4,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::channel_dns::ChannelDomainHealth;
 use crate::domain::health::ReauthCause;
-use crate::domain::{ChannelId, ChannelKind, ChannelStatus, ReturnPath, SendChannel};
+use crate::domain::{ChannelId, ChannelKind, ChannelStatus, Domain, ReturnPath, SendChannel};
+use crate::http::domain_health::HealthCheckView;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(in crate::http) struct Warning {
@@ -38,6 +40,43 @@ pub(in crate::http) struct HealthView {
     status_changed_at: Option<DateTime<Utc>>,
     /// What to do about a `needs_reauth` or `failing` status.
     advice: Option<&'static str>,
+    /// The DNS health of each verified domain the channel carries, as this channel sends it
+    /// (SPF for its relay, return path, DKIM, DMARC, alignment). On `GET /v1/channels/{id}`
+    /// and `POST /v1/channels/{id}/health`; absent from the list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domains: Option<Vec<ChannelDomainHealthView>>,
+}
+
+/// One domain's checks for a channel; `checked_at` is null until the first run.
+#[derive(Debug, Serialize, ToSchema)]
+pub(in crate::http) struct ChannelDomainHealthView {
+    domain: String,
+    checked_at: Option<DateTime<Utc>>,
+    checks: Vec<HealthCheckView>,
+}
+
+impl ChannelDomainHealthView {
+    pub(in crate::http) fn list(found: Vec<(Domain, Option<ChannelDomainHealth>)>) -> Vec<Self> {
+        found
+            .into_iter()
+            .map(|(domain, health)| Self {
+                domain: domain.to_string(),
+                checked_at: health.as_ref().map(|h| h.checked_at),
+                checks: health
+                    .iter()
+                    .flat_map(|h| h.checks.iter().map(HealthCheckView::from))
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+impl ChannelView {
+    /// The view with its domains' DNS health.
+    pub(in crate::http) fn with_domains(mut self, domains: Vec<ChannelDomainHealthView>) -> Self {
+        self.health.domains = Some(domains);
+        self
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -64,6 +103,8 @@ pub(in crate::http) struct ChannelView {
     /// From domain (when it has one): always for the shared pool, for a domain channel when
     /// its admin turned it on; never for mailbox and Gmail channels (their provider signs).
     dkim_sign: bool,
+    /// The SPF include the relay needs, as the admin gave it (relays without a preset).
+    spf_include: Option<String>,
     status: &'static str,
     status_cause: Option<String>,
     /// Whether a password or API key is stored; the secret itself is never returned.
@@ -129,6 +170,7 @@ impl From<SendChannel> for ChannelView {
                 }
             },
             dkim_sign,
+            spf_include: c.spec.spf_include,
             provider: c.spec.provider,
             status: c.status.as_str(),
             status_cause: c.status_cause.clone(),
@@ -144,6 +186,7 @@ impl From<SendChannel> for ChannelView {
                 last_error_at: c.health.last_error_at,
                 status_changed_at: c.health.status_changed_at,
                 advice: advice(c.status, c.status_cause.as_deref()),
+                domains: None,
             },
             warnings,
             created_at: c.created_at,

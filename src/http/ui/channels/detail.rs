@@ -229,6 +229,7 @@ fn channel_page(
     channel: &SendChannel,
     names: &People,
     problem: Option<&ApiError>,
+    dns: &super::dns::Found,
 ) -> Markup {
     let offer_force = problem.is_some_and(|e| e.code() == "channel_has_mail");
     html! {
@@ -242,6 +243,7 @@ fn channel_page(
         (warnings(channel))
         (super::checks::test_panel(session, channel))
         (super::rotate::rotate_panel(session, channel))
+        (super::dns::panel(session, channel, dns))
         @if channel.spec.kind == ChannelKind::Gmail {
             (super::gmail::channel_actions(session, channel))
         }
@@ -256,7 +258,8 @@ async fn show(
 ) -> Result<HttpResponse, UiError> {
     let channel = visible_one(&session.caller, &state, &id).await?;
     let names = People::load(&session.caller, &state).await?;
-    let body = channel_page(&session, &channel, &names, None);
+    let dns = super::dns::load(&session, &state, &channel).await?;
+    let body = channel_page(&session, &channel, &names, None, &dns);
     Ok(layout::page(
         &session,
         Section::Channels,
@@ -279,7 +282,8 @@ async fn refused(
     }
     let channel = visible_one(&session.caller, state, id).await?;
     let names = People::load(&session.caller, state).await?;
-    let body = channel_page(session, &channel, &names, Some(&error));
+    let dns = super::dns::load(session, state, &channel).await?;
+    let body = channel_page(session, &channel, &names, Some(&error), &dns);
     Ok(layout::page_with_status(
         StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT),
         session,

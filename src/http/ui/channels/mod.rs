@@ -3,6 +3,7 @@
 
 mod checks;
 mod detail;
+mod dns;
 mod form;
 mod gmail;
 mod list;
@@ -19,6 +20,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     rotate::routes(cfg);
     trust::routes(cfg);
     gmail::routes(cfg);
+    dns::routes(cfg);
     // Last: `/channels/{id}` would otherwise shadow `/channels/new`.
     detail::routes(cfg);
 }

@@ -311,6 +311,9 @@ impl FormPage<'_> {
                         "Leave it off for Amazon SES, SendGrid or SparkPost: they sign for your domain themselves, "
                         "and their link tracking rewrites the message, which would break our signature."
                     })))
+                    (Input::text("spf_include", "SPF include of the relay (custom servers)").value(v.spf_include.as_deref())
+                        .hint(html! { "What your domains' SPF record must include for this relay, e.g. _spf.relay.example; ask the relay's admin. Presets know their own. The channel's Domain health checks for it." })
+                        .render(e))
                 }
                 @if smtp {
                     fieldset id=(forms::field_id("return_path")) {

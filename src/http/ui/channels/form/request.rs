@@ -62,6 +62,8 @@ pub(super) struct ChannelForm {
     /// Domain channels: Switchboard DKIM-signs what the channel sends.
     #[serde(default, deserialize_with = "checkbox_value")]
     pub(super) dkim_sign: bool,
+    /// Domain channels: the SPF include a relay without a preset needs.
+    pub(super) spf_include: Option<String>,
     /// "Test before saving" (`POST /v1/channels?verify=true`).
     #[serde(default, deserialize_with = "checkbox_value")]
     pub(super) verify: bool,
@@ -145,6 +147,7 @@ impl ChannelForm {
             per_day_recipients: spec.limits.per_day_recipients.map(|v| v.to_string()),
             recipients_per_message: spec.limits.recipients_per_message.map(|v| v.to_string()),
             dkim_sign: spec.dkim_sign,
+            spf_include: spec.spf_include.clone(),
             ..Self::default()
         }
     }
@@ -300,6 +303,7 @@ impl ChannelForm {
             ("from_address", &self.from_address),
             ("bcc_archive", &self.bcc_archive),
             ("reply_to", &self.reply_to),
+            ("spf_include", &self.spf_include),
         ] {
             if let Some(v) = non_empty(value) {
                 body[key] = json!(v);
@@ -337,6 +341,7 @@ impl ChannelForm {
             }
             if channel.spec.scope == CredentialScope::Domain {
                 body["dkim_sign"] = json!(self.dkim_sign);
+                body["spf_include"] = address(&self.spf_include);
             }
         }
         if may_move && let Some(owner) = self.owner_json()? {
@@ -458,6 +463,7 @@ mod tests {
                 return_path: ReturnPath::No,
                 provider: None,
                 dkim_sign: false,
+                spf_include: None,
             },
             status: ChannelStatus::Active,
             status_cause: None,
