@@ -133,7 +133,11 @@ impl Application {
         };
         let outbox = Outbox::new(store.clone(), vault.clone(), &config, google.clone());
         let delivery = config.delivery.enabled.then(|| outbox.start());
-        let domains = Arc::new(Domains::new(store.clone(), config.domains.clone()));
+        let domains = Arc::new(Domains::new(
+            store.clone(),
+            vault.clone(),
+            config.domains.clone(),
+        ));
         let domain_checks = config.delivery.enabled.then(|| {
             let (stop, stopped) = watch::channel(false);
             (stop, tokio::spawn(domains.clone().run(stopped)))

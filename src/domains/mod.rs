@@ -2,6 +2,7 @@
 //! find. The HTTP layer and the scheduler share one `Domains` service.
 //! May import `store`, `vault` and `domain`.
 
+pub mod dkim;
 pub mod health;
 pub mod proof;
 pub mod resolver;

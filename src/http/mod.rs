@@ -4,6 +4,7 @@
 mod audit;
 pub mod auth;
 mod channels;
+pub(crate) mod domain_dkim;
 pub(crate) mod domain_health;
 mod domains;
 pub mod error;
@@ -117,7 +118,8 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(suppressions::list_suppressions)
                 .service(suppressions::add_suppression)
                 .service(suppressions::remove_suppression)
-                .service(domain_health::update_domain),
+                .service(domain_health::update_domain)
+                .service(domain_dkim::rotate_dkim_key),
         );
 }
 
