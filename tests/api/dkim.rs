@@ -709,6 +709,103 @@ async fn rotation_keeps_the_old_key_signing_until_the_new_record_is_seen_then_sw
     );
 }
 
+/// Waits until the claim on `domain` satisfies `done` (the scheduler works on its own).
+async fn wait_for_claim(
+    app: &TestApp,
+    token: &str,
+    domain: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let claim = claim_of(app, token, domain).await;
+        if done(&claim) {
+            return claim;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the claim did not get there: {claim:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_scheduler_activates_a_published_key_on_a_pending_claims_check_and_on_the_health_pass()
+{
+    // Proof re-checks stay daily: after the first proof, only the health pass looks.
+    let app = crate::helpers::spawn_app_with(&[
+        ("SWITCHBOARD_DOMAIN_PENDING_INTERVAL", "200ms"),
+        ("SWITCHBOARD_DOMAIN_HEALTH_INTERVAL", "300ms"),
+    ])
+    .await;
+    let acme = app.create_tenant("Acme").await;
+    let claim = expect_json(
+        app.post(
+            "/v1/domains",
+            &acme.admin_token,
+            json!({"domain": "acme.test"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    // One visit to the DNS: the proof and the DKIM record; nobody presses "Check now".
+    let proof = &claim["verification"];
+    app.dns
+        .txt(
+            proof["name"].as_str().unwrap(),
+            proof["value"].as_str().unwrap(),
+        )
+        .await;
+    publish(&app, record_in(&claim, "pending")).await;
+    let first = record_in(&claim, "pending")["selector"].clone();
+    let done = wait_for_claim(&app, &acme.admin_token, "acme.test", |c| {
+        c["state"] == "verified" && c["dkim"][0]["state"] == "active"
+    })
+    .await;
+    assert_eq!(done["dkim"][0]["selector"], first);
+
+    // A rotation's record, published later, is found by the hourly (here: 300 ms) pass.
+    let rotated = expect_json(
+        app.post(
+            &format!("/v1/domains/{}/dkim/rotate", claim["id"].as_str().unwrap()),
+            &acme.admin_token,
+            json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let new = record_in(&rotated, "pending").clone();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let waiting = claim_of(&app, &acme.admin_token, "acme.test").await;
+    assert_eq!(
+        record_in(&waiting, "pending")["selector"],
+        new["selector"],
+        "not published yet"
+    );
+    publish(&app, &new).await;
+    let switched = wait_for_claim(&app, &acme.admin_token, "acme.test", |c| {
+        c["dkim"][0]["state"] == "active" && c["dkim"][0]["selector"] == new["selector"]
+    })
+    .await;
+    assert_eq!(switched["dkim"][1]["selector"], first);
+    assert_eq!(switched["dkim"][1]["state"], "retiring");
+    let audit = expect_json(
+        app.get("/v1/audit", &acme.admin_token).await,
+        StatusCode::OK,
+    )
+    .await;
+    let activations = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "dkim.key_activated")
+        .count();
+    assert_eq!(activations, 2, "{audit:#}");
+}
+
 #[tokio::test]
 async fn the_rotate_endpoint_refuses_unverified_claims_other_tenants_and_non_admins() {
     let app = crate::helpers::spawn_app().await;

@@ -366,6 +366,13 @@ async fn no_path_sends_as_a_domain_the_tenant_has_not_proven() {
     .await;
     assert_eq!(tenant["domains"], json!(["acme.test"]));
     assert_eq!(tenant["verified_domains"], json!([]));
+    // Claimed this way too, it comes with its DKIM key to publish.
+    let claims = expect_json(
+        app.get("/v1/domains", &mallory.admin_token).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(claims[0]["dkim"][0]["state"], "pending", "{claims:#}");
 
     for from in ["ceo@acme.test", "someone@gmail.com", "x@sub.acme.test"] {
         let refused = expect_problem(
