@@ -320,6 +320,11 @@ async fn the_shared_pool_signs_with_the_tenants_key_and_an_independent_verifier_
             .starts_with(&why),
         "{explained:#}"
     );
+    // So does the route page.
+    let mut ui = crate::ui_client::UiClient::signed_in(&app, &rep.token).await;
+    ui.get(&format!("/ui/route?from={REP}"))
+        .await
+        .expect(&format!("Sent {why}"));
     // The CLI shows the same key in the same state.
     let shown = dkim_cli(&app, "show", &acme, "acme.test").await;
     assert_eq!(shown[0]["selector"], selector.as_str(), "{shown:#}");
@@ -346,6 +351,11 @@ async fn the_shared_pool_signs_with_the_tenants_key_and_an_independent_verifier_
         json!({"signed": true, "domain": "acme.test", "selector": selector}),
         "{explained:#}"
     );
+    ui.get(&format!("/ui/route?from={REP}"))
+        .await
+        .expect(&format!(
+            "DKIM-signed by Switchboard with selector <code>{selector}</code>"
+        ));
     let selector = selector.as_str();
 
     let pool = expect_json(
