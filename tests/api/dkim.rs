@@ -320,8 +320,11 @@ async fn the_shared_pool_signs_with_the_tenants_key_and_an_independent_verifier_
             .starts_with(&why),
         "{explained:#}"
     );
-    // So does the route page.
+    // So do the message's page and the route page.
     let mut ui = crate::ui_client::UiClient::signed_in(&app, &rep.token).await;
+    ui.get(&format!("/ui/messages/{id}"))
+        .await
+        .expect(&format!("; {why}"));
     ui.get(&format!("/ui/route?from={REP}"))
         .await
         .expect(&format!("Sent {why}"));
