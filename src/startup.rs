@@ -134,7 +134,7 @@ impl Application {
         let outbox = Outbox::new(store.clone(), vault.clone(), &config, google.clone());
         let delivery = config.delivery.enabled.then(|| outbox.start());
         let domains = Arc::new(
-            Domains::new(store.clone(), config.domains.clone()).with_shared_pool(
+            Domains::new(store.clone(), vault.clone(), config.domains.clone()).with_shared_pool(
                 config.shared_pool.is_some(),
                 config
                     .shared_pool

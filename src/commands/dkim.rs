@@ -1,5 +1,7 @@
 //! `switchboard dkim …`: a tenant's DKIM keys for one domain, for operators on the server:
 //! the records to publish, and rotation (which makes the first key when there is none).
+//! Keys are in the same states as through the API: a new key is pending until the Domains
+//! service finds its record in DNS, then signs.
 
 use anyhow::{Context, bail};
 
@@ -48,6 +50,7 @@ fn json(records: &[DkimRecord]) -> serde_json::Value {
                 "value": r.value,
                 "state": r.state.as_str(),
                 "created_at": r.created_at,
+                "activated_at": r.activated_at,
                 "retire_after": r.retire_after,
             })
         })
@@ -61,7 +64,7 @@ fn print(domain: &Domain, records: &[DkimRecord], as_json: bool) -> anyhow::Resu
     }
     if records.is_empty() {
         println!(
-            "{domain} has no DKIM key; `switchboard dkim rotate` makes one (mail from it is sent unsigned until then)"
+            "{domain} has no DKIM key; `switchboard dkim rotate` makes one (claiming the domain makes one too; mail from it is sent unsigned until its record is published)"
         );
         return Ok(());
     }
@@ -72,9 +75,14 @@ fn print(domain: &Domain, records: &[DkimRecord], as_json: bool) -> anyhow::Resu
                 "retiring: signs nothing, keep it published until {}",
                 after.format("%Y-%m-%d %H:%M UTC")
             ),
+            (DkimKeyState::Pending, _) => {
+                "pending: publish it now; it signs once Switchboard finds it in DNS (the domain's next check, or Check now)".to_owned()
+            }
             _ => format!(
                 "active: signs new mail, since {}",
-                r.created_at.format("%Y-%m-%d %H:%M UTC")
+                r.activated_at
+                    .unwrap_or(r.created_at)
+                    .format("%Y-%m-%d %H:%M UTC")
             ),
         };
         println!("\n{}  TXT\n  \"{}\"\n  {when}", r.name, r.value);
@@ -91,22 +99,33 @@ pub fn show(config: &Config, tenant: &str, domain: &str, as_json: bool) -> anyho
     print(&domain, &records, as_json)
 }
 
-/// `switchboard dkim rotate --tenant <id> --domain <d>`: a new active key (the first one
-/// when there is none); the old one keeps being published for a week. Recorded in the
-/// audit trail as done from the command line.
+/// `switchboard dkim rotate --tenant <id> --domain <d>`: a new pending key (the first one
+/// when there is none; it replaces a pending one); the active key keeps signing until the
+/// new record is found in DNS, then stays published for a week. Recorded in the audit
+/// trail as done from the command line.
 pub fn rotate(config: &Config, tenant: &str, domain: &str, as_json: bool) -> anyhow::Result<()> {
     let (tenant, domain) = parse(tenant, domain)?;
     let (store, vault) = startup::open_store_and_vault(config)?;
     check_tenant(&store, tenant, &domain)?;
-    let records = store.run_blocking(|conn| {
-        dkim_keys::rotate(conn, &vault, tenant, &domain, AuditActor::Cli)?;
-        dkim_keys::published(conn, tenant, &domain)
+    let pair = dkim_keys::new_pair()?;
+    let (rotated, records) = store.run_blocking(|conn| {
+        let rotated = dkim_keys::rotate(conn, &vault, tenant, &domain, &pair, AuditActor::Cli)?;
+        Ok((rotated, dkim_keys::published(conn, tenant, &domain)?))
     })?;
     if !as_json {
+        let until = match &rotated.still_signing {
+            Some(old) => format!("{old} keeps signing until then"),
+            None => "mail is sent unsigned until then".to_owned(),
+        };
         eprintln!(
-            "new DKIM key {} for {domain}: publish its record before mail depends on it",
-            records[0].selector
+            "new DKIM key {} for {domain}: publish its record; it signs once Switchboard finds it in DNS ({until})",
+            rotated.record.selector
         );
+        if let Some(replaced) = &rotated.replaced_pending {
+            eprintln!(
+                "it replaces the pending key {replaced}, which never signed: its record can go"
+            );
+        }
     }
     print(&domain, &records, as_json)
 }

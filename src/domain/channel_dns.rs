@@ -381,7 +381,7 @@ pub fn dkim(
         (Signer::Us, None) => (
             CheckStatus::Missing,
             format!(
-                "{who}, but the tenant has no active DKIM key for {from}: create it and publish its record on the Domains page"
+                "{who}, but the tenant has no active DKIM key for {from} yet: publish the pending key's record shown on the Domains page (or rotate to make one); it signs once the record is found"
             ),
         ),
         (Signer::Us, Some(c)) => (c.status, format!("{who} with d={from}, but: {}", c.message)),

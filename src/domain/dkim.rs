@@ -1,5 +1,6 @@
-//! DKIM rules with no I/O: selector names, the TXT record a tenant publishes, how long a
-//! rotated key stays published, and which header fields a signature covers.
+//! DKIM rules with no I/O: selector names, the TXT record a tenant publishes, a key's life
+//! (pending until its record is seen, then active, retiring, retired), how long a rotated
+//! key stays published, and which header fields a signature covers.
 
 use std::fmt;
 use std::str::FromStr;
@@ -90,6 +91,10 @@ impl fmt::Display for DkimSelector {
 /// Where a key is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DkimKeyState {
+    /// Made, waiting for its record to show in DNS; signs nothing until then (a receiver
+    /// would find no key for its selector and fail the signature). At most one per tenant
+    /// and domain.
+    Pending,
     /// Signs new mail. One per tenant and domain.
     Active,
     /// Replaced by a newer key; signs nothing, but stays published for `RETIRING_FOR` so
@@ -102,15 +107,30 @@ pub enum DkimKeyState {
 impl DkimKeyState {
     pub fn as_str(self) -> &'static str {
         match self {
+            DkimKeyState::Pending => "pending",
             DkimKeyState::Active => "active",
             DkimKeyState::Retiring => "retiring",
             DkimKeyState::Retired => "retired",
         }
     }
 
-    /// Whether the tenant must keep the key's record in DNS.
+    /// Whether the tenant must have the key's record in DNS (a pending key's: to publish).
     pub fn is_published(self) -> bool {
-        matches!(self, DkimKeyState::Active | DkimKeyState::Retiring)
+        !matches!(self, DkimKeyState::Retired)
+    }
+
+    /// What the state asks of the admin, in one sentence.
+    pub fn describe(self) -> &'static str {
+        match self {
+            DkimKeyState::Pending => {
+                "publish this record: the key signs once Switchboard finds it in DNS (until then the previous key, if any, keeps signing)"
+            }
+            DkimKeyState::Active => "signs new mail: keep this record published",
+            DkimKeyState::Retiring => {
+                "replaced by a newer key and signs nothing, but keep this record published until the date shown: mail it signed may still be verified"
+            }
+            DkimKeyState::Retired => "no longer used: remove this record",
+        }
     }
 }
 
@@ -119,11 +139,12 @@ impl FromStr for DkimKeyState {
 
     fn from_str(s: &str) -> Result<Self, DomainError> {
         match s {
+            "pending" => Ok(DkimKeyState::Pending),
             "active" => Ok(DkimKeyState::Active),
             "retiring" => Ok(DkimKeyState::Retiring),
             "retired" => Ok(DkimKeyState::Retired),
             other => Err(DomainError::new(format!(
-                "unknown DKIM key state `{other}`; use active, retiring or retired"
+                "unknown DKIM key state `{other}`; use pending, active, retiring or retired"
             ))),
         }
     }
@@ -145,6 +166,8 @@ pub struct DkimRecord {
     pub value: String,
     pub state: DkimKeyState,
     pub created_at: DateTime<Utc>,
+    /// When it started signing (none while pending).
+    pub activated_at: Option<DateTime<Utc>>,
     /// For a retiring key: when it may leave DNS (it is then retired).
     pub retire_after: Option<DateTime<Utc>>,
 }
@@ -157,6 +180,7 @@ impl DkimRecord {
         public_key_spki: &[u8],
         state: DkimKeyState,
         created_at: DateTime<Utc>,
+        activated_at: Option<DateTime<Utc>>,
         retiring_since: Option<DateTime<Utc>>,
     ) -> Self {
         Self {
@@ -165,10 +189,50 @@ impl DkimRecord {
             selector,
             state,
             created_at,
+            activated_at,
             retire_after: match state {
                 DkimKeyState::Retiring => retiring_since.map(|since| since + RETIRING_FOR),
                 _ => None,
             },
+        }
+    }
+}
+
+/// Why a tenant's mail from a domain leaves unsigned through a channel that signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unsigned {
+    /// The domain's only key waits for its record to show in DNS.
+    AwaitingRecord { selector: DkimSelector },
+    /// The tenant has no key for the domain (a claim made before keys came with claims,
+    /// or a key nobody made yet).
+    NoKey,
+    /// The key's private half does not open (a broken vault): logged as an error.
+    KeyDoesNotOpen,
+}
+
+impl Unsigned {
+    /// Stable code, for the message log and the route explanation.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Unsigned::AwaitingRecord { .. } => "dkim_record_not_published",
+            Unsigned::NoKey => "dkim_no_key",
+            Unsigned::KeyDoesNotOpen => "dkim_key_unusable",
+        }
+    }
+
+    /// A sentence a person can act on.
+    pub fn describe(&self, domain: &Domain) -> String {
+        match self {
+            Unsigned::AwaitingRecord { selector } => format!(
+                "not DKIM-signed: the record for selector {selector} is not published yet (publish the TXT record shown for {domain} at {}, then check the domain)",
+                record_name(selector, domain)
+            ),
+            Unsigned::NoKey => format!(
+                "not DKIM-signed: there is no DKIM key for {domain} (rotate the DKIM key of {domain} on the Domains page to make one)"
+            ),
+            Unsigned::KeyDoesNotOpen => format!(
+                "not DKIM-signed: the DKIM key of {domain} could not be opened (the service's log says why; rotating the key mends it)"
+            ),
         }
     }
 }
@@ -254,6 +318,7 @@ mod tests {
             &[0x30, 0x82, 0x01],
             DkimKeyState::Active,
             created,
+            Some(created),
             None,
         );
         assert_eq!(
@@ -269,6 +334,7 @@ mod tests {
             &[0x30],
             DkimKeyState::Retiring,
             created,
+            Some(created),
             Some(since),
         );
         assert_eq!(
@@ -308,6 +374,7 @@ mod tests {
     #[test]
     fn states_round_trip_and_only_active_and_retiring_are_published() {
         for state in [
+            DkimKeyState::Pending,
             DkimKeyState::Active,
             DkimKeyState::Retiring,
             DkimKeyState::Retired,
@@ -315,7 +382,30 @@ mod tests {
             assert_eq!(state.as_str().parse::<DkimKeyState>().unwrap(), state);
         }
         assert!(DkimKeyState::Retiring.is_published());
+        assert!(DkimKeyState::Pending.is_published());
         assert!(!DkimKeyState::Retired.is_published());
         assert!("gone".parse::<DkimKeyState>().is_err());
+    }
+
+    #[test]
+    fn an_unsigned_message_says_which_record_to_publish() {
+        let domain = Domain::parse("acme.test").unwrap();
+        let selector = DkimSelector::parse("sb-20261202-abcd1234").unwrap();
+        let why = Unsigned::AwaitingRecord { selector }.describe(&domain);
+        assert!(
+            why.starts_with(
+                "not DKIM-signed: the record for selector sb-20261202-abcd1234 is not published yet"
+            ),
+            "{why}"
+        );
+        assert!(
+            why.contains("sb-20261202-abcd1234._domainkey.acme.test"),
+            "{why}"
+        );
+        assert!(
+            Unsigned::NoKey
+                .describe(&domain)
+                .contains("no DKIM key for acme.test")
+        );
     }
 }

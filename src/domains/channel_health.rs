@@ -18,7 +18,7 @@ use crate::domain::dkim::DkimKeyState;
 use crate::domain::dns_checks::{CheckKind, CheckStatus, HealthCheck, dkim_public_key};
 use crate::domain::providers::Delegation;
 use crate::domain::{
-    ChannelId, ChannelKind, ClaimState, Domain, EmailAddress, SendChannel, TenantId,
+    AuditActor, ChannelId, ChannelKind, ClaimState, Domain, EmailAddress, SendChannel, TenantId,
 };
 use crate::store::domains::{self, DomainClaim};
 use crate::store::{DbConnection, StoreError, channel_health, channels, dkim_keys, tenants};
@@ -109,7 +109,15 @@ impl Domains {
     ) -> Result<Vec<(Domain, Option<ChannelDomainHealth>)>, StoreError> {
         let path = self.sending_path(channel);
         let mut results = Vec::new();
-        for domain in self.checked_domains(tenant, channel).await? {
+        let domains = self.checked_domains(tenant, channel).await?;
+        let claims = self.store.run(move |c| domains::list(c, tenant)).await?;
+        for domain in domains {
+            // A DKIM record published since the last check counts here too: the admin who
+            // publishes it and checks the channel expects the key to sign from now on.
+            if let Some(claim) = claims.iter().find(|c| c.domain == domain) {
+                self.activate_published_dkim(tenant, claim.id, AuditActor::System)
+                    .await?;
+            }
             results.push(self.check_domain(tenant, &path, &domain).await?);
         }
         let id = channel.id;

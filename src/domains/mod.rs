@@ -3,6 +3,7 @@
 //! May import `store`, `vault` and `domain`.
 
 pub mod channel_health;
+pub mod dkim;
 pub mod health;
 pub mod proof;
 pub mod resolver;

@@ -14,7 +14,8 @@ use crate::domain::ClaimState;
 use crate::domain::claims::{Miss, ProofCheck, ProofRecord, observe};
 use crate::domain::{AuditActor, Domain, DomainClaimId, TenantId};
 use crate::store::domains::{self, DomainClaim, Recorded};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, dkim_keys, write_transaction};
+use crate::vault::Vault;
 
 /// Claims checked per scheduler pass at most.
 pub(super) const CHECKS_PER_PASS: i64 = 32;
@@ -27,6 +28,8 @@ pub type VerifyError = StoreError;
 #[derive(Clone)]
 pub struct Domains {
     pub(super) store: Store,
+    /// Seals the DKIM keys made with claims and rotations.
+    pub(super) vault: Arc<Vault>,
     pub(super) dns: Dns,
     pub(super) settings: DomainSettings,
     /// Whether the operator configured a shared pool (its channel health is checked too).
@@ -44,10 +47,11 @@ impl std::fmt::Debug for Domains {
 }
 
 impl Domains {
-    pub fn new(store: Store, settings: DomainSettings) -> Self {
+    pub fn new(store: Store, vault: Arc<Vault>, settings: DomainSettings) -> Self {
         Self {
             dns: Dns::new(&settings),
             store,
+            vault,
             settings,
             shared_pool: false,
             shared_pool_login: None,
@@ -62,8 +66,9 @@ impl Domains {
         &self.dns
     }
 
-    /// Claims a domain for the tenant: pending, with its record to publish, first looked for
-    /// by the scheduler after one pending interval (a claim is seldom published before it
+    /// Claims a domain for the tenant: pending, with its record to publish, and a pending
+    /// DKIM key whose record is published in the same visit to the DNS. First looked for by
+    /// the scheduler after one pending interval (a claim is seldom published before it
     /// exists; "check now" is there for the impatient).
     pub async fn claim(
         &self,
@@ -74,8 +79,17 @@ impl Domains {
         let record_name = self.settings.placement.record_name(&domain);
         let first = Utc::now()
             + chrono::Duration::from_std(self.settings.schedule.pending_every).unwrap_or_default();
+        let pair = super::dkim::new_pair().await?;
+        let vault = self.vault.clone();
         self.store
-            .run(move |c| domains::claim(c, tenant, &domain, record_name, first, actor))
+            .run(move |c| {
+                write_transaction(c, |c| {
+                    let claim =
+                        domains::claim(c, tenant, &domain, record_name, first, actor.clone())?;
+                    dkim_keys::ensure_key(c, &vault, tenant, &domain, &pair, actor)?;
+                    domains::get(c, tenant, claim.id)
+                })
+            })
             .await
     }
 
@@ -91,10 +105,13 @@ impl Domains {
         let schedule = self.settings.schedule;
         let mut recorded = self
             .store
-            .run(move |c| {
-                domains::record_check(c, tenant, id, &check, actor, |progress| {
-                    observe(progress, &check, Utc::now(), &schedule)
-                })
+            .run({
+                let actor = actor.clone();
+                move |c| {
+                    domains::record_check(c, tenant, id, &check, actor, |progress| {
+                        observe(progress, &check, Utc::now(), &schedule)
+                    })
+                }
             })
             .await?;
         if let Some(transition) = recorded.transition {
@@ -106,6 +123,17 @@ impl Domains {
                 released = recorded.released,
                 "domain claim changed state"
             );
+        }
+        // The DKIM key's record is published in the same visit as the proof: look for it on
+        // every check. A claim without a key (made before claims came with keys) gets one.
+        let domain = recorded.claim.domain.clone();
+        let dkim = async {
+            self.ensure_dkim_key(tenant, domain, actor.clone()).await?;
+            self.activate_published_dkim(tenant, id, actor).await
+        };
+        match dkim.await {
+            Ok(_) => recorded.claim = self.store.run(move |c| domains::get(c, tenant, id)).await?,
+            Err(e) => tracing::warn!(domain_claim = %id, error = %e, "DKIM key upkeep failed"),
         }
         if recorded.claim.state == ClaimState::Verified {
             // On demand and on every proof check: a fix shows up at once.

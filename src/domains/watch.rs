@@ -11,12 +11,13 @@ use super::proof::{CHECK_LEASE, CHECKS_PER_PASS, Domains};
 use crate::domain::channel_dns::organisational_domain;
 use crate::domain::dns_checks::DomainHealth;
 use crate::domain::dns_checks::dkim_public_key;
-use crate::domain::{ClaimState, Domain, DomainClaimId, TenantId};
+use crate::domain::{AuditActor, ClaimState, Domain, DomainClaimId, TenantId};
 use crate::store::domains::{self, DomainClaim};
 use crate::store::{DbConnection, StoreError, dkim_keys, domain_health};
 
-/// The DKIM selectors to check for a claim: every key Switchboard signs with (or still
-/// keeps published after a rotation), which must be exactly our public key, and those an
+/// The DKIM selectors to check for a claim: every key Switchboard signs with, waits to sign
+/// with (pending), or still keeps published after a rotation, which must be exactly our
+/// public key, and those an
 /// admin named (a relay's, whose key we do not hold).
 fn selectors_to_check(
     conn: &mut DbConnection,
@@ -121,6 +122,13 @@ impl Domains {
         for claim in due {
             let this = self.clone();
             running.spawn(async move {
+                // A pending DKIM key whose record went up since starts signing.
+                if let Err(e) = this
+                    .activate_published_dkim(claim.tenant, claim.id, AuditActor::System)
+                    .await
+                {
+                    tracing::debug!(domain_claim = %claim.id, error = %e, "DKIM record check failed");
+                }
                 if let Err(e) = this.refresh_health(claim.tenant, claim.id).await {
                     tracing::debug!(domain_claim = %claim.id, error = %e, "scheduled domain health check failed");
                 }

@@ -126,10 +126,22 @@ pub(super) async fn update_domain(
     id: web::Path<String>,
     body: web::Json<UpdateDomainRequest>,
 ) -> Result<web::Json<DomainView>, ApiError> {
+    Ok(web::Json(
+        set_selectors(&caller, &state, &id, &body.dkim_selectors).await?,
+    ))
+}
+
+/// `PATCH /v1/domains/{id}` (`dkim_selectors`), for the API and the Domains page.
+pub(in crate::http) async fn set_selectors(
+    caller: &TenantCaller,
+    state: &AppState,
+    id: &str,
+    wanted: &[String],
+) -> Result<DomainView, ApiError> {
     caller.require(Action::ManageDomains)?;
-    let id: DomainClaimId = path_id(&id, "domain")?;
+    let id: DomainClaimId = path_id(id, "domain")?;
     let mut selectors = Vec::new();
-    for raw in &body.dkim_selectors {
+    for raw in wanted {
         let s = selector(raw).map_err(|e| ApiError::invalid("dkim_selectors", e))?;
         if !selectors.contains(&s) {
             selectors.push(s);
@@ -153,5 +165,5 @@ pub(super) async fn update_domain(
     if claim.state == ClaimState::Verified {
         claim = state.domains.refresh_health(tenant, id).await?;
     }
-    Ok(web::Json(claim.into()))
+    Ok(claim.into())
 }

@@ -82,8 +82,9 @@ pub struct DomainView {
     /// The last check of each kind.
     pub(in crate::http) checks: Vec<DomainCheckView>,
     /// The DKIM records to publish: Switchboard signs this tenant's mail from the domain on
-    /// the shared pool and on relays with `dkim_sign` ([dkim.md]). A retiring record stays
-    /// published until `retire_after`.
+    /// the shared pool and on relays with `dkim_sign` ([dkim.md]). A claim comes with a
+    /// `pending` key: publish its record with the proof; it signs once it is found. A
+    /// retiring record stays published until `retire_after`.
     pub(in crate::http) dkim: Vec<DkimRecordView>,
     /// DKIM selectors named for the domain (`PATCH /v1/domains/{id}`), checked with its health.
     pub(in crate::http) dkim_selectors: Vec<String>,
@@ -105,8 +106,16 @@ pub struct DkimRecordView {
     pub(in crate::http) name: String,
     #[schema(example = "v=DKIM1; k=rsa; p=MIIBIjANBg…")]
     pub(in crate::http) value: String,
-    /// `active` (signs now) or `retiring` (keep it published until `retire_after`).
+    /// `pending` (publish it: it signs once Switchboard finds it in DNS, on the domain's
+    /// next check; until then the active key, if any, keeps signing), `active` (signs now)
+    /// or `retiring` (signs nothing; keep it published until `retire_after`).
+    #[schema(example = "pending")]
     pub(in crate::http) state: &'static str,
+    /// What the state asks of you, in one sentence.
+    pub(in crate::http) state_detail: &'static str,
+    pub(in crate::http) created_at: DateTime<Utc>,
+    /// When it started signing (none while pending).
+    pub(in crate::http) activated_at: Option<DateTime<Utc>>,
     pub(in crate::http) retire_after: Option<DateTime<Utc>>,
 }
 
@@ -121,6 +130,9 @@ impl From<DomainClaim> for DomainView {
                 name: r.name.clone(),
                 value: r.value.clone(),
                 state: r.state.as_str(),
+                state_detail: r.state.describe(),
+                created_at: r.created_at,
+                activated_at: r.activated_at,
                 retire_after: r.retire_after,
             })
             .collect();

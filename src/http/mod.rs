@@ -4,6 +4,7 @@
 mod audit;
 pub mod auth;
 mod channels;
+pub(crate) mod domain_dkim;
 pub(crate) mod domain_health;
 mod domains;
 pub mod error;
@@ -119,7 +120,8 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(suppressions::add_suppression)
                 .service(suppressions::remove_suppression)
                 .service(domain_health::update_domain)
-                .service(channels::check_channel_health),
+                .service(channels::check_channel_health)
+                .service(domain_dkim::rotate_dkim_key),
         );
 }
 

@@ -331,6 +331,7 @@ pub(in crate::http) async fn change_tenant(
     let id = caller.actor.tenant_id;
     let (sending_enabled, shared_pool_allowed) = (body.sending_enabled, body.shared_pool_allowed);
     let unsubscribe_by_default = body.unsubscribe_by_default;
+    let (claimed, key_actor) = (wanted_domains.clone(), actor.clone());
     let updated = state
         .store
         .run(move |conn| {
@@ -366,6 +367,17 @@ pub(in crate::http) async fn change_tenant(
         })
         .await
         .or_not_found("tenant")?;
+    // Each claim comes with its DKIM key, made outside the transaction (RSA generation is
+    // slow); a failure here is mended by the claim's next check, which makes a missing key.
+    for domain in claimed.into_iter().flatten() {
+        if let Err(e) = state
+            .domains
+            .ensure_dkim_key(id, domain, key_actor.clone())
+            .await
+        {
+            tracing::warn!(error = %e, "making a claim's DKIM key failed");
+        }
+    }
     tracing::info!(
         sending_enabled = updated.sending_enabled,
         "tenant policy updated"

@@ -5,7 +5,7 @@
 
 mod checks;
 pub mod content;
-mod dkim;
+pub mod dkim;
 mod gmail;
 mod host;
 mod outcome;

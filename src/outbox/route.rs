@@ -148,6 +148,17 @@ impl TenantRoutes {
         }
     }
 
+    /// Whether mail through `channel` is DKIM-signed by us (the shared pool always; domain
+    /// relays with `dkim_sign`), as the delivery loop decides it.
+    pub fn signs_dkim(&self, channel: ChannelId) -> bool {
+        if channel == ChannelId::shared_pool() {
+            return self.shared_pool.is_some();
+        }
+        self.channels
+            .get(&channel)
+            .is_some_and(|c| c.spec.signs_dkim())
+    }
+
     pub fn route(&self, sender: &Sender, from: &EmailAddress, recipients: usize) -> RouteDecision {
         route(
             &RouteRequest {

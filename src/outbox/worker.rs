@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use super::checks::Checker;
 use super::content::{self, StoredBody, StoredEnvelope};
-use super::dkim::{BatchSigners, OpenedKeys};
+use super::dkim::{BatchSigners, OpenedKeys, Signing};
 use super::gmail::GmailSender;
 use super::outcome::{
     FailureContext, after_failure, after_transaction, class_name, nobody_accepted, remaining,
@@ -140,9 +140,9 @@ struct Job {
     channel: ChannelId,
     tenant: TenantId,
     carrier: Carrier,
-    /// Signs the message as sent, when its channel signs and the tenant has a key for the
-    /// From domain.
-    dkim: Option<DkimSigner>,
+    /// How the message is signed, when its channel signs (with the tenant's active key for
+    /// the From domain, or unsigned and why); `None`: the channel does not sign.
+    dkim: Option<Signing>,
 }
 
 /// How a channel sends.
@@ -776,7 +776,7 @@ impl Inner {
                 .dkim_keys
                 .signer(conn, &self.vault, signers, tenant, domain)
             {
-                Ok(signer) => signer,
+                Ok(signing) => Some(signing),
                 Err(e) => return settled(self.retry_later(&record, e)),
             }
         } else {
@@ -980,7 +980,10 @@ impl Inner {
         };
         // Last: the signature covers the bytes exactly as the transport sends them, so
         // nothing may change the message after this.
-        if let Some(signer) = dkim {
+        let dkim_note = dkim
+            .as_ref()
+            .map(|signing| signing.note(draft.from.address.domain()));
+        if let Some(Signing::With(signer)) = dkim {
             rendered.bytes = sign(signer, rendered.bytes, &record).await;
         }
         let envelope = match remaining(&rendered.envelope, &recipients.settled()) {
@@ -1069,6 +1072,7 @@ impl Inner {
                     duration_ms,
                     recipients: transaction.recipients,
                     possibly_delivered: false,
+                    dkim: dkim_note,
                 };
                 (attempt, completion, effect, recipients)
             }
@@ -1089,6 +1093,7 @@ impl Inner {
                     duration_ms,
                     recipients: Vec::new(),
                     possibly_delivered: failure.possibly_delivered,
+                    dkim: dkim_note,
                 };
                 let (completion, effect) =
                     after_failure(&failure, &ctx, &self.settings.retry, &mut rand::rng());

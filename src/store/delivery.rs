@@ -215,6 +215,9 @@ pub struct Attempt {
     /// The connection broke after the message's end, before the server answered: it may
     /// have been delivered, and the retry may deliver it again.
     pub possibly_delivered: bool,
+    /// How the message was DKIM-signed (`{signed, selector}`, or `{signed: false, code,
+    /// detail}`), when its channel signs.
+    pub dkim: Option<serde_json::Value>,
 }
 
 /// Where a claimed message goes next.
@@ -599,6 +602,9 @@ fn push_events(events: &mut Vec<EventInsert>, now: i64, done: &Finished) {
         }
         if a.possibly_delivered {
             detail["possibly_delivered"] = json!(true);
+        }
+        if let Some(dkim) = &a.dkim {
+            detail["dkim"] = dkim.clone();
         }
         events.push(event(done.id, now, "attempt", detail));
     }

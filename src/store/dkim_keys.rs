@@ -1,7 +1,8 @@
-//! DKIM keys of a tenant's sending domains: making the first, rotating, what to publish,
-//! retiring rotated keys after `RETIRING_FOR`, and the key the delivery loop signs with.
-//! The private key is a sealed secret (`secrets`, owner = key id, field `dkim_private_key`)
-//! and lives only while the key is active.
+//! DKIM keys of a tenant's sending domains: a key per claim, made pending; promoted to
+//! active once DNS shows its record (the key it replaces then retires); rotation; what to
+//! publish; retiring rotated keys after `RETIRING_FOR`; and the key the delivery loop signs
+//! with. The private key is a sealed secret (`secrets`, owner = key id, field
+//! `dkim_private_key`) and lives only while the key is pending or active.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -11,7 +12,7 @@ use super::schema::dkim_keys;
 use super::time::{from_micros, now_micros};
 use super::{DbConnection, StoreError, audit, secrets, write_transaction};
 use crate::domain::dkim::{
-    ALGORITHM, DkimKeyState, DkimRecord, DkimSelector, RETIRING_FOR, RSA_BITS,
+    ALGORITHM, DkimKeyState, DkimRecord, DkimSelector, RETIRING_FOR, RSA_BITS, Unsigned,
 };
 use crate::domain::{AuditActor, Domain, TenantId};
 use crate::vault::Vault;
@@ -30,6 +31,7 @@ struct KeyRow {
     state: String,
     created_at: i64,
     retiring_since: Option<i64>,
+    activated_at: Option<i64>,
 }
 
 impl KeyRow {
@@ -41,6 +43,7 @@ impl KeyRow {
             &self.public_key,
             self.state.parse().map_err(StoreError::corrupt)?,
             from_micros(self.created_at)?,
+            self.activated_at.map(from_micros).transpose()?,
             self.retiring_since.map(from_micros).transpose()?,
         ))
     }
@@ -63,24 +66,32 @@ fn rows(
         .load(conn)?)
 }
 
+/// The tenant's key for `domain` in `state` (at most one pending, one active).
+fn one(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    domain: &Domain,
+    state: DkimKeyState,
+) -> Result<Option<KeyRow>, StoreError> {
+    Ok(rows(conn, tenant, domain, &[state])?.into_iter().next())
+}
+
 fn active(
     conn: &mut DbConnection,
     tenant: TenantId,
     domain: &Domain,
 ) -> Result<Option<KeyRow>, StoreError> {
-    Ok(rows(conn, tenant, domain, &[DkimKeyState::Active])?
-        .into_iter()
-        .next())
+    one(conn, tenant, domain, DkimKeyState::Active)
 }
 
 /// A new key pair. Made before any transaction: RSA key generation takes a while (tens to
 /// hundreds of milliseconds), and SQLite's write lock must not wait for it.
-fn new_pair() -> Result<DkimKeyPair, StoreError> {
+pub fn new_pair() -> Result<DkimKeyPair, StoreError> {
     Ok(DkimKeyPair::generate_rsa(RSA_BITS)?)
 }
 
-/// Stores `pair` as the tenant's active key for `domain`, sealing its private half.
-fn insert_active(
+/// Stores `pair` as the tenant's pending key for `domain`, sealing its private half.
+fn insert_pending(
     conn: &mut DbConnection,
     vault: &Vault,
     tenant: TenantId,
@@ -88,6 +99,7 @@ fn insert_active(
     pair: &DkimKeyPair,
     now: i64,
 ) -> Result<KeyRow, StoreError> {
+    let state = DkimKeyState::Pending;
     let id = uuid::Uuid::new_v4().to_string();
     let created = from_micros(now)?;
     let selector = DkimSelector::generate(created);
@@ -99,13 +111,13 @@ fn insert_active(
             dkim_keys::selector.eq(selector.as_str()),
             dkim_keys::algorithm.eq(ALGORITHM),
             dkim_keys::public_key.eq(pair.public_key()),
-            dkim_keys::state.eq(DkimKeyState::Active.as_str()),
+            dkim_keys::state.eq(state.as_str()),
             dkim_keys::created_at.eq(now),
         ))
         .execute(conn)
         .map_err(|e| {
             StoreError::on_unique(e, "dkim_key_exists", || {
-                format!("{domain} already has an active DKIM key")
+                format!("{domain} already has a {state} DKIM key")
             })
         })?;
     secrets::put(
@@ -121,9 +133,10 @@ fn insert_active(
         domain: domain.as_str().to_owned(),
         selector: selector.as_str().to_owned(),
         public_key: pair.public_key().to_vec(),
-        state: DkimKeyState::Active.as_str().to_owned(),
+        state: state.as_str().to_owned(),
         created_at: now,
         retiring_since: None,
+        activated_at: None,
     })
 }
 
@@ -138,50 +151,8 @@ fn audited(
     audit::record_about(conn, tenant, domain, actor, action, detail)
 }
 
-/// The tenant's active key for `domain`, made (and recorded as `dkim.key_created`) when
-/// there is none yet; returns its record. Two callers at once make one key: the second
-/// finds the first's.
-pub fn ensure_active(
-    conn: &mut DbConnection,
-    vault: &Vault,
-    tenant: TenantId,
-    domain: &Domain,
-    actor: AuditActor,
-) -> Result<DkimRecord, StoreError> {
-    if let Some(row) = active(conn, tenant, domain)? {
-        return row.record();
-    }
-    let pair = new_pair()?;
-    let made = write_transaction(conn, |conn| {
-        if let Some(row) = active(conn, tenant, domain)? {
-            return Ok(row);
-        }
-        let row = insert_active(conn, vault, tenant, domain, &pair, now_micros())?;
-        audited(
-            conn,
-            tenant,
-            actor,
-            "dkim.key_created",
-            domain,
-            serde_json::json!({ "selector": row.selector, "algorithm": ALGORITHM }),
-        )?;
-        Ok(row)
-    });
-    match made {
-        Ok(row) => row.record(),
-        // Another process made it between our look and our insert (PostgreSQL).
-        Err(StoreError::Conflict {
-            code: "dkim_key_exists",
-            ..
-        }) => active(conn, tenant, domain)?
-            .ok_or(StoreError::NotFound)?
-            .record(),
-        Err(e) => Err(e),
-    }
-}
-
-/// Every record the tenant must keep in DNS for `domain`: the active key first, then the
-/// retiring ones, newest first.
+/// Every record the tenant must have in DNS for `domain`: the pending key first (the one
+/// to publish now), then the active one, then the retiring ones, newest first.
 pub fn published(
     conn: &mut DbConnection,
     tenant: TenantId,
@@ -191,31 +162,180 @@ pub fn published(
         conn,
         tenant,
         domain,
-        &[DkimKeyState::Active, DkimKeyState::Retiring],
+        &[
+            DkimKeyState::Pending,
+            DkimKeyState::Active,
+            DkimKeyState::Retiring,
+        ],
     )?;
     let mut records = rows
         .into_iter()
         .map(KeyRow::record)
         .collect::<Result<Vec<_>, _>>()?;
-    records.sort_by_key(|r| r.state != DkimKeyState::Active);
+    records.sort_by_key(|r| match r.state {
+        DkimKeyState::Pending => 0,
+        DkimKeyState::Active => 1,
+        _ => 2,
+    });
     Ok(records)
 }
 
-/// A new active key under a new selector; the one it replaces becomes `retiring`: it signs
-/// nothing from now on (its private half is deleted at once) but stays published until
-/// `RETIRING_FOR` has passed. Recorded as `dkim.key_rotated` (`dkim.key_created` when the
-/// domain had no key). Returns the new key's record.
+/// Deletes a key that never signed (a pending one replaced by a newer), private half too.
+fn discard(conn: &mut DbConnection, tenant: TenantId, row: &KeyRow) -> Result<(), StoreError> {
+    secrets::delete_owner(conn, tenant, &row.id)?;
+    diesel::delete(dkim_keys::table.filter(dkim_keys::id.eq(&row.id))).execute(conn)?;
+    Ok(())
+}
+
+/// What `rotate` did.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    /// The new key: pending until its record is seen.
+    pub record: DkimRecord,
+    /// A pending key it replaced (its record, if published, can go).
+    pub replaced_pending: Option<DkimSelector>,
+    /// The key that keeps signing until the new one is seen.
+    pub still_signing: Option<DkimSelector>,
+}
+
+/// A new key under a new selector, pending: the active key (if any) keeps signing until DNS
+/// shows the new record (`activate`). A pending key made before is replaced (deleted: it
+/// never signed). Recorded as `dkim.key_rotated` (`dkim.key_created` when the domain had
+/// no key at all). `pair` is made by the caller, outside any transaction (`new_pair`).
 pub fn rotate(
     conn: &mut DbConnection,
     vault: &Vault,
     tenant: TenantId,
     domain: &Domain,
+    pair: &DkimKeyPair,
     actor: AuditActor,
-) -> Result<DkimRecord, StoreError> {
-    let pair = new_pair()?;
+) -> Result<Rotated, StoreError> {
     write_transaction(conn, |conn| {
         let now = now_micros();
+        let old_pending = one(conn, tenant, domain, DkimKeyState::Pending)?;
+        if let Some(old) = &old_pending {
+            discard(conn, tenant, old)?;
+        }
+        let active = active(conn, tenant, domain)?;
+        let new = insert_pending(conn, vault, tenant, domain, pair, now)?;
+        let action = if active.is_none() && old_pending.is_none() {
+            "dkim.key_created"
+        } else {
+            "dkim.key_rotated"
+        };
+        let detail = serde_json::json!({
+            "selector": new.selector,
+            "algorithm": ALGORITHM,
+            "state": DkimKeyState::Pending.as_str(),
+            "previous_selector": active.as_ref().map(|a| &a.selector),
+            "replaced_pending_selector": old_pending.as_ref().map(|p| &p.selector),
+        });
+        audited(conn, tenant, actor, action, domain, detail)?;
+        let parse = |row: &Option<KeyRow>| {
+            row.as_ref()
+                .map(|r| DkimSelector::parse(&r.selector).map_err(StoreError::corrupt))
+                .transpose()
+        };
+        Ok(Rotated {
+            replaced_pending: parse(&old_pending)?,
+            still_signing: parse(&active)?,
+            record: new.record()?,
+        })
+    })
+}
+
+/// The tenant's pending key for `domain`, made (`dkim.key_created`) when the domain has no
+/// pending or active key: what a new claim gets. `pair` is made by the caller, outside any
+/// transaction, and unused when a key exists.
+pub fn ensure_key(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    tenant: TenantId,
+    domain: &Domain,
+    pair: &DkimKeyPair,
+    actor: AuditActor,
+) -> Result<(), StoreError> {
+    write_transaction(conn, |conn| {
+        let existing = rows(
+            conn,
+            tenant,
+            domain,
+            &[DkimKeyState::Pending, DkimKeyState::Active],
+        )?;
+        if !existing.is_empty() {
+            return Ok(());
+        }
+        let row = insert_pending(conn, vault, tenant, domain, pair, now_micros())?;
+        audited(
+            conn,
+            tenant,
+            actor,
+            "dkim.key_created",
+            domain,
+            serde_json::json!({
+                "selector": row.selector,
+                "algorithm": ALGORITHM,
+                "state": DkimKeyState::Pending.as_str(),
+            }),
+        )
+    })
+}
+
+/// Whether the tenant has a key (pending or active) for `domain`: without one, a claim gets
+/// one (`ensure_key`).
+pub fn has_key(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    domain: &Domain,
+) -> Result<bool, StoreError> {
+    Ok(!rows(
+        conn,
+        tenant,
+        domain,
+        &[DkimKeyState::Pending, DkimKeyState::Active],
+    )?
+    .is_empty())
+}
+
+/// The tenant's pending key for `domain`, if any: the record to look for in DNS.
+pub fn pending(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    domain: &Domain,
+) -> Result<Option<DkimRecord>, StoreError> {
+    one(conn, tenant, domain, DkimKeyState::Pending)?
+        .map(KeyRow::record)
+        .transpose()
+}
+
+/// What `activate` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activated {
+    pub selector: DkimSelector,
+    /// The key it replaced, now retiring, and until when to keep its record.
+    pub retired: Option<(DkimSelector, DateTime<Utc>)>,
+}
+
+/// The pending key `selector` starts signing: DNS shows its record. The active key it
+/// replaces becomes `retiring` (its private half is deleted: it signs nothing more; its
+/// record stays published for `RETIRING_FOR`). Recorded as `dkim.key_activated`. `None`
+/// when the key is no longer pending (another check promoted or a rotation replaced it).
+pub fn activate(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    domain: &Domain,
+    selector: &DkimSelector,
+    actor: AuditActor,
+) -> Result<Option<Activated>, StoreError> {
+    write_transaction(conn, |conn| {
+        let Some(new) = one(conn, tenant, domain, DkimKeyState::Pending)?
+            .filter(|row| row.selector == selector.as_str())
+        else {
+            return Ok(None);
+        };
+        let now = now_micros();
         let old = active(conn, tenant, domain)?;
+        let mut retired = None;
         if let Some(old) = &old {
             diesel::update(dkim_keys::table.filter(dkim_keys::id.eq(&old.id)))
                 .set((
@@ -224,24 +344,33 @@ pub fn rotate(
                 ))
                 .execute(conn)?;
             secrets::delete_owner(conn, tenant, &old.id)?;
+            retired = Some((
+                DkimSelector::parse(&old.selector).map_err(StoreError::corrupt)?,
+                from_micros(now)? + RETIRING_FOR,
+            ));
         }
-        let new = insert_active(conn, vault, tenant, domain, &pair, now)?;
-        let (action, detail) = match &old {
-            Some(old) => (
-                "dkim.key_rotated",
-                serde_json::json!({
-                    "selector": new.selector,
-                    "previous_selector": old.selector,
-                    "previous_retire_after": from_micros(now)? + RETIRING_FOR,
-                }),
-            ),
-            None => (
-                "dkim.key_created",
-                serde_json::json!({ "selector": new.selector, "algorithm": ALGORITHM }),
-            ),
-        };
-        audited(conn, tenant, actor, action, domain, detail)?;
-        new.record()
+        diesel::update(dkim_keys::table.filter(dkim_keys::id.eq(&new.id)))
+            .set((
+                dkim_keys::state.eq(DkimKeyState::Active.as_str()),
+                dkim_keys::activated_at.eq(now),
+            ))
+            .execute(conn)?;
+        audited(
+            conn,
+            tenant,
+            actor,
+            "dkim.key_activated",
+            domain,
+            serde_json::json!({
+                "selector": new.selector,
+                "previous_selector": retired.as_ref().map(|(s, _)| s.as_str()),
+                "previous_retire_after": retired.as_ref().map(|(_, at)| at),
+            }),
+        )?;
+        Ok(Some(Activated {
+            selector: selector.clone(),
+            retired,
+        }))
     })
 }
 
@@ -293,6 +422,36 @@ pub fn retire_due(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<usize, 
 pub struct ActiveKey {
     pub id: String,
     pub selector: DkimSelector,
+}
+
+/// The key the tenant's mail from `domain` is signed with, or why it goes unsigned.
+pub fn signing_key(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    domain: &Domain,
+) -> Result<Result<ActiveKey, Unsigned>, StoreError> {
+    let keys = rows(
+        conn,
+        tenant,
+        domain,
+        &[DkimKeyState::Pending, DkimKeyState::Active],
+    )?;
+    let selector = |row: &KeyRow| DkimSelector::parse(&row.selector).map_err(StoreError::corrupt);
+    if let Some(row) = keys
+        .iter()
+        .find(|r| r.state == DkimKeyState::Active.as_str())
+    {
+        return Ok(Ok(ActiveKey {
+            selector: selector(row)?,
+            id: row.id.clone(),
+        }));
+    }
+    Ok(Err(match keys.first() {
+        Some(pending) => Unsigned::AwaitingRecord {
+            selector: selector(pending)?,
+        },
+        None => Unsigned::NoKey,
+    }))
 }
 
 /// The tenant's active key for `domain`, if it has one.

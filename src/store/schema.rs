@@ -340,6 +340,7 @@ diesel::table! {
         created_at -> BigInt,
         retiring_since -> Nullable<BigInt>,
         retired_at -> Nullable<BigInt>,
+        activated_at -> Nullable<BigInt>,
     }
 }
 

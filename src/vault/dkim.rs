@@ -3,8 +3,9 @@
 //! `secrets` table seals; it is never in `Debug`, logs or errors.
 //!
 //! Two RSA implementations, each for what it does well: the `rsa` crate makes keys (ring
-//! cannot; 2048 bits take 0.3 to 3 s, median 0.6 s, in a debug build here, so keys are made
-//! outside any transaction), ring signs with them: it is already our TLS provider, signs in
+//! cannot; 2048 bits take 0.2 to 3 s of CPU, mean 0.6 s, in release and in the dev profile's
+//! override for the bignum crates, so keys are made on the blocking pool outside any
+//! transaction), ring signs with them: it is already our TLS provider, signs in
 //! constant time, which the `rsa` crate does not promise (RUSTSEC-2023-0071), and about 4x
 //! faster (measured in the dev profile: 1.3 ms against 5 ms a signature).
 

@@ -1,8 +1,9 @@
 //! DKIM signing as a receiver sees it: what arrives at the relay carries a signature that an
 //! independent verifier (mail-auth's, with the records our store says to publish pre-loaded,
-//! no network) accepts; mailbox channels and relays without `dkim_sign` send unsigned; keys
-//! rotate with the old record kept for a week; the private key survives key rotations.
-//! Keys are made with the operator's `switchboard dkim` commands.
+//! no network) accepts; mailbox channels and relays without `dkim_sign` send unsigned; a
+//! claim's key is pending, and signs nothing, until its record is found in the test's DNS;
+//! keys rotate with the old key signing until the new record is seen, and its record kept
+//! for a week after; the private key survives key rotations.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -105,6 +106,64 @@ fn signature_tags(raw: &[u8]) -> Option<HashMap<String, String>> {
     )
 }
 
+/// The tenant's claim on `domain`, as `GET /v1/domains` shows it.
+pub(crate) async fn claim_of(app: &TestApp, admin_token: &str, domain: &str) -> Value {
+    let all = expect_json(app.get("/v1/domains", admin_token).await, StatusCode::OK).await;
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["domain"] == domain)
+        .cloned()
+        .unwrap_or_else(|| panic!("a claim on {domain}: {all:#}"))
+}
+
+/// "Check now" on a claim, as its admin.
+async fn check_now(app: &TestApp, admin_token: &str, claim: &Value) -> Value {
+    let path = format!("/v1/domains/{}/verify", claim["id"].as_str().unwrap());
+    expect_json(
+        app.post(&path, admin_token, json!({})).await,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// The claim's DKIM record in `state`.
+fn record_in<'a>(claim: &'a Value, state: &str) -> &'a Value {
+    claim["dkim"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["state"] == state)
+        .unwrap_or_else(|| panic!("a {state} DKIM record: {claim:#}"))
+}
+
+/// Publishes a DKIM record in the test's DNS as a provider does with a long value: split
+/// into 255-byte strings of one record.
+async fn publish(app: &TestApp, record: &Value) {
+    app.dns
+        .long_txt(
+            record["name"].as_str().unwrap(),
+            record["value"].as_str().unwrap(),
+        )
+        .await;
+}
+
+/// Publishes the pending DKIM record of the tenant's claim on `domain` in the test's DNS and
+/// checks the domain, as an admin does after one visit to the DNS: the key starts signing.
+/// Returns the claim's DKIM records (what a verifier may find).
+pub(crate) async fn publish_dkim(app: &TestApp, admin_token: &str, domain: &str) -> Value {
+    let claim = claim_of(app, admin_token, domain).await;
+    let pending = record_in(&claim, "pending");
+    publish(app, pending).await;
+    let checked = check_now(app, admin_token, &claim).await;
+    assert_eq!(
+        record_in(&checked, "active")["selector"],
+        pending["selector"],
+        "{checked:#}"
+    );
+    checked["dkim"].clone()
+}
+
 /// `switchboard dkim <what> --tenant … --domain …` (and `extra`), as run on the server.
 pub(crate) async fn dkim_command(
     app: &TestApp,
@@ -195,17 +254,91 @@ async fn the_shared_pool_signs_with_the_tenants_key_and_an_independent_verifier_
     let relay = relay().await;
     let (app, acme, rep, _ca) = with_shared_pool(&relay).await;
 
-    // No key yet: the mail goes out unsigned, it is not held or failed.
-    let raw = delivered(&app, &rep.token, &relay, mail("Before any key")).await;
-    assert!(signature_tags(&raw).is_none(), "unsigned without a key");
+    // The claim came with a key, pending: its record is not published yet, so the mail
+    // goes out unsigned (not held, not failed), and the message log and the route
+    // explanation say why.
+    let claim = claim_of(&app, &acme.admin_token, "acme.test").await;
+    let pending = record_in(&claim, "pending").clone();
+    let selector = pending["selector"].as_str().unwrap().to_owned();
+    let why = format!("not DKIM-signed: the record for selector {selector} is not published yet");
+    let res = app
+        .post("/v1/messages", &rep.token, mail("Before the record"))
+        .await;
+    let id = expect_json(res, StatusCode::ACCEPTED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.wait_for_message(&rep.token, &id, "sent", PATIENCE)
+        .await;
+    let raw = relay
+        .messages()
+        .into_iter()
+        .find(|m| String::from_utf8_lossy(&m.data).contains("Before the record"))
+        .expect("sent")
+        .data;
+    assert!(signature_tags(&raw).is_none(), "unsigned while pending");
+    let logged = expect_json(
+        app.get(&format!("/v1/messages/{id}"), &rep.token).await,
+        StatusCode::OK,
+    )
+    .await;
+    let attempt = logged["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "attempt")
+        .unwrap_or_else(|| panic!("an attempt: {logged:#}"));
+    assert_eq!(attempt["detail"]["dkim"]["signed"], false, "{attempt:#}");
+    assert_eq!(
+        attempt["detail"]["dkim"]["code"],
+        "dkim_record_not_published"
+    );
+    assert!(
+        attempt["detail"]["dkim"]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with(&why),
+        "{attempt:#}"
+    );
+    let explain = |token: String| {
+        let app = &app;
+        async move {
+            expect_json(
+                app.post("/v1/route/explain", &token, json!({"from": REP}))
+                    .await,
+                StatusCode::OK,
+            )
+            .await
+        }
+    };
+    let explained = explain(rep.token.clone()).await;
+    assert_eq!(explained["dkim"]["signed"], false, "{explained:#}");
+    assert!(
+        explained["dkim"]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with(&why),
+        "{explained:#}"
+    );
+    // So do the message's page and the route page.
+    let mut ui = crate::ui_client::UiClient::signed_in(&app, &rep.token).await;
+    ui.get(&format!("/ui/messages/{id}"))
+        .await
+        .expect(&format!("; {why}"));
+    ui.get(&format!("/ui/route?from={REP}"))
+        .await
+        .expect(&format!("Sent {why}"));
+    // The CLI shows the same key in the same state.
     let shown = dkim_cli(&app, "show", &acme, "acme.test").await;
-    assert_eq!(shown, json!([]));
+    assert_eq!(shown[0]["selector"], selector.as_str(), "{shown:#}");
+    assert_eq!(shown[0]["state"], "pending");
 
-    let records = dkim_cli(&app, "rotate", &acme, "acme.test").await;
+    // The admin publishes it; the next check finds it and the key signs from then on.
+    let records = publish_dkim(&app, &acme.admin_token, "acme.test").await;
     assert_eq!(records.as_array().unwrap().len(), 1, "{records:#}");
     let record = &records[0];
     assert_eq!(record["state"], "active");
-    let selector = record["selector"].as_str().unwrap();
+    assert_eq!(record["selector"], selector.as_str());
     assert_eq!(
         record["name"],
         format!("{selector}._domainkey.acme.test"),
@@ -213,7 +346,20 @@ async fn the_shared_pool_signs_with_the_tenants_key_and_an_independent_verifier_
     );
     let value = record["value"].as_str().unwrap();
     assert!(value.starts_with("v=DKIM1; k=rsa; p=MIIBIjAN"), "{value}");
-    assert_eq!(dkim_cli(&app, "show", &acme, "acme.test").await, records);
+    let shown = dkim_cli(&app, "show", &acme, "acme.test").await;
+    assert_eq!(shown[0]["state"], "active", "{shown:#}");
+    let explained = explain(rep.token.clone()).await;
+    assert_eq!(
+        explained["dkim"],
+        json!({"signed": true, "domain": "acme.test", "selector": selector}),
+        "{explained:#}"
+    );
+    ui.get(&format!("/ui/route?from={REP}"))
+        .await
+        .expect(&format!(
+            "DKIM-signed by Switchboard with selector <code>{selector}</code>"
+        ));
+    let selector = selector.as_str();
 
     let pool = expect_json(
         app.get(
@@ -299,7 +445,7 @@ async fn the_shared_pool_signs_with_the_tenants_key_and_an_independent_verifier_
 #[tokio::test]
 async fn a_domain_relay_signs_only_when_its_admin_turns_dkim_sign_on_and_mailboxes_never() {
     let w = world().await;
-    let records = dkim_cli(&w.app, "rotate", &w.acme, "acme.test").await;
+    let records = publish_dkim(&w.app, &w.acme.admin_token, "acme.test").await;
     let dns = Records::published(&records);
 
     // The rep's own mailbox: its provider signs, we never do.
@@ -408,11 +554,26 @@ async fn a_domain_relay_signs_only_when_its_admin_turns_dkim_sign_on_and_mailbox
     );
 }
 
+/// The claim's DKIM records as (selector, state), in the order shown.
+fn states(claim: &Value) -> Vec<(String, String)> {
+    claim["dkim"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["selector"].as_str().unwrap().to_owned(),
+                r["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test]
-async fn rotation_signs_with_the_new_key_and_keeps_the_old_record_published_for_a_week() {
+async fn rotation_keeps_the_old_key_signing_until_the_new_record_is_seen_then_switches() {
     let relay = relay().await;
     let (app, acme, rep, _ca) = with_shared_pool(&relay).await;
-    let first = dkim_cli(&app, "rotate", &acme, "acme.test").await;
+    let first = publish_dkim(&app, &acme.admin_token, "acme.test").await;
     let old_selector = first[0]["selector"].as_str().unwrap().to_owned();
     let (store, vault) = switchboard::startup::open_store_and_vault(&app.config()).unwrap();
     let tenant: switchboard::domain::TenantId = acme.id.parse().unwrap();
@@ -424,27 +585,70 @@ async fn rotation_signs_with_the_new_key_and_keeps_the_old_record_published_for_
     assert_eq!(old.selector.as_str(), old_selector);
     let raw_old = delivered(&app, &rep.token, &relay, mail("Signed by the first key")).await;
 
-    let records = dkim_cli(&app, "rotate", &acme, "acme.test").await;
-    let states: Vec<(&str, &str)> = records
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["selector"].as_str().unwrap(),
-                r["state"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    let new_selector = states[0].0.to_owned();
-    assert_ne!(new_selector, old_selector);
+    // Rotate: a new key, pending; the first keeps signing.
+    let claim = claim_of(&app, &acme.admin_token, "acme.test").await;
+    let rotate_path = format!("/v1/domains/{}/dkim/rotate", claim["id"].as_str().unwrap());
+    let rotated = expect_json(
+        app.post(&rotate_path, &acme.admin_token, json!({})).await,
+        StatusCode::OK,
+    )
+    .await;
+    let shown = states(&rotated);
+    let unpublished = shown[0].0.clone();
+    assert_ne!(unpublished, old_selector);
     assert_eq!(
-        states,
+        shown,
         [
-            (new_selector.as_str(), "active"),
-            (old_selector.as_str(), "retiring")
+            (unpublished.clone(), "pending".to_owned()),
+            (old_selector.clone(), "active".to_owned())
         ]
     );
+    // Rotating again before publishing replaces the pending key (it never signed).
+    let again = expect_json(
+        app.post(&rotate_path, &acme.admin_token, json!({})).await,
+        StatusCode::OK,
+    )
+    .await;
+    let shown = states(&again);
+    let new_selector = shown[0].0.clone();
+    assert_ne!(new_selector, unpublished);
+    assert_eq!(
+        shown,
+        [
+            (new_selector.clone(), "pending".to_owned()),
+            (old_selector.clone(), "active".to_owned())
+        ],
+        "one pending key at a time"
+    );
+    let pending = record_in(&again, "pending").clone();
+    let raw_still_old = delivered(&app, &rep.token, &relay, mail("Still the first key")).await;
+    assert_eq!(signature_tags(&raw_still_old).unwrap()["s"], old_selector);
+
+    // A check before the record is up changes nothing; the replaced key's record does not
+    // count either.
+    publish(
+        &app,
+        &json!({"name": format!("{unpublished}._domainkey.acme.test"),
+                "value": record_in(&rotated, "pending")["value"]}),
+    )
+    .await;
+    let checked = check_now(&app, &acme.admin_token, &claim).await;
+    assert_eq!(
+        record_in(&checked, "pending")["selector"],
+        new_selector.as_str()
+    );
+
+    // The new record is published and seen: the new key signs, the old one is retiring.
+    publish(&app, &pending).await;
+    let checked = check_now(&app, &acme.admin_token, &claim).await;
+    assert_eq!(
+        states(&checked),
+        [
+            (new_selector.clone(), "active".to_owned()),
+            (old_selector.clone(), "retiring".to_owned())
+        ]
+    );
+    let records = checked["dkim"].clone();
     let retire_after: chrono::DateTime<chrono::Utc> = records[1]["retire_after"]
         .as_str()
         .unwrap()
@@ -462,6 +666,7 @@ async fn rotation_signs_with_the_new_key_and_keeps_the_old_record_published_for_
     let dns = Records::published(&records);
     assert_eq!(verify(&raw_new, &dns).await, [DkimResult::Pass]);
     assert_eq!(verify(&raw_old, &dns).await, [DkimResult::Pass]);
+    assert_eq!(verify(&raw_still_old, &dns).await, [DkimResult::Pass]);
 
     // The old key's private half is gone at once; a week later housekeeping retires it.
     assert!(matches!(
@@ -479,32 +684,224 @@ async fn rotation_signs_with_the_new_key_and_keeps_the_old_record_published_for_
     let published = dkim_cli(&app, "show", &acme, "acme.test").await;
     assert_eq!(published.as_array().unwrap().len(), 1);
     assert_eq!(published[0]["selector"], new_selector.as_str());
-    let left = store
-        .run_blocking(|conn| dkim_keys::published(conn, tenant, &domain))
-        .unwrap();
-    assert_eq!(left.len(), 1);
 
     let audit = expect_json(
         app.get("/v1/audit", &acme.admin_token).await,
         StatusCode::OK,
     )
     .await;
-    let actions: Vec<&str> = audit
+    let mut dkim_events: Vec<&Value> = audit
         .as_array()
-        .or(audit["events"].as_array())
         .unwrap()
         .iter()
-        .filter_map(|e| e["action"].as_str())
-        .filter(|a| a.starts_with("dkim."))
+        .filter(|e| e["action"].as_str().unwrap().starts_with("dkim."))
         .collect();
-    assert_eq!(actions, ["dkim.key_created", "dkim.key_rotated"]);
+    dkim_events.sort_by_key(|e| e["at"].as_str().unwrap().to_owned());
+    let actions: Vec<&str> = dkim_events
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "dkim.key_created",
+            "dkim.key_activated",
+            "dkim.key_rotated",
+            "dkim.key_rotated",
+            "dkim.key_activated"
+        ],
+        "{audit:#}"
+    );
+    assert_eq!(
+        dkim_events[3]["detail"]["replaced_pending_selector"],
+        unpublished.as_str()
+    );
+    assert_eq!(
+        dkim_events[4]["detail"]["previous_selector"],
+        old_selector.as_str()
+    );
+}
+
+/// Waits until the claim on `domain` satisfies `done` (the scheduler works on its own).
+async fn wait_for_claim(
+    app: &TestApp,
+    token: &str,
+    domain: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let claim = claim_of(app, token, domain).await;
+        if done(&claim) {
+            return claim;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the claim did not get there: {claim:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_scheduler_activates_a_published_key_on_a_pending_claims_check_and_on_the_health_pass()
+{
+    // Proof re-checks stay daily: after the first proof, only the health pass looks.
+    let app = crate::helpers::spawn_app_with(&[
+        ("SWITCHBOARD_DOMAIN_PENDING_INTERVAL", "200ms"),
+        ("SWITCHBOARD_DOMAIN_HEALTH_INTERVAL", "300ms"),
+    ])
+    .await;
+    let acme = app.create_tenant("Acme").await;
+    let claim = expect_json(
+        app.post(
+            "/v1/domains",
+            &acme.admin_token,
+            json!({"domain": "acme.test"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    // One visit to the DNS: the proof and the DKIM record; nobody presses "Check now".
+    let proof = &claim["verification"];
+    app.dns
+        .txt(
+            proof["name"].as_str().unwrap(),
+            proof["value"].as_str().unwrap(),
+        )
+        .await;
+    publish(&app, record_in(&claim, "pending")).await;
+    let first = record_in(&claim, "pending")["selector"].clone();
+    let done = wait_for_claim(&app, &acme.admin_token, "acme.test", |c| {
+        c["state"] == "verified" && c["dkim"][0]["state"] == "active"
+    })
+    .await;
+    assert_eq!(done["dkim"][0]["selector"], first);
+
+    // A rotation's record, published later, is found by the hourly (here: 300 ms) pass.
+    let rotated = expect_json(
+        app.post(
+            &format!("/v1/domains/{}/dkim/rotate", claim["id"].as_str().unwrap()),
+            &acme.admin_token,
+            json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let new = record_in(&rotated, "pending").clone();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let waiting = claim_of(&app, &acme.admin_token, "acme.test").await;
+    assert_eq!(
+        record_in(&waiting, "pending")["selector"],
+        new["selector"],
+        "not published yet"
+    );
+    publish(&app, &new).await;
+    let switched = wait_for_claim(&app, &acme.admin_token, "acme.test", |c| {
+        c["dkim"][0]["state"] == "active" && c["dkim"][0]["selector"] == new["selector"]
+    })
+    .await;
+    assert_eq!(switched["dkim"][1]["selector"], first);
+    assert_eq!(switched["dkim"][1]["state"], "retiring");
+    let audit = expect_json(
+        app.get("/v1/audit", &acme.admin_token).await,
+        StatusCode::OK,
+    )
+    .await;
+    let activations = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "dkim.key_activated")
+        .count();
+    assert_eq!(activations, 2, "{audit:#}");
+}
+
+#[tokio::test]
+async fn the_rotate_endpoint_refuses_unverified_claims_other_tenants_and_non_admins() {
+    let app = crate::helpers::spawn_app().await;
+    let acme = app.create_tenant_with_domain("Acme", "acme.test").await;
+    let verified = claim_of(&app, &acme.admin_token, "acme.test").await;
+    let pending = expect_json(
+        app.post(
+            "/v1/domains",
+            &acme.admin_token,
+            json!({"domain": "mail.acme.test"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let path = |claim: &Value| format!("/v1/domains/{}/dkim/rotate", claim["id"].as_str().unwrap());
+
+    // Not verified: 409, with the reason, and its key stays as it was.
+    let refused = expect_problem(
+        app.post(&path(&pending), &acme.admin_token, json!({}))
+            .await,
+        StatusCode::CONFLICT,
+        "domain_not_verified",
+    )
+    .await;
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("mail.acme.test is pending"),
+        "{refused:#}"
+    );
+    let after = claim_of(&app, &acme.admin_token, "mail.acme.test").await;
+    assert_eq!(after["dkim"], pending["dkim"]);
+
+    // Another tenant's claim is not found; a rep and IT may not rotate.
+    let other = app.create_tenant("Other").await;
+    expect_problem(
+        app.post(&path(&verified), &other.admin_token, json!({}))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let rep = app.create_user(&acme, "rep@acme.test", "rep", None).await;
+    let it = app.create_user(&acme, "it@acme.test", "it", None).await;
+    for token in [&rep.token, &it.token] {
+        expect_problem(
+            app.post(&path(&verified), token, json!({})).await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        )
+        .await;
+    }
+    expect_problem(
+        app.post(
+            "/v1/domains/not-an-id/dkim/rotate",
+            &acme.admin_token,
+            json!({}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let unchanged = claim_of(&app, &acme.admin_token, "acme.test").await;
+    assert_eq!(unchanged["dkim"], verified["dkim"], "nothing changed");
+
+    // The endpoint is documented.
+    let openapi = expect_json(
+        app.get("/openapi.json", &acme.admin_token).await,
+        StatusCode::OK,
+    )
+    .await;
+    let op = &openapi["paths"]["/v1/domains/{id}/dkim/rotate"]["post"];
+    assert!(op["responses"]["409"].is_object(), "{op:#}");
 }
 
 #[tokio::test]
 async fn the_private_key_survives_tenant_and_master_key_rotation() {
     let relay = relay().await;
     let (app, acme, rep, _ca) = with_shared_pool(&relay).await;
-    let records = dkim_cli(&app, "rotate", &acme, "acme.test").await;
+    let records = publish_dkim(&app, &acme.admin_token, "acme.test").await;
     let dns = Records::published(&records);
 
     // A new tenant data key re-seals every secret, the DKIM key among them.
@@ -553,9 +950,17 @@ async fn the_dkim_commands_name_what_is_wrong() {
         assert!(!out.ok, "{what} {tenant} {domain}");
         assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
     }
-    let out = dkim_command(&app, "show", &acme.id, "acme.test", &[]).await;
+    let out = dkim_command(&app, "show", &acme.id, "other.test", &[]).await;
     assert!(out.ok, "{}", out.stderr);
     assert!(out.stdout.contains("has no DKIM key"), "{}", out.stdout);
+    // The claim's key, pending, as the API shows it.
+    let out = dkim_command(&app, "show", &acme.id, "acme.test", &[]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("pending: publish it now"),
+        "{}",
+        out.stdout
+    );
     let out = dkim_command(&app, "rotate", &acme.id, "acme.test", &[]).await;
     assert!(out.ok, "{}", out.stderr);
     assert!(
@@ -563,6 +968,12 @@ async fn the_dkim_commands_name_what_is_wrong() {
             && out.stdout.contains("v=DKIM1; k=rsa; p="),
         "{}",
         out.stdout
+    );
+    assert!(
+        out.stderr.contains("it replaces the pending key")
+            && out.stderr.contains("mail is sent unsigned until then"),
+        "{}",
+        out.stderr
     );
     // Only the public record is printed (SubjectPublicKeyInfo, MIIBIj…), never the private
     // key (PKCS#8, MIIE…).
@@ -574,43 +985,53 @@ async fn the_dkim_commands_name_what_is_wrong() {
 }
 
 #[tokio::test]
-async fn ensure_active_makes_one_key_and_remove_all_forgets_every_key_of_the_domain() {
+async fn ensure_key_makes_one_key_and_remove_all_forgets_every_key_of_the_domain() {
     let (app, acme, _rep) = acme_and_rep(&[]).await;
     let (store, vault) = switchboard::startup::open_store_and_vault(&app.config()).unwrap();
     let tenant: switchboard::domain::TenantId = acme.id.parse().unwrap();
-    let domain = switchboard::domain::Domain::parse("acme.test").unwrap();
+    let domain = switchboard::domain::Domain::parse("other.test").unwrap();
     let actor = || switchboard::domain::AuditActor::System;
-    let (first, again) = store
+    let pair = || dkim_keys::new_pair().unwrap();
+    let first = store
         .run_blocking(|conn| {
-            let first = dkim_keys::ensure_active(conn, &vault, tenant, &domain, actor())?;
-            let again = dkim_keys::ensure_active(conn, &vault, tenant, &domain, actor())?;
-            Ok((first, again))
+            dkim_keys::ensure_key(conn, &vault, tenant, &domain, &pair(), actor())?;
+            dkim_keys::ensure_key(conn, &vault, tenant, &domain, &pair(), actor())?;
+            dkim_keys::published(conn, tenant, &domain)
         })
         .unwrap();
-    assert_eq!(first, again, "the second call finds the first key");
+    assert_eq!(first.len(), 1, "the second call finds the first key");
+    let first = &first[0];
+    assert_eq!(
+        first.state,
+        switchboard::domain::dkim::DkimKeyState::Pending
+    );
     assert_eq!(
         first.name,
-        format!("{}._domainkey.acme.test", first.selector)
+        format!("{}._domainkey.other.test", first.selector)
     );
     // Another tenant's key for the same domain is its own.
     let other = app.create_tenant("Other").await;
     let other_id: switchboard::domain::TenantId = other.id.parse().unwrap();
     let theirs = store
-        .run_blocking(|conn| dkim_keys::ensure_active(conn, &vault, other_id, &domain, actor()))
+        .run_blocking(|conn| {
+            dkim_keys::ensure_key(conn, &vault, other_id, &domain, &pair(), actor())?;
+            dkim_keys::published(conn, other_id, &domain)
+        })
         .unwrap();
-    assert_ne!(theirs.selector, first.selector);
+    assert_ne!(theirs[0].selector, first.selector);
 
-    store
-        .run_blocking(|conn| dkim_keys::rotate(conn, &vault, tenant, &domain, actor()))
-        .unwrap();
+    // Active, then a rotation's pending key: both go, private halves included.
     let active = store
-        .run_blocking(|conn| dkim_keys::active_key(conn, tenant, &domain))
-        .unwrap()
+        .run_blocking(|conn| {
+            dkim_keys::activate(conn, tenant, &domain, &first.selector, actor())?;
+            dkim_keys::rotate(conn, &vault, tenant, &domain, &pair(), actor())?;
+            Ok(dkim_keys::active_key(conn, tenant, &domain)?.unwrap())
+        })
         .unwrap();
     let removed = store
         .run_blocking(|conn| dkim_keys::remove_all(conn, tenant, &domain))
         .unwrap();
-    assert_eq!(removed, 2, "the active key and the retiring one");
+    assert_eq!(removed, 2, "the active key and the pending one");
     let (published, private, theirs_left) = store
         .run_blocking(|conn| {
             Ok((
@@ -625,18 +1046,5 @@ async fn ensure_active_makes_one_key_and_remove_all_forgets_every_key_of_the_dom
         private,
         Err(switchboard::store::StoreError::NotFound)
     ));
-    assert_eq!(theirs_left, [theirs], "the other tenant's key stays");
-
-    let audit = expect_json(
-        app.get("/v1/audit", &acme.admin_token).await,
-        StatusCode::OK,
-    )
-    .await;
-    let created = audit
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == "dkim.key_created")
-        .count();
-    assert_eq!(created, 1, "one key made, once recorded: {audit:#}");
+    assert_eq!(theirs_left, theirs, "the other tenant's key stays");
 }

@@ -120,8 +120,27 @@ async fn a_claim_is_verified_only_when_its_own_txt_record_is_found() {
         .strip_prefix("switchboard-domain-verification=")
         .unwrap();
     assert!(token.len() >= 32, "at least 128 bits: {token}");
-    // No DKIM key until the operator makes one (`switchboard dkim rotate`).
-    assert_eq!(claimed["dkim"], json!([]), "{claimed:#}");
+    // The claim comes with its DKIM key, pending: its record is published with the proof.
+    let dkim = claimed["dkim"].as_array().unwrap();
+    assert_eq!(dkim.len(), 1, "{claimed:#}");
+    assert_eq!(dkim[0]["state"], "pending");
+    assert_eq!(dkim[0]["type"], "TXT");
+    let selector = dkim[0]["selector"].as_str().unwrap();
+    assert_eq!(dkim[0]["name"], format!("{selector}._domainkey.acme.test"));
+    assert!(
+        dkim[0]["value"]
+            .as_str()
+            .unwrap()
+            .starts_with("v=DKIM1; k=rsa; p=MIIBIjAN"),
+        "{claimed:#}"
+    );
+    assert!(
+        dkim[0]["state_detail"]
+            .as_str()
+            .unwrap()
+            .contains("publish this record"),
+        "{claimed:#}"
+    );
 
     // Nothing published: the name does not exist.
     let missing = verify(&app, &acme.admin_token, &claimed).await;
@@ -347,6 +366,13 @@ async fn no_path_sends_as_a_domain_the_tenant_has_not_proven() {
     .await;
     assert_eq!(tenant["domains"], json!(["acme.test"]));
     assert_eq!(tenant["verified_domains"], json!([]));
+    // Claimed this way too, it comes with its DKIM key to publish.
+    let claims = expect_json(
+        app.get("/v1/domains", &mallory.admin_token).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(claims[0]["dkim"][0]["state"], "pending", "{claims:#}");
 
     for from in ["ceo@acme.test", "someone@gmail.com", "x@sub.acme.test"] {
         let refused = expect_problem(

@@ -9,7 +9,7 @@ use std::process::Command;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::dkim::{dkim_cli, send_and_wait};
+use crate::dkim::{publish_dkim, send_and_wait};
 use crate::helpers::{expect_json, spawn_app_with};
 use crate::interop::{PASSWORD, Peer, USER, interop_dir, launch, test_ca_certificates};
 
@@ -103,7 +103,7 @@ async fn dkimpy_verifies_what_the_shared_pool_and_a_signing_team_relay_sent() {
         StatusCode::CREATED,
     )
     .await;
-    let records = dkim_cli(&app, "rotate", &acme, "acme.test").await;
+    let records = publish_dkim(&app, &acme.admin_token, "acme.test").await;
 
     // What canonicalisation must get right. Through the pool: a plain ASCII body sent as
     // written (7bit), with runs of spaces, a tab, trailing spaces and whitespace-only lines

@@ -42,6 +42,7 @@ mod tokens;
 mod ui_channel_actions;
 mod ui_channels;
 mod ui_client;
+mod ui_domains;
 mod ui_pages;
 mod ui_people;
 mod ui_session;

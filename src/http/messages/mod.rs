@@ -17,6 +17,7 @@ use super::auth::TenantCaller;
 use super::error::{ApiError, NotFoundAs, Problem, body_error};
 use super::extract::{json_with_limit, path_id};
 use crate::domain::{Action, ChannelId, MessageId, UserId};
+use crate::outbox::dkim::signing_note;
 use crate::outbox::route::{TenantRoutes, decision_json};
 use crate::store::messages::{self, Accepted, MessageFilter, ShownStatus};
 use crate::store::suppressions;
@@ -514,10 +515,19 @@ pub(in crate::http) async fn explain(
         .store
         .run(move |conn| {
             let routes = TenantRoutes::load(conn, tenant, shared_pool.as_ref())?;
-            Ok(match resolve_sender(conn, &routes, sender)? {
-                Ok(sender) => Ok(decision_json(&routes.route(&sender, &from, recipients))),
-                Err(e) => Err(e),
-            })
+            let sender = match resolve_sender(conn, &routes, sender)? {
+                Ok(sender) => sender,
+                Err(e) => return Ok(Err(e)),
+            };
+            let decision = routes.route(&sender, &from, recipients);
+            let mut shown = decision_json(&decision);
+            // Whether the chosen channel would DKIM-sign it, and with which key (or why not).
+            if let Some(channel) = decision.channel()
+                && routes.signs_dkim(channel)
+            {
+                shown["dkim"] = signing_note(conn, tenant, from.domain())?;
+            }
+            Ok(Ok(shown))
         })
         .await??;
     Ok(decision)

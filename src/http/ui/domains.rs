@@ -1,6 +1,7 @@
 //! `/ui/domains`: the tenant's sending domains, each with the TXT record to publish, its
-//! state and what the last check found, and a "Check now" button. Admins claim and drop
-//! domains here; IT may check them. The same functions as `/v1/domains` do the work.
+//! DKIM records (pending, active, retiring), its state and what the last check found, and a
+//! "Check now" button. Admins claim and drop domains, rotate DKIM keys and name the relay's
+//! DKIM selectors here; IT may check them. The same functions as `/v1/domains` do the work.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -15,8 +16,9 @@ use super::session::{self, UiPost, UiSession};
 use crate::domain::Action;
 use crate::domain::bulk::BulkLevel;
 use crate::http::AppState;
-use crate::http::domain_health::DomainHealthView;
-use crate::http::domains::{self, DomainView};
+use crate::http::domain_dkim;
+use crate::http::domain_health::{self, DomainHealthView};
+use crate::http::domains::{self, DkimRecordView, DomainView};
 use crate::http::error::ApiError;
 use crate::http::gmail_bulk::GmailBulkView;
 
@@ -29,6 +31,77 @@ struct ClaimForm {
 /// The buttons post nothing but their CSRF token.
 #[derive(Debug, Deserialize)]
 struct Empty {}
+
+/// The relay's DKIM selectors, separated by commas or spaces.
+#[derive(Debug, Deserialize)]
+struct SelectorsForm {
+    dkim_selectors: Option<String>,
+}
+
+/// The rotate button's question: what a new key changes, before anything changes.
+const ROTATE_CONFIRM: &str = "Make a new DKIM key? The current key keeps signing until the new key's record is published and found; then it is kept published for 7 days.";
+
+/// A DNS value with a button that copies it (shown when scripts run).
+fn copyable(value: &str) -> Markup {
+    html! {
+        code.value { (value) }
+        button.copy.secondary type="button" data-copy=(value) hidden { "Copy" }
+    }
+}
+
+fn dkim_badge(r: &DkimRecordView) -> Markup {
+    let (class, text) = match r.state {
+        "active" => ("ok", "Active"),
+        "pending" => ("warn", "Pending: publish this record"),
+        _ => ("off", "Retiring"),
+    };
+    html! {
+        span class={"badge " (class)} { (text) }
+        @if let Some(after) = r.retire_after {
+            " until " (layout::when(Some(after)))
+        }
+    }
+}
+
+/// A claim's DKIM records, with the admin's rotate button and selectors form.
+fn dkim_section(session: &UiSession, d: &DomainView) -> Markup {
+    let admin = session.actor().may(Action::ManageDomains);
+    html! {
+        h3.dkim-heading { "DKIM keys for " (d.domain) }
+        @if d.dkim.is_empty() {
+            p.hint { "No DKIM key yet: one is made at the domain's next check." }
+        } @else {
+            ul.dkim-records {
+                @for r in &d.dkim {
+                    li {
+                        strong { "Selector " (r.selector) } " " (dkim_badge(r))
+                        div { span.muted { "TXT name " } code { (r.name) } }
+                        div { span.muted { "Value " } (copyable(&r.value)) }
+                        div.hint { (r.state_detail) }
+                    }
+                }
+            }
+        }
+        @if admin {
+            @if d.state == "verified" {
+                form.inline method="post" action={"/ui/domains/" (d.id) "/dkim/rotate"} data-confirm=(ROTATE_CONFIRM) {
+                    (layout::csrf(session))
+                    button.secondary type="submit" { "Rotate DKIM key" }
+                    div.hint { "The old key keeps signing until the new record is published." }
+                }
+            }
+            form.inline method="post" action={"/ui/domains/" (d.id) "/selectors"} {
+                (layout::csrf(session))
+                (Input::text("dkim_selectors", "Your relay's DKIM selectors")
+                    .value(Some(d.dkim_selectors.join(", ").as_str()))
+                    .placeholder("s1, s2")
+                    .hint(html! { "If a relay signs for " (d.domain) " (SendGrid " code { "s1" } ", Google Workspace " code { "google" } "), name its selectors so that their records are checked too. Separate them with commas." })
+                    .render(&FieldErrors::none()))
+                div.actions { button.secondary type="submit" { "Save selectors" } }
+            }
+        }
+    }
+}
 
 fn badge(state: &str) -> Markup {
     let (class, text) = match state {
@@ -48,7 +121,7 @@ fn row(session: &UiSession, d: &DomainView) -> Markup {
             td { (badge(d.state)) div.hint { (d.state_detail) } }
             td.record {
                 div { span.muted { "Name " } code { (d.verification.name) } }
-                div { span.muted { "Value " } code { (d.verification.value) } }
+                div { span.muted { "Value " } (copyable(&d.verification.value)) }
             }
             td {
                 @match d.checks.first() {
@@ -74,6 +147,11 @@ fn row(session: &UiSession, d: &DomainView) -> Markup {
                         button.secondary type="submit" { "Remove" }
                     }
                 }
+            }
+        }
+        tr.dkim {
+            td colspan="5" {
+                (dkim_section(session, d))
             }
         }
         @if let Some(health) = &d.health {
@@ -138,6 +216,7 @@ fn page_body(
         h1 { "Domains" }
         p {
             "Mail is sent as a domain through team relays and the shared pool only once your organisation has proven it controls the domain: publish the TXT record shown, then check. "
+            "Publish the domain's DKIM record in the same visit to your DNS: Switchboard signs mail from the domain with that key once it finds the record. "
             "Switchboard looks for the record again about daily; if it disappears, sending as the domain stops until it is back. "
             "Once a domain is verified, its SPF, DKIM, DMARC and MX records are checked hourly and shown under it. "
             "Reps' own mailboxes need no domain proof where the provider checks the sender (Connect Gmail; an SMTP login at Gmail, Microsoft 365, Outlook.com or Yahoo); a mailbox on another server sends only as a verified domain."
@@ -158,7 +237,7 @@ fn page_body(
         @if claims.is_empty() {
             p.muted { "No domains claimed yet." }
         } @else {
-            (layout::table("domains", "Sending domains", &["Domain", "State", "TXT record to publish", "Last check", ""],
+            (layout::table("domains", "Sending domains", &["Domain", "State", "TXT record to publish (proof)", "Last check", ""],
                 html! { @for d in claims { (row(session, d)) } }))
         }
     }
@@ -186,7 +265,7 @@ async fn claim(
             &req,
             "/ui/domains",
             &format!(
-                "{} claimed: publish its TXT record, then check it",
+                "{} claimed: publish its TXT record and its DKIM record, then check it",
                 claimed.domain
             ),
         )),
@@ -241,9 +320,59 @@ async fn remove(
     Ok(session::redirect_with_flash(&req, "/ui/domains", &text))
 }
 
+async fn rotate_dkim(
+    req: HttpRequest,
+    post: UiPost<Empty>,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, UiError> {
+    let text = match domain_dkim::rotate(&post.session.caller, &state, &id).await {
+        Ok(d) => match d.dkim.first() {
+            Some(new) if new.state == "pending" => format!(
+                "New DKIM key {} for {}: publish its record at {}. It signs once Switchboard finds it; the current key signs until then",
+                new.selector, d.domain, new.name
+            ),
+            _ => format!("New DKIM key for {}", d.domain),
+        },
+        Err(ApiError::Conflict { detail, .. }) => format!("No new key: {detail}"),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(session::redirect_with_flash(&req, "/ui/domains", &text))
+}
+
+async fn set_selectors(
+    req: HttpRequest,
+    post: UiPost<SelectorsForm>,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, UiError> {
+    let UiPost { session, form } = post;
+    let wanted: Vec<String> = form
+        .dkim_selectors
+        .unwrap_or_default()
+        .split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let text = match domain_health::set_selectors(&session.caller, &state, &id, &wanted).await {
+        Ok(d) if d.dkim_selectors.is_empty() => format!("{}: no relay selectors named", d.domain),
+        Ok(d) => format!(
+            "{}: DKIM selectors {} saved",
+            d.domain,
+            d.dkim_selectors.join(", ")
+        ),
+        Err(ApiError::InvalidField { reason, .. }) => format!("Selectors not saved: {reason}"),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(session::redirect_with_flash(&req, "/ui/domains", &text))
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/domains", web::get().to(show))
         .route("/domains", web::post().to(claim))
         .route("/domains/{id}/verify", web::post().to(check_now))
-        .route("/domains/{id}/delete", web::post().to(remove));
+        .route("/domains/{id}/delete", web::post().to(remove))
+        .route("/domains/{id}/dkim/rotate", web::post().to(rotate_dkim))
+        .route("/domains/{id}/selectors", web::post().to(set_selectors));
 }

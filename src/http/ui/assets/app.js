@@ -6,6 +6,8 @@
 //                            live region, so screen readers announce it.
 //   [data-confirm="TEXT"]    on a submit button or form: asks before posting.
 //   select[data-autosubmit]  submits its form when the choice changes (the preset chooser).
+//   button[data-copy="TEXT"] copies TEXT to the clipboard (a DNS record's value); hidden
+//                            without this script, where the value is selected by hand.
 "use strict";
 
 (function () {
@@ -72,9 +74,21 @@
     }
   });
 
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest("button[data-copy]");
+    if (!button) return;
+    try {
+      await navigator.clipboard.writeText(button.dataset.copy);
+      button.textContent = "Copied";
+    } catch (error) {
+      button.textContent = "Copy failed: select the value";
+    }
+  });
+
   // Show the error summary to keyboard and screen-reader users first.
   document.addEventListener("DOMContentLoaded", () => {
     const summary = document.querySelector(".error-summary");
     if (summary) summary.focus();
+    document.querySelectorAll("button[data-copy]").forEach((b) => (b.hidden = false));
   });
 })();

@@ -195,6 +195,12 @@ fn event_detail(e: &EventView, labels: &ChannelLabels) -> Markup {
             @if let Some(code) = number("code") { ", reply " code { (code) } }
             @if let Some(ms) = number("duration_ms") { " after " (ms) " ms" }
             (reply("reply"))
+            @if let Some(dkim) = d.get("dkim") {
+                @match dkim.get("selector").and_then(Value::as_str) {
+                    Some(selector) => { "; DKIM-signed with selector " code { (selector) } },
+                    None => { "; " (dkim.get("detail").and_then(Value::as_str).unwrap_or("not DKIM-signed")) },
+                }
+            }
         },
         "sent" => html! { "Sent" (channel("channel_id")) (reply("reply")) },
         "deferred" => html! {

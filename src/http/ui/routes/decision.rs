@@ -22,6 +22,17 @@ pub struct Decision {
     pub until: Option<DateTime<Utc>>,
     #[serde(default)]
     pub candidates: Vec<Candidate>,
+    /// Whether the chosen channel would DKIM-sign it, when it is one Switchboard signs for.
+    #[serde(default)]
+    pub dkim: Option<DkimNote>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DkimNote {
+    pub signed: bool,
+    pub selector: Option<String>,
+    /// Why not, in words.
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,6 +170,16 @@ pub fn render(decision: &Decision, labels: &ChannelLabels, tense: Tense) -> Mark
                             } @else {
                                 "It is the first usable channel for this From address: "
                                 (tier_words(&chosen.tier)) "."
+                            }
+                        }
+                    }
+                    @if let Some(dkim) = &decision.dkim {
+                        p {
+                            @if dkim.signed {
+                                "DKIM-signed by Switchboard with selector "
+                                code { (dkim.selector.as_deref().unwrap_or_default()) } "."
+                            } @else {
+                                "Sent " (dkim.detail.as_deref().unwrap_or("not DKIM-signed")) "."
                             }
                         }
                     }
