@@ -279,6 +279,7 @@ pub(in crate::http) async fn create(
         })
         .await?;
     tracing::info!(channel_id = %created.id, kind = %created.spec.kind, scope = %created.spec.scope, "channel created");
+    dns_health::check_soon(state, tenant, created.clone());
     Ok(created)
 }
 
@@ -655,7 +656,7 @@ pub(in crate::http) async fn update(
         .concat(),
     )
     .map_err(scope_error)?;
-    state
+    let updated = state
         .store
         .run(move |conn| {
             if let ChannelOwner::Team(t) = next.owner
@@ -666,7 +667,9 @@ pub(in crate::http) async fn update(
             channels::update(conn, tenant, channel_id, &next, status_change, actor)
         })
         .await
-        .or_not_found("channel")
+        .or_not_found("channel")?;
+    dns_health::check_soon(state, tenant, updated.clone());
+    Ok(updated)
 }
 
 /// Delete a channel and its stored credential.
