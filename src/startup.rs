@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::domains::Domains;
 use crate::http::{self, AppState};
 use crate::oauth::google::Google;
+use crate::oauth::microsoft::Microsoft;
 use crate::outbox::{Outbox, Running};
 use crate::store::{Store, StoreError, migrations, operator, tenant_keys};
 use crate::vault::files::write_private_file;
@@ -131,7 +132,25 @@ impl Application {
                 None
             }
         };
-        let outbox = Outbox::new(store.clone(), vault.clone(), &config, google.clone());
+        let microsoft = match &config.microsoft {
+            Some(settings) => Some(Arc::new(
+                Microsoft::new(settings.clone(), &microsoft_redirect_uri(&config))
+                    .map_err(|e| StoreError::Internal(format!("Microsoft OAuth client: {e}")))?,
+            )),
+            None => {
+                tracing::info!(
+                    "Microsoft is off: set SWITCHBOARD_MICROSOFT_CLIENT_ID and SWITCHBOARD_MICROSOFT_CLIENT_SECRET to let reps connect Microsoft 365 and Outlook.com mailboxes"
+                );
+                None
+            }
+        };
+        let outbox = Outbox::new(
+            store.clone(),
+            vault.clone(),
+            &config,
+            google.clone(),
+            microsoft.clone(),
+        );
         let delivery = config.delivery.enabled.then(|| outbox.start());
         let domains = Arc::new(Domains::new(store.clone(), config.domains.clone()));
         let domain_checks = config.delivery.enabled.then(|| {
@@ -140,6 +159,7 @@ impl Application {
         });
         let state = web::Data::new(AppState {
             google,
+            microsoft,
             outbox,
             store,
             vault,
@@ -216,6 +236,12 @@ fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn restrict(_path: &Path, _mode: u32) -> std::io::Result<()> {
     Ok(())
+}
+
+/// Where Microsoft sends the user back after sign-in (and an admin after admin consent);
+/// register it as a Web redirect URI of the app registration.
+pub fn microsoft_redirect_uri(config: &Config) -> String {
+    format!("{}/oauth/microsoft/callback", config.public_url)
 }
 
 /// Where Google sends the user back after consent; register it in the Google Cloud console.

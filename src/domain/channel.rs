@@ -45,8 +45,21 @@ macro_rules! text_enum {
 
 text_enum!(
     /// How a channel sends.
-    ChannelKind, "kind" { SharedPool => "shared_pool", Smtp => "smtp", Gmail => "gmail" }
+    ChannelKind, "kind" {
+        SharedPool => "shared_pool",
+        Smtp => "smtp",
+        Gmail => "gmail",
+        Microsoft => "microsoft",
+    }
 );
+
+impl ChannelKind {
+    /// A mailbox connected with OAuth (Gmail, Microsoft): no password, no SMTP settings, the
+    /// From is the signed-in account's, and a reconnect replaces its grant.
+    pub fn is_connected_mailbox(self) -> bool {
+        matches!(self, ChannelKind::Gmail | ChannelKind::Microsoft)
+    }
+}
 text_enum!(
     /// Which From addresses a channel's credential may send as.
     CredentialScope, "scope" { Mailbox => "mailbox", Domain => "domain" }

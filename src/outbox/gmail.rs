@@ -68,7 +68,8 @@ impl GmailSender {
     }
 }
 
-fn token_failure(e: TokenError) -> SendFailure {
+/// A token that could not be had, as the failure of the send that needed it.
+pub(super) fn token_failure(e: TokenError) -> SendFailure {
     match e {
         TokenError::NeedsReauth { cause, detail } => SendFailure {
             auth_cause: Some(cause),

@@ -8,6 +8,7 @@ pub mod content;
 mod dkim;
 mod gmail;
 mod host;
+mod microsoft;
 mod outcome;
 mod presence;
 pub mod render;

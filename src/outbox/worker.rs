@@ -16,6 +16,7 @@ use super::checks::Checker;
 use super::content::{self, StoredBody, StoredEnvelope};
 use super::dkim::{BatchSigners, OpenedKeys};
 use super::gmail::GmailSender;
+use super::microsoft::MicrosoftSender;
 use super::outcome::{
     FailureContext, after_failure, after_transaction, class_name, nobody_accepted, remaining,
     settle_failed_recipients, stored_recipients,
@@ -35,6 +36,8 @@ use crate::domain::{
 use crate::metrics::Metrics;
 use crate::notify::worker::Notifier;
 use crate::oauth::google::Google;
+use crate::oauth::microsoft::Microsoft;
+use crate::oauth::provider::Provider;
 use crate::oauth::tokens::AccessTokens;
 use crate::store::delivery::{self, Attempt, ChannelEffect, Completion, Finished};
 use crate::store::messages::{self, MessageRecord};
@@ -63,6 +66,8 @@ struct Inner {
     smtp: SmtpPool,
     /// Gmail API sending, when Google is configured.
     gmail: Option<Arc<GmailSender>>,
+    /// Microsoft Graph sending, when Microsoft is configured.
+    microsoft: Option<Arc<MicrosoftSender>>,
     settings: DeliverySettings,
     wake: Notify,
     metrics: Arc<Metrics>,
@@ -162,6 +167,7 @@ enum Transport {
         credential: Option<SecretString>,
     },
     Gmail,
+    Microsoft,
 }
 
 /// A claimed message with the router's decision.
@@ -207,11 +213,18 @@ impl Outbox {
         vault: Arc<Vault>,
         config: &crate::config::Config,
         google: Option<Arc<Google>>,
+        microsoft: Option<Arc<Microsoft>>,
     ) -> Self {
         let gmail = google.map(|g| {
             Arc::new(GmailSender::new(
                 g.clone(),
-                AccessTokens::new(store.clone(), vault.clone(), g),
+                AccessTokens::new(store.clone(), vault.clone(), Provider::Google(g)),
+            ))
+        });
+        let microsoft = microsoft.map(|m| {
+            Arc::new(MicrosoftSender::new(
+                m.clone(),
+                AccessTokens::new(store.clone(), vault.clone(), Provider::Microsoft(m)),
             ))
         });
         let checker = Arc::new(Checker {
@@ -219,6 +232,7 @@ impl Outbox {
             vault: vault.clone(),
             policy: config.outbound.clone(),
             gmail: gmail.clone(),
+            microsoft: microsoft.clone(),
             rule: config.delivery.failure_rule,
             probe_every: config.delivery.probe_interval,
             idle_after: config.delivery.check_idle_after,
@@ -242,6 +256,7 @@ impl Outbox {
             notifier,
             inner: Arc::new(Inner {
                 gmail,
+                microsoft,
                 store,
                 vault,
                 shared_pool: config.shared_pool.clone(),
@@ -845,6 +860,11 @@ impl Inner {
                 policy.bcc_in_headers = true;
                 Transport::Gmail
             }
+            ChannelKind::Microsoft => {
+                // sendMail with MIME takes its recipients from the headers, like Gmail.
+                policy.bcc_in_headers = true;
+                Transport::Microsoft
+            }
             _ => Transport::Smtp {
                 settings: c
                     .spec
@@ -989,6 +1009,8 @@ impl Inner {
         };
         let attempted: Vec<String> = envelope.to().iter().map(ToString::to_string).collect();
         let started = Instant::now();
+        // Set when a retry found the message already in the mailbox's Sent Items.
+        let mut reconciled = false;
         // Within the lease, so an outcome is always recorded by the worker that owns it.
         let deadline = self.settings.lease / 2;
         let sending = async {
@@ -1021,6 +1043,30 @@ impl Inner {
                         FailureClass::Temporary,
                         None,
                         "Gmail is not configured on this instance (SWITCHBOARD_GOOGLE_CLIENT_ID)",
+                    )),
+                },
+                // Graph answers for the message as a whole, like the Gmail API.
+                Transport::Microsoft => match &self.microsoft {
+                    Some(microsoft) => microsoft
+                        .send(
+                            tenant,
+                            channel,
+                            &rendered.bytes,
+                            &record.message_id_header,
+                            record.attempts > 1,
+                        )
+                        .await
+                        .map(|delivered| {
+                            reconciled = delivered.reconciled;
+                            Transaction {
+                                recipients: Vec::new(),
+                                delivered: Some(delivered.reply),
+                            }
+                        }),
+                    None => Err(SendFailure::new(
+                        FailureClass::Temporary,
+                        None,
+                        "Microsoft is not configured on this instance (SWITCHBOARD_MICROSOFT_CLIENT_ID)",
                     )),
                 },
             }
@@ -1069,11 +1115,19 @@ impl Inner {
                     duration_ms,
                     recipients: transaction.recipients,
                     possibly_delivered: false,
+                    reconciled,
                 };
                 (attempt, completion, effect, recipients)
             }
             Err(failure) => {
-                if failure.possibly_delivered {
+                if failure.possibly_delivered && carrier.kind == ChannelKind::Microsoft {
+                    tracing::warn!(
+                        message_id = %record.id,
+                        channel_id = %channel,
+                        error = %failure.message,
+                        "Microsoft may have taken the message without saying so: the next attempt looks in Sent Items before sending"
+                    );
+                } else if failure.possibly_delivered {
                     tracing::warn!(
                         message_id = %record.id,
                         channel_id = %channel,
@@ -1089,6 +1143,7 @@ impl Inner {
                     duration_ms,
                     recipients: Vec::new(),
                     possibly_delivered: failure.possibly_delivered,
+                    reconciled: false,
                 };
                 let (completion, effect) =
                     after_failure(&failure, &ctx, &self.settings.retry, &mut rand::rng());

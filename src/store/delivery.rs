@@ -213,6 +213,9 @@ pub struct Attempt {
     /// The connection broke after the message's end, before the server answered: it may
     /// have been delivered, and the retry may deliver it again.
     pub possibly_delivered: bool,
+    /// Before sending again, the message was found among what the mailbox had sent (Sent
+    /// Items): an earlier attempt had delivered it, and it was not sent twice.
+    pub reconciled: bool,
 }
 
 /// Where a claimed message goes next.
@@ -588,6 +591,9 @@ fn push_events(events: &mut Vec<EventInsert>, now: i64, done: &Finished) {
         }
         if a.possibly_delivered {
             detail["possibly_delivered"] = json!(true);
+        }
+        if a.reconciled {
+            detail["reconciled"] = json!(true);
         }
         events.push(event(done.id, now, "attempt", detail));
     }

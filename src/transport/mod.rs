@@ -6,6 +6,7 @@ pub mod certificate;
 pub mod classify;
 pub mod dkim;
 pub mod gmail;
+pub mod graph;
 pub mod outbound;
 pub mod pool;
 pub mod shared_pool;

@@ -500,6 +500,7 @@ async fn a_worker_whose_lease_was_taken_over_cannot_record_an_outcome() {
             duration_ms: 1,
             recipients: Vec::new(),
             possibly_delivered: false,
+            reconciled: false,
         }),
         completion: Completion::Sent {
             channel,

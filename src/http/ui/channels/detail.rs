@@ -94,6 +94,9 @@ fn credential_words(channel: &SendChannel) -> Markup {
         (ChannelKind::Gmail, Some(at)) => {
             html! { "Google account connected, last changed " (layout::when(Some(at))) }
         }
+        (ChannelKind::Microsoft, Some(at)) => {
+            html! { "Microsoft account connected, last changed " (layout::when(Some(at))) }
+        }
         (_, Some(at)) => html! { "stored, last changed " (layout::when(Some(at))) },
         (_, None) => html! { span.muted { "none stored" } },
     }
@@ -226,6 +229,7 @@ fn manage_actions(session: &UiSession, channel: &SendChannel, offer_force: bool)
 /// waits, say), with the forced delete offered when that is what it takes.
 fn channel_page(
     session: &UiSession,
+    state: &AppState,
     channel: &SendChannel,
     names: &People,
     problem: Option<&ApiError>,
@@ -242,9 +246,7 @@ fn channel_page(
         (warnings(channel))
         (super::checks::test_panel(session, channel))
         (super::rotate::rotate_panel(session, channel))
-        @if channel.spec.kind == ChannelKind::Gmail {
-            (super::gmail::channel_actions(session, channel))
-        }
+        (super::gmail::channel_actions(session, state, channel))
         (manage_actions(session, channel, offer_force))
     }
 }
@@ -256,7 +258,7 @@ async fn show(
 ) -> Result<HttpResponse, UiError> {
     let channel = visible_one(&session.caller, &state, &id).await?;
     let names = People::load(&session.caller, &state).await?;
-    let body = channel_page(&session, &channel, &names, None);
+    let body = channel_page(&session, &state, &channel, &names, None);
     Ok(layout::page(
         &session,
         Section::Channels,
@@ -279,7 +281,7 @@ async fn refused(
     }
     let channel = visible_one(&session.caller, state, id).await?;
     let names = People::load(&session.caller, state).await?;
-    let body = channel_page(session, &channel, &names, Some(&error));
+    let body = channel_page(session, state, &channel, &names, Some(&error));
     Ok(layout::page_with_status(
         StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT),
         session,

@@ -19,6 +19,7 @@ pub(super) fn kind_name(kind: ChannelKind) -> &'static str {
     match kind {
         ChannelKind::Smtp => "SMTP",
         ChannelKind::Gmail => "Gmail",
+        ChannelKind::Microsoft => "Microsoft",
         ChannelKind::SharedPool => "Shared pool",
     }
 }
