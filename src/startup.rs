@@ -120,30 +120,18 @@ impl Application {
             bind: config.bind.clone(),
             source,
         })?;
-        let google = match &config.google {
-            Some(settings) => Some(Arc::new(
-                Google::new(settings.clone(), &google_redirect_uri(&config))
-                    .map_err(|e| StoreError::Internal(format!("Google OAuth client: {e}")))?,
-            )),
-            None => {
-                tracing::info!(
-                    "Gmail is off: set SWITCHBOARD_GOOGLE_CLIENT_ID and SWITCHBOARD_GOOGLE_CLIENT_SECRET to let reps connect Gmail"
-                );
-                None
-            }
-        };
-        let microsoft = match &config.microsoft {
-            Some(settings) => Some(Arc::new(
-                Microsoft::new(settings.clone(), &microsoft_redirect_uri(&config))
-                    .map_err(|e| StoreError::Internal(format!("Microsoft OAuth client: {e}")))?,
-            )),
-            None => {
-                tracing::info!(
-                    "Microsoft is off: set SWITCHBOARD_MICROSOFT_CLIENT_ID and SWITCHBOARD_MICROSOFT_CLIENT_SECRET to let reps connect Microsoft 365 and Outlook.com mailboxes"
-                );
-                None
-            }
-        };
+        let google = oauth_client(
+            config.google.as_ref(),
+            |s| Google::new(s, &google_redirect_uri(&config)),
+            "Google",
+            "Gmail is off: set SWITCHBOARD_GOOGLE_CLIENT_ID and SWITCHBOARD_GOOGLE_CLIENT_SECRET to let reps connect Gmail",
+        )?;
+        let microsoft = oauth_client(
+            config.microsoft.as_ref(),
+            |s| Microsoft::new(s, &microsoft_redirect_uri(&config)),
+            "Microsoft",
+            "Microsoft is off: set SWITCHBOARD_MICROSOFT_CLIENT_ID and SWITCHBOARD_MICROSOFT_CLIENT_SECRET to let reps connect Microsoft 365 and Outlook.com mailboxes",
+        )?;
         let outbox = Outbox::new(
             store.clone(),
             vault.clone(),
@@ -236,6 +224,25 @@ fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn restrict(_path: &Path, _mode: u32) -> std::io::Result<()> {
     Ok(())
+}
+
+/// An OAuth provider's client when it is configured; when not, a line saying how to turn
+/// it on.
+fn oauth_client<S: Clone, T>(
+    settings: Option<&S>,
+    build: impl FnOnce(S) -> Result<T, String>,
+    provider: &str,
+    off: &str,
+) -> Result<Option<Arc<T>>, StoreError> {
+    match settings {
+        Some(settings) => build(settings.clone())
+            .map(|client| Some(Arc::new(client)))
+            .map_err(|e| StoreError::Internal(format!("{provider} OAuth client: {e}"))),
+        None => {
+            tracing::info!("{off}");
+            Ok(None)
+        }
+    }
 }
 
 /// Where Microsoft sends the user back after sign-in (and an admin after admin consent);

@@ -29,7 +29,7 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
 pub use super::provider::ProviderError as GoogleError;
-use super::provider::{Authorization, Tokens};
+use super::provider::{Authorization, Tokens, http_client};
 
 /// The mailbox behind a grant.
 #[derive(Debug, Clone, Deserialize)]
@@ -57,14 +57,9 @@ impl Google {
                 RedirectUrl::new(redirect_uri.to_owned())
                     .map_err(|e| format!("redirect URI {redirect_uri}: {e}"))?,
             );
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(TIMEOUT)
-            .build()
-            .map_err(|e| e.to_string())?;
         Ok(Self {
             client,
-            http,
+            http: http_client(TIMEOUT)?,
             settings,
         })
     }

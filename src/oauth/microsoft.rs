@@ -15,7 +15,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::google::without_url;
-use super::provider::{Authorization, ProviderError, Tokens};
+use super::provider::{Authorization, ProviderError, Tokens, http_client};
 use super::settings::MicrosoftSettings;
 
 /// Sign-in and the mailbox's address (`openid email profile User.Read`), a refresh token
@@ -177,14 +177,9 @@ fn nonce_for(verifier: &SecretString) -> String {
 
 impl Microsoft {
     pub fn new(settings: MicrosoftSettings, redirect_uri: &str) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(TIMEOUT)
-            .build()
-            .map_err(|e| e.to_string())?;
         Ok(Self {
             settings,
-            http,
+            http: http_client(TIMEOUT)?,
             redirect_uri: redirect_uri.to_owned(),
         })
     }

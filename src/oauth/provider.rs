@@ -49,6 +49,17 @@ pub enum ProviderError {
     Temporary(String),
 }
 
+/// The HTTP client for a provider's endpoints: it never follows redirects (a token endpoint
+/// that redirects is refused, not followed to wherever it points), and gives up after
+/// `timeout` (the caller retries later).
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 /// A configured OAuth mailbox provider.
 #[derive(Clone)]
 pub enum Provider {

@@ -86,6 +86,13 @@ impl AccessTokens {
         self.obtain(tenant, channel, None).await
     }
 
+    /// Whether the channel's grant still yields an access token (refreshing it when the
+    /// current one is about to expire: for an idle channel that asks the provider, which
+    /// also keeps a Microsoft grant from dying unused).
+    pub async fn check(&self, tenant: TenantId, channel: ChannelId) -> Result<(), TokenError> {
+        self.get(tenant, channel).await.map(|_| ())
+    }
+
     /// A token other than `rejected`, which the API refused before its time (revoked, or
     /// the provider rotated keys): refreshed unless someone already did.
     pub async fn replace(

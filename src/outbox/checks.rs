@@ -103,11 +103,11 @@ impl Checker {
                 smtp_verdict(&found, secret.as_ref(), &self.policy, envelope).await
             }
             ChannelKind::Gmail => match &self.gmail {
-                Some(gmail) => token_verdict(gmail.check(tenant, found.id).await),
+                Some(gmail) => token_verdict(gmail.tokens().check(tenant, found.id).await),
                 None => return,
             },
             ChannelKind::Microsoft => match &self.microsoft {
-                Some(microsoft) => token_verdict(microsoft.check(tenant, found.id).await),
+                Some(microsoft) => token_verdict(microsoft.tokens().check(tenant, found.id).await),
                 None => return,
             },
             ChannelKind::SharedPool => return,

@@ -3,20 +3,16 @@
 //! new token after a 401, and, before any retry of a message, a look in Sent Items, so a
 //! message Graph took without saying so is counted sent instead of sent twice.
 
-use std::sync::Arc;
-
-use super::gmail::token_failure;
+use super::connected::{ApiSender, token_failure};
 use crate::domain::{ChannelId, TenantId};
 use crate::oauth::microsoft::Microsoft;
-use crate::oauth::tokens::{AccessToken, AccessTokens, TokenError};
+use crate::oauth::tokens::AccessToken;
 use crate::transport::FailureClass;
 use crate::transport::graph::{self, Accepted, GraphFailure, GraphFailureKind};
 use crate::transport::pool::SendFailure;
 
-pub struct MicrosoftSender {
-    microsoft: Arc<Microsoft>,
-    tokens: AccessTokens,
-}
+/// Sends through Microsoft Graph.
+pub type MicrosoftSender = ApiSender<Microsoft>;
 
 /// A message Microsoft has.
 pub struct Delivered {
@@ -26,16 +22,6 @@ pub struct Delivered {
 }
 
 impl MicrosoftSender {
-    pub fn new(microsoft: Arc<Microsoft>, tokens: AccessTokens) -> Self {
-        Self { microsoft, tokens }
-    }
-
-    /// Whether the channel's grant still yields an access token (refreshing it when the
-    /// current one is about to expire, which for an idle channel asks Microsoft).
-    pub async fn check(&self, tenant: TenantId, channel: ChannelId) -> Result<(), TokenError> {
-        self.tokens.get(tenant, channel).await.map(|_| ())
-    }
-
     /// Sends `message` (whose Message-ID is `message_id`). `retry`: an earlier attempt went
     /// to a transport, and may have sent it without our knowing; it is looked up first.
     pub async fn send(
@@ -71,8 +57,8 @@ impl MicrosoftSender {
                 Err(f) => return Err(api_failure(f, "looking it up in Sent Items failed; ")),
             }
         }
-        let send_url = self.microsoft.settings().graph("me/sendMail");
-        let http = self.microsoft.http();
+        let send_url = self.provider.settings().graph("me/sendMail");
+        let http = self.provider.http();
         let sent = match graph::send_mime(http, &send_url, &token.token, message).await {
             // A 401 means Graph did not take it: a new token, once, and send again.
             Err(f) if f.kind == GraphFailureKind::Unauthorized => {
@@ -102,10 +88,10 @@ impl MicrosoftSender {
         message_id: &str,
     ) -> Result<Option<String>, GraphFailure> {
         let url = self
-            .microsoft
+            .provider
             .settings()
             .graph("me/mailFolders/sentitems/messages");
-        graph::find_sent(self.microsoft.http(), &url, &token.token, message_id).await
+        graph::find_sent(self.provider.http(), &url, &token.token, message_id).await
     }
 
     async fn replace(

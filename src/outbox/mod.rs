@@ -4,6 +4,7 @@
 //! May import `transport`, `store`, `vault` and `domain`.
 
 mod checks;
+mod connected;
 pub mod content;
 mod dkim;
 mod gmail;

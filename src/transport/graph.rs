@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use super::api_answer::{ErrorBody, retry_after};
 use crate::domain::health::ReauthCause;
 
 /// How a Graph call failed.
@@ -57,30 +58,9 @@ pub struct Accepted {
 }
 
 #[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
-}
-
-#[derive(Deserialize)]
 struct Found {
     #[serde(default)]
     value: Vec<serde_json::Value>,
-}
-
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
 }
 
 fn unreachable(e: &reqwest::Error, what: &str) -> GraphFailure {
@@ -168,16 +148,13 @@ pub async fn find_sent(
 }
 
 fn failure(status: u16, body: &[u8], retry_after: Option<Duration>) -> GraphFailure {
-    let (code, message) = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(b) => (
-            Some(b.error.code).filter(|c| !c.is_empty()),
-            b.error.message,
-        ),
-        Err(_) => (
-            None,
-            String::from_utf8_lossy(body).chars().take(300).collect(),
-        ),
-    };
+    let error = ErrorBody::read(body);
+    let code = error
+        .code
+        .as_str()
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned);
+    let message = error.message;
     let kind = classify(status, code.as_deref(), &message);
     GraphFailure {
         message: format!(

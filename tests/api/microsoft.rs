@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 use crate::fake_microsoft::{
     AadError, Account, FakeMicrosoft, FakeMicrosoftConfig, PERSONAL_TENANT, SendFailure,
 };
-use crate::helpers::{TestApp, TestTenant, TestUser, expect_json, expect_problem, spawn_app_with};
+use crate::helpers::{
+    OAuthBrowser, TestApp, TestTenant, TestUser, assert_sealed_on_disk, attempts, expect_json,
+    expect_problem, spawn_app_with,
+};
 
 const PUBLIC_URL: &str = "http://switchboard.test";
 const CONTOSO: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
@@ -24,7 +27,7 @@ struct World {
     ms: FakeMicrosoft,
     acme: TestTenant,
     rep: TestUser,
-    browser: reqwest::Client,
+    browser: OAuthBrowser,
     address: String,
 }
 
@@ -62,10 +65,7 @@ async fn world_as(account: Account) -> World {
         ms,
         acme,
         rep,
-        browser: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
+        browser: OAuthBrowser::new(PUBLIC_URL),
         address,
     }
 }
@@ -77,31 +77,13 @@ async fn world() -> World {
 /// The rep clicks "Connect Microsoft" (or "Reconnect"), as `token`'s holder; returns where
 /// Microsoft sent the browser back, pointed at the test app.
 async fn authorize_as(w: &World, token: &str, body: Value) -> String {
-    let started = expect_json(
-        w.app.post("/v1/oauth/microsoft/start", token, body).await,
-        StatusCode::OK,
-    )
-    .await;
-    assert!(started["expires_at"].is_string(), "{started}");
-    let url = started["authorize_url"].as_str().unwrap();
-    let signed_in = w.browser.get(url).send().await.unwrap();
-    assert_eq!(
-        signed_in.status(),
-        StatusCode::FOUND,
-        "{:?}",
-        signed_in.text().await
-    );
-    let location = signed_in.headers()["location"].to_str().unwrap().to_owned();
-    let rest = location
-        .strip_prefix(PUBLIC_URL)
-        .unwrap_or_else(|| panic!("Microsoft sends the browser to our redirect URI: {location}"));
-    format!("{}{rest}", w.app.address)
+    w.browser
+        .authorize(&w.app, "/v1/oauth/microsoft/start", token, body)
+        .await
 }
 
 async fn land(w: &World, callback: &str) -> (StatusCode, String) {
-    let res = w.browser.get(callback).send().await.unwrap();
-    assert_eq!(res.headers()["cache-control"], "no-store");
-    (res.status(), res.text().await.unwrap())
+    w.browser.land(callback).await
 }
 
 async fn connect(w: &World) -> Value {
@@ -135,35 +117,19 @@ async fn channel(w: &World) -> Value {
 }
 
 async fn send(w: &World, subject: &str) -> String {
-    let accepted = expect_json(
-        w.app
-            .post(
-                "/v1/messages",
-                &w.rep.token,
-                json!({"from": format!("Ann Rep <{}>", w.address), "to": ["buyer@example.com"],
+    w.app
+        .accept(
+            &w.rep.token,
+            json!({"from": format!("Ann Rep <{}>", w.address), "to": ["buyer@example.com"],
                        "subject": subject, "text": "Hello", "unsubscribe": true}),
-            )
-            .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
-    accepted["id"].as_str().unwrap().to_owned()
+        )
+        .await
 }
 
 async fn wait(w: &World, id: &str, status: &str) -> Value {
     w.app
         .wait_for_message(&w.rep.token, id, status, PATIENCE)
         .await
-}
-
-fn attempts(view: &Value) -> Vec<Value> {
-    view["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "attempt")
-        .cloned()
-        .collect()
 }
 
 #[tokio::test]
@@ -269,26 +235,9 @@ async fn a_burst_at_expiry_refreshes_once_at_the_tenant_and_the_rotated_token_is
     let w = world().await;
     connect(&w).await;
     w.ms.expire_access_tokens();
-    let batch: Vec<Value> = (0..25)
-        .map(|n| {
-            json!({"from": MAILBOX, "to": [format!("buyer{n}@example.com")],
-                   "subject": format!("burst {n}"), "text": "hi"})
-        })
-        .collect();
-    let answer = expect_json(
-        w.app
-            .post(
-                "/v1/messages/batch",
-                &w.rep.token,
-                json!({ "messages": batch }),
-            )
-            .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
     // Within the mailbox's 30 a minute.
-    for r in answer["results"].as_array().unwrap() {
-        wait(&w, r["id"].as_str().unwrap(), "sent").await;
+    for id in w.app.burst(&w.rep.token, MAILBOX, 25).await {
+        wait(&w, &id, "sent").await;
     }
     assert_eq!(w.ms.refreshes(), 1, "one refresh served all of them");
     // The fake refuses a refresh token once used: the next refresh works only with the
@@ -645,35 +594,21 @@ async fn secrets_never_appear_in_answers_or_in_the_database_file() {
             assert!(!shown.contains(secret.as_str()), "a secret leaked: {shown}");
         }
     }
-    if !w.app.db.is_postgres() {
-        let mut bytes = Vec::new();
-        for entry in std::fs::read_dir(&w.app.data_dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.to_string_lossy().contains("switchboard.db") {
-                bytes.extend(std::fs::read(path).unwrap());
-            }
-        }
-        assert!(!bytes.is_empty());
-        for secret in &secrets {
-            assert!(
-                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-                "tokens are sealed on disk"
-            );
-        }
-    }
+    assert_sealed_on_disk(&w.app, &secrets);
 }
 
 #[tokio::test]
-async fn without_a_microsoft_client_the_api_says_microsoft_is_not_configured() {
+async fn without_a_client_the_api_says_the_provider_is_not_configured() {
     let app = crate::helpers::spawn_app().await;
     let acme = app.create_tenant("Acme").await;
-    expect_problem(
-        app.post("/v1/oauth/microsoft/start", &acme.admin_token, json!({}))
-            .await,
-        StatusCode::CONFLICT,
-        "microsoft_not_configured",
-    )
-    .await;
+    for (provider, code) in [
+        ("google", "gmail_not_configured"),
+        ("microsoft", "microsoft_not_configured"),
+    ] {
+        let path = format!("/v1/oauth/{provider}/start");
+        let res = app.post(&path, &acme.admin_token, json!({})).await;
+        expect_problem(res, StatusCode::CONFLICT, code).await;
+    }
 }
 
 #[tokio::test]
