@@ -700,3 +700,76 @@ async fn widening_the_channel_kinds_keeps_every_channel_domain_token_and_message
     // The Microsoft channel went with the revert; a new connection works on the new schema.
     drop(ms);
 }
+
+/// Presses Connect Microsoft (or Reconnect, with `channel_id`) on the pages, signs in at
+/// Microsoft and lands on the callback with the pages' cookies.
+async fn connect_from_pages(
+    w: &World,
+    ui: &mut crate::ui_client::UiClient,
+    fields: &[(&str, &str)],
+) -> crate::ui_client::Page {
+    let started = ui.post("/ui/channels/microsoft/connect", fields).await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.html);
+    let authorize = started.location.clone().unwrap();
+    assert!(
+        authorize.starts_with(&format!(
+            "{}/common/oauth2/v2.0/authorize?",
+            w.ms.authority_url()
+        )),
+        "to Microsoft: {authorize}"
+    );
+    let signed_in = w.browser.client.get(&authorize).send().await.unwrap();
+    assert_eq!(signed_in.status(), StatusCode::FOUND);
+    let back = signed_in.headers()["location"].to_str().unwrap().to_owned();
+    ui.get(back.strip_prefix(PUBLIC_URL).unwrap()).await
+}
+
+#[tokio::test]
+async fn the_pages_connect_show_the_admin_link_and_disconnect_a_microsoft_mailbox() {
+    let w = world().await;
+    let mut ui = crate::ui_client::UiClient::signed_in(&w.app, &w.rep.token).await;
+    let list = ui.get("/ui/channels").await;
+    list.expect("Connect Microsoft")
+        .expect("action=\"/ui/channels/microsoft/connect\"");
+    list.expect("Gmail is not configured on this installation");
+
+    let landed = connect_from_pages(&w, &mut ui, &[]).await;
+    assert_eq!(landed.status, StatusCode::SEE_OTHER, "{}", landed.html);
+    let id = channel(&w).await["id"].as_str().unwrap().to_owned();
+    let page_path = format!("/ui/channels/{id}");
+    assert_eq!(landed.location.as_deref(), Some(page_path.as_str()));
+    let page = ui.follow(&landed).await;
+    page.expect(&format!("Microsoft connected: sends as {MAILBOX}."))
+        .expect("Microsoft connection")
+        .expect("Reconnect Microsoft")
+        .expect("Microsoft account connected")
+        .expect("myapps.microsoft.com")
+        .expect_not("Verify and replace");
+
+    // The organisation's policy blocks the refresh: the page says who must act, and how.
+    w.ms.set_refresh_error(Some(AadError::conditional_access()));
+    w.ms.expire_access_tokens();
+    let held = send(&w, "blocked").await;
+    wait(&w, &held, "held").await;
+    ui.get(&page_path)
+        .await
+        .expect("Ask your Microsoft admin")
+        .expect("/organizations/adminconsent?client_id=");
+
+    // Reconnect once the admin approved: the held mail goes.
+    w.ms.set_refresh_error(None);
+    let landed = connect_from_pages(&w, &mut ui, &[("channel_id", &id)]).await;
+    assert_eq!(landed.location.as_deref(), Some(page_path.as_str()));
+    ui.follow(&landed)
+        .await
+        .expect("1 held message(s) released");
+    wait(&w, &held, "sent").await;
+
+    let done = ui.post(&format!("/ui/channels/{id}/disconnect"), &[]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    ui.follow(&done)
+        .await
+        .expect("Microsoft disconnected")
+        .expect("account.live.com/consent/Manage");
+    assert_eq!(channel(&w).await["status_cause"], "disconnected");
+}
