@@ -32,6 +32,15 @@ struct World {
 }
 
 async fn world_as(account: Account) -> World {
+    let config = FakeMicrosoftConfig {
+        account,
+        ..FakeMicrosoftConfig::default()
+    };
+    world_with(config, &[]).await
+}
+
+async fn world_with(config: FakeMicrosoftConfig, extra: &[(&str, &str)]) -> World {
+    let account = config.account.clone();
     let address = account
         .mail
         .clone()
@@ -39,12 +48,12 @@ async fn world_as(account: Account) -> World {
     let ms = FakeMicrosoft::start(FakeMicrosoftConfig {
         redirect_uri: format!("{PUBLIC_URL}/oauth/microsoft/callback"),
         account,
-        ..FakeMicrosoftConfig::default()
+        ..config
     })
     .await;
     let defaults = FakeMicrosoftConfig::default();
     let (authority, graph) = (ms.authority_url(), ms.graph_url());
-    let app = spawn_app_with(&[
+    let mut env = vec![
         ("SWITCHBOARD_PUBLIC_URL", PUBLIC_URL),
         ("SWITCHBOARD_MICROSOFT_CLIENT_ID", &defaults.client_id),
         (
@@ -56,8 +65,9 @@ async fn world_as(account: Account) -> World {
         ("SWITCHBOARD_RETRY_BASE", "200ms"),
         ("SWITCHBOARD_RETRY_MAX", "2s"),
         ("SWITCHBOARD_POLL_INTERVAL", "100ms"),
-    ])
-    .await;
+    ];
+    env.extend_from_slice(extra);
+    let app = spawn_app_with(&env).await;
     let acme = app.create_tenant("Acme").await;
     let rep = app.create_user(&acme, "ann@acme.test", "rep", None).await;
     World {
@@ -772,4 +782,34 @@ async fn the_pages_connect_show_the_admin_link_and_disconnect_a_microsoft_mailbo
         .expect("Microsoft disconnected")
         .expect("account.live.com/consent/Manage");
     assert_eq!(channel(&w).await["status_cause"], "disconnected");
+}
+
+#[tokio::test]
+async fn an_idle_mailbox_is_refreshed_by_the_scheduled_check_and_keeps_its_grant() {
+    // Access tokens of 61 s: refreshing a minute early makes each due after a second, as a
+    // day without mail makes them due in production.
+    let config = FakeMicrosoftConfig {
+        account: Account::work(CONTOSO, MAILBOX),
+        access_token_lifetime: Duration::from_secs(61),
+        ..FakeMicrosoftConfig::default()
+    };
+    let w = world_with(config, &[("SWITCHBOARD_HEALTH_CHECK_IDLE", "1s")]).await;
+    connect(&w).await;
+    // Twice: the second refresh works only with the refresh token the first one rotated in.
+    for refreshes in 1..=2 {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while w.ms.refreshes() < refreshes {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no refresh {refreshes}: {:?}",
+                w.ms.refresh_tenants()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = channel(&w).await;
+    assert_eq!(idle["status"], "active", "{idle}");
+    assert!(w.ms.sent_messages().is_empty(), "a check sends nothing");
+    assert!(w.ms.refresh_tenants().iter().all(|t| t == CONTOSO));
 }
