@@ -228,7 +228,22 @@ impl SmtpSettings {
                     .to_owned(),
             ));
         }
+        if self.is_microsoft_password_login() {
+            warnings.push((
+                "microsoft_password_login_retiring",
+                "Microsoft is retiring password logins to its SMTP servers (off by default for Microsoft 365 from the end of December 2026; Outlook.com has already stopped them): connect this mailbox with Connect Microsoft instead, which needs no password".to_owned(),
+            ));
+        }
         warnings
+    }
+
+    /// A password login to Microsoft 365's or Outlook.com's SMTP submission servers: the
+    /// way Microsoft is switching off (XOAUTH2 is not a password).
+    pub fn is_microsoft_password_login(&self) -> bool {
+        matches!(
+            self.host.as_str(),
+            "smtp.office365.com" | "smtp-legacy.office365.com" | "smtp-mail.outlook.com"
+        ) && matches!(self.auth, SmtpAuth::Plain | SmtpAuth::Login)
     }
 }
 
@@ -578,6 +593,21 @@ mod tests {
             codes,
             ["port_25", "invalid_certs_accepted", "plaintext_auth"]
         );
+        let office = SmtpSettings {
+            host: Hostname::parse("SMTP.Office365.com").unwrap(),
+            port: 587,
+            security: Security::StartTls,
+            auth: SmtpAuth::Login,
+            accept_invalid_certs: false,
+            ..s.clone()
+        };
+        let codes: Vec<_> = office.warnings().into_iter().map(|(c, _)| c).collect();
+        assert_eq!(codes, ["microsoft_password_login_retiring"]);
+        let oauth = SmtpSettings {
+            auth: SmtpAuth::Xoauth2,
+            ..office
+        };
+        assert!(oauth.warnings().is_empty());
         s.username = None;
         assert!(s.check().unwrap_err().reason.contains("needs a username"));
         s.auth = SmtpAuth::None;

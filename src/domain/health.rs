@@ -150,7 +150,7 @@ impl ReauthCause {
                 "access to the mailbox was revoked or expired: connect the mailbox again"
             }
             ReauthCause::BasicAuthDisabled => {
-                "the provider turned off password logins (SMTP AUTH) for this mailbox: a Microsoft 365 administrator must enable SMTP AUTH for it, then rotate the credential (the same password works) so Switchboard checks it again"
+                "the provider turned off password logins (SMTP AUTH) for this mailbox: connect it with Connect Microsoft instead (no password, sending through Microsoft Graph); or a Microsoft 365 administrator enables SMTP AUTH for it, then rotate the credential (the same password works) so Switchboard checks it again"
             }
             ReauthCause::AppPasswordRequired => {
                 "the provider wants an app password: create one in the account's security settings and enter it instead of the account password"

@@ -87,7 +87,7 @@ pub const PRESETS: &[ProviderPreset] = &[
         limits: limits(Some(30), Some(10_000), Some(500)),
         guidance: &[
             "SMTP AUTH must be enabled for the mailbox (Microsoft 365 admin center → user → Mail → Manage email apps → Authenticated SMTP); tenants with Security Defaults refuse it.",
-            "Microsoft is retiring Basic authentication for SMTP AUTH; plan for OAuth.",
+            "Microsoft is retiring Basic authentication for SMTP AUTH (off by default from the end of December 2026): prefer Connect Microsoft, which sends through Microsoft Graph without a password.",
             "Limits: 30 messages per minute, 10,000 recipients per day, 500 recipients per message.",
             "This is one person's mailbox: it cannot be shared with a team.",
         ],

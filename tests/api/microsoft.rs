@@ -813,3 +813,31 @@ async fn an_idle_mailbox_is_refreshed_by_the_scheduled_check_and_keeps_its_grant
     assert!(w.ms.sent_messages().is_empty(), "a check sends nothing");
     assert!(w.ms.refresh_tenants().iter().all(|t| t == CONTOSO));
 }
+
+#[tokio::test]
+async fn a_password_office_365_channel_is_steered_to_connect_microsoft() {
+    let w = world().await;
+    let created = expect_json(
+        w.app
+            .post(
+                "/v1/channels",
+                &w.rep.token,
+                json!({"name": "My Office 365", "kind": "smtp", "preset": "office365",
+                       "from_address": MAILBOX,
+                       "smtp": {"username": MAILBOX, "password": "Canary-Office-Pw-1"}}),
+            )
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        created["warnings"][0]["code"], "microsoft_password_login_retiring",
+        "{created}"
+    );
+    let mut ui = crate::ui_client::UiClient::signed_in(&w.app, &w.rep.token).await;
+    let page = ui
+        .get(&format!("/ui/channels/{}", created["id"].as_str().unwrap()))
+        .await;
+    page.expect("Microsoft is retiring password logins")
+        .expect("action=\"/ui/channels/microsoft/connect\"");
+}

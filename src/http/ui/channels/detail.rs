@@ -169,18 +169,28 @@ fn facts(channel: &SendChannel, names: &People) -> Markup {
     }
 }
 
-fn warnings(channel: &SendChannel) -> Markup {
+fn warnings(session: &UiSession, state: &AppState, channel: &SendChannel) -> Markup {
     let warnings = channel
         .spec
         .smtp
         .as_ref()
         .map(|s| s.warnings())
         .unwrap_or_default();
+    // A password login to Microsoft's SMTP servers: the way out, one click away, for the
+    // mailbox's owner (their consent is theirs to give).
+    let steer = state.microsoft.is_some()
+        && super::checks::viewer_owns(session, channel)
+        && warnings
+            .iter()
+            .any(|(code, _)| *code == "microsoft_password_login_retiring");
     html! {
         @if !warnings.is_empty() {
             div.notice.warning role="note" {
                 p { strong { "Check these settings" } }
                 ul { @for (_, message) in &warnings { li { (list::capitalized(message)) } } }
+                @if steer {
+                    (super::gmail::connect_button(session, ChannelKind::Microsoft))
+                }
             }
         }
     }
@@ -243,7 +253,7 @@ fn channel_page(
         }
         (health_notice(channel))
         (facts(channel, names))
-        (warnings(channel))
+        (warnings(session, state, channel))
         (super::checks::test_panel(session, channel))
         (super::rotate::rotate_panel(session, channel))
         (super::gmail::channel_actions(session, state, channel))
