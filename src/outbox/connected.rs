@@ -2,8 +2,12 @@
 //! provider's client with the channel tokens refreshed once for everyone, and a token that
 //! could not be had turned into the failure of the send that needed it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::domain::ChannelId;
 use crate::oauth::tokens::{AccessTokens, TokenError};
 use crate::transport::FailureClass;
 use crate::transport::pool::SendFailure;
@@ -12,11 +16,41 @@ use crate::transport::pool::SendFailure;
 pub struct ApiSender<P> {
     pub(super) provider: Arc<P>,
     pub(super) tokens: AccessTokens,
+    /// Requests in flight per mailbox at most, in this process (`None`: no limit).
+    per_mailbox: Option<usize>,
+    slots: Mutex<HashMap<ChannelId, Arc<Semaphore>>>,
 }
 
 impl<P> ApiSender<P> {
     pub fn new(provider: Arc<P>, tokens: AccessTokens) -> Self {
-        Self { provider, tokens }
+        Self {
+            provider,
+            tokens,
+            per_mailbox: None,
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// At most `limit` sends to one mailbox at a time (Graph answers more with 429
+    /// `MailboxConcurrency`).
+    pub fn with_mailbox_limit(self, limit: usize) -> Self {
+        Self {
+            per_mailbox: Some(limit),
+            ..self
+        }
+    }
+
+    /// Waits for a free slot of the mailbox, when its requests are limited.
+    pub(super) async fn slot(&self, channel: ChannelId) -> Option<OwnedSemaphorePermit> {
+        let limit = self.per_mailbox?;
+        let semaphore = self
+            .slots
+            .lock()
+            .expect("mailbox slots")
+            .entry(channel)
+            .or_insert_with(|| Arc::new(Semaphore::new(limit)))
+            .clone();
+        semaphore.acquire_owned().await.ok()
     }
 
     /// The channel tokens this sender uses (the scheduled checks ask them too).

@@ -14,6 +14,11 @@ use crate::transport::pool::SendFailure;
 /// Sends through Microsoft Graph.
 pub type MicrosoftSender = ApiSender<Microsoft>;
 
+/// Graph serves at most four concurrent requests per app and mailbox; a fifth gets 429
+/// `MailboxConcurrency`. A send may make two (the Sent Items lookup, then sendMail), one
+/// after the other.
+pub const MAILBOX_CONCURRENCY: usize = 4;
+
 /// A message Microsoft has.
 pub struct Delivered {
     pub reply: String,
@@ -32,6 +37,7 @@ impl MicrosoftSender {
         message_id: &str,
         retry: bool,
     ) -> Result<Delivered, SendFailure> {
+        let _slot = self.slot(channel).await;
         let mut token = self
             .tokens
             .get(tenant, channel)

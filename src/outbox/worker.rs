@@ -222,10 +222,13 @@ impl Outbox {
             ))
         });
         let microsoft = microsoft.map(|m| {
-            Arc::new(MicrosoftSender::new(
-                m.clone(),
-                AccessTokens::new(store.clone(), vault.clone(), Provider::Microsoft(m)),
-            ))
+            Arc::new(
+                MicrosoftSender::new(
+                    m.clone(),
+                    AccessTokens::new(store.clone(), vault.clone(), Provider::Microsoft(m)),
+                )
+                .with_mailbox_limit(super::microsoft::MAILBOX_CONCURRENCY),
+            )
         });
         let checker = Arc::new(Checker {
             store: store.clone(),

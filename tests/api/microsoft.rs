@@ -841,3 +841,19 @@ async fn a_password_office_365_channel_is_steered_to_connect_microsoft() {
     page.expect("Microsoft is retiring password logins")
         .expect("action=\"/ui/channels/microsoft/connect\"");
 }
+
+#[tokio::test]
+async fn at_most_four_sends_reach_a_mailbox_at_once() {
+    let w = world().await;
+    connect(&w).await;
+    w.ms.set_send_delay(Duration::from_millis(300));
+    for id in w.app.burst(&w.rep.token, MAILBOX, 12).await {
+        wait(&w, &id, "sent").await;
+    }
+    assert_eq!(w.ms.sent_messages().len(), 12);
+    assert_eq!(
+        w.ms.most_sends_in_flight(),
+        4,
+        "Graph's MailboxConcurrency limit is four requests per mailbox"
+    );
+}

@@ -229,6 +229,9 @@ struct Counters {
 
 struct State {
     config: FakeMicrosoftConfig,
+    send_delay: Duration,
+    sends_in_flight: usize,
+    most_sends_in_flight: usize,
     account: Account,
     admin_approval_required: bool,
     secret_expired: bool,
@@ -252,6 +255,9 @@ impl FakeMicrosoft {
         let shared = Arc::new(Shared {
             base_url: base_url.clone(),
             state: Mutex::new(State {
+                send_delay: Duration::ZERO,
+                sends_in_flight: 0,
+                most_sends_in_flight: 0,
                 account: config.account.clone(),
                 config,
                 admin_approval_required: false,
@@ -349,6 +355,16 @@ impl FakeMicrosoft {
     /// The next sends fail (or answer) this way, one each, in order.
     pub fn fail_next_sends(&self, failures: &[SendFailure]) {
         self.state().send_failures.extend_from_slice(failures);
+    }
+
+    /// Every sendMail takes this long before it is handled (so that sends overlap).
+    pub fn set_send_delay(&self, delay: Duration) {
+        self.state().send_delay = delay;
+    }
+
+    /// The most sendMail requests that were in flight at once.
+    pub fn most_sends_in_flight(&self) -> usize {
+        self.state().most_sends_in_flight
     }
 
     /// Ends every access token issued so far.
@@ -827,9 +843,24 @@ fn message_id(mime: &[u8]) -> Option<String> {
 }
 
 async fn send_mail(req: HttpRequest, shared: web::Data<Shared>, body: web::Bytes) -> HttpResponse {
+    let delay = {
+        let mut state = shared.state();
+        state.sends_in_flight += 1;
+        state.most_sends_in_flight = state.most_sends_in_flight.max(state.sends_in_flight);
+        state.send_delay
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let response = handle_send_mail(&req, &shared, &body);
+    shared.state().sends_in_flight -= 1;
+    response
+}
+
+fn handle_send_mail(req: &HttpRequest, shared: &Shared, body: &[u8]) -> HttpResponse {
     let mut state = shared.state();
     state.counters.send_requests += 1;
-    let account = match bearer(&req, &state) {
+    let account = match bearer(req, &state) {
         Ok(a) => a,
         Err(r) => return r,
     };
