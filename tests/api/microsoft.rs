@@ -857,3 +857,15 @@ async fn at_most_four_sends_reach_a_mailbox_at_once() {
         "Graph's MailboxConcurrency limit is four requests per mailbox"
     );
 }
+
+#[tokio::test]
+async fn an_admin_finds_the_microsoft_admin_consent_link_in_settings() {
+    let w = world().await;
+    let mut ui = crate::ui_client::UiClient::signed_in(&w.app, &w.acme.admin_token).await;
+    let page = ui.get("/ui/settings").await;
+    page.expect("Microsoft 365 approval").expect(&format!(
+        "{}/organizations/adminconsent?client_id={}",
+        w.ms.authority_url(),
+        FakeMicrosoftConfig::default().client_id
+    ));
+}
