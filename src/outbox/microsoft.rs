@@ -19,6 +19,9 @@ pub type MicrosoftSender = ApiSender<Microsoft>;
 /// after the other.
 pub const MAILBOX_CONCURRENCY: usize = 4;
 
+/// Graph refuses requests above about 4 MB (413), and base64 makes a message a third larger.
+pub const SEND_MAIL_LIMIT: usize = 4 * 1024 * 1024;
+
 /// A message Microsoft has.
 pub struct Delivered {
     pub reply: String,
@@ -37,6 +40,18 @@ impl MicrosoftSender {
         message_id: &str,
         retry: bool,
     ) -> Result<Delivered, SendFailure> {
+        let encoded = message.len().div_ceil(3) * 4;
+        if encoded > SEND_MAIL_LIMIT {
+            return Err(SendFailure::new(
+                FailureClass::Permanent,
+                None,
+                format!(
+                    "the message is {:.1} MB, {:.1} MB in base64: above the 4 MB Microsoft Graph takes in one sendMail request (large messages through an upload session are not supported yet); send it through another channel or make it smaller",
+                    message.len() as f64 / 1_048_576.0,
+                    encoded as f64 / 1_048_576.0
+                ),
+            ));
+        }
         let _slot = self.slot(channel).await;
         let mut token = self
             .tokens

@@ -869,3 +869,25 @@ async fn an_admin_finds_the_microsoft_admin_consent_link_in_settings() {
         FakeMicrosoftConfig::default().client_id
     ));
 }
+
+#[tokio::test]
+async fn a_message_too_large_for_one_graph_request_fails_with_a_reason() {
+    let w = world().await;
+    connect(&w).await;
+    let big = "All the details. ".repeat(200_000); // about 3.4 MB, 4.5 MB in base64
+    let id = w
+        .app
+        .accept(
+            &w.rep.token,
+            json!({"from": MAILBOX, "to": ["buyer@example.com"], "subject": "Big", "text": big}),
+        )
+        .await;
+    let failed = wait(&w, &id, "failed").await;
+    let error = failed["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("above the 4 MB Microsoft Graph takes"),
+        "{error}"
+    );
+    assert_eq!(w.ms.send_requests(), 0);
+    assert_eq!(channel(&w).await["status"], "active");
+}
