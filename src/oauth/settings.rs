@@ -94,6 +94,9 @@ pub struct MicrosoftSettings {
     pub authority_url: Url,
     /// Microsoft Graph, e.g. `https://graph.microsoft.com/v1.0`: `{graph}/me/sendMail`.
     pub graph_url: Url,
+    /// When the client secret expires (`SWITCHBOARD_MICROSOFT_CLIENT_SECRET_EXPIRES`), so
+    /// the operator is warned ahead of it.
+    pub secret_expires: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl fmt::Debug for MicrosoftSettings {
@@ -103,6 +106,7 @@ impl fmt::Debug for MicrosoftSettings {
             .field("client_secret", &"[REDACTED]")
             .field("authority_url", &self.authority_url.as_str())
             .field("graph_url", &self.graph_url.as_str())
+            .field("secret_expires", &self.secret_expires)
             .finish()
     }
 }
@@ -129,7 +133,40 @@ impl MicrosoftSettings {
                 MICROSOFT_AUTHORITY_URL,
             )?,
             graph_url: endpoint(get, "SWITCHBOARD_MICROSOFT_GRAPH_URL", MICROSOFT_GRAPH_URL)?,
+            secret_expires: get("SWITCHBOARD_MICROSOFT_CLIENT_SECRET_EXPIRES")
+                .map(|raw| expiry(raw.trim()))
+                .transpose()?,
         }))
+    }
+
+    /// What the operator should hear about the client secret's expiry at `now`: `Some((true,
+    /// text))` once it has expired, `Some((false, text))` within 30 days of it.
+    pub fn secret_expiry_notice(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<(bool, String)> {
+        let expires = self.secret_expires?;
+        let left = expires - now;
+        if left <= chrono::Duration::zero() {
+            Some((
+                true,
+                format!(
+                    "the Microsoft client secret expired on {}: every refresh fails (AADSTS7000222) and Microsoft mail is deferred; create a new secret in the app registration and set SWITCHBOARD_MICROSOFT_CLIENT_SECRET (and _EXPIRES)",
+                    expires.date_naive()
+                ),
+            ))
+        } else if left <= chrono::Duration::days(30) {
+            Some((
+                false,
+                format!(
+                    "the Microsoft client secret expires on {} ({} days): create a new one in the app registration and set SWITCHBOARD_MICROSOFT_CLIENT_SECRET (and _EXPIRES) before then",
+                    expires.date_naive(),
+                    left.num_days()
+                ),
+            ))
+        } else {
+            None
+        }
     }
 
     /// `{authority}/{path}` with no doubled slash, whatever the configured base ends with.
@@ -149,6 +186,22 @@ impl MicrosoftSettings {
             path.trim_start_matches('/')
         )
     }
+}
+
+/// `2027-06-30` (the end of that day, UTC) or an RFC 3339 time.
+fn expiry(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, SettingError> {
+    const NAME: &str = "SWITCHBOARD_MICROSOFT_CLIENT_SECRET_EXPIRES";
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        return Ok(day.and_hms_opt(23, 59, 59).unwrap_or_default().and_utc());
+    }
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| {
+            (
+                NAME,
+                "must be a date (2027-06-30) or an RFC 3339 time".into(),
+            )
+        })
 }
 
 impl GoogleSettings {
@@ -249,6 +302,38 @@ mod tests {
             ),
         ]));
         assert_eq!(plain.unwrap_err().0, "SWITCHBOARD_MICROSOFT_GRAPH_URL");
+        let dated = MicrosoftSettings::from_lookup(&get(&[
+            ("SWITCHBOARD_MICROSOFT_CLIENT_ID", "x"),
+            ("SWITCHBOARD_MICROSOFT_CLIENT_SECRET", "y"),
+            ("SWITCHBOARD_MICROSOFT_CLIENT_SECRET_EXPIRES", "2027-06-30"),
+        ]))
+        .unwrap()
+        .unwrap();
+        let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc();
+        assert!(
+            dated
+                .secret_expiry_notice(at("2027-05-01T00:00:00Z"))
+                .is_none()
+        );
+        let (expired, text) = dated
+            .secret_expiry_notice(at("2027-06-20T00:00:00Z"))
+            .unwrap();
+        assert!(!expired && text.contains("2027-06-30 (10 days)"), "{text}");
+        assert!(
+            dated
+                .secret_expiry_notice(at("2027-07-01T00:00:00Z"))
+                .unwrap()
+                .0
+        );
+        let bad = MicrosoftSettings::from_lookup(&get(&[
+            ("SWITCHBOARD_MICROSOFT_CLIENT_ID", "x"),
+            ("SWITCHBOARD_MICROSOFT_CLIENT_SECRET", "y"),
+            ("SWITCHBOARD_MICROSOFT_CLIENT_SECRET_EXPIRES", "next June"),
+        ]));
+        assert_eq!(
+            bad.unwrap_err().0,
+            "SWITCHBOARD_MICROSOFT_CLIENT_SECRET_EXPIRES"
+        );
     }
 
     #[test]

@@ -30,6 +30,14 @@ pub struct Delivered {
 }
 
 impl MicrosoftSender {
+    /// What the operator should hear about the client secret's expiry now, if anything.
+    pub fn secret_expiry_notice(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<(bool, String)> {
+        self.provider.settings().secret_expiry_notice(now)
+    }
+
     /// Sends `message` (whose Message-ID is `message_id`). `retry`: an earlier attempt went
     /// to a transport, and may have sent it without our knowing; it is looked up first.
     pub async fn send(

@@ -68,6 +68,8 @@ struct Inner {
     gmail: Option<Arc<GmailSender>>,
     /// Microsoft Graph sending, when Microsoft is configured.
     microsoft: Option<Arc<MicrosoftSender>>,
+    /// When the operator was last told that the Microsoft client secret expires.
+    secret_warned: Mutex<Option<Instant>>,
     settings: DeliverySettings,
     wake: Notify,
     metrics: Arc<Metrics>,
@@ -260,6 +262,7 @@ impl Outbox {
             inner: Arc::new(Inner {
                 gmail,
                 microsoft,
+                secret_warned: Mutex::new(None),
                 store,
                 vault,
                 shared_pool: config.shared_pool.clone(),
@@ -397,6 +400,7 @@ impl Inner {
     /// Retention and quota counters. Every process does it; the statements are idempotent.
     async fn housekeeping(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
         loop {
+            self.warn_of_secret_expiry();
             tokio::select! {
                 _ = tokio::time::sleep(HOUSEKEEPING_EVERY) => {}
                 _ = stopped.changed() => return,
@@ -434,6 +438,28 @@ impl Inner {
                 Err(e) => tracing::warn!(error = %e, "housekeeping failed; trying again later"),
             }
         }
+    }
+
+    /// At start and then daily: a Microsoft client secret that expires within 30 days (a
+    /// warning) or has expired (an error) is the operator's to replace.
+    fn warn_of_secret_expiry(&self) {
+        let Some(microsoft) = &self.microsoft else {
+            return;
+        };
+        let mut warned = self.secret_warned.lock().expect("secret warning");
+        if warned.is_some_and(|at| at.elapsed() < Duration::from_secs(24 * 3600)) {
+            return;
+        }
+        match microsoft.secret_expiry_notice(Utc::now()) {
+            Some((true, text)) => {
+                tracing::error!(alert = "oauth_client_secret_expired", "{text}")
+            }
+            Some((false, text)) => {
+                tracing::warn!(alert = "oauth_client_secret_expiring", "{text}")
+            }
+            None => {}
+        }
+        *warned = Some(Instant::now());
     }
 
     async fn idle(&self, stopped: &mut watch::Receiver<bool>) {
