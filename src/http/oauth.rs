@@ -55,49 +55,47 @@ pub struct StartView {
     expires_at: chrono::DateTime<chrono::Utc>,
 }
 
-#[utoipa::path(
-    tag = "channels",
-    request_body(content = Option<StartRequest>),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, body = StartView), (status = 403, body = Problem),
-        (status = 404, body = Problem),
-        (status = 409, description = "Gmail is not configured (gmail_not_configured)", body = Problem)
-    )
-)]
-#[post("/oauth/google/start")]
-pub(super) async fn google_start(
-    caller: TenantCaller,
-    state: web::Data<AppState>,
-    body: web::Bytes,
-) -> Result<web::Json<StartView>, ApiError> {
-    Ok(web::Json(
-        start(&caller, &state, &body, None, ChannelKind::Gmail).await?,
-    ))
+/// `POST /v1/oauth/{provider}/start` for one provider: the same handler, documented each
+/// with its own path and its own "not configured" code.
+macro_rules! start_endpoint {
+    ($(#[$doc:meta])* $name:ident, $path:literal, $kind:expr, $not_configured:literal) => {
+        $(#[$doc])*
+        #[utoipa::path(
+            tag = "channels",
+            request_body(content = Option<StartRequest>),
+            security(("bearer" = [])),
+            responses(
+                (status = 200, body = StartView), (status = 403, body = Problem),
+                (status = 404, body = Problem),
+                (status = 409, description = $not_configured, body = Problem)
+            )
+        )]
+        #[post($path)]
+        pub(super) async fn $name(
+            caller: TenantCaller,
+            state: web::Data<AppState>,
+            body: web::Bytes,
+        ) -> Result<web::Json<StartView>, ApiError> {
+            Ok(web::Json(start(&caller, &state, &body, None, $kind).await?))
+        }
+    };
 }
 
-/// Starts "Connect Microsoft": a Microsoft 365 (work or school) or Outlook.com account, at
-/// the `common` authority, with PKCE S256, `state` and `nonce`.
-#[utoipa::path(
-    tag = "channels",
-    request_body(content = Option<StartRequest>),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, body = StartView), (status = 403, body = Problem),
-        (status = 404, body = Problem),
-        (status = 409, description = "Microsoft is not configured (microsoft_not_configured)", body = Problem)
-    )
-)]
-#[post("/oauth/microsoft/start")]
-pub(super) async fn microsoft_start(
-    caller: TenantCaller,
-    state: web::Data<AppState>,
-    body: web::Bytes,
-) -> Result<web::Json<StartView>, ApiError> {
-    Ok(web::Json(
-        start(&caller, &state, &body, None, ChannelKind::Microsoft).await?,
-    ))
-}
+start_endpoint!(
+    /// Starts "Connect Gmail".
+    google_start,
+    "/oauth/google/start",
+    ChannelKind::Gmail,
+    "Gmail is not configured (gmail_not_configured)"
+);
+start_endpoint!(
+    /// Starts "Connect Microsoft": a Microsoft 365 (work or school) or Outlook.com account,
+    /// at the `common` authority, with PKCE S256, `state` and `nonce`.
+    microsoft_start,
+    "/oauth/microsoft/start",
+    ChannelKind::Microsoft,
+    "Microsoft is not configured (microsoft_not_configured)"
+);
 
 /// Starts "Connect Gmail" or "Connect Microsoft" (`kind`), or a reconnect: the work of
 /// `POST /v1/oauth/{google,microsoft}/start` and of the Connect and Reconnect buttons of the
