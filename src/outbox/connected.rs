@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -19,7 +20,12 @@ pub struct ApiSender<P> {
     /// Requests in flight per mailbox at most, in this process (`None`: no limit).
     per_mailbox: Option<usize>,
     slots: Mutex<HashMap<ChannelId, Arc<Semaphore>>>,
+    /// Mailboxes the provider asked to leave alone (`Retry-After`), until when.
+    paused: Mutex<HashMap<ChannelId, Instant>>,
 }
+
+/// A pause shorter than this is waited out in the send; a longer one defers the message.
+const WAIT_OUT: Duration = Duration::from_secs(30);
 
 impl<P> ApiSender<P> {
     pub fn new(provider: Arc<P>, tokens: AccessTokens) -> Self {
@@ -28,7 +34,38 @@ impl<P> ApiSender<P> {
             tokens,
             per_mailbox: None,
             slots: Mutex::new(HashMap::new()),
+            paused: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The provider asked (`Retry-After`) that the mailbox be left alone this long: every
+    /// send to it waits, not only the one that was told.
+    pub(super) fn pause(&self, channel: ChannelId, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut paused = self.paused.lock().expect("paused mailboxes");
+        let entry = paused.entry(channel).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
+    /// Waits out a short pause of the mailbox; a long one is returned, to defer the message.
+    pub(super) async fn wait_if_paused(&self, channel: ChannelId) -> Result<(), Duration> {
+        let until = {
+            let mut paused = self.paused.lock().expect("paused mailboxes");
+            match paused.get(&channel) {
+                Some(until) if *until > Instant::now() => *until,
+                Some(_) => {
+                    paused.remove(&channel);
+                    return Ok(());
+                }
+                None => return Ok(()),
+            }
+        };
+        let left = until.saturating_duration_since(Instant::now());
+        if left > WAIT_OUT {
+            return Err(left);
+        }
+        tokio::time::sleep(left).await;
+        Ok(())
     }
 
     /// At most `limit` sends to one mailbox at a time (Graph answers more with 429

@@ -61,6 +61,19 @@ impl MicrosoftSender {
             ));
         }
         let _slot = self.slot(channel).await;
+        if let Err(left) = self.wait_if_paused(channel).await {
+            return Err(SendFailure {
+                retry_after: Some(left),
+                ..SendFailure::new(
+                    FailureClass::Temporary,
+                    Some(429),
+                    format!(
+                        "Microsoft asked to leave this mailbox alone for {} s more (Retry-After); the message waits",
+                        left.as_secs()
+                    ),
+                )
+            });
+        }
         let mut token = self
             .tokens
             .get(tenant, channel)
@@ -96,6 +109,13 @@ impl MicrosoftSender {
             }
             other => other,
         };
+        // Whatever Retry-After said (with a 202, a 429 or a 503) holds for the mailbox.
+        if let Some(wait) = match &sent {
+            Ok(accepted) => accepted.retry_after,
+            Err(f) => f.retry_after,
+        } {
+            self.pause(channel, wait);
+        }
         match sent {
             Ok(Accepted { retry_after }) => Ok(Delivered {
                 reply: match retry_after {

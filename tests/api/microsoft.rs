@@ -891,3 +891,31 @@ async fn a_message_too_large_for_one_graph_request_fails_with_a_reason() {
     assert_eq!(w.ms.send_requests(), 0);
     assert_eq!(channel(&w).await["status"], "active");
 }
+
+#[tokio::test]
+async fn a_429_pauses_the_whole_mailbox_for_as_long_as_retry_after_says() {
+    let w = world().await;
+    connect(&w).await;
+    w.ms.fail_next_sends(&[SendFailure::Throttled {
+        retry_after_secs: 2,
+    }]);
+    let first = send(&w, "throttled").await;
+    w.app
+        .wait_for_message_where(&w.rep.token, &first, PATIENCE, |v| {
+            v["status"] == "deferred"
+        })
+        .await;
+    // Another message for the mailbox, sent at once: it waits for the pause too.
+    let second = send(&w, "after the 429").await;
+    wait(&w, &first, "sent").await;
+    wait(&w, &second, "sent").await;
+    let times = w.ms.send_times();
+    assert_eq!(times.len(), 3, "the 429, then each message once");
+    for later in &times[1..] {
+        assert!(
+            later.duration_since(times[0]) >= Duration::from_millis(1900),
+            "a send reached Graph {:?} after the 429",
+            later.duration_since(times[0])
+        );
+    }
+}

@@ -230,6 +230,7 @@ struct Counters {
 struct State {
     config: FakeMicrosoftConfig,
     send_delay: Duration,
+    send_times: Vec<Instant>,
     sends_in_flight: usize,
     most_sends_in_flight: usize,
     account: Account,
@@ -256,6 +257,7 @@ impl FakeMicrosoft {
             base_url: base_url.clone(),
             state: Mutex::new(State {
                 send_delay: Duration::ZERO,
+                send_times: Vec::new(),
                 sends_in_flight: 0,
                 most_sends_in_flight: 0,
                 account: config.account.clone(),
@@ -360,6 +362,11 @@ impl FakeMicrosoft {
     /// Every sendMail takes this long before it is handled (so that sends overlap).
     pub fn set_send_delay(&self, delay: Duration) {
         self.state().send_delay = delay;
+    }
+
+    /// When each sendMail request arrived, in order.
+    pub fn send_times(&self) -> Vec<Instant> {
+        self.state().send_times.clone()
     }
 
     /// The most sendMail requests that were in flight at once.
@@ -845,6 +852,7 @@ fn message_id(mime: &[u8]) -> Option<String> {
 async fn send_mail(req: HttpRequest, shared: web::Data<Shared>, body: web::Bytes) -> HttpResponse {
     let delay = {
         let mut state = shared.state();
+        state.send_times.push(Instant::now());
         state.sends_in_flight += 1;
         state.most_sends_in_flight = state.most_sends_in_flight.max(state.sends_in_flight);
         state.send_delay
