@@ -191,9 +191,9 @@ pub(super) async fn microsoft_callback(
     state: web::Data<AppState>,
     query: web::Query<CallbackQuery>,
 ) -> HttpResponse {
-    if query.state.is_none() && query.admin_consent.is_some() {
-        // An admin coming back from the admin-consent link: nothing to store, the approval
-        // is Microsoft's.
+    // An admin coming back from the admin-consent link (which carries no state of ours):
+    // nothing to store, the approval is Microsoft's.
+    if query.state.is_none() && (query.admin_consent.is_some() || query.error.is_some()) {
         return if query.admin_consent.as_deref() == Some("True") {
             page(
                 StatusCode::OK,
@@ -201,10 +201,19 @@ pub(super) async fn microsoft_callback(
                 "Your organisation approved Switchboard. Your reps can now connect their mailboxes with Connect Microsoft. You can close this window.",
             )
         } else {
+            let why = query
+                .error_description
+                .as_deref()
+                .and_then(|d| d.lines().next())
+                .or(query.error.as_deref())
+                .unwrap_or("no approval was recorded");
             page(
                 StatusCode::BAD_REQUEST,
                 "Not approved",
-                "Microsoft did not record an approval; nothing was changed.",
+                &format!(
+                    "Microsoft did not record an approval ({}); nothing was changed.",
+                    why.chars().take(200).collect::<String>()
+                ),
             )
         };
     }

@@ -362,7 +362,17 @@ async fn an_organisation_that_wants_admin_approval_gets_the_consent_link() {
     );
     assert!(channels_of(&w, &w.rep.token).await.is_empty());
     assert_eq!(w.ms.code_exchanges(), 0);
-    // The admin comes back from the consent link.
+    // An admin declines at the consent link; another approves.
+    let (status, page) = land(
+        &w,
+        &format!(
+            "{}/oauth/microsoft/callback?error=access_denied&error_description=AADSTS65004%3A+User+declined+to+consent.",
+            w.app.address
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("AADSTS65004: User declined"), "{page}");
     let (status, page) = land(
         &w,
         &format!(
@@ -372,6 +382,7 @@ async fn an_organisation_that_wants_admin_approval_gets_the_consent_link() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("approved Switchboard"), "{page}");
     w.ms.set_admin_approval_required(false);
     connect(&w).await;
 }
