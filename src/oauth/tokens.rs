@@ -12,6 +12,7 @@ use secrecy::SecretString;
 
 use super::provider::{Provider, ProviderError};
 use crate::domain::{ChannelId, TenantId};
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, oauth};
 use crate::vault::Vault;
 
@@ -57,6 +58,8 @@ pub struct AccessTokens {
     store: Store,
     vault: Arc<Vault>,
     provider: Provider,
+    /// Counts refusals of our client, for the operator's alerts.
+    metrics: Arc<Metrics>,
     /// When the operator was last alerted that the provider refuses our client.
     client_alert: Mutex<Option<std::time::Instant>>,
     /// Names this process's refresh leases.
@@ -66,11 +69,12 @@ pub struct AccessTokens {
 }
 
 impl AccessTokens {
-    pub fn new(store: Store, vault: Arc<Vault>, provider: Provider) -> Self {
+    pub fn new(store: Store, vault: Arc<Vault>, provider: Provider, metrics: Arc<Metrics>) -> Self {
         Self {
             store,
             vault,
             provider,
+            metrics,
             client_alert: Mutex::new(None),
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4()),
             cache: Mutex::new(HashMap::new()),
@@ -269,6 +273,7 @@ impl AccessTokens {
             // waits (deferred) instead of every mailbox needing a reconnect, and no rep is
             // told it is theirs to fix.
             ProviderError::Client(detail) => {
+                self.metrics.oauth_client_refused(self.provider.name());
                 let mut last = self.client_alert.lock().expect("client alert");
                 if last.is_none_or(|at| at.elapsed() >= CLIENT_ALERT_EVERY) {
                     *last = Some(std::time::Instant::now());

@@ -217,17 +217,28 @@ impl Outbox {
         google: Option<Arc<Google>>,
         microsoft: Option<Arc<Microsoft>>,
     ) -> Self {
+        let metrics = Arc::new(Metrics::default());
         let gmail = google.map(|g| {
             Arc::new(GmailSender::new(
                 g.clone(),
-                AccessTokens::new(store.clone(), vault.clone(), Provider::Google(g)),
+                AccessTokens::new(
+                    store.clone(),
+                    vault.clone(),
+                    Provider::Google(g),
+                    metrics.clone(),
+                ),
             ))
         });
         let microsoft = microsoft.map(|m| {
             Arc::new(
                 MicrosoftSender::new(
                     m.clone(),
-                    AccessTokens::new(store.clone(), vault.clone(), Provider::Microsoft(m)),
+                    AccessTokens::new(
+                        store.clone(),
+                        vault.clone(),
+                        Provider::Microsoft(m),
+                        metrics.clone(),
+                    ),
                 )
                 .with_mailbox_limit(super::microsoft::MAILBOX_CONCURRENCY),
             )
@@ -269,7 +280,7 @@ impl Outbox {
                 smtp: SmtpPool::new(config.outbound.clone(), DEFAULT_IDLE_TIMEOUT),
                 settings: config.delivery.clone(),
                 wake: Notify::new(),
-                metrics: Arc::new(Metrics::default()),
+                metrics,
                 worker_id,
                 presence,
                 credentials: Mutex::new(HashMap::new()),

@@ -344,6 +344,11 @@ async fn conditional_access_asks_for_the_admin_and_an_expired_secret_blames_no_r
         "{deferred:#}"
     );
     assert_eq!(channel(&w).await["status"], "active");
+    let metrics = w.app.get("/metrics", "").await.text().await.unwrap();
+    assert!(
+        metrics.contains("switchboard_oauth_client_refused_total{provider=\"microsoft\"}"),
+        "the operator's signal: {metrics}"
+    );
     w.ms.set_refresh_error(None);
     wait(&w, &id, "sent").await;
 }
