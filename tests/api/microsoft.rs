@@ -581,6 +581,32 @@ async fn disconnecting_keeps_the_channel_waiting_and_the_same_account_reconnects
     connect(&w).await;
     assert_eq!(channel(&w).await["id"], before["id"]);
     wait(&w, &held, "sent").await;
+    // The audit trail tells the story, naming the provider and never a secret.
+    let audit = expect_json(
+        w.app
+            .get(&format!("/v1/audit?channel_id={id}"), &w.acme.admin_token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let actions: Vec<(&str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["detail"]["provider"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    for wanted in [
+        ("channel.created", ""),
+        ("channel.reconnected", "microsoft"),
+        ("credential.revoked", "microsoft"),
+    ] {
+        assert!(actions.contains(&wanted), "{wanted:?} in {actions:?}");
+    }
 }
 
 #[tokio::test]
