@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use crate::fake_google::{FakeGoogle, FakeGoogleConfig, SendFailure};
 use crate::helpers::{
-    OAuthBrowser, TestApp, TestTenant, TestUser, assert_sealed_on_disk, attempts, expect_json,
-    expect_problem, spawn_app_with,
+    OAuthBrowser, TestApp, TestTenant, TestUser, app_with_rep, assert_sealed_on_disk, attempts,
+    expect_json, expect_problem,
 };
 
 /// Where the service says it lives (its redirect URI); the browser maps it to the test app.
@@ -42,7 +42,7 @@ async fn world_with(config: FakeGoogleConfig) -> World {
         google.userinfo_url(),
         google.gmail_api_url(),
     );
-    let app = spawn_app_with(&[
+    let (app, acme, rep) = app_with_rep(&[
         ("SWITCHBOARD_PUBLIC_URL", PUBLIC_URL),
         ("SWITCHBOARD_GOOGLE_CLIENT_ID", &defaults.client_id),
         ("SWITCHBOARD_GOOGLE_CLIENT_SECRET", &defaults.client_secret),
@@ -51,13 +51,8 @@ async fn world_with(config: FakeGoogleConfig) -> World {
         ("SWITCHBOARD_GOOGLE_REVOKE_URL", &revoke),
         ("SWITCHBOARD_GOOGLE_USERINFO_URL", &userinfo),
         ("SWITCHBOARD_GOOGLE_GMAIL_API_URL", &api),
-        ("SWITCHBOARD_RETRY_BASE", "200ms"),
-        ("SWITCHBOARD_RETRY_MAX", "2s"),
-        ("SWITCHBOARD_POLL_INTERVAL", "100ms"),
     ])
     .await;
-    let acme = app.create_tenant("Acme").await;
-    let rep = app.create_user(&acme, "ann@acme.test", "rep", None).await;
     World {
         app,
         google,

@@ -194,6 +194,21 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         .unwrap_or_else(|(e, _)| panic!("the app starts: {e}"))
 }
 
+/// An app that retries fast, with the tenant Acme and its rep Ann (`ann@acme.test`), for
+/// the stories of a rep's own mailbox (Connect Gmail, Connect Microsoft).
+pub async fn app_with_rep(extra: &[(&str, &str)]) -> (TestApp, TestTenant, TestUser) {
+    let mut env = vec![
+        ("SWITCHBOARD_RETRY_BASE", "200ms"),
+        ("SWITCHBOARD_RETRY_MAX", "2s"),
+        ("SWITCHBOARD_POLL_INTERVAL", "100ms"),
+    ];
+    env.extend_from_slice(extra);
+    let app = spawn_app_with(&env).await;
+    let acme = app.create_tenant("Acme").await;
+    let rep = app.create_user(&acme, "ann@acme.test", "rep", None).await;
+    (app, acme, rep)
+}
+
 pub struct Sibling {
     pub address: String,
 }

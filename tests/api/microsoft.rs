@@ -13,8 +13,8 @@ use crate::fake_microsoft::{
     AadError, Account, FakeMicrosoft, FakeMicrosoftConfig, PERSONAL_TENANT, SendFailure,
 };
 use crate::helpers::{
-    OAuthBrowser, TestApp, TestTenant, TestUser, assert_sealed_on_disk, attempts, expect_json,
-    expect_problem, spawn_app_with,
+    OAuthBrowser, TestApp, TestTenant, TestUser, app_with_rep, assert_sealed_on_disk, attempts,
+    expect_json, expect_problem,
 };
 
 const PUBLIC_URL: &str = "http://switchboard.test";
@@ -62,14 +62,9 @@ async fn world_with(config: FakeMicrosoftConfig, extra: &[(&str, &str)]) -> Worl
         ),
         ("SWITCHBOARD_MICROSOFT_AUTHORITY_URL", &authority),
         ("SWITCHBOARD_MICROSOFT_GRAPH_URL", &graph),
-        ("SWITCHBOARD_RETRY_BASE", "200ms"),
-        ("SWITCHBOARD_RETRY_MAX", "2s"),
-        ("SWITCHBOARD_POLL_INTERVAL", "100ms"),
     ];
     env.extend_from_slice(extra);
-    let app = spawn_app_with(&env).await;
-    let acme = app.create_tenant("Acme").await;
-    let rep = app.create_user(&acme, "ann@acme.test", "rep", None).await;
+    let (app, acme, rep) = app_with_rep(&env).await;
     World {
         app,
         ms,
