@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::domains::DomainSettings;
 use crate::notify::settings::NotifySettings;
-use crate::oauth::settings::GoogleSettings;
+use crate::oauth::settings::{GoogleSettings, MicrosoftSettings};
 use crate::outbox::settings::DeliverySettings;
 use crate::transport::{OutboundPolicy, SharedPool};
 use crate::vault::KeySource;
@@ -127,6 +127,9 @@ pub struct Config {
     pub metrics_token: Option<SecretString>,
     /// `SWITCHBOARD_GOOGLE_*`: the Gmail OAuth client; none means Gmail is off.
     pub google: Option<GoogleSettings>,
+    /// `SWITCHBOARD_MICROSOFT_*`: the Microsoft OAuth client; none means Connect Microsoft is
+    /// off.
+    pub microsoft: Option<MicrosoftSettings>,
     /// Webhooks and owner emails: retries, timeouts, the From of emails.
     pub notify: NotifySettings,
     /// Domain proof and checks: DNS servers, where proofs live, the platform's domain.
@@ -215,6 +218,8 @@ impl Config {
             .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
         let google = GoogleSettings::from_lookup(&get)
             .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
+        let microsoft = MicrosoftSettings::from_lookup(&get)
+            .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
         let notify = NotifySettings::from_lookup(&get)
             .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
         let domains = DomainSettings::from_lookup(&get)
@@ -238,6 +243,7 @@ impl Config {
             delivery,
             metrics_token: get("SWITCHBOARD_METRICS_TOKEN").map(SecretString::from),
             google,
+            microsoft,
             notify,
             domains,
         })

@@ -30,6 +30,9 @@ pub struct Metrics {
     outcomes: Mutex<BTreeMap<(&'static str, &'static str, &'static str), u64>>,
     /// (channel kind, result) → attempt latency.
     attempts: Mutex<BTreeMap<(&'static str, &'static str), Histogram>>,
+    /// OAuth provider → refreshes refused because the provider refuses our client (a wrong
+    /// or expired client secret): the operator's to fix.
+    client_refused: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -49,6 +52,16 @@ impl Metrics {
             .lock()
             .expect("metrics")
             .entry((channel_kind, outcome, class))
+            .or_default() += 1;
+    }
+
+    /// A provider refused our OAuth client (`google`, `microsoft`).
+    pub fn oauth_client_refused(&self, provider: &'static str) {
+        *self
+            .client_refused
+            .lock()
+            .expect("metrics")
+            .entry(provider)
             .or_default() += 1;
     }
 
@@ -112,6 +125,16 @@ impl Metrics {
                 h.count, h.sum, h.count
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP switchboard_oauth_client_refused_total Token requests refused because the provider refuses Switchboard's OAuth client (a wrong or expired client secret); alert on any.\n# TYPE switchboard_oauth_client_refused_total counter"
+        );
+        for (provider, n) in self.client_refused.lock().expect("metrics").iter() {
+            let _ = writeln!(
+                out,
+                "switchboard_oauth_client_refused_total{{provider=\"{provider}\"}} {n}"
+            );
+        }
         gauge(
             &mut out,
             "switchboard_queue_depth",
@@ -164,6 +187,7 @@ mod tests {
         m.outcome("smtp", "deferred", "temporary");
         m.attempt("smtp", "ok", Duration::from_millis(20));
         m.attempt("smtp", "ok", Duration::from_secs(60));
+        m.oauth_client_refused("microsoft");
         let text = m.render(
             &[("queued".into(), 4)],
             &[("active".into(), 2)],
@@ -178,6 +202,7 @@ mod tests {
             "switchboard_send_attempt_seconds_bucket{channel_kind=\"smtp\",result=\"ok\",le=\"+Inf\"} 2",
             "switchboard_send_attempt_seconds_count{channel_kind=\"smtp\",result=\"ok\"} 2",
             "switchboard_queue_depth{status=\"queued\"} 4",
+            "switchboard_oauth_client_refused_total{provider=\"microsoft\"} 1",
             "switchboard_channels{status=\"active\"} 2",
             "switchboard_notifications{status=\"pending\"} 1",
             "switchboard_processes{status=\"alive\"} 2",

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::domains::Domains;
 use crate::http::{self, AppState};
 use crate::oauth::google::Google;
+use crate::oauth::microsoft::Microsoft;
 use crate::outbox::{Outbox, Running};
 use crate::store::{Store, StoreError, migrations, operator, tenant_keys};
 use crate::vault::files::write_private_file;
@@ -119,19 +120,25 @@ impl Application {
             bind: config.bind.clone(),
             source,
         })?;
-        let google = match &config.google {
-            Some(settings) => Some(Arc::new(
-                Google::new(settings.clone(), &google_redirect_uri(&config))
-                    .map_err(|e| StoreError::Internal(format!("Google OAuth client: {e}")))?,
-            )),
-            None => {
-                tracing::info!(
-                    "Gmail is off: set SWITCHBOARD_GOOGLE_CLIENT_ID and SWITCHBOARD_GOOGLE_CLIENT_SECRET to let reps connect Gmail"
-                );
-                None
-            }
-        };
-        let outbox = Outbox::new(store.clone(), vault.clone(), &config, google.clone());
+        let google = oauth_client(
+            config.google.as_ref(),
+            |s| Google::new(s, &google_redirect_uri(&config)),
+            "Google",
+            "Gmail is off: set SWITCHBOARD_GOOGLE_CLIENT_ID and SWITCHBOARD_GOOGLE_CLIENT_SECRET to let reps connect Gmail",
+        )?;
+        let microsoft = oauth_client(
+            config.microsoft.as_ref(),
+            |s| Microsoft::new(s, &microsoft_redirect_uri(&config)),
+            "Microsoft",
+            "Microsoft is off: set SWITCHBOARD_MICROSOFT_CLIENT_ID and SWITCHBOARD_MICROSOFT_CLIENT_SECRET to let reps connect Microsoft 365 and Outlook.com mailboxes",
+        )?;
+        let outbox = Outbox::new(
+            store.clone(),
+            vault.clone(),
+            &config,
+            google.clone(),
+            microsoft.clone(),
+        );
         let delivery = config.delivery.enabled.then(|| outbox.start());
         let domains = Arc::new(
             Domains::new(store.clone(), vault.clone(), config.domains.clone()).with_shared_pool(
@@ -148,6 +155,7 @@ impl Application {
         });
         let state = web::Data::new(AppState {
             google,
+            microsoft,
             outbox,
             store,
             vault,
@@ -224,6 +232,31 @@ fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn restrict(_path: &Path, _mode: u32) -> std::io::Result<()> {
     Ok(())
+}
+
+/// An OAuth provider's client when it is configured; when not, a line saying how to turn
+/// it on.
+fn oauth_client<S: Clone, T>(
+    settings: Option<&S>,
+    build: impl FnOnce(S) -> Result<T, String>,
+    provider: &str,
+    off: &str,
+) -> Result<Option<Arc<T>>, StoreError> {
+    match settings {
+        Some(settings) => build(settings.clone())
+            .map(|client| Some(Arc::new(client)))
+            .map_err(|e| StoreError::Internal(format!("{provider} OAuth client: {e}"))),
+        None => {
+            tracing::info!("{off}");
+            Ok(None)
+        }
+    }
+}
+
+/// Where Microsoft sends the user back after sign-in (and an admin after admin consent);
+/// register it as a Web redirect URI of the app registration.
+pub fn microsoft_redirect_uri(config: &Config) -> String {
+    format!("{}/oauth/microsoft/callback", config.public_url)
 }
 
 /// Where Google sends the user back after consent; register it in the Google Cloud console.

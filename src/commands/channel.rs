@@ -40,7 +40,7 @@ fn smtp_of(channel: &SendChannel, why_not: &str) -> anyhow::Result<SmtpSettings>
     match &channel.spec.smtp {
         Some(smtp) => Ok(smtp.clone()),
         None => bail!(
-            "channel {} is a {} channel: {why_not}; its owner reconnects it with OAuth (POST /v1/oauth/google/start with its channel_id)",
+            "channel {} is a {} channel: {why_not}; its owner reconnects it with OAuth (POST /v1/oauth/google/start or /v1/oauth/microsoft/start with its channel_id)",
             channel.id,
             channel.spec.kind
         ),

@@ -45,8 +45,21 @@ macro_rules! text_enum {
 
 text_enum!(
     /// How a channel sends.
-    ChannelKind, "kind" { SharedPool => "shared_pool", Smtp => "smtp", Gmail => "gmail" }
+    ChannelKind, "kind" {
+        SharedPool => "shared_pool",
+        Smtp => "smtp",
+        Gmail => "gmail",
+        Microsoft => "microsoft",
+    }
 );
+
+impl ChannelKind {
+    /// A mailbox connected with OAuth (Gmail, Microsoft): no password, no SMTP settings, the
+    /// From is the signed-in account's, and a reconnect replaces its grant.
+    pub fn is_connected_mailbox(self) -> bool {
+        matches!(self, ChannelKind::Gmail | ChannelKind::Microsoft)
+    }
+}
 text_enum!(
     /// Which From addresses a channel's credential may send as.
     CredentialScope, "scope" { Mailbox => "mailbox", Domain => "domain" }
@@ -215,7 +228,22 @@ impl SmtpSettings {
                     .to_owned(),
             ));
         }
+        if self.is_microsoft_password_login() {
+            warnings.push((
+                "microsoft_password_login_retiring",
+                "Microsoft is retiring password logins to its SMTP servers (off by default for Microsoft 365 from the end of December 2026; Outlook.com has already stopped them): connect this mailbox with Connect Microsoft instead, which needs no password".to_owned(),
+            ));
+        }
         warnings
+    }
+
+    /// A password login to Microsoft 365's or Outlook.com's SMTP submission servers: the
+    /// way Microsoft is switching off (XOAUTH2 is not a password).
+    pub fn is_microsoft_password_login(&self) -> bool {
+        matches!(
+            self.host.as_str(),
+            "smtp.office365.com" | "smtp-legacy.office365.com" | "smtp-mail.outlook.com"
+        ) && matches!(self.auth, SmtpAuth::Plain | SmtpAuth::Login)
     }
 }
 
@@ -374,7 +402,7 @@ impl ChannelSpec {
     /// domain the tenant has verified.
     pub fn login_proves_sender(&self) -> bool {
         match (self.kind, self.scope) {
-            (ChannelKind::Gmail, _) => true,
+            (ChannelKind::Gmail | ChannelKind::Microsoft, _) => true,
             (ChannelKind::Smtp, CredentialScope::Mailbox) => {
                 self.smtp.as_ref().is_some_and(|s| checks_sender(&s.host))
             }
@@ -621,6 +649,21 @@ mod tests {
             codes,
             ["port_25", "invalid_certs_accepted", "plaintext_auth"]
         );
+        let office = SmtpSettings {
+            host: Hostname::parse("SMTP.Office365.com").unwrap(),
+            port: 587,
+            security: Security::StartTls,
+            auth: SmtpAuth::Login,
+            accept_invalid_certs: false,
+            ..s.clone()
+        };
+        let codes: Vec<_> = office.warnings().into_iter().map(|(c, _)| c).collect();
+        assert_eq!(codes, ["microsoft_password_login_retiring"]);
+        let oauth = SmtpSettings {
+            auth: SmtpAuth::Xoauth2,
+            ..office
+        };
+        assert!(oauth.warnings().is_empty());
         s.username = None;
         assert!(s.check().unwrap_err().reason.contains("needs a username"));
         s.auth = SmtpAuth::None;

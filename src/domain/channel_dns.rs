@@ -64,6 +64,7 @@ impl SendingPath {
             .map(|p| p.name.to_owned());
         let relay_name = match spec.kind {
             ChannelKind::Gmail => "Gmail".to_owned(),
+            ChannelKind::Microsoft => "Microsoft 365".to_owned(),
             _ => preset_name
                 .or_else(|| spec.smtp.as_ref().map(|s| s.host.to_string()))
                 .unwrap_or_else(|| "the relay".to_owned()),

@@ -46,6 +46,32 @@ pub enum ReauthCause {
     AppPasswordRequired,
     /// The channel has no OAuth grant (never connected, or disconnected).
     NotConnected,
+    /// Microsoft revoked the grant: an admin reset the password or revoked the sessions
+    /// (AADSTS50173).
+    PasswordChanged,
+    /// The grant expired, usually unused for 90 days (AADSTS700082, AADSTS70008).
+    TokenExpired,
+    /// The account must sign in again with multi-factor authentication (AADSTS50076, 50079,
+    /// 50078).
+    MfaRequired,
+    /// A sign-in frequency policy wants a fresh sign-in (AADSTS70043).
+    SignInFrequency,
+    /// The consent to send mail was revoked (AADSTS65001).
+    ConsentRevoked,
+    /// Only the account's Microsoft administrator can let it through: Conditional Access,
+    /// security defaults or admin approval of the app (AADSTS53003, 530035, 90094).
+    AdminActionRequired,
+    /// Exchange refuses to let the account send as its address (`ErrorSendAsDenied`).
+    SendAsDenied,
+    /// Exchange refuses access to the mailbox (`ErrorAccessDenied`).
+    MailboxAccessDenied,
+    /// The mailbox cannot be used through Microsoft Graph (`MailboxNotEnabledForRESTAPI`:
+    /// unlicensed, inactive, soft-deleted or on-premises).
+    MailboxNotEnabled,
+    /// Exchange Online blocked the account from sending (`5.1.8`, outbound spam).
+    SenderBlocked,
+    /// The mailbox reached its sending limit (`ErrorExceededMessageLimit`).
+    SendLimitReached,
 }
 
 impl ReauthCause {
@@ -56,6 +82,17 @@ impl ReauthCause {
             ReauthCause::BasicAuthDisabled => "basic_auth_disabled",
             ReauthCause::AppPasswordRequired => "app_password_required",
             ReauthCause::NotConnected => "not_connected",
+            ReauthCause::PasswordChanged => "password_changed",
+            ReauthCause::TokenExpired => "token_expired",
+            ReauthCause::MfaRequired => "mfa_required",
+            ReauthCause::SignInFrequency => "sign_in_frequency",
+            ReauthCause::ConsentRevoked => "consent_revoked",
+            ReauthCause::AdminActionRequired => "admin_action_required",
+            ReauthCause::SendAsDenied => "send_as_denied",
+            ReauthCause::MailboxAccessDenied => "mailbox_access_denied",
+            ReauthCause::MailboxNotEnabled => "mailbox_not_enabled",
+            ReauthCause::SenderBlocked => "sender_blocked",
+            ReauthCause::SendLimitReached => "send_limit_reached",
         }
     }
 
@@ -67,6 +104,17 @@ impl ReauthCause {
             ReauthCause::BasicAuthDisabled,
             ReauthCause::AppPasswordRequired,
             ReauthCause::NotConnected,
+            ReauthCause::PasswordChanged,
+            ReauthCause::TokenExpired,
+            ReauthCause::MfaRequired,
+            ReauthCause::SignInFrequency,
+            ReauthCause::ConsentRevoked,
+            ReauthCause::AdminActionRequired,
+            ReauthCause::SendAsDenied,
+            ReauthCause::MailboxAccessDenied,
+            ReauthCause::MailboxNotEnabled,
+            ReauthCause::SenderBlocked,
+            ReauthCause::SendLimitReached,
         ]
         .into_iter()
         .find(|c| c.as_str() == code || (code == "disconnected" && *c == ReauthCause::NotConnected))
@@ -102,12 +150,45 @@ impl ReauthCause {
                 "access to the mailbox was revoked or expired: connect the mailbox again"
             }
             ReauthCause::BasicAuthDisabled => {
-                "the provider turned off password logins (SMTP AUTH) for this mailbox: a Microsoft 365 administrator must enable SMTP AUTH for it, then rotate the credential (the same password works) so Switchboard checks it again"
+                "the provider turned off password logins (SMTP AUTH) for this mailbox: connect it with Connect Microsoft instead (no password, sending through Microsoft Graph); or a Microsoft 365 administrator enables SMTP AUTH for it, then rotate the credential (the same password works) so Switchboard checks it again"
             }
             ReauthCause::AppPasswordRequired => {
                 "the provider wants an app password: create one in the account's security settings and enter it instead of the account password"
             }
             ReauthCause::NotConnected => "the mailbox is not connected: connect it again",
+            ReauthCause::PasswordChanged => {
+                "Microsoft revoked Switchboard's access (the password was reset or the sessions were revoked): connect the mailbox again"
+            }
+            ReauthCause::TokenExpired => {
+                "Microsoft's grant expired (unused for too long): connect the mailbox again"
+            }
+            ReauthCause::MfaRequired => {
+                "Microsoft wants the account to sign in again with multi-factor authentication: connect the mailbox again"
+            }
+            ReauthCause::SignInFrequency => {
+                "the organisation's sign-in frequency policy wants a fresh sign-in: connect the mailbox again"
+            }
+            ReauthCause::ConsentRevoked => {
+                "the permission to send mail was withdrawn: connect the mailbox again and allow sending (if Microsoft says \"Need admin approval\", ask your Microsoft admin)"
+            }
+            ReauthCause::AdminActionRequired => {
+                "ask your Microsoft admin: the organisation's policy (Conditional Access, security defaults or app approval) blocks Switchboard; once the admin has approved it (admin-consent link), connect the mailbox again"
+            }
+            ReauthCause::SendAsDenied => {
+                "Exchange does not let this account send as its address (ErrorSendAsDenied): ask your Microsoft admin to grant Send As, then connect the mailbox again"
+            }
+            ReauthCause::MailboxAccessDenied => {
+                "Exchange refused access to the mailbox (ErrorAccessDenied): ask your Microsoft admin to check the mailbox and its application access policy, then connect the mailbox again"
+            }
+            ReauthCause::MailboxNotEnabled => {
+                "this mailbox cannot send through Microsoft Graph (it is unlicensed, inactive, or hosted on-premises): use a licensed Exchange Online mailbox, or an SMTP channel"
+            }
+            ReauthCause::SenderBlocked => {
+                "Microsoft blocked this account from sending (5.1.8, suspected outbound spam): a Microsoft 365 admin must release it (Defender portal, Restricted entities); then reconnect to resume"
+            }
+            ReauthCause::SendLimitReached => {
+                "the mailbox reached Microsoft's sending limit: sending is paused; reconnect to resume once the limit has cleared (Exchange counts a rolling 24 hours)"
+            }
         }
     }
 }

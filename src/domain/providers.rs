@@ -168,7 +168,7 @@ pub const PRESETS: &[ProviderPreset] = &[
         limits: limits(Some(30), Some(10_000), Some(500)),
         guidance: &[
             "SMTP AUTH must be enabled for the mailbox (Microsoft 365 admin center → user → Mail → Manage email apps → Authenticated SMTP); tenants with Security Defaults refuse it.",
-            "Microsoft is retiring Basic authentication for SMTP AUTH; plan for OAuth.",
+            "Microsoft is retiring Basic authentication for SMTP AUTH (off by default from the end of December 2026): prefer Connect Microsoft, which sends through Microsoft Graph without a password.",
             "Limits: 30 messages per minute, 10,000 recipients per day, 500 recipients per message.",
             "This is one person's mailbox: it cannot be shared with a team.",
         ],
@@ -344,11 +344,13 @@ pub fn preset(id: &str) -> Option<&'static ProviderPreset> {
     PRESETS.iter().find(|p| p.id == id)
 }
 
-/// The DNS facts of the provider a channel sends through: its preset's, and Google's for a
-/// Gmail (OAuth) channel, which has no preset but the same provider.
+/// The DNS facts of the provider a channel sends through: its preset's, Google's for a Gmail
+/// (OAuth) channel and Microsoft 365's for a Microsoft (Graph) channel, which have no preset
+/// but the same provider.
 pub fn relay_dns(kind: super::ChannelKind, provider: Option<&str>) -> Option<&'static RelayDns> {
     match kind {
         super::ChannelKind::Gmail => preset("gmail").map(|p| &p.dns),
+        super::ChannelKind::Microsoft => preset("office365").map(|p| &p.dns),
         super::ChannelKind::SharedPool => None,
         super::ChannelKind::Smtp => provider.and_then(preset).map(|p| &p.dns),
     }

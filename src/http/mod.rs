@@ -49,6 +49,8 @@ pub struct AppState {
     pub outbox: Outbox,
     /// Google's OAuth client, when Gmail is configured.
     pub google: Option<Arc<Google>>,
+    /// Microsoft's OAuth client, when Microsoft is configured.
+    pub microsoft: Option<Arc<crate::oauth::microsoft::Microsoft>>,
     /// Hash of `SWITCHBOARD_OPERATOR_TOKEN`, when one is configured.
     pub configured_operator_token: Option<TokenHash>,
     /// Domain claims and their DNS checks.
@@ -65,6 +67,7 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(health::readyz)
         .service(health::metrics)
         .service(oauth::google_callback)
+        .service(oauth::microsoft_callback)
         .service(unsubscribe::unsubscribe_page)
         .service(unsubscribe::unsubscribe)
         .service(
@@ -98,6 +101,7 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(channels::list_providers)
                 .service(channels::disconnect_oauth)
                 .service(oauth::google_start)
+                .service(oauth::microsoft_start)
                 .service(audit::list_audit)
                 .service(webhooks::create_webhook)
                 .service(webhooks::list_webhooks)

@@ -28,38 +28,14 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 
 type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
-/// Why a call to Google failed, classified for the caller.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum GoogleError {
-    /// The grant is gone (revoked, expired, password changed) or the client is refused:
-    /// the user must connect again. `cause` is stable: `token_revoked`, `invalid_client`.
-    #[error("{detail}")]
-    Permanent { cause: &'static str, detail: String },
-    /// Google is unavailable or slow: try again later.
-    #[error("{0}")]
-    Temporary(String),
-}
-
-/// Tokens from a code exchange or a refresh.
-pub struct Tokens {
-    pub access_token: SecretString,
-    pub expires_in: Duration,
-    pub refresh_token: Option<SecretString>,
-    pub scopes: Vec<String>,
-}
+pub use super::provider::ProviderError as GoogleError;
+use super::provider::{Authorization, Tokens, http_client};
 
 /// The mailbox behind a grant.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Identity {
     pub sub: String,
     pub email: String,
-}
-
-/// An authorization to send the user to, and what to keep until they come back.
-pub struct Authorization {
-    pub url: String,
-    pub state: SecretString,
-    pub verifier: SecretString,
 }
 
 /// Google's OAuth client for this installation.
@@ -81,14 +57,9 @@ impl Google {
                 RedirectUrl::new(redirect_uri.to_owned())
                     .map_err(|e| format!("redirect URI {redirect_uri}: {e}"))?,
             );
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(TIMEOUT)
-            .build()
-            .map_err(|e| e.to_string())?;
         Ok(Self {
             client,
-            http,
+            http: http_client(TIMEOUT)?,
             settings,
         })
     }
@@ -167,7 +138,7 @@ impl Google {
             return Err(if status.is_server_error() {
                 GoogleError::Temporary(format!("userinfo answered {status}"))
             } else {
-                GoogleError::Permanent {
+                GoogleError::Reauth {
                     cause: "token_revoked",
                     detail: format!("userinfo refused the new access token ({status})"),
                 }
@@ -219,7 +190,7 @@ fn tokens(response: &oauth2::basic::BasicTokenResponse) -> Tokens {
 }
 
 /// reqwest errors name the URL; ours carry no secrets, but the text stays short.
-fn without_url(e: &reqwest::Error) -> String {
+pub(super) fn without_url(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     if let Some(url) = e.url() {
         text = text.replace(url.as_str(), "");
@@ -239,20 +210,17 @@ fn token_error(e: TokenRequestError) -> GoogleError {
         RequestTokenError::ServerResponse(response) => {
             let description = response.error_description().cloned().unwrap_or_default();
             match response.error() {
-                BasicErrorResponseType::InvalidGrant => GoogleError::Permanent {
+                BasicErrorResponseType::InvalidGrant => GoogleError::Reauth {
                     cause: "token_revoked",
                     detail: format!(
                         "Google refused the grant (invalid_grant: {description}); the user must connect Gmail again"
                     ),
                 },
                 BasicErrorResponseType::InvalidClient
-                | BasicErrorResponseType::UnauthorizedClient => GoogleError::Permanent {
-                    cause: "invalid_client",
-                    detail: format!(
-                        "Google refused the OAuth client ({}: {description}); check SWITCHBOARD_GOOGLE_CLIENT_ID and _SECRET",
-                        response.error()
-                    ),
-                },
+                | BasicErrorResponseType::UnauthorizedClient => GoogleError::Client(format!(
+                    "Google refused the OAuth client ({}: {description}); check SWITCHBOARD_GOOGLE_CLIENT_ID and _SECRET",
+                    response.error()
+                )),
                 other => GoogleError::Temporary(format!("token endpoint: {other}: {description}")),
             }
         }

@@ -1,8 +1,10 @@
-//! Connecting mailboxes with OAuth (Google today): the authorization flow, the code exchange,
-//! refresh with a single flight across processes, revocation. May import `store`, `vault`
-//! and `domain`.
+//! Connecting mailboxes with OAuth (Google and Microsoft): the authorization flow, the code
+//! exchange, refresh with a single flight across processes, revocation. May import `store`,
+//! `vault` and `domain`.
 
 pub mod connect;
 pub mod google;
+pub mod microsoft;
+pub mod provider;
 pub mod settings;
 pub mod tokens;

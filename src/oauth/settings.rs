@@ -1,6 +1,7 @@
-//! Gmail's OAuth client and Google's endpoints, from `SWITCHBOARD_GOOGLE_*`. The endpoints
-//! default to Google's real ones and are configurable so tests and staging can point them at
-//! a fake (plain `http://` only on loopback).
+//! The OAuth clients and provider endpoints: Gmail's from `SWITCHBOARD_GOOGLE_*`, Microsoft's
+//! from `SWITCHBOARD_MICROSOFT_*`. The endpoints default to the providers' real ones and are
+//! configurable so tests and staging can point them at a fake (plain `http://` only on
+//! loopback).
 
 use std::fmt;
 
@@ -12,6 +13,8 @@ pub const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 pub const GOOGLE_REVOKE_URL: &str = "https://oauth2.googleapis.com/revoke";
 pub const GOOGLE_USERINFO_URL: &str = "https://openidconnect.googleapis.com/v1/userinfo";
 pub const GMAIL_API_URL: &str = "https://gmail.googleapis.com";
+pub const MICROSOFT_AUTHORITY_URL: &str = "https://login.microsoftonline.com";
+pub const MICROSOFT_GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
 
 /// The Google OAuth client of this installation.
 #[derive(Clone)]
@@ -63,30 +66,156 @@ fn endpoint(
     }
 }
 
+/// An OAuth client id and secret: both or neither (the provider is then off).
+fn client(
+    get: &impl Fn(&str) -> Option<String>,
+    id_name: &'static str,
+    secret_name: &'static str,
+) -> Result<Option<(String, SecretString)>, SettingError> {
+    match (get(id_name), get(secret_name)) {
+        (None, None) => Ok(None),
+        (Some(id), Some(secret)) => Ok(Some((
+            id.trim().to_owned(),
+            SecretString::from(secret.trim()),
+        ))),
+        (Some(_), None) => Err((secret_name, format!("is required with {id_name}"))),
+        (None, Some(_)) => Err((id_name, format!("is required with {secret_name}"))),
+    }
+}
+
+/// The Microsoft OAuth client of this installation (one multitenant app registration that
+/// also accepts personal Microsoft accounts).
+#[derive(Clone)]
+pub struct MicrosoftSettings {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// The identity platform: `{authority}/{tenant}/oauth2/v2.0/authorize`, `…/token`,
+    /// `{authority}/{tenant}/adminconsent`.
+    pub authority_url: Url,
+    /// Microsoft Graph, e.g. `https://graph.microsoft.com/v1.0`: `{graph}/me/sendMail`.
+    pub graph_url: Url,
+    /// When the client secret expires (`SWITCHBOARD_MICROSOFT_CLIENT_SECRET_EXPIRES`), so
+    /// the operator is warned ahead of it.
+    pub secret_expires: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl fmt::Debug for MicrosoftSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MicrosoftSettings")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[REDACTED]")
+            .field("authority_url", &self.authority_url.as_str())
+            .field("graph_url", &self.graph_url.as_str())
+            .field("secret_expires", &self.secret_expires)
+            .finish()
+    }
+}
+
+impl MicrosoftSettings {
+    /// `None` when no client is configured (Connect Microsoft is then off, and says so).
+    pub fn from_lookup(
+        get: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, SettingError> {
+        let Some((client_id, client_secret)) = client(
+            get,
+            "SWITCHBOARD_MICROSOFT_CLIENT_ID",
+            "SWITCHBOARD_MICROSOFT_CLIENT_SECRET",
+        )?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            client_id,
+            client_secret,
+            authority_url: endpoint(
+                get,
+                "SWITCHBOARD_MICROSOFT_AUTHORITY_URL",
+                MICROSOFT_AUTHORITY_URL,
+            )?,
+            graph_url: endpoint(get, "SWITCHBOARD_MICROSOFT_GRAPH_URL", MICROSOFT_GRAPH_URL)?,
+            secret_expires: get("SWITCHBOARD_MICROSOFT_CLIENT_SECRET_EXPIRES")
+                .map(|raw| expiry(raw.trim()))
+                .transpose()?,
+        }))
+    }
+
+    /// What the operator should hear about the client secret's expiry at `now`: `Some((true,
+    /// text))` once it has expired, `Some((false, text))` within 30 days of it.
+    pub fn secret_expiry_notice(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<(bool, String)> {
+        let expires = self.secret_expires?;
+        let left = expires - now;
+        if left <= chrono::Duration::zero() {
+            Some((
+                true,
+                format!(
+                    "the Microsoft client secret expired on {}: every refresh fails (AADSTS7000222) and Microsoft mail is deferred; create a new secret in the app registration and set SWITCHBOARD_MICROSOFT_CLIENT_SECRET (and _EXPIRES)",
+                    expires.date_naive()
+                ),
+            ))
+        } else if left <= chrono::Duration::days(30) {
+            Some((
+                false,
+                format!(
+                    "the Microsoft client secret expires on {} ({} days): create a new one in the app registration and set SWITCHBOARD_MICROSOFT_CLIENT_SECRET (and _EXPIRES) before then",
+                    expires.date_naive(),
+                    left.num_days()
+                ),
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// `{authority}/{path}` with no doubled slash, whatever the configured base ends with.
+    pub fn authority(&self, path: &str) -> String {
+        format!(
+            "{}/{}",
+            self.authority_url.as_str().trim_end_matches('/'),
+            path.trim_start_matches('/')
+        )
+    }
+
+    /// `{graph}/{path}`, likewise.
+    pub fn graph(&self, path: &str) -> String {
+        format!(
+            "{}/{}",
+            self.graph_url.as_str().trim_end_matches('/'),
+            path.trim_start_matches('/')
+        )
+    }
+}
+
+/// `2027-06-30` (the end of that day, UTC) or an RFC 3339 time.
+fn expiry(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, SettingError> {
+    const NAME: &str = "SWITCHBOARD_MICROSOFT_CLIENT_SECRET_EXPIRES";
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        return Ok(day.and_hms_opt(23, 59, 59).unwrap_or_default().and_utc());
+    }
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| {
+            (
+                NAME,
+                "must be a date (2027-06-30) or an RFC 3339 time".into(),
+            )
+        })
+}
+
 impl GoogleSettings {
     /// `None` when no client is configured (Gmail is then off, and says so).
     pub fn from_lookup(
         get: &impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Self>, SettingError> {
-        let (id, secret) = (
-            get("SWITCHBOARD_GOOGLE_CLIENT_ID"),
-            get("SWITCHBOARD_GOOGLE_CLIENT_SECRET"),
-        );
-        let (client_id, client_secret) = match (id, secret) {
-            (None, None) => return Ok(None),
-            (Some(id), Some(secret)) => (id.trim().to_owned(), SecretString::from(secret.trim())),
-            (Some(_), None) => {
-                return Err((
-                    "SWITCHBOARD_GOOGLE_CLIENT_SECRET",
-                    "is required with SWITCHBOARD_GOOGLE_CLIENT_ID".into(),
-                ));
-            }
-            (None, Some(_)) => {
-                return Err((
-                    "SWITCHBOARD_GOOGLE_CLIENT_ID",
-                    "is required with SWITCHBOARD_GOOGLE_CLIENT_SECRET".into(),
-                ));
-            }
+        let Some((client_id, client_secret)) = client(
+            get,
+            "SWITCHBOARD_GOOGLE_CLIENT_ID",
+            "SWITCHBOARD_GOOGLE_CLIENT_SECRET",
+        )?
+        else {
+            return Ok(None);
         };
         Ok(Some(Self {
             client_id,
@@ -131,6 +260,80 @@ mod tests {
         assert_eq!(s.token_url.as_str(), GOOGLE_TOKEN_URL);
         assert_eq!(s.client_secret.expose_secret(), "Canary-Client-Secret");
         assert!(!format!("{s:?}").contains("Canary"), "{s:?}");
+    }
+
+    #[test]
+    fn microsoft_is_off_without_a_client_and_uses_microsofts_endpoints_by_default() {
+        let get = |vars: &'static [(&'static str, &'static str)]| {
+            move |n: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert!(MicrosoftSettings::from_lookup(&get(&[])).unwrap().is_none());
+        let s = MicrosoftSettings::from_lookup(&get(&[
+            (
+                "SWITCHBOARD_MICROSOFT_CLIENT_ID",
+                "11111111-2222-3333-4444-555555555555",
+            ),
+            ("SWITCHBOARD_MICROSOFT_CLIENT_SECRET", "Canary~Secret"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            s.authority("common/oauth2/v2.0/token"),
+            "https://login.microsoftonline.com/common/oauth2/v2.0/token"
+        );
+        assert_eq!(
+            s.graph("me/sendMail"),
+            "https://graph.microsoft.com/v1.0/me/sendMail"
+        );
+        assert!(!format!("{s:?}").contains("Canary"), "{s:?}");
+        let half =
+            MicrosoftSettings::from_lookup(&get(&[("SWITCHBOARD_MICROSOFT_CLIENT_ID", "x")]));
+        assert_eq!(half.unwrap_err().0, "SWITCHBOARD_MICROSOFT_CLIENT_SECRET");
+        let plain = MicrosoftSettings::from_lookup(&get(&[
+            ("SWITCHBOARD_MICROSOFT_CLIENT_ID", "x"),
+            ("SWITCHBOARD_MICROSOFT_CLIENT_SECRET", "y"),
+            (
+                "SWITCHBOARD_MICROSOFT_GRAPH_URL",
+                "http://graph.example.com/v1.0",
+            ),
+        ]));
+        assert_eq!(plain.unwrap_err().0, "SWITCHBOARD_MICROSOFT_GRAPH_URL");
+        let dated = MicrosoftSettings::from_lookup(&get(&[
+            ("SWITCHBOARD_MICROSOFT_CLIENT_ID", "x"),
+            ("SWITCHBOARD_MICROSOFT_CLIENT_SECRET", "y"),
+            ("SWITCHBOARD_MICROSOFT_CLIENT_SECRET_EXPIRES", "2027-06-30"),
+        ]))
+        .unwrap()
+        .unwrap();
+        let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc();
+        assert!(
+            dated
+                .secret_expiry_notice(at("2027-05-01T00:00:00Z"))
+                .is_none()
+        );
+        let (expired, text) = dated
+            .secret_expiry_notice(at("2027-06-20T00:00:00Z"))
+            .unwrap();
+        assert!(!expired && text.contains("2027-06-30 (10 days)"), "{text}");
+        assert!(
+            dated
+                .secret_expiry_notice(at("2027-07-01T00:00:00Z"))
+                .unwrap()
+                .0
+        );
+        let bad = MicrosoftSettings::from_lookup(&get(&[
+            ("SWITCHBOARD_MICROSOFT_CLIENT_ID", "x"),
+            ("SWITCHBOARD_MICROSOFT_CLIENT_SECRET", "y"),
+            ("SWITCHBOARD_MICROSOFT_CLIENT_SECRET_EXPIRES", "next June"),
+        ]));
+        assert_eq!(
+            bad.unwrap_err().0,
+            "SWITCHBOARD_MICROSOFT_CLIENT_SECRET_EXPIRES"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Access tokens for connected channels, refreshed before they expire and exactly once:
 //! however many workers in however many processes need a token when it runs out, one takes
-//! the refresh lease in the database and asks Google; the others wait for the new version
-//! and use it. A refresh token Google rotates replaces the old one in the same transaction.
+//! the refresh lease in the database and asks the provider; the others wait for the new
+//! version and use it. A rotated refresh token (Microsoft rotates on every refresh) replaces
+//! the old one in the same transaction.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,12 +10,16 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::google::{Google, GoogleError};
+use super::provider::{Provider, ProviderError};
 use crate::domain::{ChannelId, TenantId};
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, oauth};
 use crate::vault::Vault;
 
-/// Refresh this long before Google's expiry, so a token never runs out mid-send.
+/// An operator alert (our OAuth client refused) is logged at error this often at most: every
+/// send of every mailbox meets it, and one line says it all.
+const CLIENT_ALERT_EVERY: Duration = Duration::from_secs(600);
+/// Refresh this long before the provider's expiry, so a token never runs out mid-send.
 const MARGIN_MICROS: i64 = 60_000_000;
 /// How long one refresh may hold the lease; a holder that dies is replaced after it.
 const LEASE_MICROS: i64 = 30_000_000;
@@ -25,7 +30,8 @@ const POLL: Duration = Duration::from_millis(100);
 /// Why no access token could be had.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenError {
-    /// The user must connect again (`cause`: `token_revoked`, `invalid_client`,
+    /// The user must connect again, or their admin act first (`cause`: a `ReauthCause`
+    /// code such as `token_revoked`, `password_changed`, `admin_action_required`,
     /// `not_connected`).
     #[error("{detail}")]
     NeedsReauth { cause: &'static str, detail: String },
@@ -51,7 +57,11 @@ pub struct AccessToken {
 pub struct AccessTokens {
     store: Store,
     vault: Arc<Vault>,
-    google: Arc<Google>,
+    provider: Provider,
+    /// Counts refusals of our client, for the operator's alerts.
+    metrics: Arc<Metrics>,
+    /// When the operator was last alerted that the provider refuses our client.
+    client_alert: Mutex<Option<std::time::Instant>>,
     /// Names this process's refresh leases.
     owner: String,
     /// channel → (version, token): a token read once per version, not per message.
@@ -59,11 +69,13 @@ pub struct AccessTokens {
 }
 
 impl AccessTokens {
-    pub fn new(store: Store, vault: Arc<Vault>, google: Arc<Google>) -> Self {
+    pub fn new(store: Store, vault: Arc<Vault>, provider: Provider, metrics: Arc<Metrics>) -> Self {
         Self {
             store,
             vault,
-            google,
+            provider,
+            metrics,
+            client_alert: Mutex::new(None),
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4()),
             cache: Mutex::new(HashMap::new()),
         }
@@ -78,8 +90,15 @@ impl AccessTokens {
         self.obtain(tenant, channel, None).await
     }
 
+    /// Whether the channel's grant still yields an access token (refreshing it when the
+    /// current one is about to expire: for an idle channel that asks the provider, which
+    /// also keeps a Microsoft grant from dying unused).
+    pub async fn check(&self, tenant: TenantId, channel: ChannelId) -> Result<(), TokenError> {
+        self.get(tenant, channel).await.map(|_| ())
+    }
+
     /// A token other than `rejected`, which the API refused before its time (revoked, or
-    /// Google rotated keys): refreshed unless someone already did.
+    /// the provider rotated keys): refreshed unless someone already did.
     pub async fn replace(
         &self,
         tenant: TenantId,
@@ -101,9 +120,12 @@ impl AccessTokens {
                 .store
                 .run(move |c| oauth::token_state(c, channel))
                 .await?
-                .ok_or(TokenError::NeedsReauth {
+                .ok_or_else(|| TokenError::NeedsReauth {
                     cause: "not_connected",
-                    detail: "the channel is not connected to Google; connect Gmail again".into(),
+                    detail: format!(
+                        "the channel is not connected; connect {} again",
+                        self.provider.label()
+                    ),
                 })?;
             let now = chrono::Utc::now().timestamp_micros();
             let fresh = state
@@ -121,7 +143,9 @@ impl AccessTokens {
                 })
                 .await?;
             if mine {
-                return self.refresh(tenant, channel).await;
+                return self
+                    .refresh(tenant, channel, state.account_tenant.as_deref())
+                    .await;
             }
             if tokio::time::Instant::now() > deadline {
                 return Err(TokenError::Unavailable(
@@ -159,11 +183,13 @@ impl AccessTokens {
         Ok(AccessToken { token, version })
     }
 
-    /// Under the lease: asks Google once and stores the result (or gives the lease back).
+    /// Under the lease: asks the provider once and stores the result (or gives the lease
+    /// back).
     async fn refresh(
         &self,
         tenant: TenantId,
         channel: ChannelId,
+        account_tenant: Option<&str>,
     ) -> Result<AccessToken, TokenError> {
         let vault = self.vault.clone();
         let refresh_token = self
@@ -171,24 +197,17 @@ impl AccessTokens {
             .run(move |c| oauth::token(c, &vault, tenant, channel, oauth::REFRESH_TOKEN_FIELD))
             .await;
         let result = match refresh_token {
-            Ok(Some(rt)) => self.google.refresh(&rt).await.map_err(|e| match e {
-                // A refused client is the operator's configuration, not this rep's grant:
-                // mail waits (deferred) instead of every Gmail channel needing a reconnect.
-                GoogleError::Permanent {
-                    cause: "invalid_client",
-                    detail,
-                } => {
-                    tracing::error!(detail = %detail, "Google refuses the OAuth client: fix SWITCHBOARD_GOOGLE_CLIENT_ID / _SECRET; Gmail mail is deferred until then");
-                    TokenError::Unavailable(detail)
-                }
-                GoogleError::Permanent { cause, detail } => {
-                    TokenError::NeedsReauth { cause, detail }
-                }
-                GoogleError::Temporary(detail) => TokenError::Unavailable(detail),
-            }),
+            Ok(Some(rt)) => self
+                .provider
+                .refresh(&rt, account_tenant)
+                .await
+                .map_err(|e| self.token_error(e)),
             Ok(None) => Err(TokenError::NeedsReauth {
                 cause: "not_connected",
-                detail: "the channel has no refresh token; connect Gmail again".into(),
+                detail: format!(
+                    "the channel has no refresh token; connect {} again",
+                    self.provider.label()
+                ),
             }),
             Err(e) => Err(e.into()),
         };
@@ -233,6 +252,41 @@ impl AccessTokens {
                 tracing::warn!(channel_id = %channel, error = %e, "refreshing the access token failed");
                 Err(e)
             }
+        }
+    }
+
+    /// What a refused refresh means for the channel.
+    fn token_error(&self, e: ProviderError) -> TokenError {
+        match e {
+            ProviderError::Reauth { cause, detail } => TokenError::NeedsReauth { cause, detail },
+            ProviderError::AdminAction {
+                detail,
+                consent_url,
+            } => TokenError::NeedsReauth {
+                cause: "admin_action_required",
+                detail: match consent_url {
+                    Some(url) => format!("{detail}; admin-consent link: {url}"),
+                    None => detail,
+                },
+            },
+            // A refused client is the operator's configuration, not this rep's grant: mail
+            // waits (deferred) instead of every mailbox needing a reconnect, and no rep is
+            // told it is theirs to fix.
+            ProviderError::Client(detail) => {
+                self.metrics.oauth_client_refused(self.provider.name());
+                let mut last = self.client_alert.lock().expect("client alert");
+                if last.is_none_or(|at| at.elapsed() >= CLIENT_ALERT_EVERY) {
+                    *last = Some(std::time::Instant::now());
+                    tracing::error!(
+                        provider = self.provider.name(),
+                        alert = "oauth_client_refused",
+                        detail = %detail,
+                        "the provider refuses Switchboard's OAuth client: fix the client id / secret; mail of these mailboxes is deferred until then"
+                    );
+                }
+                TokenError::Unavailable(detail)
+            }
+            ProviderError::Temporary(detail) => TokenError::Unavailable(detail),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::domain::health::{FailureKind, FailureRule, Observation, ReauthCause};
-use crate::domain::{ChannelKind, ChannelStatus, SendChannel, TenantId};
+use crate::domain::{ChannelKind, ChannelStatus, SendChannel};
 use crate::oauth::tokens::TokenError;
 use crate::store::health::{self, DueCheck, Made};
 use crate::store::{Store, channels};
@@ -19,6 +19,7 @@ use crate::transport::tester::{TestSend, test_smtp};
 use crate::vault::Vault;
 
 use super::gmail::GmailSender;
+use super::microsoft::MicrosoftSender;
 
 /// Channels checked per pass at most.
 const CHECKS_PER_PASS: i64 = 16;
@@ -29,6 +30,7 @@ pub(super) struct Checker {
     pub vault: Arc<Vault>,
     pub policy: OutboundPolicy,
     pub gmail: Option<Arc<GmailSender>>,
+    pub microsoft: Option<Arc<MicrosoftSender>>,
     pub rule: FailureRule,
     pub probe_every: Duration,
     pub idle_after: Option<Duration>,
@@ -101,7 +103,11 @@ impl Checker {
                 smtp_verdict(&found, secret.as_ref(), &self.policy, envelope).await
             }
             ChannelKind::Gmail => match &self.gmail {
-                Some(gmail) => gmail_verdict(gmail, tenant, &found).await,
+                Some(gmail) => token_verdict(gmail.tokens().check(tenant, found.id).await),
+                None => return,
+            },
+            ChannelKind::Microsoft => match &self.microsoft {
+                Some(microsoft) => token_verdict(microsoft.tokens().check(tenant, found.id).await),
                 None => return,
             },
             ChannelKind::SharedPool => return,
@@ -193,14 +199,11 @@ async fn smtp_verdict(
     (observation, error)
 }
 
-/// A Gmail channel is alive when its grant still yields an access token (an idle channel's
-/// token has expired, so this asks Google).
-async fn gmail_verdict(
-    gmail: &GmailSender,
-    tenant: TenantId,
-    channel: &SendChannel,
-) -> (Observation, Option<String>) {
-    match gmail.check(tenant, channel.id).await {
+/// An OAuth channel (Gmail, Microsoft) is alive when its grant still yields an access token
+/// (an idle channel's token has expired, so this asks the provider, which also keeps a
+/// Microsoft grant from dying unused).
+fn token_verdict(check: Result<(), TokenError>) -> (Observation, Option<String>) {
+    match check {
         Ok(()) => (Observation::Success, None),
         Err(TokenError::NeedsReauth { cause, detail }) => (
             Observation::Refused(

@@ -2,12 +2,11 @@
 //! everyone), the Gmail API, one retry with a new token after a 401, and Google's answers
 //! turned into the same classified failures as SMTP replies.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use super::connected::{ApiSender, token_failure};
 use crate::domain::{ChannelId, TenantId};
 use crate::oauth::google::Google;
-use crate::oauth::tokens::{AccessTokens, TokenError};
 use crate::transport::FailureClass;
 use crate::transport::gmail::{self, GmailFailure, GmailFailureKind};
 use crate::transport::pool::SendFailure;
@@ -16,26 +15,10 @@ use crate::transport::pool::SendFailure;
 /// when it frees: the limit is a rolling day, so an hour is a reasonable step.
 const DAILY_LIMIT_WAIT_SECS: u64 = 3600;
 
-pub struct GmailSender {
-    google: Arc<Google>,
-    tokens: AccessTokens,
-}
+/// Sends through the Gmail API.
+pub type GmailSender = ApiSender<Google>;
 
 impl GmailSender {
-    pub fn new(google: Arc<Google>, tokens: AccessTokens) -> Self {
-        Self { google, tokens }
-    }
-
-    /// Whether the channel's grant still yields an access token (refreshing it when the
-    /// current one is about to expire, which for an idle channel asks Google).
-    pub async fn check(
-        &self,
-        tenant: crate::domain::TenantId,
-        channel: crate::domain::ChannelId,
-    ) -> Result<(), crate::oauth::tokens::TokenError> {
-        self.tokens.get(tenant, channel).await.map(|_| ())
-    }
-
     pub async fn send(
         &self,
         tenant: TenantId,
@@ -47,8 +30,8 @@ impl GmailSender {
             .get(tenant, channel)
             .await
             .map_err(token_failure)?;
-        let api = &self.google.settings().gmail_api_url;
-        let http = self.google.http();
+        let api = &self.provider.settings().gmail_api_url;
+        let http = self.provider.http();
         match gmail::send(http, api, &token.token, message).await {
             Ok(id) => Ok(format!("Gmail API accepted it as {id}")),
             Err(f) if f.kind == GmailFailureKind::Unauthorized => {
@@ -65,16 +48,6 @@ impl GmailSender {
             }
             Err(f) => Err(api_failure(f)),
         }
-    }
-}
-
-fn token_failure(e: TokenError) -> SendFailure {
-    match e {
-        TokenError::NeedsReauth { cause, detail } => SendFailure {
-            auth_cause: Some(cause),
-            ..SendFailure::new(FailureClass::Auth, None, detail)
-        },
-        TokenError::Unavailable(detail) => SendFailure::new(FailureClass::Temporary, None, detail),
     }
 }
 

@@ -4,10 +4,12 @@
 //! May import `transport`, `store`, `vault` and `domain`.
 
 mod checks;
+mod connected;
 pub mod content;
 pub mod dkim;
 mod gmail;
 mod host;
+mod microsoft;
 mod outcome;
 mod presence;
 pub mod render;

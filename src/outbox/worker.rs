@@ -16,6 +16,7 @@ use super::checks::Checker;
 use super::content::{self, StoredBody, StoredEnvelope};
 use super::dkim::{BatchSigners, OpenedKeys, Signing};
 use super::gmail::GmailSender;
+use super::microsoft::MicrosoftSender;
 use super::outcome::{
     FailureContext, after_failure, after_transaction, class_name, nobody_accepted, remaining,
     settle_failed_recipients, stored_recipients,
@@ -35,6 +36,8 @@ use crate::domain::{
 use crate::metrics::Metrics;
 use crate::notify::worker::Notifier;
 use crate::oauth::google::Google;
+use crate::oauth::microsoft::Microsoft;
+use crate::oauth::provider::Provider;
 use crate::oauth::tokens::AccessTokens;
 use crate::store::delivery::{self, Attempt, ChannelEffect, Completion, Finished};
 use crate::store::messages::{self, MessageRecord};
@@ -63,6 +66,10 @@ struct Inner {
     smtp: SmtpPool,
     /// Gmail API sending, when Google is configured.
     gmail: Option<Arc<GmailSender>>,
+    /// Microsoft Graph sending, when Microsoft is configured.
+    microsoft: Option<Arc<MicrosoftSender>>,
+    /// When the operator was last told that the Microsoft client secret expires.
+    secret_warned: Mutex<Option<Instant>>,
     settings: DeliverySettings,
     wake: Notify,
     metrics: Arc<Metrics>,
@@ -162,6 +169,7 @@ enum Transport {
         credential: Option<SecretString>,
     },
     Gmail,
+    Microsoft,
 }
 
 /// A claimed message with the router's decision.
@@ -207,18 +215,40 @@ impl Outbox {
         vault: Arc<Vault>,
         config: &crate::config::Config,
         google: Option<Arc<Google>>,
+        microsoft: Option<Arc<Microsoft>>,
     ) -> Self {
+        let metrics = Arc::new(Metrics::default());
         let gmail = google.map(|g| {
             Arc::new(GmailSender::new(
                 g.clone(),
-                AccessTokens::new(store.clone(), vault.clone(), g),
+                AccessTokens::new(
+                    store.clone(),
+                    vault.clone(),
+                    Provider::Google(g),
+                    metrics.clone(),
+                ),
             ))
+        });
+        let microsoft = microsoft.map(|m| {
+            Arc::new(
+                MicrosoftSender::new(
+                    m.clone(),
+                    AccessTokens::new(
+                        store.clone(),
+                        vault.clone(),
+                        Provider::Microsoft(m),
+                        metrics.clone(),
+                    ),
+                )
+                .with_mailbox_limit(super::microsoft::MAILBOX_CONCURRENCY),
+            )
         });
         let checker = Arc::new(Checker {
             store: store.clone(),
             vault: vault.clone(),
             policy: config.outbound.clone(),
             gmail: gmail.clone(),
+            microsoft: microsoft.clone(),
             rule: config.delivery.failure_rule,
             probe_every: config.delivery.probe_interval,
             idle_after: config.delivery.check_idle_after,
@@ -242,13 +272,15 @@ impl Outbox {
             notifier,
             inner: Arc::new(Inner {
                 gmail,
+                microsoft,
+                secret_warned: Mutex::new(None),
                 store,
                 vault,
                 shared_pool: config.shared_pool.clone(),
                 smtp: SmtpPool::new(config.outbound.clone(), DEFAULT_IDLE_TIMEOUT),
                 settings: config.delivery.clone(),
                 wake: Notify::new(),
-                metrics: Arc::new(Metrics::default()),
+                metrics,
                 worker_id,
                 presence,
                 credentials: Mutex::new(HashMap::new()),
@@ -379,6 +411,7 @@ impl Inner {
     /// Retention and quota counters. Every process does it; the statements are idempotent.
     async fn housekeeping(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
         loop {
+            self.warn_of_secret_expiry();
             tokio::select! {
                 _ = tokio::time::sleep(HOUSEKEEPING_EVERY) => {}
                 _ = stopped.changed() => return,
@@ -416,6 +449,28 @@ impl Inner {
                 Err(e) => tracing::warn!(error = %e, "housekeeping failed; trying again later"),
             }
         }
+    }
+
+    /// At start and then daily: a Microsoft client secret that expires within 30 days (a
+    /// warning) or has expired (an error) is the operator's to replace.
+    fn warn_of_secret_expiry(&self) {
+        let Some(microsoft) = &self.microsoft else {
+            return;
+        };
+        let mut warned = self.secret_warned.lock().expect("secret warning");
+        if warned.is_some_and(|at| at.elapsed() < Duration::from_secs(24 * 3600)) {
+            return;
+        }
+        match microsoft.secret_expiry_notice(Utc::now()) {
+            Some((true, text)) => {
+                tracing::error!(alert = "oauth_client_secret_expired", "{text}")
+            }
+            Some((false, text)) => {
+                tracing::warn!(alert = "oauth_client_secret_expiring", "{text}")
+            }
+            None => {}
+        }
+        *warned = Some(Instant::now());
     }
 
     async fn idle(&self, stopped: &mut watch::Receiver<bool>) {
@@ -845,6 +900,11 @@ impl Inner {
                 policy.bcc_in_headers = true;
                 Transport::Gmail
             }
+            ChannelKind::Microsoft => {
+                // sendMail with MIME takes its recipients from the headers, like Gmail.
+                policy.bcc_in_headers = true;
+                Transport::Microsoft
+            }
             _ => Transport::Smtp {
                 settings: c
                     .spec
@@ -992,6 +1052,8 @@ impl Inner {
         };
         let attempted: Vec<String> = envelope.to().iter().map(ToString::to_string).collect();
         let started = Instant::now();
+        // Set when a retry found the message already in the mailbox's Sent Items.
+        let mut reconciled = false;
         // Within the lease, so an outcome is always recorded by the worker that owns it.
         let deadline = self.settings.lease / 2;
         let sending = async {
@@ -1024,6 +1086,30 @@ impl Inner {
                         FailureClass::Temporary,
                         None,
                         "Gmail is not configured on this instance (SWITCHBOARD_GOOGLE_CLIENT_ID)",
+                    )),
+                },
+                // Graph answers for the message as a whole, like the Gmail API.
+                Transport::Microsoft => match &self.microsoft {
+                    Some(microsoft) => microsoft
+                        .send(
+                            tenant,
+                            channel,
+                            &rendered.bytes,
+                            &record.message_id_header,
+                            record.attempts > 1,
+                        )
+                        .await
+                        .map(|delivered| {
+                            reconciled = delivered.reconciled;
+                            Transaction {
+                                recipients: Vec::new(),
+                                delivered: Some(delivered.reply),
+                            }
+                        }),
+                    None => Err(SendFailure::new(
+                        FailureClass::Temporary,
+                        None,
+                        "Microsoft is not configured on this instance (SWITCHBOARD_MICROSOFT_CLIENT_ID)",
                     )),
                 },
             }
@@ -1073,11 +1159,19 @@ impl Inner {
                     recipients: transaction.recipients,
                     possibly_delivered: false,
                     dkim: dkim_note,
+                    reconciled,
                 };
                 (attempt, completion, effect, recipients)
             }
             Err(failure) => {
-                if failure.possibly_delivered {
+                if failure.possibly_delivered && carrier.kind == ChannelKind::Microsoft {
+                    tracing::warn!(
+                        message_id = %record.id,
+                        channel_id = %channel,
+                        error = %failure.message,
+                        "Microsoft may have taken the message without saying so: the next attempt looks in Sent Items before sending"
+                    );
+                } else if failure.possibly_delivered {
                     tracing::warn!(
                         message_id = %record.id,
                         channel_id = %channel,
@@ -1094,6 +1188,7 @@ impl Inner {
                     recipients: Vec::new(),
                     possibly_delivered: failure.possibly_delivered,
                     dkim: dkim_note,
+                    reconciled: false,
                 };
                 let (completion, effect) =
                     after_failure(&failure, &ctx, &self.settings.retry, &mut rand::rng());

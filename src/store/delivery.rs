@@ -218,6 +218,9 @@ pub struct Attempt {
     /// How the message was DKIM-signed (`{signed, selector}`, or `{signed: false, code,
     /// detail}`), when its channel signs.
     pub dkim: Option<serde_json::Value>,
+    /// Before sending again, the message was found among what the mailbox had sent (Sent
+    /// Items): an earlier attempt had delivered it, and it was not sent twice.
+    pub reconciled: bool,
 }
 
 /// Where a claimed message goes next.
@@ -605,6 +608,9 @@ fn push_events(events: &mut Vec<EventInsert>, now: i64, done: &Finished) {
         }
         if let Some(dkim) = &a.dkim {
             detail["dkim"] = dkim.clone();
+        }
+        if a.reconciled {
+            detail["reconciled"] = json!(true);
         }
         events.push(event(done.id, now, "attempt", detail));
     }

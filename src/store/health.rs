@@ -327,7 +327,7 @@ pub fn claim_due_checks(
         candidates.extend(
             channels::table
                 .filter(channels::status.eq(ChannelStatus::Active.as_str()))
-                .filter(channels::kind.eq_any(["smtp", "gmail"]))
+                .filter(channels::kind.eq_any(["smtp", "gmail", "microsoft"]))
                 .filter(not_claimed)
                 .filter(channels::created_at.lt(cutoff))
                 .filter(

@@ -174,6 +174,8 @@ pub fn prune_states(conn: &mut DbConnection, before: i64) -> Result<usize, Store
 /// Tokens obtained from the provider.
 pub struct Grant<'a> {
     pub subject: &'a str,
+    /// Microsoft's `tid`: the directory of the account, where its refreshes go.
+    pub account_tenant: Option<&'a str>,
     pub scopes: &'a str,
     pub access_token: &'a SecretString,
     pub access_expires_at: i64,
@@ -200,7 +202,11 @@ pub fn store_grant(
         } else if secrets::get(conn, vault, tenant, &owner, REFRESH_TOKEN_FIELD)?.is_none() {
             return Err(StoreError::Conflict {
                 code: "no_refresh_token",
-                detail: "Google returned no refresh token; remove Switchboard's access at https://myaccount.google.com/permissions and connect again".into(),
+                detail: if provider == "microsoft" {
+                    "Microsoft returned no refresh token (was offline_access granted?); connect again and accept the permissions".into()
+                } else {
+                    "Google returned no refresh token; remove Switchboard's access at https://myaccount.google.com/permissions and connect again".into()
+                },
             });
         }
         secrets::put(
@@ -215,6 +221,7 @@ pub fn store_grant(
             diesel::update(oauth_tokens::table.filter(oauth_tokens::channel_id.eq(&owner)))
                 .set((
                     oauth_tokens::subject.eq(grant.subject),
+                    oauth_tokens::account_tenant.eq(grant.account_tenant),
                     oauth_tokens::scopes.eq(grant.scopes),
                     oauth_tokens::access_expires_at.eq(grant.access_expires_at),
                     oauth_tokens::version.eq(oauth_tokens::version + 1),
@@ -230,6 +237,7 @@ pub fn store_grant(
                     oauth_tokens::tenant_id.eq(tenant.to_string()),
                     oauth_tokens::provider.eq(provider),
                     oauth_tokens::subject.eq(grant.subject),
+                    oauth_tokens::account_tenant.eq(grant.account_tenant),
                     oauth_tokens::scopes.eq(grant.scopes),
                     oauth_tokens::access_expires_at.eq(grant.access_expires_at),
                     oauth_tokens::version.eq(1),
@@ -299,6 +307,8 @@ pub fn store_grant(
 pub struct TokenState {
     pub version: i64,
     pub access_expires_at: Option<i64>,
+    /// Microsoft's `tid` of the account.
+    pub account_tenant: Option<String>,
 }
 
 pub fn token_state(
@@ -307,13 +317,45 @@ pub fn token_state(
 ) -> Result<Option<TokenState>, StoreError> {
     Ok(oauth_tokens::table
         .filter(oauth_tokens::channel_id.eq(channel.to_string()))
-        .select((oauth_tokens::version, oauth_tokens::access_expires_at))
-        .first::<(i64, Option<i64>)>(conn)
+        .select((
+            oauth_tokens::version,
+            oauth_tokens::access_expires_at,
+            oauth_tokens::account_tenant,
+        ))
+        .first::<(i64, Option<i64>, Option<String>)>(conn)
         .optional()?
-        .map(|(version, access_expires_at)| TokenState {
+        .map(|(version, access_expires_at, account_tenant)| TokenState {
             version,
             access_expires_at,
+            account_tenant,
         }))
+}
+
+/// The accounts behind a tenant's channels of one provider: channel → (subject, account
+/// tenant). Kept through a disconnect, so that reconnecting the same account finds its
+/// channel again.
+pub fn accounts(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    provider: &str,
+) -> Result<std::collections::HashMap<ChannelId, (String, Option<String>)>, StoreError> {
+    let rows: Vec<(String, String, Option<String>)> = oauth_tokens::table
+        .filter(oauth_tokens::tenant_id.eq(tenant.to_string()))
+        .filter(oauth_tokens::provider.eq(provider))
+        .select((
+            oauth_tokens::channel_id,
+            oauth_tokens::subject,
+            oauth_tokens::account_tenant,
+        ))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(channel, subject, tid)| {
+            Ok((
+                channel.parse().map_err(StoreError::corrupt)?,
+                (subject, tid),
+            ))
+        })
+        .collect()
 }
 
 pub fn token(
@@ -429,16 +471,26 @@ pub fn release_refresh_lease(
     Ok(())
 }
 
-/// Removes a channel's tokens (disconnect): the channel stays, waiting for a reconnect.
+/// Removes a channel's tokens (disconnect): the channel stays, waiting for a reconnect. The
+/// row naming the account stays too (without tokens, it yields none), so that the same
+/// account reconnects this channel.
 pub fn remove_tokens(
     conn: &mut DbConnection,
     tenant: TenantId,
     channel: ChannelId,
+    provider: &str,
     actor: AuditActor,
 ) -> Result<(), StoreError> {
     write_transaction(conn, |conn| {
         let id = channel.to_string();
-        diesel::delete(oauth_tokens::table.filter(oauth_tokens::channel_id.eq(&id)))
+        diesel::update(oauth_tokens::table.filter(oauth_tokens::channel_id.eq(&id)))
+            .set((
+                oauth_tokens::access_expires_at.eq(None::<i64>),
+                oauth_tokens::version.eq(oauth_tokens::version + 1),
+                oauth_tokens::refresh_lease_owner.eq(None::<String>),
+                oauth_tokens::refresh_lease_until.eq(None::<i64>),
+                oauth_tokens::updated_at.eq(now_micros()),
+            ))
             .execute(conn)?;
         secrets::delete_owner(conn, tenant, &id)?;
         diesel::update(
@@ -460,7 +512,7 @@ pub fn remove_tokens(
                 actor,
                 action: "credential.revoked",
                 target: Some(id),
-                detail: serde_json::json!({"provider": "google"}),
+                detail: serde_json::json!({ "provider": provider }),
             },
         )
     })

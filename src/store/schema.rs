@@ -232,6 +232,7 @@ diesel::table! {
         refresh_lease_owner -> Nullable<Text>,
         refresh_lease_until -> Nullable<BigInt>,
         updated_at -> BigInt,
+        account_tenant -> Nullable<Text>,
     }
 }
 

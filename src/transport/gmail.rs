@@ -10,6 +10,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use super::api_answer::{self, ErrorBody};
+
 /// Above this, base64 in JSON costs more than it is worth: the upload endpoint takes the
 /// raw bytes (up to 35 MB).
 pub const UPLOAD_ABOVE: usize = 4 * 1024 * 1024;
@@ -38,25 +40,6 @@ pub struct GmailFailure {
     pub message: String,
     /// From `Retry-After` or the message, when Google named a time.
     pub retry_after: Option<Duration>,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    errors: Vec<ErrorItem>,
-}
-
-#[derive(Deserialize)]
-struct ErrorItem {
-    #[serde(default)]
-    reason: String,
 }
 
 #[derive(Deserialize)]
@@ -107,12 +90,7 @@ pub async fn send(
             retry_after: None,
         })?;
     let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = api_answer::retry_after(response.headers());
     let body = response.bytes().await.unwrap_or_default();
     if status.is_success() {
         return serde_json::from_slice::<Sent>(&body)
@@ -125,20 +103,13 @@ pub async fn send(
                 retry_after: None,
             });
     }
-    let (message, reason) = match serde_json::from_slice::<ErrorBody>(&body) {
-        Ok(b) => (
-            b.error.message,
-            b.error
-                .errors
-                .into_iter()
-                .map(|e| e.reason)
-                .find(|r| !r.is_empty()),
-        ),
-        Err(_) => (
-            String::from_utf8_lossy(&body).chars().take(300).collect(),
-            None,
-        ),
-    };
+    let error = ErrorBody::read(&body);
+    let reason = error
+        .errors
+        .into_iter()
+        .map(|e| e.reason)
+        .find(|r| !r.is_empty());
+    let message = error.message;
     let kind = classify(status.as_u16(), reason.as_deref());
     // Google's 429 for mail sending names the time in the message ("Retry after <RFC 3339>")
     // rather than in a Retry-After header.

@@ -98,7 +98,7 @@ fn auth_hint(
     provider: Option<&str>,
 ) -> String {
     if smtp_auth_disabled(text) {
-        return "Microsoft 365 has SMTP AUTH turned off for this mailbox or tenant (5.7.139): an admin enables \"Authenticated SMTP\" for the mailbox in the Microsoft 365 admin center, or the tenant uses OAuth instead".into();
+        return "Microsoft 365 has SMTP AUTH turned off for this mailbox or tenant (5.7.139): connect the mailbox with Connect Microsoft instead (no password, through Microsoft Graph), or an admin enables \"Authenticated SMTP\" for the mailbox in the Microsoft 365 admin center".into();
     }
     if text.contains("5.7.9") || code == Some(534) {
         return "the provider requires an app password: create one in the account's security settings (it needs 2-step verification) and use it instead of the normal password".into();

@@ -53,7 +53,17 @@ async fn a_rep_connects_office_365_from_the_preset_and_never_sees_the_password_a
     assert_eq!(channel["status"], "active");
     assert_eq!(channel["has_credential"], true);
     assert!(channel["credential_updated_at"].is_string());
-    assert_eq!(channel["warnings"], json!([]));
+    // Microsoft is retiring password logins: the channel says so, and what to use instead.
+    assert_eq!(
+        channel["warnings"][0]["code"], "microsoft_password_login_retiring",
+        "{channel}"
+    );
+    assert!(
+        channel["warnings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Connect Microsoft")
+    );
     assert!(channel["smtp"].get("password").is_none());
 
     let id = channel["id"].as_str().unwrap();

@@ -501,6 +501,7 @@ async fn a_worker_whose_lease_was_taken_over_cannot_record_an_outcome() {
             recipients: Vec::new(),
             possibly_delivered: false,
             dkim: None,
+            reconciled: false,
         }),
         completion: Completion::Sent {
             channel,

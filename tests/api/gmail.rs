@@ -9,7 +9,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::fake_google::{FakeGoogle, FakeGoogleConfig, SendFailure};
-use crate::helpers::{TestApp, TestTenant, TestUser, expect_json, expect_problem, spawn_app_with};
+use crate::helpers::{
+    OAuthBrowser, TestApp, TestTenant, TestUser, app_with_rep, assert_sealed_on_disk, attempts,
+    expect_json, expect_problem,
+};
 
 /// Where the service says it lives (its redirect URI); the browser maps it to the test app.
 const PUBLIC_URL: &str = "http://switchboard.test";
@@ -21,7 +24,7 @@ struct World {
     google: FakeGoogle,
     acme: TestTenant,
     rep: TestUser,
-    browser: reqwest::Client,
+    browser: OAuthBrowser,
 }
 
 async fn world_with(config: FakeGoogleConfig) -> World {
@@ -39,7 +42,7 @@ async fn world_with(config: FakeGoogleConfig) -> World {
         google.userinfo_url(),
         google.gmail_api_url(),
     );
-    let app = spawn_app_with(&[
+    let (app, acme, rep) = app_with_rep(&[
         ("SWITCHBOARD_PUBLIC_URL", PUBLIC_URL),
         ("SWITCHBOARD_GOOGLE_CLIENT_ID", &defaults.client_id),
         ("SWITCHBOARD_GOOGLE_CLIENT_SECRET", &defaults.client_secret),
@@ -48,22 +51,14 @@ async fn world_with(config: FakeGoogleConfig) -> World {
         ("SWITCHBOARD_GOOGLE_REVOKE_URL", &revoke),
         ("SWITCHBOARD_GOOGLE_USERINFO_URL", &userinfo),
         ("SWITCHBOARD_GOOGLE_GMAIL_API_URL", &api),
-        ("SWITCHBOARD_RETRY_BASE", "200ms"),
-        ("SWITCHBOARD_RETRY_MAX", "2s"),
-        ("SWITCHBOARD_POLL_INTERVAL", "100ms"),
     ])
     .await;
-    let acme = app.create_tenant("Acme").await;
-    let rep = app.create_user(&acme, "ann@acme.test", "rep", None).await;
     World {
         app,
         google,
         acme,
         rep,
-        browser: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
+        browser: OAuthBrowser::new(PUBLIC_URL),
     }
 }
 
@@ -74,33 +69,14 @@ async fn world() -> World {
 /// The rep clicks "Connect Gmail" (or "Reconnect"); returns the callback URL Google sent the
 /// browser back to, already pointed at the test app.
 async fn authorize(w: &World, body: Value) -> String {
-    let started = expect_json(
-        w.app
-            .post("/v1/oauth/google/start", &w.rep.token, body)
-            .await,
-        StatusCode::OK,
-    )
-    .await;
-    let url = started["authorize_url"].as_str().unwrap();
-    let consent = w.browser.get(url).send().await.unwrap();
-    assert_eq!(
-        consent.status(),
-        StatusCode::FOUND,
-        "{:?}",
-        consent.text().await
-    );
-    let location = consent.headers()["location"].to_str().unwrap().to_owned();
-    let rest = location
-        .strip_prefix(PUBLIC_URL)
-        .unwrap_or_else(|| panic!("Google sends the browser to our redirect URI: {location}"));
-    format!("{}{rest}", w.app.address)
+    w.browser
+        .authorize(&w.app, "/v1/oauth/google/start", &w.rep.token, body)
+        .await
 }
 
 /// The browser lands on the callback; returns the status and the page.
 async fn land(w: &World, callback: &str) -> (StatusCode, String) {
-    let res = w.browser.get(callback).send().await.unwrap();
-    assert_eq!(res.headers()["cache-control"], "no-store");
-    (res.status(), res.text().await.unwrap())
+    w.browser.land(callback).await
 }
 
 async fn connect(w: &World) -> Value {
@@ -115,19 +91,13 @@ async fn gmail_channel(w: &World) -> Value {
 }
 
 async fn send(w: &World, subject: &str) -> String {
-    let accepted = expect_json(
-        w.app
-            .post(
-                "/v1/messages",
-                &w.rep.token,
-                json!({"from": format!("Ann Rep <{MAILBOX}>"), "to": ["buyer@example.com"],
+    w.app
+        .accept(
+            &w.rep.token,
+            json!({"from": format!("Ann Rep <{MAILBOX}>"), "to": ["buyer@example.com"],
                        "bcc": ["manager@acme.test"], "subject": subject, "text": "Hello"}),
-            )
-            .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
-    accepted["id"].as_str().unwrap().to_owned()
+        )
+        .await
 }
 
 async fn wait(w: &World, id: &str, status: &str) -> Value {
@@ -292,25 +262,8 @@ async fn fifty_sends_at_expiry_cause_exactly_one_refresh() {
     .await;
     connect(&w).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let batch: Vec<Value> = (0..50)
-        .map(|n| {
-            json!({"from": MAILBOX, "to": [format!("buyer{n}@example.com")],
-                   "subject": format!("burst {n}"), "text": "hi"})
-        })
-        .collect();
-    let answer = expect_json(
-        w.app
-            .post(
-                "/v1/messages/batch",
-                &w.rep.token,
-                json!({ "messages": batch }),
-            )
-            .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
-    for r in answer["results"].as_array().unwrap() {
-        wait(&w, r["id"].as_str().unwrap(), "sent").await;
+    for id in w.app.burst(&w.rep.token, MAILBOX, 50).await {
+        wait(&w, &id, "sent").await;
     }
     assert_eq!(
         w.google.refresh_requests(),
@@ -370,7 +323,7 @@ async fn a_rate_limited_send_is_deferred_and_then_sent() {
     let id = send(&w, "slow down").await;
     let sent = wait(&w, &id, "sent").await;
     let events = sent["events"].as_array().unwrap();
-    let first = events.iter().find(|e| e["kind"] == "attempt").unwrap();
+    let first = &attempts(&sent)[0];
     assert_eq!(first["detail"]["code"], 429, "{sent:#}");
     assert_eq!(first["detail"]["result"], "temporary");
     assert!(events.iter().any(|e| e["kind"] == "deferred"), "{sent:#}");
@@ -394,19 +347,6 @@ async fn disconnecting_revokes_at_google_and_keeps_the_channel_waiting() {
     assert_eq!(after["status_cause"], "disconnected");
     let held = send(&w, "after disconnect").await;
     wait(&w, &held, "held").await;
-}
-
-#[tokio::test]
-async fn without_a_google_client_the_api_says_gmail_is_not_configured() {
-    let app = crate::helpers::spawn_app().await;
-    let acme = app.create_tenant("Acme").await;
-    expect_problem(
-        app.post("/v1/oauth/google/start", &acme.admin_token, json!({}))
-            .await,
-        StatusCode::CONFLICT,
-        "gmail_not_configured",
-    )
-    .await;
 }
 
 #[tokio::test]
@@ -470,20 +410,7 @@ async fn tokens_never_appear_in_answers_or_in_the_database_file() {
     for shown in [channels, channel.to_string(), view.to_string()] {
         assert!(!shown.contains(&token), "the access token leaked: {shown}");
     }
-    if !w.app.db.is_postgres() {
-        let mut bytes = Vec::new();
-        for entry in std::fs::read_dir(&w.app.data_dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.to_string_lossy().contains("switchboard.db") {
-                bytes.extend(std::fs::read(path).unwrap());
-            }
-        }
-        assert!(!bytes.is_empty());
-        assert!(
-            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
-            "the access token is sealed on disk"
-        );
-    }
+    assert_sealed_on_disk(&w.app, &[token]);
 }
 
 #[tokio::test]

@@ -194,6 +194,21 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         .unwrap_or_else(|(e, _)| panic!("the app starts: {e}"))
 }
 
+/// An app that retries fast, with the tenant Acme and its rep Ann (`ann@acme.test`), for
+/// the stories of a rep's own mailbox (Connect Gmail, Connect Microsoft).
+pub async fn app_with_rep(extra: &[(&str, &str)]) -> (TestApp, TestTenant, TestUser) {
+    let mut env = vec![
+        ("SWITCHBOARD_RETRY_BASE", "200ms"),
+        ("SWITCHBOARD_RETRY_MAX", "2s"),
+        ("SWITCHBOARD_POLL_INTERVAL", "100ms"),
+    ];
+    env.extend_from_slice(extra);
+    let app = spawn_app_with(&env).await;
+    let acme = app.create_tenant("Acme").await;
+    let rep = app.create_user(&acme, "ann@acme.test", "rep", None).await;
+    (app, acme, rep)
+}
+
 pub struct Sibling {
     pub address: String,
 }
@@ -248,6 +263,38 @@ impl TestApp {
     ) -> Value {
         self.wait_for_message_where(token, id, timeout, |view| view["status"] == status)
             .await
+    }
+
+    /// Posts a message as `token`'s holder; returns its id once it is accepted (202).
+    pub async fn accept(&self, token: &str, message: Value) -> String {
+        let accepted = expect_json(
+            self.post("/v1/messages", token, message).await,
+            StatusCode::ACCEPTED,
+        )
+        .await;
+        accepted["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Posts `count` one-recipient messages from `from` in one batch; returns their ids.
+    pub async fn burst(&self, token: &str, from: &str, count: usize) -> Vec<String> {
+        let batch: Vec<Value> = (0..count)
+            .map(|n| {
+                json!({"from": from, "to": [format!("buyer{n}@example.com")],
+                       "subject": format!("burst {n}"), "text": "hi"})
+            })
+            .collect();
+        let answer = expect_json(
+            self.post("/v1/messages/batch", token, json!({ "messages": batch }))
+                .await,
+            StatusCode::ACCEPTED,
+        )
+        .await;
+        answer["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     /// Follows a message until its view satisfies `done` (or the time is up).
@@ -471,4 +518,91 @@ pub async fn expect_problem(res: Response, status: StatusCode, code: &str) -> Va
         "a problem says what to do: {body}"
     );
     body
+}
+
+/// The rep's browser in an OAuth round trip (Connect Gmail, Connect Microsoft): the app
+/// believes it lives at `public_url` (its redirect URI); the browser maps that to the test
+/// app, as DNS would.
+pub struct OAuthBrowser {
+    pub client: reqwest::Client,
+    pub public_url: &'static str,
+}
+
+impl OAuthBrowser {
+    pub fn new(public_url: &'static str) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            public_url,
+        }
+    }
+
+    /// Starts a connection with `POST {start_path}` as `token`'s holder and signs in at the
+    /// provider (which consents at once); returns the callback URL the provider sent the
+    /// browser back to, pointed at the test app.
+    pub async fn authorize(
+        &self,
+        app: &TestApp,
+        start_path: &str,
+        token: &str,
+        body: Value,
+    ) -> String {
+        let started = expect_json(app.post(start_path, token, body).await, StatusCode::OK).await;
+        assert!(started["expires_at"].is_string(), "{started}");
+        let url = started["authorize_url"].as_str().unwrap();
+        let consent = self.client.get(url).send().await.unwrap();
+        assert_eq!(
+            consent.status(),
+            StatusCode::FOUND,
+            "{:?}",
+            consent.text().await
+        );
+        let location = consent.headers()["location"].to_str().unwrap().to_owned();
+        let rest = location.strip_prefix(self.public_url).unwrap_or_else(|| {
+            panic!("the provider sends the browser to our redirect URI: {location}")
+        });
+        format!("{}{rest}", app.address)
+    }
+
+    /// The browser lands on the callback; returns the status and the page (never cached).
+    pub async fn land(&self, callback: &str) -> (StatusCode, String) {
+        let res = self.client.get(callback).send().await.unwrap();
+        assert_eq!(res.headers()["cache-control"], "no-store");
+        (res.status(), res.text().await.unwrap())
+    }
+}
+
+/// The `attempt` events of a message's view.
+pub fn attempts(view: &Value) -> Vec<Value> {
+    view["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "attempt")
+        .cloned()
+        .collect()
+}
+
+/// Asserts that none of `secrets` is readable in the SQLite database file (sealed on disk);
+/// nothing to read on PostgreSQL.
+pub fn assert_sealed_on_disk(app: &TestApp, secrets: &[String]) {
+    if app.db.is_postgres() {
+        return;
+    }
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(&app.data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains("switchboard.db") {
+            bytes.extend(std::fs::read(path).unwrap());
+        }
+    }
+    assert!(!bytes.is_empty());
+    for secret in secrets {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "a secret is readable in the database file"
+        );
+    }
 }

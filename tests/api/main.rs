@@ -18,6 +18,8 @@ mod domains;
 mod errors;
 #[path = "../support/fake_google.rs"]
 mod fake_google;
+#[path = "../support/fake_microsoft.rs"]
+mod fake_microsoft;
 mod gmail;
 mod gmail_bulk;
 mod health;
@@ -28,6 +30,7 @@ mod interop_faults;
 mod isolation;
 mod it_day;
 mod messages;
+mod microsoft;
 mod openssl_certs;
 mod processes;
 mod restart;

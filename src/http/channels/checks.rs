@@ -163,7 +163,8 @@ pub(in crate::http) async fn rotate_credential(
     let Some(mut smtp) = channel.spec.smtp.clone() else {
         return Err(ApiError::Unprocessable {
             code: "not_testable",
-            detail: "this channel has no password (Gmail channels reconnect instead)".into(),
+            detail: "this channel has no password (Gmail and Microsoft channels reconnect instead)"
+                .into(),
         });
     };
     let new_username = parse_new_username("username", body.username)?;

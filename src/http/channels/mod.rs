@@ -16,8 +16,8 @@ pub(super) use bulk::rotate_shared_credential;
 pub(super) use checks::{replace_credential, test_channel};
 pub(in crate::http) use checks::{rotate_verified, run_test};
 pub(super) use dns_health::check_channel_health;
-pub(in crate::http) use oauth::disconnect;
 pub(super) use oauth::disconnect_oauth;
+pub(in crate::http) use oauth::{disconnect, remove_access_at};
 pub(super) use providers::list_providers;
 pub(in crate::http) use trust::trust;
 pub(super) use trust::trust_certificate;
@@ -168,6 +168,12 @@ pub(in crate::http) async fn create(
             return Err(ApiError::Unprocessable {
                 code: "use_oauth_connect",
                 detail: "Gmail channels are created by connecting Gmail (POST /v1/oauth/google/start), never with a password".into(),
+            });
+        }
+        ChannelKind::Microsoft => {
+            return Err(ApiError::Unprocessable {
+                code: "use_oauth_connect",
+                detail: "Microsoft channels are created by connecting Microsoft (POST /v1/oauth/microsoft/start), never with a password".into(),
             });
         }
         ChannelKind::SharedPool => {
@@ -568,12 +574,18 @@ pub(in crate::http) async fn update(
             detail: "change the password with PUT /v1/channels/{id}/credentials: it is verified before it replaces the working one".into(),
         });
     }
-    if current.spec.kind == ChannelKind::Gmail
+    if current.spec.kind.is_connected_mailbox()
         && (body.smtp.is_some() || body.from_address.is_some() || body.return_path.is_some())
     {
-        return Err(ApiError::Unprocessable {
-            code: "not_editable_for_gmail",
-            detail: "a Gmail channel sends as the connected Google account through the Gmail API: it has no SMTP settings, its from_address is the account's, and Gmail sets the return path; connect another account instead".into(),
+        return Err(match current.spec.kind {
+            ChannelKind::Gmail => ApiError::Unprocessable {
+                code: "not_editable_for_gmail",
+                detail: "a Gmail channel sends as the connected Google account through the Gmail API: it has no SMTP settings, its from_address is the account's, and Gmail sets the return path; connect another account instead".into(),
+            },
+            _ => ApiError::Unprocessable {
+                code: "not_editable_for_microsoft",
+                detail: "a Microsoft channel sends as the connected Microsoft account through Microsoft Graph: it has no SMTP settings, its from_address is the account's, and Exchange sets the return path; connect another account instead".into(),
+            },
         });
     }
     let mut next = current.spec.clone();

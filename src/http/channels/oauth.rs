@@ -1,5 +1,6 @@
-//! `DELETE /v1/channels/{id}/oauth`: disconnect a Gmail channel. The grant is revoked at
-//! Google and the tokens removed here; the channel stays (`needs_reauth`, cause
+//! `DELETE /v1/channels/{id}/oauth`: disconnect a Gmail or Microsoft channel. The grant is
+//! revoked at Google (Microsoft has no revocation endpoint: the page says where the user
+//! removes the app) and the tokens removed here; the channel stays (`needs_reauth`, cause
 //! `disconnected`) so that its mail waits for a reconnect.
 
 use actix_web::{delete, web};
@@ -17,9 +18,11 @@ use crate::http::oauth::connector;
 pub struct DisconnectView {
     /// Whether Google confirmed the revocation. When false (Google unreachable), the tokens
     /// are removed here anyway; the user can also remove the access at
-    /// https://myaccount.google.com/permissions.
+    /// https://myaccount.google.com/permissions. Always false for Microsoft.
     revoked_at_google: bool,
     status: &'static str,
+    /// Where the user removes Switchboard's access at the provider themselves.
+    remove_access_at: &'static str,
 }
 
 #[utoipa::path(
@@ -37,35 +40,47 @@ pub(in crate::http) async fn disconnect_oauth(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<web::Json<DisconnectView>, ApiError> {
-    let revoked = disconnect(&caller, &state, &id).await?;
+    let (kind, revoked) = disconnect(&caller, &state, &id).await?;
     Ok(web::Json(DisconnectView {
-        revoked_at_google: revoked,
+        revoked_at_google: revoked && kind == ChannelKind::Gmail,
         status: "needs_reauth",
+        remove_access_at: remove_access_at(kind),
     }))
 }
 
-/// Disconnects a Gmail channel: the work of `DELETE /v1/channels/{id}/oauth` and of the
-/// Disconnect button on the channel's page. Returns whether Google confirmed the revocation.
+/// Where a user removes the app's access at the provider.
+pub(in crate::http) fn remove_access_at(kind: ChannelKind) -> &'static str {
+    match kind {
+        ChannelKind::Microsoft => {
+            "https://myapps.microsoft.com (work or school) or https://account.live.com/consent/Manage (Outlook.com)"
+        }
+        _ => "https://myaccount.google.com/permissions",
+    }
+}
+
+/// Disconnects a Gmail or Microsoft channel: the work of `DELETE /v1/channels/{id}/oauth` and
+/// of the Disconnect button on the channel's page. Returns the channel's kind and whether the
+/// provider confirmed the revocation.
 pub(in crate::http) async fn disconnect(
     caller: &TenantCaller,
     state: &AppState,
     id: &str,
-) -> Result<bool, ApiError> {
+) -> Result<(ChannelKind, bool), ApiError> {
     let channel = visible_one(caller, state, id).await?;
     require_manage(caller, channel.spec.owner)?;
-    if channel.spec.kind != ChannelKind::Gmail {
+    if !channel.spec.kind.is_connected_mailbox() {
         return Err(ApiError::Unprocessable {
             code: "not_an_oauth_channel",
-            detail: "only Gmail channels are connected with OAuth; SMTP channels change their password with PUT /v1/channels/{id}/credentials".into(),
+            detail: "only Gmail and Microsoft channels are connected with OAuth; SMTP channels change their password with PUT /v1/channels/{id}/credentials".into(),
         });
     }
-    let revoked = connector(state)?
+    let revoked = connector(state, channel.spec.kind)?
         .disconnect(
             caller.actor.tenant_id,
             channel.id,
             AuditActor::User(caller.actor.user_id),
         )
         .await?;
-    tracing::info!(channel_id = %channel.id, revoked, "Gmail disconnected");
-    Ok(revoked)
+    tracing::info!(channel_id = %channel.id, revoked, kind = %channel.spec.kind, "mailbox disconnected");
+    Ok((channel.spec.kind, revoked))
 }

@@ -212,6 +212,24 @@ fn settings_form(
             div.actions { button type="submit" { "Save settings" } }
         }
         p { "Sending domains are claimed and proven on the " a href="/ui/domains" { "Domains" } " page." }
+        (microsoft_consent(state))
+    }
+}
+
+/// The admin-consent link for the organisation's Microsoft admin, so that reps are not
+/// stopped by "Need admin approval" when they connect their mailboxes.
+fn microsoft_consent(state: &AppState) -> Markup {
+    let Some(microsoft) = &state.microsoft else {
+        return html! {};
+    };
+    html! {
+        section.panel aria-labelledby="microsoft-consent-heading" {
+            h2 id="microsoft-consent-heading" { "Microsoft 365 approval" }
+            p {
+                "Many organisations let only an admin approve apps that send mail. Your Microsoft 365 admin can approve Switchboard once for everyone with this link; reps then connect their mailboxes without being asked for approval: "
+                a href=(microsoft.admin_consent_url(None)) { "admin consent for Switchboard" }
+            }
+        }
     }
 }
 

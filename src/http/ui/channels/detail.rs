@@ -94,6 +94,9 @@ fn credential_words(channel: &SendChannel) -> Markup {
         (ChannelKind::Gmail, Some(at)) => {
             html! { "Google account connected, last changed " (layout::when(Some(at))) }
         }
+        (ChannelKind::Microsoft, Some(at)) => {
+            html! { "Microsoft account connected, last changed " (layout::when(Some(at))) }
+        }
         (_, Some(at)) => html! { "stored, last changed " (layout::when(Some(at))) },
         (_, None) => html! { span.muted { "none stored" } },
     }
@@ -166,18 +169,28 @@ fn facts(channel: &SendChannel, names: &People) -> Markup {
     }
 }
 
-fn warnings(channel: &SendChannel) -> Markup {
+fn warnings(session: &UiSession, state: &AppState, channel: &SendChannel) -> Markup {
     let warnings = channel
         .spec
         .smtp
         .as_ref()
         .map(|s| s.warnings())
         .unwrap_or_default();
+    // A password login to Microsoft's SMTP servers: the way out, one click away, for the
+    // mailbox's owner (their consent is theirs to give).
+    let steer = state.microsoft.is_some()
+        && super::checks::viewer_owns(session, channel)
+        && warnings
+            .iter()
+            .any(|(code, _)| *code == "microsoft_password_login_retiring");
     html! {
         @if !warnings.is_empty() {
             div.notice.warning role="note" {
                 p { strong { "Check these settings" } }
                 ul { @for (_, message) in &warnings { li { (list::capitalized(message)) } } }
+                @if steer {
+                    (super::gmail::connect_button(session, ChannelKind::Microsoft))
+                }
             }
         }
     }
@@ -226,6 +239,7 @@ fn manage_actions(session: &UiSession, channel: &SendChannel, offer_force: bool)
 /// waits, say), with the forced delete offered when that is what it takes.
 fn channel_page(
     session: &UiSession,
+    state: &AppState,
     channel: &SendChannel,
     names: &People,
     problem: Option<&ApiError>,
@@ -240,13 +254,11 @@ fn channel_page(
         }
         (health_notice(channel))
         (facts(channel, names))
-        (warnings(channel))
+        (warnings(session, state, channel))
         (super::checks::test_panel(session, channel))
         (super::rotate::rotate_panel(session, channel))
         (super::dns::panel(session, channel, dns))
-        @if channel.spec.kind == ChannelKind::Gmail {
-            (super::gmail::channel_actions(session, channel))
-        }
+        (super::gmail::channel_actions(session, state, channel))
         (manage_actions(session, channel, offer_force))
     }
 }
@@ -259,7 +271,7 @@ async fn show(
     let channel = visible_one(&session.caller, &state, &id).await?;
     let names = People::load(&session.caller, &state).await?;
     let dns = super::dns::load(&session, &state, &channel).await?;
-    let body = channel_page(&session, &channel, &names, None, &dns);
+    let body = channel_page(&session, &state, &channel, &names, None, &dns);
     Ok(layout::page(
         &session,
         Section::Channels,
@@ -283,7 +295,7 @@ async fn refused(
     let channel = visible_one(&session.caller, state, id).await?;
     let names = People::load(&session.caller, state).await?;
     let dns = super::dns::load(session, state, &channel).await?;
-    let body = channel_page(session, &channel, &names, Some(&error), &dns);
+    let body = channel_page(session, state, &channel, &names, Some(&error), &dns);
     Ok(layout::page_with_status(
         StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT),
         session,

@@ -1,7 +1,8 @@
-//! Connect Gmail, Reconnect and Disconnect from the pages. Connect and Reconnect start the
-//! same authorization as `POST /v1/oauth/google/start` and send the browser on to Google;
-//! the callback brings it back to the channel's page with the outcome as a notice (the
-//! state remembers that the pages started it). Disconnect is `DELETE /v1/channels/{id}/oauth`.
+//! Connect Gmail, Connect Microsoft, Reconnect and Disconnect from the pages. Connect and
+//! Reconnect start the same authorization as `POST /v1/oauth/{google,microsoft}/start` and
+//! send the browser on to the provider; the callback brings it back to the channel's page
+//! with the outcome as a notice (the state remembers that the pages started it). Disconnect
+//! is `DELETE /v1/channels/{id}/oauth`.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -18,41 +19,72 @@ use crate::http::AppState;
 use crate::http::channels::{self as api, require_manage};
 use crate::http::oauth::{self, PAGES_NEW_CONNECTION};
 
-const CONNECT_PATH: &str = "/ui/channels/gmail/connect";
+/// The page that starts a connection of this kind.
+fn connect_path(kind: ChannelKind) -> &'static str {
+    match kind {
+        ChannelKind::Microsoft => "/ui/channels/microsoft/connect",
+        _ => "/ui/channels/gmail/connect",
+    }
+}
 
-/// The "Connect Gmail" button of the channel list, for those who may connect a mailbox of
-/// their own. Whether the installation has Gmail configured is the server's to say: pressing
-/// the button on one that has not explains what the operator must set.
-pub fn connect_button(session: &UiSession) -> Markup {
+fn label(kind: ChannelKind) -> &'static str {
+    match kind {
+        ChannelKind::Microsoft => "Microsoft",
+        _ => "Gmail",
+    }
+}
+
+/// A "Connect Gmail" or "Connect Microsoft" button of the channel list, for those who may
+/// connect a mailbox of their own. Whether the installation has the provider configured is
+/// the server's to say: pressing the button on one that has not explains what the operator
+/// must set.
+pub fn connect_button(session: &UiSession, kind: ChannelKind) -> Markup {
     if !session.actor().may(Action::ManageOwnMailboxChannels) {
         return html! {};
     }
     html! {
-        form.connect-gmail method="post" action=(CONNECT_PATH) {
+        form class={"connect-" (kind)} method="post" action=(connect_path(kind)) {
             (layout::csrf(session))
-            button type="submit" { "Connect Gmail" }
+            button type="submit" { "Connect " (label(kind)) }
         }
     }
 }
 
-/// Like [`connect_button`], but says so instead when Gmail is not configured here.
+/// The Connect buttons of the providers configured here; a line for each that is not.
 pub fn connect_button_for(session: &UiSession, state: &AppState) -> Markup {
-    if state.google.is_none() {
-        return html! {
-            @if session.actor().may(Action::ManageOwnMailboxChannels) {
-                p.muted { "Gmail is not configured on this installation (see docs/gmail.md)." }
-            }
-        };
+    let may = session.actor().may(Action::ManageOwnMailboxChannels);
+    html! {
+        @if state.google.is_some() {
+            (connect_button(session, ChannelKind::Gmail))
+        } @else if may {
+            p.muted { "Gmail is not configured on this installation (see docs/gmail.md)." }
+        }
+        @if state.microsoft.is_some() {
+            (connect_button(session, ChannelKind::Microsoft))
+        } @else if may {
+            p.muted { "Microsoft is not configured on this installation (see docs/microsoft.md)." }
+        }
     }
-    connect_button(session)
 }
 
-/// "Reconnect Gmail" (the owner only: Google's consent is theirs to give) and "Disconnect"
-/// on a Gmail channel's page; empty for other channels and for viewers who may do neither.
-pub fn channel_actions(session: &UiSession, channel: &SendChannel) -> Markup {
-    if channel.spec.kind != ChannelKind::Gmail {
+/// "Reconnect" (the owner only: the provider's consent is theirs to give) and "Disconnect"
+/// on a Gmail or Microsoft channel's page, with the admin-consent link when Microsoft wants
+/// an admin's approval; empty for other channels and for viewers who may do neither.
+pub fn channel_actions(session: &UiSession, state: &AppState, channel: &SendChannel) -> Markup {
+    let kind = channel.spec.kind;
+    if !kind.is_connected_mailbox() {
         return html! {};
     }
+    let provider = match kind {
+        ChannelKind::Microsoft => "Microsoft",
+        _ => "Google",
+    };
+    let admin_consent = state
+        .microsoft
+        .as_ref()
+        .filter(|_| kind == ChannelKind::Microsoft)
+        .filter(|_| channel.status_cause.as_deref() == Some("admin_action_required"))
+        .map(|m| m.admin_consent_url(None));
     let reconnect =
         viewer_owns(session, channel) && session.actor().may(Action::ManageOwnMailboxChannels);
     // Disconnecting changes the channel: whoever the API lets manage it (its owner; admins
@@ -63,27 +95,40 @@ pub fn channel_actions(session: &UiSession, channel: &SendChannel) -> Markup {
     }
     let needs_reauth = channel.status == ChannelStatus::NeedsReauth;
     html! {
-        section.panel aria-labelledby="gmail-heading" {
-            h2 id="gmail-heading" { "Gmail connection" }
+        section.panel aria-labelledby="oauth-heading" {
+            h2 id="oauth-heading" { (label(kind)) " connection" }
             @if needs_reauth && reconnect {
                 p.notice.warning {
-                    "Google no longer lets Switchboard send from this mailbox. Reconnect it: "
+                    (provider) " no longer lets Switchboard send from this mailbox. Reconnect it: "
                     "mail for it is held, not lost, and goes out once you have."
+                }
+            }
+            @if let Some(url) = &admin_consent {
+                p.notice.warning {
+                    "Ask your Microsoft admin: your organisation's policy blocks Switchboard until an admin approves it. "
+                    "Send them this admin-consent link, then reconnect: "
+                    a href=(url) { "admin consent" }
+                }
+            }
+            @if kind == ChannelKind::Microsoft {
+                p.muted {
+                    "Disconnecting deletes Switchboard's tokens. Microsoft has no way for Switchboard to withdraw the access itself: remove it at "
+                    (crate::http::channels::remove_access_at(kind)) "."
                 }
             }
             div.actions {
                 @if reconnect {
-                    form method="post" action=(CONNECT_PATH) {
+                    form method="post" action=(connect_path(kind)) {
                         (layout::csrf(session))
                         input type="hidden" name="channel_id" value=(channel.id);
-                        button class=[(!needs_reauth).then_some("secondary")] type="submit" { "Reconnect Gmail" }
+                        button class=[(!needs_reauth).then_some("secondary")] type="submit" { "Reconnect " (label(kind)) }
                     }
                 }
                 @if disconnect {
                     form method="post" action={"/ui/channels/" (channel.id) "/disconnect"} {
                         (layout::csrf(session))
                         button.danger type="submit"
-                            data-confirm="Disconnect this Gmail mailbox? Switchboard gives up its access at Google; mail for it is held until it is connected again." {
+                            data-confirm={"Disconnect this " (label(kind)) " mailbox? Switchboard gives up its access; mail for it is held until it is connected again."} {
                             "Disconnect"
                         }
                     }
@@ -100,9 +145,25 @@ struct ConnectForm {
 }
 
 /// Starts the authorization and sends the browser to Google.
+async fn connect_gmail(
+    state: web::Data<AppState>,
+    post: UiPost<ConnectForm>,
+) -> Result<HttpResponse, UiError> {
+    connect(state, post, ChannelKind::Gmail).await
+}
+
+/// Starts the authorization and sends the browser to Microsoft.
+async fn connect_microsoft(
+    state: web::Data<AppState>,
+    post: UiPost<ConnectForm>,
+) -> Result<HttpResponse, UiError> {
+    connect(state, post, ChannelKind::Microsoft).await
+}
+
 async fn connect(
     state: web::Data<AppState>,
     post: UiPost<ConnectForm>,
+    kind: ChannelKind,
 ) -> Result<HttpResponse, UiError> {
     let UiPost { session, form } = post;
     let channel = non_empty(&form.channel_id);
@@ -117,7 +178,7 @@ async fn connect(
         None => serde_json::json!({}),
     };
     let body = serde_json::to_vec(&body).unwrap_or_default();
-    let started = oauth::start(&session.caller, &state, &body, Some(return_to)).await?;
+    let started = oauth::start(&session.caller, &state, &body, Some(return_to), kind).await?;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, started.authorize_url))
         .finish())
@@ -132,9 +193,17 @@ async fn disconnect(
     id: web::Path<String>,
     post: UiPost<NoFields>,
 ) -> Result<HttpResponse, UiError> {
-    let revoked = api::disconnect(&post.session.caller, &state, &id).await?;
-    let mut notice = "Gmail disconnected: Switchboard no longer sends from this mailbox; mail for it is held until it is connected again.".to_owned();
-    if !revoked {
+    let (kind, revoked) = api::disconnect(&post.session.caller, &state, &id).await?;
+    let mut notice = format!(
+        "{} disconnected: Switchboard no longer sends from this mailbox; mail for it is held until it is connected again.",
+        label(kind)
+    );
+    if kind == ChannelKind::Microsoft {
+        notice.push_str(&format!(
+            " To remove Switchboard's access at Microsoft too, go to {}.",
+            crate::http::channels::remove_access_at(kind)
+        ));
+    } else if !revoked {
         notice.push_str(" Google could not be reached to withdraw the access; remove it at https://myaccount.google.com/permissions.");
     }
     Ok(session::redirect_with_flash(
@@ -145,6 +214,10 @@ async fn disconnect(
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/channels/gmail/connect", web::post().to(connect))
+    cfg.route("/channels/gmail/connect", web::post().to(connect_gmail))
+        .route(
+            "/channels/microsoft/connect",
+            web::post().to(connect_microsoft),
+        )
         .route("/channels/{id}/disconnect", web::post().to(disconnect));
 }

@@ -19,6 +19,7 @@ pub(super) fn kind_name(kind: ChannelKind) -> &'static str {
     match kind {
         ChannelKind::Smtp => "SMTP",
         ChannelKind::Gmail => "Gmail",
+        ChannelKind::Microsoft => "Microsoft",
         ChannelKind::SharedPool => "Shared pool",
     }
 }
@@ -128,7 +129,7 @@ async fn list(session: UiSession, state: web::Data<AppState>) -> Result<HttpResp
     let body = html! {
         h1 { "Channels" }
         p.muted {
-            "A channel is how mail leaves: a mailbox (yours, over SMTP or Gmail) or a relay for "
+            "A channel is how mail leaves: a mailbox (yours, over SMTP, Gmail or Microsoft) or a relay for "
             "your domains. Mail is routed to the channel that may send as its From address."
         }
         div.actions {
@@ -141,7 +142,7 @@ async fn list(session: UiSession, state: web::Data<AppState>) -> Result<HttpResp
             p.notice.info {
                 "No channels yet. Start by adding an SMTP channel: your own mailbox (Office 365, "
                 "Gmail with an app password) or a relay for your domains (SendGrid, SparkPost, "
-                "Amazon SES); or connect Gmail with one click. Mail waits until a channel can "
+                "Amazon SES); or connect Gmail or Microsoft with one click. Mail waits until a channel can "
                 "carry it."
             }
         } @else {

@@ -1,0 +1,958 @@
+//! "Connect Microsoft" end to end against a local fake of the Microsoft identity platform and
+//! Graph (tests/support/fake_microsoft.rs): work and personal accounts, our exact MIME
+//! through sendMail, the rotated refresh token stored, each refusal class, no duplicate
+//! after a lost answer, tenant isolation, and tokens kept out of answers and the database.
+//! The test plays the rep's browser.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::fake_microsoft::{
+    AadError, Account, FakeMicrosoft, FakeMicrosoftConfig, PERSONAL_TENANT, SendFailure,
+};
+use crate::helpers::{
+    OAuthBrowser, TestApp, TestTenant, TestUser, app_with_rep, assert_sealed_on_disk, attempts,
+    expect_json, expect_problem,
+};
+
+const PUBLIC_URL: &str = "http://switchboard.test";
+const CONTOSO: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const MAILBOX: &str = "ann.rep@contoso.test";
+const PATIENCE: Duration = Duration::from_secs(30);
+
+struct World {
+    app: TestApp,
+    ms: FakeMicrosoft,
+    acme: TestTenant,
+    rep: TestUser,
+    browser: OAuthBrowser,
+    address: String,
+}
+
+async fn world_as(account: Account) -> World {
+    let config = FakeMicrosoftConfig {
+        account,
+        ..FakeMicrosoftConfig::default()
+    };
+    world_with(config, &[]).await
+}
+
+async fn world_with(config: FakeMicrosoftConfig, extra: &[(&str, &str)]) -> World {
+    let account = config.account.clone();
+    let address = account
+        .mail
+        .clone()
+        .unwrap_or_else(|| account.user_principal_name.clone());
+    let ms = FakeMicrosoft::start(FakeMicrosoftConfig {
+        redirect_uri: format!("{PUBLIC_URL}/oauth/microsoft/callback"),
+        account,
+        ..config
+    })
+    .await;
+    let defaults = FakeMicrosoftConfig::default();
+    let (authority, graph) = (ms.authority_url(), ms.graph_url());
+    let mut env = vec![
+        ("SWITCHBOARD_PUBLIC_URL", PUBLIC_URL),
+        ("SWITCHBOARD_MICROSOFT_CLIENT_ID", &defaults.client_id),
+        (
+            "SWITCHBOARD_MICROSOFT_CLIENT_SECRET",
+            &defaults.client_secret,
+        ),
+        ("SWITCHBOARD_MICROSOFT_AUTHORITY_URL", &authority),
+        ("SWITCHBOARD_MICROSOFT_GRAPH_URL", &graph),
+    ];
+    env.extend_from_slice(extra);
+    let (app, acme, rep) = app_with_rep(&env).await;
+    World {
+        app,
+        ms,
+        acme,
+        rep,
+        browser: OAuthBrowser::new(PUBLIC_URL),
+        address,
+    }
+}
+
+async fn world() -> World {
+    world_as(Account::work(CONTOSO, MAILBOX)).await
+}
+
+/// The rep clicks "Connect Microsoft" (or "Reconnect"), as `token`'s holder; returns where
+/// Microsoft sent the browser back, pointed at the test app.
+async fn authorize_as(w: &World, token: &str, body: Value) -> String {
+    w.browser
+        .authorize(&w.app, "/v1/oauth/microsoft/start", token, body)
+        .await
+}
+
+async fn land(w: &World, callback: &str) -> (StatusCode, String) {
+    w.browser.land(callback).await
+}
+
+async fn connect(w: &World) -> Value {
+    let callback = authorize_as(w, &w.rep.token, json!({})).await;
+    let (status, page) = land(w, &callback).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    channel(w).await
+}
+
+async fn reconnect(w: &World, channel: &Value) -> String {
+    let callback = authorize_as(w, &w.rep.token, json!({"channel_id": channel["id"]})).await;
+    let (status, page) = land(w, &callback).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page
+}
+
+async fn channels_of(w: &World, token: &str) -> Vec<Value> {
+    let all = expect_json(w.app.get("/v1/channels", token).await, StatusCode::OK).await;
+    all.as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "microsoft")
+        .cloned()
+        .collect()
+}
+
+async fn channel(w: &World) -> Value {
+    let mine = channels_of(w, &w.rep.token).await;
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    mine[0].clone()
+}
+
+async fn send(w: &World, subject: &str) -> String {
+    w.app
+        .accept(
+            &w.rep.token,
+            json!({"from": format!("Ann Rep <{}>", w.address), "to": ["buyer@example.com"],
+                       "subject": subject, "text": "Hello", "unsubscribe": true}),
+        )
+        .await
+}
+
+async fn wait(w: &World, id: &str, status: &str) -> Value {
+    w.app
+        .wait_for_message(&w.rep.token, id, status, PATIENCE)
+        .await
+}
+
+#[tokio::test]
+async fn a_rep_connects_a_work_account_at_common_with_pkce_state_and_nonce() {
+    let w = world().await;
+    let channel = connect(&w).await;
+    assert_eq!(channel["from_address"], MAILBOX);
+    assert_eq!(channel["scope"], "mailbox");
+    assert_eq!(channel["status"], "active");
+    assert_eq!(channel["has_credential"], true);
+    assert_eq!(channel["limits"]["per_minute"], 30);
+    assert_eq!(channel["limits"]["per_day_recipients"], 10_000);
+
+    let request = &w.ms.authorization_requests()[0];
+    assert_eq!(request.tenant, "common");
+    assert_eq!(request.param("code_challenge_method"), Some("S256"));
+    assert!(
+        request
+            .param("code_challenge")
+            .is_some_and(|c| c.len() == 43)
+    );
+    assert!(request.param("state").is_some_and(|s| s.len() >= 32));
+    assert!(request.param("nonce").is_some_and(|n| n.len() >= 32));
+    assert_eq!(
+        request.param("prompt"),
+        Some("select_account"),
+        "never prompt=consent"
+    );
+    let scope: Vec<&str> = request.param("scope").unwrap().split(' ').collect();
+    for wanted in [
+        "openid",
+        "email",
+        "profile",
+        "offline_access",
+        "User.Read",
+        "Mail.Send",
+    ] {
+        assert!(scope.contains(&wanted), "{scope:?}");
+    }
+    assert_eq!(w.ms.code_exchanges(), 1);
+    assert_eq!(
+        w.ms.pkce_failures(),
+        0,
+        "the verifier matched the challenge"
+    );
+
+    // The same account again (a second Connect, not a reconnect) is the same channel.
+    connect(&w).await;
+    assert_eq!(channels_of(&w, &w.rep.token).await.len(), 1);
+    // The code cannot be used twice.
+    let callback = authorize_as(&w, &w.rep.token, json!({})).await;
+    let (status, _) = land(&w, &callback).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, page) = land(&w, &callback).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("already used"), "{page}");
+}
+
+#[tokio::test]
+async fn a_personal_outlook_account_connects_with_its_upn_as_the_address() {
+    let w = world_as(Account::personal("ann.rep@outlook.com")).await;
+    let channel = connect(&w).await;
+    assert_eq!(channel["from_address"], "ann.rep@outlook.com");
+    assert_eq!(channel["limits"]["per_day_recipients"], 300, "{channel}");
+    let id = send(&w, "From Outlook.com").await;
+    wait(&w, &id, "sent").await;
+    assert_eq!(w.ms.sent_messages().len(), 1);
+    w.ms.expire_access_tokens();
+    let id = send(&w, "after expiry").await;
+    wait(&w, &id, "sent").await;
+    assert_eq!(
+        w.ms.refresh_tenants(),
+        [PERSONAL_TENANT],
+        "refreshed at the account's tid"
+    );
+}
+
+#[tokio::test]
+async fn our_exact_mime_reaches_graph_with_message_id_and_list_unsubscribe() {
+    let w = world().await;
+    connect(&w).await;
+    let id = send(&w, "Through Graph").await;
+    let view = wait(&w, &id, "sent").await;
+    let sent = w.ms.sent_messages();
+    assert_eq!(sent.len(), 1);
+    let mime = String::from_utf8_lossy(&sent[0].mime).to_string();
+    let message_id = view["message_id"].as_str().unwrap();
+    assert_eq!(sent[0].internet_message_id.as_deref(), Some(message_id));
+    assert!(mime.contains("Subject: Through Graph"), "{mime}");
+    assert!(mime.contains("List-Unsubscribe: <"), "{mime}");
+    assert!(
+        mime.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+        "{mime}"
+    );
+    assert_eq!(
+        attempts(&view)[0]["detail"]["reply"],
+        "Microsoft Graph accepted it (202)"
+    );
+}
+
+#[tokio::test]
+async fn a_burst_at_expiry_refreshes_once_at_the_tenant_and_the_rotated_token_is_used_next() {
+    let w = world().await;
+    connect(&w).await;
+    w.ms.expire_access_tokens();
+    // Within the mailbox's 30 a minute.
+    for id in w.app.burst(&w.rep.token, MAILBOX, 25).await {
+        wait(&w, &id, "sent").await;
+    }
+    assert_eq!(w.ms.refreshes(), 1, "one refresh served all of them");
+    // The fake refuses a refresh token once used: the next refresh works only with the
+    // rotated one we stored.
+    w.ms.expire_access_tokens();
+    let id = send(&w, "after the second expiry").await;
+    let view = w
+        .app
+        .wait_for_message_where(&w.rep.token, &id, PATIENCE, |v| {
+            v["status"] != "queued" && v["status"] != "sending"
+        })
+        .await;
+    assert_ne!(view["status"], "held", "{view:#}");
+    assert_eq!(w.ms.refreshes(), 2);
+    assert_eq!(
+        w.ms.refresh_tenants(),
+        [CONTOSO, CONTOSO],
+        "never at common"
+    );
+    assert_eq!(channel(&w).await["status"], "active");
+}
+
+#[tokio::test]
+async fn a_password_reset_holds_mail_until_the_rep_reconnects_and_then_sends_it() {
+    let w = world().await;
+    let before = connect(&w).await;
+    w.ms.set_refresh_error(Some(AadError::password_changed()));
+    w.ms.expire_access_tokens();
+    let id = send(&w, "after the reset").await;
+    let held = wait(&w, &id, "held").await;
+    assert_eq!(held["hold_reason"], "channel_unavailable", "{held:#}");
+    let broken = channel(&w).await;
+    assert_eq!(broken["status"], "needs_reauth");
+    assert_eq!(broken["status_cause"], "password_changed");
+    assert!(
+        broken["health"]["advice"]
+            .as_str()
+            .unwrap()
+            .contains("connect the mailbox again"),
+        "{broken}"
+    );
+    assert!(w.ms.sent_messages().is_empty());
+
+    w.ms.set_refresh_error(None);
+    let page = reconnect(&w, &before).await;
+    assert!(page.contains("held message"), "{page}");
+    let sent = wait(&w, &id, "sent").await;
+    assert_eq!(sent["channel_id"], before["id"]);
+    assert_eq!(channel(&w).await["status"], "active");
+    let login_hint = w.ms.authorization_requests()[1]
+        .param("login_hint")
+        .map(str::to_owned);
+    assert_eq!(login_hint.as_deref(), Some(MAILBOX));
+}
+
+#[tokio::test]
+async fn conditional_access_asks_for_the_admin_and_an_expired_secret_blames_no_rep() {
+    let w = world().await;
+    connect(&w).await;
+    w.ms.set_refresh_error(Some(AadError::conditional_access()));
+    w.ms.expire_access_tokens();
+    let id = send(&w, "blocked by policy").await;
+    wait(&w, &id, "held").await;
+    let blocked = channel(&w).await;
+    assert_eq!(
+        blocked["status_cause"], "admin_action_required",
+        "{blocked}"
+    );
+    assert!(
+        blocked["health"]["advice"]
+            .as_str()
+            .unwrap()
+            .starts_with("ask your Microsoft admin"),
+        "{blocked}"
+    );
+    let error = blocked["health"]["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!("/{CONTOSO}/adminconsent?client_id=")),
+        "the admin-consent link names the account's directory: {blocked}"
+    );
+
+    // Our client secret expired: the message waits, the channel is not the rep's problem.
+    let w = world().await;
+    connect(&w).await;
+    w.ms.set_refresh_error(Some(AadError::secret_expired()));
+    w.ms.expire_access_tokens();
+    let id = send(&w, "secret expired").await;
+    let deferred = wait(&w, &id, "deferred").await;
+    assert!(
+        deferred["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("SWITCHBOARD_MICROSOFT_CLIENT"),
+        "{deferred:#}"
+    );
+    assert_eq!(channel(&w).await["status"], "active");
+    let metrics = w.app.get("/metrics", "").await.text().await.unwrap();
+    assert!(
+        metrics.contains("switchboard_oauth_client_refused_total{provider=\"microsoft\"}"),
+        "the operator's signal: {metrics}"
+    );
+    w.ms.set_refresh_error(None);
+    wait(&w, &id, "sent").await;
+}
+
+#[tokio::test]
+async fn an_organisation_that_wants_admin_approval_gets_the_consent_link() {
+    let w = world().await;
+    w.ms.set_admin_approval_required(true);
+    let callback = authorize_as(&w, &w.rep.token, json!({})).await;
+    let (status, page) = land(&w, &callback).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(page.contains("Ask your Microsoft admin"), "{page}");
+    assert!(
+        page.contains("/organizations/adminconsent?client_id="),
+        "{page}"
+    );
+    assert!(channels_of(&w, &w.rep.token).await.is_empty());
+    assert_eq!(w.ms.code_exchanges(), 0);
+    // An admin declines at the consent link; another approves.
+    let (status, page) = land(
+        &w,
+        &format!(
+            "{}/oauth/microsoft/callback?error=access_denied&error_description=AADSTS65004%3A+User+declined+to+consent.",
+            w.app.address
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("AADSTS65004: User declined"), "{page}");
+    let (status, page) = land(
+        &w,
+        &format!(
+            "{}/oauth/microsoft/callback?admin_consent=True&tenant={CONTOSO}",
+            w.app.address
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("approved Switchboard"), "{page}");
+    w.ms.set_admin_approval_required(false);
+    connect(&w).await;
+}
+
+#[tokio::test]
+async fn a_gateway_timeout_after_graph_took_the_mail_does_not_send_it_twice() {
+    let w = world().await;
+    connect(&w).await;
+    w.ms.fail_next_sends(&[SendFailure::GatewayTimeoutAfterStore]);
+    let id = send(&w, "lost answer").await;
+    let view = wait(&w, &id, "sent").await;
+    assert_eq!(
+        w.ms.sent_messages().len(),
+        1,
+        "exactly one copy in Sent Items"
+    );
+    assert_eq!(w.ms.send_requests(), 1, "no second sendMail");
+    assert_eq!(w.ms.sent_items_lookups(), 1);
+    let tries = attempts(&view);
+    assert_eq!(tries.len(), 2, "{view:#}");
+    assert_eq!(tries[0]["detail"]["code"], 504);
+    assert_eq!(tries[0]["detail"]["possibly_delivered"], true);
+    assert_eq!(tries[1]["detail"]["reconciled"], true, "{view:#}");
+
+    // A 202 that carries Retry-After is accepted, not sent again.
+    w.ms.fail_next_sends(&[SendFailure::AcceptedWithRetryAfter {
+        retry_after_secs: 5,
+    }]);
+    let id = send(&w, "202 with Retry-After").await;
+    wait(&w, &id, "sent").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(w.ms.send_requests(), 2);
+    assert_eq!(w.ms.sent_messages().len(), 2);
+
+    // A 429 waits as long as Retry-After says, and the retry looks first, finds nothing,
+    // then sends.
+    w.ms.fail_next_sends(&[SendFailure::Throttled {
+        retry_after_secs: 1,
+    }]);
+    let id = send(&w, "throttled").await;
+    let view = wait(&w, &id, "sent").await;
+    let tries = attempts(&view);
+    assert_eq!(tries[0]["detail"]["code"], 429, "{view:#}");
+    assert!(tries[1]["detail"]["reconciled"].is_null());
+    assert_eq!(w.ms.sent_messages().len(), 3);
+}
+
+#[tokio::test]
+async fn graphs_refusals_become_causes_a_person_can_act_on() {
+    for (failure, outcome, cause) in [
+        (SendFailure::SendAsDenied, "held", Some("send_as_denied")),
+        (
+            SendFailure::MailboxNotEnabled,
+            "held",
+            Some("mailbox_not_enabled"),
+        ),
+        (SendFailure::SenderBlocked, "held", Some("sender_blocked")),
+        (SendFailure::TooLarge, "failed", None),
+    ] {
+        let w = world().await;
+        let before = connect(&w).await;
+        w.ms.fail_next_sends(std::slice::from_ref(&failure));
+        let id = send(&w, "refused").await;
+        let view = wait(&w, &id, outcome).await;
+        let after = channel(&w).await;
+        match cause {
+            Some(cause) => {
+                assert_eq!(after["status"], "needs_reauth", "{failure:?}: {after}");
+                assert_eq!(after["status_cause"], cause, "{failure:?}");
+                // Once the admin fixed it, a reconnect releases the held mail.
+                reconnect(&w, &before).await;
+                wait(&w, &id, "sent").await;
+            }
+            None => {
+                assert_eq!(after["status"], "active", "{failure:?}");
+                assert!(
+                    view["last_error"].as_str().unwrap().contains("413"),
+                    "{view:#}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_401_is_refreshed_once_and_retried() {
+    let w = world().await;
+    connect(&w).await;
+    w.ms.fail_next_sends(&[SendFailure::Unauthorized]);
+    let id = send(&w, "after a 401").await;
+    let view = wait(&w, &id, "sent").await;
+    assert_eq!(
+        attempts(&view).len(),
+        1,
+        "the retry is part of the same attempt"
+    );
+    assert_eq!(w.ms.refreshes(), 1);
+    assert_eq!(w.ms.sent_messages().len(), 1);
+}
+
+#[tokio::test]
+async fn other_tenants_and_other_reps_cannot_reach_a_microsoft_channel() {
+    let w = world().await;
+    let mine = connect(&w).await;
+    let id = mine["id"].as_str().unwrap();
+    let globex = w.app.create_tenant("Globex").await;
+    let stranger = w
+        .app
+        .create_user(&globex, "eve@globex.test", "rep", None)
+        .await;
+    expect_problem(
+        w.app
+            .post(
+                "/v1/oauth/microsoft/start",
+                &stranger.token,
+                json!({"channel_id": id}),
+            )
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    for token in [&stranger.token, &globex.admin_token] {
+        let res = w
+            .app
+            .delete(&format!("/v1/channels/{id}/oauth"), token)
+            .await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        let res = w.app.get(&format!("/v1/channels/{id}"), token).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    }
+    let colleague = w
+        .app
+        .create_user(&w.acme, "bob@acme.test", "rep", None)
+        .await;
+    expect_problem(
+        w.app
+            .post(
+                "/v1/oauth/microsoft/start",
+                &colleague.token,
+                json!({"channel_id": id}),
+            )
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    // The same Microsoft account signed in by a colleague is not handed their channel.
+    let callback = authorize_as(&w, &colleague.token, json!({})).await;
+    let (status, _) = land(&w, &callback).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(channels_of(&w, &colleague.token).await.is_empty());
+    expect_problem(
+        w.app
+            .post(
+                "/v1/channels",
+                &w.rep.token,
+                json!({"name": "x", "kind": "microsoft", "owner": {"user": w.rep.id}, "scope": "mailbox", "from_address": MAILBOX}),
+            )
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "use_oauth_connect",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn disconnecting_keeps_the_channel_waiting_and_the_same_account_reconnects_it() {
+    let w = world().await;
+    let before = connect(&w).await;
+    let id = before["id"].as_str().unwrap();
+    let answer = expect_json(
+        w.app
+            .delete(&format!("/v1/channels/{id}/oauth"), &w.rep.token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(answer["status"], "needs_reauth");
+    assert!(
+        answer["remove_access_at"]
+            .as_str()
+            .unwrap()
+            .contains("myapps.microsoft.com")
+    );
+    let after = channel(&w).await;
+    assert_eq!(after["status_cause"], "disconnected");
+    let held = send(&w, "after disconnect").await;
+    wait(&w, &held, "held").await;
+    // Connect (not Reconnect) with the same account finds the same channel by tid + oid.
+    connect(&w).await;
+    assert_eq!(channel(&w).await["id"], before["id"]);
+    wait(&w, &held, "sent").await;
+    // The audit trail tells the story, naming the provider and never a secret.
+    let audit = expect_json(
+        w.app
+            .get(&format!("/v1/audit?channel_id={id}"), &w.acme.admin_token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let actions: Vec<(&str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["detail"]["provider"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    for wanted in [
+        ("channel.created", ""),
+        ("channel.reconnected", "microsoft"),
+        ("credential.revoked", "microsoft"),
+    ] {
+        assert!(actions.contains(&wanted), "{wanted:?} in {actions:?}");
+    }
+}
+
+#[tokio::test]
+async fn secrets_never_appear_in_answers_or_in_the_database_file() {
+    let w = world().await;
+    let channel = connect(&w).await;
+    let id = send(&w, "canary").await;
+    let view = wait(&w, &id, "sent").await;
+    let audit = w
+        .app
+        .get("/v1/audit", &w.acme.admin_token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let channels = w
+        .app
+        .get("/v1/channels", &w.rep.token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let openapi = w
+        .app
+        .get("/openapi.json", &w.rep.token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(openapi.contains("/v1/oauth/microsoft/start"));
+    assert!(openapi.contains("/oauth/microsoft/callback"));
+    let mut secrets = w.ms.issued_secrets();
+    assert!(secrets.len() >= 2);
+    secrets.push(FakeMicrosoftConfig::default().client_secret);
+    for shown in [channels, channel.to_string(), view.to_string(), audit] {
+        for secret in &secrets {
+            assert!(!shown.contains(secret.as_str()), "a secret leaked: {shown}");
+        }
+    }
+    assert_sealed_on_disk(&w.app, &secrets);
+}
+
+#[tokio::test]
+async fn without_a_client_the_api_says_the_provider_is_not_configured() {
+    let app = crate::helpers::spawn_app().await;
+    let acme = app.create_tenant("Acme").await;
+    for (provider, code) in [
+        ("google", "gmail_not_configured"),
+        ("microsoft", "microsoft_not_configured"),
+    ] {
+        let path = format!("/v1/oauth/{provider}/start");
+        let res = app.post(&path, &acme.admin_token, json!({})).await;
+        expect_problem(res, StatusCode::CONFLICT, code).await;
+    }
+}
+
+#[tokio::test]
+async fn widening_the_channel_kinds_keeps_every_channel_domain_token_and_message() {
+    use diesel::connection::SimpleConnection;
+    use switchboard::store::{DbConnection, Store, migrations, oauth};
+
+    let w = world().await;
+    let microsoft = connect(&w).await;
+    let queued = send(&w, "sent before the upgrade").await;
+    wait(&w, &queued, "sent").await;
+    let admin = &w.acme.admin_token;
+    w.app.prove_domain(admin, "acme.test").await;
+    let relay = expect_json(
+        w.app
+            .post(
+                "/v1/channels",
+                admin,
+                json!({"name": "Acme relay", "kind": "smtp", "owner": {"tenant": true},
+                       "scope": "domain", "domains": ["acme.test"],
+                       "smtp": {"host": "127.0.0.1", "port": 9, "security": "none", "auth": "none"}}),
+            )
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let relay_id = relay["id"].as_str().unwrap().to_owned();
+    let config = w.app.config();
+    let keys = w.app.master_keys.clone();
+    let World {
+        app, acme, rep, ms, ..
+    } = w;
+    let setup = app.stop().await;
+    let store = Store::open(&config.database, 1).unwrap();
+    let tenant = acme.id.clone();
+    let (relay_channel, ms_channel) = (
+        relay_id.parse().unwrap(),
+        microsoft["id"].as_str().unwrap().parse().unwrap(),
+    );
+    store
+        .run_blocking(|conn| {
+            let reverted = migrations::revert_newer_than(conn, "2026-12-02-000013")?;
+            assert!(reverted.iter().any(|v| v.ends_with("000016")), "{reverted:?}");
+            // A token row on a channel of the old kinds (as a Gmail channel has): it must
+            // survive the rebuild of `channels` both ways.
+            let insert = format!(
+                "INSERT INTO oauth_tokens (channel_id, tenant_id, provider, subject, scopes, version, updated_at) \
+                 VALUES ('{relay_id}', '{tenant}', 'google', 'sub-1', 'x', 7, 1)"
+            );
+            match conn {
+                DbConnection::Sqlite(c) => c.batch_execute(&insert)?,
+                DbConnection::Postgresql(c) => c.batch_execute(&insert)?,
+            }
+            migrations::run_pending(conn)?;
+            assert!(
+                oauth::token_state(conn, ms_channel)?.is_none(),
+                "reverting removed the Microsoft channels (and their tokens)"
+            );
+            // Down and up again: everything of the old kinds is still there.
+            migrations::revert_newer_than(conn, "2026-12-02-000013")?;
+            migrations::run_pending(conn)?;
+            let state = oauth::token_state(conn, relay_channel)?.expect("the token row survived");
+            assert_eq!(state.version, 7);
+            Ok(())
+        })
+        .unwrap();
+    drop(store);
+    let app = setup
+        .start_with_keys(&keys)
+        .await
+        .unwrap_or_else(|(e, _)| panic!("the upgraded app starts: {e}"));
+    let relay = expect_json(
+        app.get(&format!("/v1/channels/{relay_id}"), &acme.admin_token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        relay["domains"],
+        json!(["acme.test"]),
+        "channel_domains survived: {relay}"
+    );
+    let message = expect_json(
+        app.get(&format!("/v1/messages/{queued}"), &rep.token).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(message["status"], "sent");
+    // The Microsoft channel went with the revert; a new connection works on the new schema.
+    drop(ms);
+}
+
+/// Presses Connect Microsoft (or Reconnect, with `channel_id`) on the pages, signs in at
+/// Microsoft and lands on the callback with the pages' cookies.
+async fn connect_from_pages(
+    w: &World,
+    ui: &mut crate::ui_client::UiClient,
+    fields: &[(&str, &str)],
+) -> crate::ui_client::Page {
+    let started = ui.post("/ui/channels/microsoft/connect", fields).await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.html);
+    let authorize = started.location.clone().unwrap();
+    assert!(
+        authorize.starts_with(&format!(
+            "{}/common/oauth2/v2.0/authorize?",
+            w.ms.authority_url()
+        )),
+        "to Microsoft: {authorize}"
+    );
+    let signed_in = w.browser.client.get(&authorize).send().await.unwrap();
+    assert_eq!(signed_in.status(), StatusCode::FOUND);
+    let back = signed_in.headers()["location"].to_str().unwrap().to_owned();
+    ui.get(back.strip_prefix(PUBLIC_URL).unwrap()).await
+}
+
+#[tokio::test]
+async fn the_pages_connect_show_the_admin_link_and_disconnect_a_microsoft_mailbox() {
+    let w = world().await;
+    let mut ui = crate::ui_client::UiClient::signed_in(&w.app, &w.rep.token).await;
+    let list = ui.get("/ui/channels").await;
+    list.expect("Connect Microsoft")
+        .expect("action=\"/ui/channels/microsoft/connect\"");
+    list.expect("Gmail is not configured on this installation");
+
+    let landed = connect_from_pages(&w, &mut ui, &[]).await;
+    assert_eq!(landed.status, StatusCode::SEE_OTHER, "{}", landed.html);
+    let id = channel(&w).await["id"].as_str().unwrap().to_owned();
+    let page_path = format!("/ui/channels/{id}");
+    assert_eq!(landed.location.as_deref(), Some(page_path.as_str()));
+    let page = ui.follow(&landed).await;
+    page.expect(&format!("Microsoft connected: sends as {MAILBOX}."))
+        .expect("Microsoft connection")
+        .expect("Reconnect Microsoft")
+        .expect("Microsoft account connected")
+        .expect("myapps.microsoft.com")
+        .expect_not("Verify and replace");
+
+    // The organisation's policy blocks the refresh: the page says who must act, and how.
+    w.ms.set_refresh_error(Some(AadError::conditional_access()));
+    w.ms.expire_access_tokens();
+    let held = send(&w, "blocked").await;
+    wait(&w, &held, "held").await;
+    ui.get(&page_path)
+        .await
+        .expect("Ask your Microsoft admin")
+        .expect("/organizations/adminconsent?client_id=");
+
+    // Reconnect once the admin approved: the held mail goes.
+    w.ms.set_refresh_error(None);
+    let landed = connect_from_pages(&w, &mut ui, &[("channel_id", &id)]).await;
+    assert_eq!(landed.location.as_deref(), Some(page_path.as_str()));
+    ui.follow(&landed)
+        .await
+        .expect("1 held message(s) released");
+    wait(&w, &held, "sent").await;
+
+    let done = ui.post(&format!("/ui/channels/{id}/disconnect"), &[]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    ui.follow(&done)
+        .await
+        .expect("Microsoft disconnected")
+        .expect("account.live.com/consent/Manage");
+    assert_eq!(channel(&w).await["status_cause"], "disconnected");
+}
+
+#[tokio::test]
+async fn an_idle_mailbox_is_refreshed_by_the_scheduled_check_and_keeps_its_grant() {
+    // Access tokens of 61 s: refreshing a minute early makes each due after a second, as a
+    // day without mail makes them due in production.
+    let config = FakeMicrosoftConfig {
+        account: Account::work(CONTOSO, MAILBOX),
+        access_token_lifetime: Duration::from_secs(61),
+        ..FakeMicrosoftConfig::default()
+    };
+    let w = world_with(config, &[("SWITCHBOARD_HEALTH_CHECK_IDLE", "1s")]).await;
+    connect(&w).await;
+    // Twice: the second refresh works only with the refresh token the first one rotated in.
+    for refreshes in 1..=2 {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while w.ms.refreshes() < refreshes {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no refresh {refreshes}: {:?}",
+                w.ms.refresh_tenants()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = channel(&w).await;
+    assert_eq!(idle["status"], "active", "{idle}");
+    assert!(w.ms.sent_messages().is_empty(), "a check sends nothing");
+    assert!(w.ms.refresh_tenants().iter().all(|t| t == CONTOSO));
+}
+
+#[tokio::test]
+async fn a_password_office_365_channel_is_steered_to_connect_microsoft() {
+    let w = world().await;
+    let created = expect_json(
+        w.app
+            .post(
+                "/v1/channels",
+                &w.rep.token,
+                json!({"name": "My Office 365", "kind": "smtp", "preset": "office365",
+                       "from_address": MAILBOX,
+                       "smtp": {"username": MAILBOX, "password": "Canary-Office-Pw-1"}}),
+            )
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        created["warnings"][0]["code"], "microsoft_password_login_retiring",
+        "{created}"
+    );
+    let mut ui = crate::ui_client::UiClient::signed_in(&w.app, &w.rep.token).await;
+    let page = ui
+        .get(&format!("/ui/channels/{}", created["id"].as_str().unwrap()))
+        .await;
+    page.expect("Microsoft is retiring password logins")
+        .expect("action=\"/ui/channels/microsoft/connect\"");
+}
+
+#[tokio::test]
+async fn at_most_four_sends_reach_a_mailbox_at_once() {
+    let w = world().await;
+    connect(&w).await;
+    w.ms.set_send_delay(Duration::from_millis(300));
+    for id in w.app.burst(&w.rep.token, MAILBOX, 12).await {
+        wait(&w, &id, "sent").await;
+    }
+    assert_eq!(w.ms.sent_messages().len(), 12);
+    assert_eq!(
+        w.ms.most_sends_in_flight(),
+        4,
+        "Graph's MailboxConcurrency limit is four requests per mailbox"
+    );
+}
+
+#[tokio::test]
+async fn an_admin_finds_the_microsoft_admin_consent_link_in_settings() {
+    let w = world().await;
+    let mut ui = crate::ui_client::UiClient::signed_in(&w.app, &w.acme.admin_token).await;
+    let page = ui.get("/ui/settings").await;
+    page.expect("Microsoft 365 approval").expect(&format!(
+        "{}/organizations/adminconsent?client_id={}",
+        w.ms.authority_url(),
+        FakeMicrosoftConfig::default().client_id
+    ));
+}
+
+#[tokio::test]
+async fn a_message_too_large_for_one_graph_request_fails_with_a_reason() {
+    let w = world().await;
+    connect(&w).await;
+    let big = "All the details. ".repeat(200_000); // about 3.4 MB, 4.5 MB in base64
+    let id = w
+        .app
+        .accept(
+            &w.rep.token,
+            json!({"from": MAILBOX, "to": ["buyer@example.com"], "subject": "Big", "text": big}),
+        )
+        .await;
+    let failed = wait(&w, &id, "failed").await;
+    let error = failed["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("above the 4 MB Microsoft Graph takes"),
+        "{error}"
+    );
+    assert_eq!(w.ms.send_requests(), 0);
+    assert_eq!(channel(&w).await["status"], "active");
+}
+
+#[tokio::test]
+async fn a_429_pauses_the_whole_mailbox_for_as_long_as_retry_after_says() {
+    let w = world().await;
+    connect(&w).await;
+    w.ms.fail_next_sends(&[SendFailure::Throttled {
+        retry_after_secs: 2,
+    }]);
+    let first = send(&w, "throttled").await;
+    w.app
+        .wait_for_message_where(&w.rep.token, &first, PATIENCE, |v| {
+            v["status"] == "deferred"
+        })
+        .await;
+    // Another message for the mailbox, sent at once: it waits for the pause too.
+    let second = send(&w, "after the 429").await;
+    wait(&w, &first, "sent").await;
+    wait(&w, &second, "sent").await;
+    let times = w.ms.send_times();
+    assert_eq!(times.len(), 3, "the 429, then each message once");
+    for later in &times[1..] {
+        assert!(
+            later.duration_since(times[0]) >= Duration::from_millis(1900),
+            "a send reached Graph {:?} after the 429",
+            later.duration_since(times[0])
+        );
+    }
+}
