@@ -12,15 +12,22 @@ use crate::store::dkim_keys::{self, Activated, Rotated};
 use crate::store::domains::{self, DomainClaim};
 use crate::vault::dkim::DkimKeyPair;
 
-/// A new key pair, made on the blocking pool: RSA-2048 generation is tens of milliseconds of
-/// CPU at best (see `vault::dkim`), too long for an async worker thread.
-pub(super) async fn new_pair() -> Result<DkimKeyPair, StoreError> {
-    tokio::task::spawn_blocking(dkim_keys::new_pair)
-        .await
-        .map_err(|e| StoreError::Internal(format!("making a DKIM key: {e}")))?
-}
-
 impl Domains {
+    /// A new key pair, made on the blocking pool: RSA-2048 generation takes about 0.5 s of
+    /// CPU (a random prime search: 0.2 to 3 s), too long for an async worker thread. One at a
+    /// time: a burst of claims or rotations then takes one core, never every core the
+    /// sending needs.
+    pub(super) async fn new_dkim_pair(&self) -> Result<DkimKeyPair, StoreError> {
+        let _turn = self
+            .keygen
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Internal(format!("making a DKIM key: {e}")))?;
+        tokio::task::spawn_blocking(dkim_keys::new_pair)
+            .await
+            .map_err(|e| StoreError::Internal(format!("making a DKIM key: {e}")))?
+    }
+
     /// Gives the tenant a pending key for `domain` when it has none (claims made by
     /// `PATCH /v1/tenant`, or before claims came with keys).
     pub async fn ensure_dkim_key(
@@ -37,7 +44,7 @@ impl Domains {
         {
             return Ok(());
         }
-        let pair = new_pair().await?;
+        let pair = self.new_dkim_pair().await?;
         let vault = self.vault.clone();
         self.store
             .run(move |c| dkim_keys::ensure_key(c, &vault, tenant, &domain, &pair, actor))
@@ -64,7 +71,7 @@ impl Domains {
                 ),
             });
         }
-        let pair = new_pair().await?;
+        let pair = self.new_dkim_pair().await?;
         let vault = self.vault.clone();
         self.store
             .run(move |c| {

@@ -36,6 +36,8 @@ pub struct Domains {
     pub(super) shared_pool: bool,
     /// The shared pool's login when it is an address.
     pub(super) shared_pool_login: Option<crate::domain::EmailAddress>,
+    /// One DKIM key generation at a time in this process (see `dkim::new_pair`).
+    pub(super) keygen: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Domains {
@@ -55,6 +57,7 @@ impl Domains {
             settings,
             shared_pool: false,
             shared_pool_login: None,
+            keygen: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -79,7 +82,7 @@ impl Domains {
         let record_name = self.settings.placement.record_name(&domain);
         let first = Utc::now()
             + chrono::Duration::from_std(self.settings.schedule.pending_every).unwrap_or_default();
-        let pair = super::dkim::new_pair().await?;
+        let pair = self.new_dkim_pair().await?;
         let vault = self.vault.clone();
         self.store
             .run(move |c| {
