@@ -59,5 +59,5 @@ pub(in crate::http) async fn rotate(
         replaced_pending = ?rotated.replaced_pending.as_ref().map(|s| s.as_str()),
         "DKIM key rotated"
     );
-    Ok(claim.into())
+    super::gmail_bulk::view_of(state, claim).await
 }

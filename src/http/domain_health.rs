@@ -165,5 +165,5 @@ pub(in crate::http) async fn set_selectors(
     if claim.state == ClaimState::Verified {
         claim = state.domains.refresh_health(tenant, id).await?;
     }
-    Ok(claim.into())
+    super::gmail_bulk::view_of(state, claim).await
 }

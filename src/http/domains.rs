@@ -293,10 +293,7 @@ pub(super) async fn get_domain(
         .run(move |conn| domains::get(conn, tenant, id))
         .await
         .or_not_found("domain")?;
-    let mut views = [DomainView::from(found)];
-    gmail_bulk::fill(&state, tenant, &mut views).await?;
-    let [view] = views;
-    Ok(web::Json(view))
+    Ok(web::Json(gmail_bulk::view_of(&state, found).await?))
 }
 
 /// Look for the claim's TXT record now. A found record verifies the domain (and releases
@@ -336,10 +333,7 @@ pub(in crate::http) async fn verify(
         )
         .await
         .or_not_found("domain")?;
-    let mut views = [DomainView::from(recorded.claim)];
-    gmail_bulk::fill(state, caller.actor.tenant_id, &mut views).await?;
-    let [view] = views;
-    Ok(view)
+    gmail_bulk::view_of(state, recorded.claim).await
 }
 
 /// Drop a claim. Refused while a channel lists the domain (remove it there first); queued

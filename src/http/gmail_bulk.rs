@@ -116,6 +116,18 @@ pub(in crate::http) async fn fill(
     Ok(())
 }
 
+/// One claim as the API shows it, with its Gmail count when verified.
+pub(in crate::http) async fn view_of(
+    state: &AppState,
+    claim: crate::store::domains::DomainClaim,
+) -> Result<DomainView, ApiError> {
+    let tenant = claim.tenant;
+    let mut views = [DomainView::from(claim)];
+    fill(state, tenant, &mut views).await?;
+    let [view] = views;
+    Ok(view)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
