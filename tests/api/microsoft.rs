@@ -1226,3 +1226,38 @@ async fn a_message_above_the_tenants_maximum_fails_with_a_reason_before_any_logi
     assert_eq!(w.ms.smtp_tokens_issued(), 0);
     assert_eq!(channel(&w).await["status"], "active");
 }
+
+#[tokio::test]
+async fn the_channel_page_switches_a_microsoft_mailbox_between_graph_and_smtp() {
+    let w = world().await;
+    let mut ui = crate::ui_client::UiClient::signed_in(&w.app, &w.rep.token).await;
+    ui.get("/ui/channels").await;
+    let landed = connect_from_pages(&w, &mut ui, &[]).await;
+    let id = channel(&w).await["id"].as_str().unwrap().to_owned();
+    ui.follow(&landed)
+        .await
+        .expect("Sends through")
+        .expect(r#"<option value="graph" selected>"#);
+    let done = ui
+        .post(
+            &format!("/ui/channels/{id}/transport"),
+            &[("transport", "smtp")],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    ui.follow(&done)
+        .await
+        .expect("now sends over SMTP at Exchange Online")
+        .expect(r#"<option value="smtp" selected>"#);
+    assert_eq!(channel(&w).await["transport"], "smtp");
+    // A value the API refuses changes nothing, and says why.
+    let refused = ui
+        .post(
+            &format!("/ui/channels/{id}/transport"),
+            &[("transport", "pigeon")],
+        )
+        .await;
+    assert_ne!(refused.status, StatusCode::SEE_OTHER);
+    refused.expect("graph, smtp");
+    assert_eq!(channel(&w).await["transport"], "smtp");
+}
