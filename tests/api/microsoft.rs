@@ -1261,3 +1261,92 @@ async fn the_channel_page_switches_a_microsoft_mailbox_between_graph_and_smtp() 
     refused.expect("graph, smtp");
     assert_eq!(channel(&w).await["transport"], "smtp");
 }
+
+/// Transport `smtp` against nodemailer's smtp-server (the interop leg): STARTTLS on a test-CA
+/// certificate, AUTH XOAUTH2 checked against the tokens the fake identity platform issued, and
+/// `535 5.7.139` from a tenant that switched SMTP AUTH off.
+#[tokio::test]
+async fn interop_smtp_transport_logs_in_with_xoauth2_at_nodemailers_smtp_server() {
+    let Some(installed) = crate::interop::interop_dir() else {
+        eprintln!("interop peers not requested (SWITCHBOARD_INTEROP=1 runs them)");
+        return;
+    };
+    let ms = start_microsoft(FakeMicrosoftConfig {
+        account: Account::work(CONTOSO, MAILBOX),
+        ..FakeMicrosoftConfig::default()
+    })
+    .await;
+    let check = ms.smtp_token_url();
+    let peer = crate::interop::launch(
+        &installed,
+        "smtp-server",
+        "starttls",
+        crate::interop::test_ca_certificates(&installed),
+        &[("PEER_XOAUTH2_CHECK", &check)],
+    );
+    let url = format!(
+        "smtp://localhost:{}?ca={}",
+        peer.port,
+        peer.dir.path().join("ca.pem").display()
+    );
+    let w = world_on(ms, &[("SWITCHBOARD_MICROSOFT_SMTP_URL", &url)]).await;
+    let connected = connect(&w).await;
+    set_transport(&w, &connected, "smtp").await;
+    let id = send(&w, "Through smtp-server").await;
+    let view = wait(&w, &id, "sent").await;
+    let messages = peer.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["rcpt_tos"], json!(["buyer@example.com"]));
+    let data = messages[0]["data"].as_str().unwrap();
+    assert!(data.contains("Subject: Through smtp-server"), "{data}");
+    assert!(
+        data.contains(view["message_id"].as_str().unwrap()),
+        "{data}"
+    );
+    let logins = peer.records("sessions.jsonl");
+    assert_eq!(logins.len(), 1, "{logins:?}");
+    assert_eq!(logins[0]["method"], "XOAUTH2");
+    assert_eq!(logins[0]["user"], MAILBOX);
+    assert_eq!(logins[0]["ok"], true);
+    assert_eq!(w.ms.send_requests(), 0);
+    drop(peer);
+
+    // A tenant with SMTP AUTH off: the channel says to use Graph, and Graph sends the mail.
+    let refusing = crate::interop::launch(
+        &installed,
+        "smtp-server",
+        "starttls",
+        crate::interop::test_ca_certificates(&installed),
+        &[
+            // Offers XOAUTH2; every login is refused before any token check.
+            ("PEER_XOAUTH2_CHECK", &check),
+            (
+                "PEER_AUTH_REPLY",
+                "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.",
+            ),
+        ],
+    );
+    let url = format!(
+        "smtp://localhost:{}?ca={}",
+        refusing.port,
+        refusing.dir.path().join("ca.pem").display()
+    );
+    let w2 = world_on(
+        start_microsoft(FakeMicrosoftConfig {
+            account: Account::work(CONTOSO, MAILBOX),
+            ..FakeMicrosoftConfig::default()
+        })
+        .await,
+        &[("SWITCHBOARD_MICROSOFT_SMTP_URL", &url)],
+    )
+    .await;
+    let connected = connect(&w2).await;
+    set_transport(&w2, &connected, "smtp").await;
+    let id = send(&w2, "tenant says no").await;
+    wait(&w2, &id, "held").await;
+    let broken = channel(&w2).await;
+    assert_eq!(broken["status_cause"], "smtp_auth_disabled", "{broken:#}");
+    set_transport(&w2, &connected, "graph").await;
+    wait(&w2, &id, "sent").await;
+    assert!(refusing.messages().is_empty());
+}

@@ -297,6 +297,7 @@ impl FakeMicrosoft {
                     "/v1.0/me/mailFolders/sentitems/messages",
                     web::get().to(sent_items),
                 )
+                .route("/_fake/smtp-token", web::post().to(smtp_token))
                 .default_service(web::to(|| async {
                     graph_error(
                         StatusCode::NOT_FOUND,
@@ -443,22 +444,18 @@ impl FakeMicrosoft {
         self.state().counters.smtp_tokens
     }
 
+    /// Where an SMTP server in another process checks an XOAUTH2 login (`POST` form `user`,
+    /// `token` → 204 or 401). Not a Microsoft endpoint: in Exchange Online the service that
+    /// checks the token is Microsoft's own, and this stands in for it.
+    pub fn smtp_token_url(&self) -> String {
+        format!("{}/_fake/smtp-token", self.base_url)
+    }
+
     /// Checks an XOAUTH2 login as Exchange Online does: a current token this server issued
     /// for outlook.office.com (a Graph token is refused), for the mailbox named in `user=`.
     pub fn smtp_token_check(&self) -> impl Fn(&str, &str) -> bool + Send + Sync + 'static {
         let shared = self.shared.clone();
-        move |user: &str, token: &str| {
-            let state = shared.state();
-            state.access_tokens.get(token).is_some_and(|t| {
-                t.smtp
-                    && t.expires_at > Instant::now()
-                    && (t.account.user_principal_name.eq_ignore_ascii_case(user)
-                        || t.account
-                            .mail
-                            .as_deref()
-                            .is_some_and(|m| m.eq_ignore_ascii_case(user)))
-            })
-        }
+        move |user: &str, token: &str| smtp_token_valid(&shared.state(), user, token)
     }
 
     /// Every token string this server handed out (to look for in logs and responses).
@@ -895,6 +892,31 @@ fn issue(state: &mut State, base: &str, grant: Grant, nonce: Option<&str>) -> Ht
         body["refresh_token"] = json!(refresh);
     }
     HttpResponse::Ok().json(body)
+}
+
+async fn smtp_token(
+    shared: web::Data<Shared>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let get = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    if smtp_token_valid(&shared.state(), get("user"), get("token")) {
+        HttpResponse::NoContent().finish()
+    } else {
+        HttpResponse::Unauthorized().finish()
+    }
+}
+
+/// A current token issued for outlook.office.com, for the mailbox named `user`.
+fn smtp_token_valid(state: &State, user: &str, token: &str) -> bool {
+    state.access_tokens.get(token).is_some_and(|t| {
+        t.smtp
+            && t.expires_at > Instant::now()
+            && (t.account.user_principal_name.eq_ignore_ascii_case(user)
+                || t.account
+                    .mail
+                    .as_deref()
+                    .is_some_and(|m| m.eq_ignore_ascii_case(user)))
+    })
 }
 
 fn bearer(req: &HttpRequest, state: &State) -> Result<Account, HttpResponse> {
