@@ -1350,3 +1350,38 @@ async fn interop_smtp_transport_logs_in_with_xoauth2_at_nodemailers_smtp_server(
     wait(&w2, &id, "sent").await;
     assert!(refusing.messages().is_empty());
 }
+
+#[tokio::test]
+async fn smtp_tokens_appear_in_no_answer_and_only_sealed_in_the_database_file() {
+    let SmtpWorld { w, smtp, _ca } = world_over_smtp().await;
+    let connected = connect(&w).await;
+    let switched = set_transport(&w, &connected, "smtp").await;
+    let id = send(&w, "canary over smtp").await;
+    let view = wait(&w, &id, "sent").await;
+    assert_eq!(smtp.messages().len(), 1);
+    let channels = w
+        .app
+        .get("/v1/channels", &w.rep.token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let audit = w
+        .app
+        .get("/v1/audit", &w.acme.admin_token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let secrets = w.ms.issued_secrets();
+    assert!(
+        secrets.len() >= 3,
+        "a Graph token, an SMTP token and the refresh tokens"
+    );
+    for shown in [channels, switched.to_string(), view.to_string(), audit] {
+        for secret in &secrets {
+            assert!(!shown.contains(secret.as_str()), "a secret leaked: {shown}");
+        }
+    }
+    assert_sealed_on_disk(&w.app, &secrets);
+}
