@@ -1176,6 +1176,36 @@ async fn only_a_microsoft_channel_chooses_graph_or_smtp() {
         "{problem}"
     );
     assert_eq!(channel(&w).await["transport"], "graph", "nothing changed");
+    // An SMTP channel sends one way only.
+    let smtp_channel = expect_json(
+        w.app
+            .post(
+                "/v1/channels",
+                &w.rep.token,
+                json!({"name": "Ann over SMTP", "kind": "smtp", "scope": "mailbox",
+                       "from_address": "ann@acme.test",
+                       "smtp": {"host": "smtp.acme.test", "port": 587, "security": "starttls",
+                                "auth": "plain", "username": "ann@acme.test", "password": "pw"}}),
+            )
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert!(smtp_channel.get("transport").is_none(), "{smtp_channel}");
+    let res = w
+        .app
+        .patch(
+            &format!("/v1/channels/{}", smtp_channel["id"].as_str().unwrap()),
+            &w.rep.token,
+            json!({"transport": "smtp"}),
+        )
+        .await;
+    expect_problem(
+        res,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "transport_only_for_microsoft",
+    )
+    .await;
     // Another tenant's admin does not find it.
     let other = w.app.create_tenant("Globex").await;
     let res = w
