@@ -22,6 +22,10 @@ fn http() -> reqwest::Client {
 
 /// Signs in at `common` and returns the code.
 async fn code(ms: &FakeMicrosoft, config: &FakeMicrosoftConfig) -> String {
+    code_for(ms, config, "openid offline_access Mail.Send").await
+}
+
+async fn code_for(ms: &FakeMicrosoft, config: &FakeMicrosoftConfig, scope: &str) -> String {
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER.as_bytes()));
     let res = http()
         .get(format!(
@@ -32,7 +36,7 @@ async fn code(ms: &FakeMicrosoft, config: &FakeMicrosoftConfig) -> String {
             ("client_id", config.client_id.as_str()),
             ("response_type", "code"),
             ("redirect_uri", config.redirect_uri.as_str()),
-            ("scope", "openid offline_access Mail.Send"),
+            ("scope", scope),
             ("state", "s"),
             ("nonce", "n"),
             ("code_challenge", challenge.as_str()),
@@ -188,4 +192,86 @@ async fn graph_wants_a_valid_token_and_base64_mime_and_finds_what_it_stored() {
         .unwrap();
     assert_eq!(found["value"].as_array().unwrap().len(), 1, "{found}");
     assert_eq!(ms.sent_messages().len(), 1);
+}
+
+#[tokio::test]
+async fn tokens_are_for_one_resource_and_smtp_needs_its_own_consent() {
+    let ms = FakeMicrosoft::start(FakeMicrosoftConfig::default()).await;
+    let config = FakeMicrosoftConfig::default();
+    let check = ms.smtp_token_check();
+    let address = config.account.user_principal_name.clone();
+    let grant = |scope: &'static str| {
+        let (ms, config) = (&ms, &config);
+        async move {
+            let c = code_for(ms, config, scope).await;
+            let (status, body) = token(
+                ms,
+                "common",
+                &[
+                    ("client_id", config.client_id.as_str()),
+                    ("client_secret", config.client_secret.as_str()),
+                    ("grant_type", "authorization_code"),
+                    ("code", c.as_str()),
+                    ("redirect_uri", config.redirect_uri.as_str()),
+                    ("code_verifier", VERIFIER),
+                    ("scope", "openid offline_access Mail.Send"),
+                ],
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["refresh_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let refresh = |rt: String, scope: &'static str| {
+        let (ms, config) = (&ms, &config);
+        async move {
+            token(
+                ms,
+                &config.account.tid,
+                &[
+                    ("client_id", config.client_id.as_str()),
+                    ("client_secret", config.client_secret.as_str()),
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", rt.as_str()),
+                    ("scope", scope),
+                ],
+            )
+            .await
+        }
+    };
+    // Consented to Graph only: an SMTP token needs consent first.
+    let rt = grant("openid offline_access Mail.Send").await;
+    let (status, body) = refresh(rt, "https://outlook.office.com/SMTP.Send offline_access").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error_codes"][0], 65001, "{body}");
+    // Consented to both: never both in one token request.
+    let rt = grant("openid offline_access Mail.Send https://outlook.office.com/SMTP.Send").await;
+    let (status, body) = refresh(
+        rt.clone(),
+        "Mail.Send https://outlook.office.com/SMTP.Send offline_access",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error_codes"][0], 700022, "{body}");
+    let (status, body) = refresh(rt, "https://outlook.office.com/SMTP.Send offline_access").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let smtp_token = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(ms.smtp_tokens_issued(), 1);
+    // The SMTP token logs in as its own mailbox only, and Graph refuses it.
+    assert!(check(&address, &smtp_token));
+    assert!(!check("someone.else@contoso.test", &smtp_token));
+    assert!(!check(&address, "made-up"));
+    let res = http()
+        .post(format!("{}/me/sendMail", ms.graph_url()))
+        .bearer_auth(&smtp_token)
+        .header("content-type", "text/plain")
+        .body(STANDARD.encode("Subject: x\r\n\r\nx\r\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // And a Graph token does not log in to SMTP.
+    let rt = grant("openid offline_access Mail.Send https://outlook.office.com/SMTP.Send").await;
+    let (_, body) = refresh(rt, "openid offline_access Mail.Send").await;
+    assert!(!check(&address, body["access_token"].as_str().unwrap()));
 }

@@ -61,6 +61,12 @@ impl ChannelKind {
     }
 }
 text_enum!(
+    /// How a Microsoft channel hands its mail to Exchange Online: Microsoft Graph `sendMail`
+    /// (the default), or SMTP submission at smtp.office365.com with `AUTH XOAUTH2`, for
+    /// tenants that still allow SMTP AUTH.
+    MicrosoftTransport, "transport" { Graph => "graph", Smtp => "smtp" }
+);
+text_enum!(
     /// Which From addresses a channel's credential may send as.
     CredentialScope, "scope" { Mailbox => "mailbox", Domain => "domain" }
 );
@@ -374,6 +380,8 @@ pub struct ChannelSpec {
     /// The SPF include the relay needs (`_spf.relay.example`), for a relay without a preset
     /// that says so; the per-channel SPF check asks the domain's record for it.
     pub spf_include: Option<String>,
+    /// How a `microsoft` channel sends (Graph unless changed; ignored for other kinds).
+    pub microsoft_transport: MicrosoftTransport,
 }
 
 /// Submission servers of mailbox providers that refuse, or rewrite, a From the logged-in

@@ -72,6 +72,9 @@ pub enum ReauthCause {
     SenderBlocked,
     /// The mailbox reached its sending limit (`ErrorExceededMessageLimit`).
     SendLimitReached,
+    /// A Microsoft channel sending over SMTP with XOAUTH2 met a tenant or mailbox that has
+    /// SMTP AUTH switched off (`535 5.7.139`): Graph still works, the grant is fine.
+    SmtpAuthDisabled,
 }
 
 impl ReauthCause {
@@ -93,6 +96,7 @@ impl ReauthCause {
             ReauthCause::MailboxNotEnabled => "mailbox_not_enabled",
             ReauthCause::SenderBlocked => "sender_blocked",
             ReauthCause::SendLimitReached => "send_limit_reached",
+            ReauthCause::SmtpAuthDisabled => "smtp_auth_disabled",
         }
     }
 
@@ -115,6 +119,7 @@ impl ReauthCause {
             ReauthCause::MailboxNotEnabled,
             ReauthCause::SenderBlocked,
             ReauthCause::SendLimitReached,
+            ReauthCause::SmtpAuthDisabled,
         ]
         .into_iter()
         .find(|c| c.as_str() == code || (code == "disconnected" && *c == ReauthCause::NotConnected))
@@ -188,6 +193,9 @@ impl ReauthCause {
             }
             ReauthCause::SendLimitReached => {
                 "the mailbox reached Microsoft's sending limit: sending is paused; reconnect to resume once the limit has cleared (Exchange counts a rolling 24 hours)"
+            }
+            ReauthCause::SmtpAuthDisabled => {
+                "the Microsoft 365 tenant (or this mailbox) has SMTP AUTH switched off (535 5.7.139, e.g. under Security Defaults): switch the channel's transport back to Microsoft Graph (transport \"graph\"), which needs no SMTP AUTH; or a Microsoft 365 admin enables authenticated SMTP for the mailbox"
             }
         }
     }

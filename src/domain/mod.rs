@@ -29,7 +29,8 @@ pub mod tenancy;
 pub use audit::{AuditActor, AuditEvent};
 pub use channel::{
     ChannelHealth, ChannelKind, ChannelLimits, ChannelOwner, ChannelSpec, ChannelStatus,
-    CredentialScope, Hostname, ReturnPath, Security, SendChannel, SmtpAuth, SmtpSettings,
+    CredentialScope, Hostname, MicrosoftTransport, ReturnPath, Security, SendChannel, SmtpAuth,
+    SmtpSettings,
 };
 pub use claims::{ClaimState, ClaimToken};
 pub use email::{Domain, EmailAddress};

@@ -387,6 +387,7 @@ impl Connector {
                             // The provider signs what its API sends.
                             dkim_sign: false,
                             spf_include: None,
+                            microsoft_transport: crate::domain::MicrosoftTransport::Graph,
                         };
                         let c = channels::insert(conn, &vault, taken.tenant, &spec, None, actor.clone())?;
                         (c.id, true)

@@ -15,12 +15,19 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::google::without_url;
-use super::provider::{Authorization, ProviderError, Tokens, http_client};
+use super::provider::{Authorization, ProviderError, Resource, Tokens, http_client};
 use super::settings::MicrosoftSettings;
 
 /// Sign-in and the mailbox's address (`openid email profile User.Read`), a refresh token
 /// (`offline_access`), and sending as the signed-in user (`Mail.Send`).
 pub const SCOPES: &str = "openid email profile offline_access User.Read Mail.Send";
+/// Exchange Online's SMTP submission, for channels that send over SMTP with XOAUTH2: a token
+/// of its own (one resource per token request), from the same refresh token.
+pub const SMTP_SCOPES: &str = "https://outlook.office.com/SMTP.Send offline_access";
+/// What the rep consents to when connecting: Graph's scopes and SMTP.Send (which needs no
+/// admin consent), so switching a channel to SMTP later needs no second sign-in.
+pub const AUTHORIZE_SCOPES: &str =
+    "openid email profile offline_access User.Read Mail.Send https://outlook.office.com/SMTP.Send";
 /// The `tid` of every personal Microsoft account (Outlook.com, Hotmail, Live).
 pub const PERSONAL_ACCOUNTS_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 /// Work, school and personal accounts alike sign in here.
@@ -222,7 +229,7 @@ impl Microsoft {
             ("response_type", "code"),
             ("redirect_uri", self.redirect_uri.as_str()),
             ("response_mode", "query"),
-            ("scope", SCOPES),
+            ("scope", AUTHORIZE_SCOPES),
             ("state", state.expose_secret()),
             ("nonce", nonce.as_str()),
             ("code_challenge", challenge.as_str()),
@@ -358,15 +365,20 @@ impl Microsoft {
         &self,
         refresh_token: &SecretString,
         account_tenant: Option<&str>,
+        resource: Resource,
     ) -> Result<Tokens, ProviderError> {
         let tenant = account_tenant.unwrap_or(AUTHORITY_TENANT);
+        let scope = match resource {
+            Resource::Api => SCOPES,
+            Resource::MicrosoftSmtp => SMTP_SCOPES,
+        };
         let body = self
             .token_request(
                 tenant,
                 &[
                     ("grant_type", "refresh_token"),
                     ("refresh_token", refresh_token.expose_secret()),
-                    ("scope", SCOPES),
+                    ("scope", scope),
                 ],
                 account_tenant,
             )

@@ -60,6 +60,35 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
         .map_err(|e| e.to_string())
 }
 
+/// What an access token is for. Microsoft issues a token for one resource per request
+/// (mixing Graph and Exchange Online scopes is refused, AADSTS700022), while the refresh
+/// token is the same grant for both; Google's tokens are always `Api`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// The provider's HTTP API: Microsoft Graph, the Gmail API.
+    Api,
+    /// Exchange Online's SMTP submission (`https://outlook.office.com/SMTP.Send`), for
+    /// `AUTH XOAUTH2` at smtp.office365.com.
+    MicrosoftSmtp,
+}
+
+impl Resource {
+    /// As stored beside the token (`oauth_tokens.access_resource`).
+    pub fn stored(self) -> Option<&'static str> {
+        match self {
+            Resource::Api => None,
+            Resource::MicrosoftSmtp => Some("smtp"),
+        }
+    }
+
+    pub fn from_stored(stored: Option<&str>) -> Self {
+        match stored {
+            Some("smtp") => Resource::MicrosoftSmtp,
+            _ => Resource::Api,
+        }
+    }
+}
+
 /// A configured OAuth mailbox provider.
 #[derive(Clone)]
 pub enum Provider {
@@ -91,17 +120,20 @@ impl Provider {
         }
     }
 
-    /// A new access token for a refresh token; Microsoft refreshes at the account's own
-    /// directory (`account_tenant`), never at `common`.
+    /// A new access token for `resource` from a refresh token; Microsoft refreshes at the
+    /// account's own directory (`account_tenant`), never at `common`.
     pub async fn refresh(
         &self,
         refresh_token: &SecretString,
         account_tenant: Option<&str>,
+        resource: Resource,
     ) -> Result<Tokens, ProviderError> {
         match self {
             Provider::Google(google) => google.refresh(refresh_token).await,
             Provider::Microsoft(microsoft) => {
-                microsoft.refresh(refresh_token, account_tenant).await
+                microsoft
+                    .refresh(refresh_token, account_tenant, resource)
+                    .await
             }
         }
     }

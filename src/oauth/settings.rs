@@ -97,6 +97,53 @@ pub struct MicrosoftSettings {
     /// When the client secret expires (`SWITCHBOARD_MICROSOFT_CLIENT_SECRET_EXPIRES`), so
     /// the operator is warned ahead of it.
     pub secret_expires: Option<chrono::DateTime<chrono::Utc>>,
+    /// Where channels with transport `smtp` submit (`SWITCHBOARD_MICROSOFT_SMTP_URL`,
+    /// default `smtp://smtp.office365.com:587`, STARTTLS): host, port, security and an
+    /// optional CA; the login (`AUTH XOAUTH2` as the mailbox) is each channel's own.
+    pub smtp: crate::domain::SmtpSettings,
+    /// The largest message a Microsoft channel sends (`SWITCHBOARD_MICROSOFT_MAX_MESSAGE_BYTES`,
+    /// default 35 MB, Exchange Online's default maximum message size; admins may raise
+    /// theirs to 150 MB).
+    pub max_message_bytes: usize,
+}
+
+/// Exchange Online's client submission endpoint.
+pub const MICROSOFT_SMTP_URL: &str = "smtp://smtp.office365.com:587";
+/// Exchange Online's default maximum message size (MICROSOFT.md §2, Size).
+pub const MICROSOFT_MAX_MESSAGE_BYTES: usize = 35 * 1024 * 1024;
+
+fn microsoft_smtp(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::domain::SmtpSettings, SettingError> {
+    const NAME: &str = "SWITCHBOARD_MICROSOFT_SMTP_URL";
+    let raw = get(NAME).unwrap_or_else(|| MICROSOFT_SMTP_URL.to_owned());
+    if raw.contains('@') {
+        return Err((
+            NAME,
+            "give no user or password: each channel logs in as its own mailbox with an OAuth token (AUTH XOAUTH2)".into(),
+        ));
+    }
+    let pool = crate::transport::SharedPool::parse(&raw).map_err(|e| (NAME, e))?;
+    Ok(crate::domain::SmtpSettings {
+        auth: crate::domain::SmtpAuth::Xoauth2,
+        // Exchange allows 3 concurrent connections per mailbox (432 4.3.2 beyond that).
+        pool_size: 3,
+        ..pool.settings
+    })
+}
+
+fn max_message_bytes(get: &impl Fn(&str) -> Option<String>) -> Result<usize, SettingError> {
+    const NAME: &str = "SWITCHBOARD_MICROSOFT_MAX_MESSAGE_BYTES";
+    match get(NAME) {
+        None => Ok(MICROSOFT_MAX_MESSAGE_BYTES),
+        Some(raw) => match raw.trim().parse::<usize>() {
+            Ok(n) if (1_048_576..=157_286_400).contains(&n) => Ok(n),
+            _ => Err((
+                NAME,
+                "a number of bytes from 1048576 (1 MB) to 157286400 (150 MB, Exchange Online's highest)".into(),
+            )),
+        },
+    }
 }
 
 impl fmt::Debug for MicrosoftSettings {
@@ -107,6 +154,11 @@ impl fmt::Debug for MicrosoftSettings {
             .field("authority_url", &self.authority_url.as_str())
             .field("graph_url", &self.graph_url.as_str())
             .field("secret_expires", &self.secret_expires)
+            .field(
+                "smtp",
+                &format_args!("{}:{}", self.smtp.host, self.smtp.port),
+            )
+            .field("max_message_bytes", &self.max_message_bytes)
             .finish()
     }
 }
@@ -136,6 +188,8 @@ impl MicrosoftSettings {
             secret_expires: get("SWITCHBOARD_MICROSOFT_CLIENT_SECRET_EXPIRES")
                 .map(|raw| expiry(raw.trim()))
                 .transpose()?,
+            smtp: microsoft_smtp(get)?,
+            max_message_bytes: max_message_bytes(get)?,
         }))
     }
 
@@ -334,6 +388,51 @@ mod tests {
             bad.unwrap_err().0,
             "SWITCHBOARD_MICROSOFT_CLIENT_SECRET_EXPIRES"
         );
+    }
+
+    #[test]
+    fn microsoft_smtp_defaults_to_office365_starttls_and_the_size_to_35_mb() {
+        let get = |vars: Vec<(&'static str, &'static str)>| {
+            move |n: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = vec![
+                ("SWITCHBOARD_MICROSOFT_CLIENT_ID", "x"),
+                ("SWITCHBOARD_MICROSOFT_CLIENT_SECRET", "y"),
+            ];
+            vars.extend_from_slice(extra);
+            MicrosoftSettings::from_lookup(&get(vars)).map(Option::unwrap)
+        };
+        let s = with(&[]).unwrap();
+        assert_eq!(s.smtp.host.as_str(), "smtp.office365.com");
+        assert_eq!(s.smtp.port, 587);
+        assert_eq!(s.smtp.security, crate::domain::Security::StartTls);
+        assert_eq!(s.smtp.auth, crate::domain::SmtpAuth::Xoauth2);
+        assert_eq!(s.max_message_bytes, 35 * 1024 * 1024);
+        let local = with(&[
+            ("SWITCHBOARD_MICROSOFT_SMTP_URL", "smtp://relay.test:2525"),
+            ("SWITCHBOARD_MICROSOFT_MAX_MESSAGE_BYTES", "157286400"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (local.smtp.host.as_str(), local.smtp.port),
+            ("relay.test", 2525)
+        );
+        assert_eq!(local.max_message_bytes, 150 * 1024 * 1024);
+        for (name, value) in [
+            ("SWITCHBOARD_MICROSOFT_SMTP_URL", "smtp://me:pw@relay.test"),
+            ("SWITCHBOARD_MICROSOFT_SMTP_URL", "https://relay.test"),
+            ("SWITCHBOARD_MICROSOFT_MAX_MESSAGE_BYTES", "200000000"),
+            ("SWITCHBOARD_MICROSOFT_MAX_MESSAGE_BYTES", "35MB"),
+        ] {
+            let err = with(&[(name, value)]).unwrap_err();
+            assert_eq!(err.0, name, "{value}");
+            assert!(!err.1.contains("pw"), "{}", err.1);
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::provider::{Provider, ProviderError};
+use super::provider::{Provider, ProviderError, Resource};
 use crate::domain::{ChannelId, TenantId};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, oauth};
@@ -81,20 +81,32 @@ impl AccessTokens {
         }
     }
 
-    /// A token valid for at least a minute more.
+    /// A token for the provider's API valid for at least a minute more.
     pub async fn get(
         &self,
         tenant: TenantId,
         channel: ChannelId,
     ) -> Result<AccessToken, TokenError> {
-        self.obtain(tenant, channel, None).await
+        self.obtain(tenant, channel, None, Some(Resource::Api))
+            .await
+    }
+
+    /// A token for `resource` (a Microsoft channel sending over SMTP wants Exchange's).
+    pub async fn get_for(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        resource: Resource,
+    ) -> Result<AccessToken, TokenError> {
+        self.obtain(tenant, channel, None, Some(resource)).await
     }
 
     /// Whether the channel's grant still yields an access token (refreshing it when the
     /// current one is about to expire: for an idle channel that asks the provider, which
-    /// also keeps a Microsoft grant from dying unused).
+    /// also keeps a Microsoft grant from dying unused). A fresh token for any resource will
+    /// do: it proves the grant as well.
     pub async fn check(&self, tenant: TenantId, channel: ChannelId) -> Result<(), TokenError> {
-        self.get(tenant, channel).await.map(|_| ())
+        self.obtain(tenant, channel, None, None).await.map(|_| ())
     }
 
     /// A token other than `rejected`, which the API refused before its time (revoked, or
@@ -105,14 +117,29 @@ impl AccessTokens {
         channel: ChannelId,
         rejected: i64,
     ) -> Result<AccessToken, TokenError> {
-        self.obtain(tenant, channel, Some(rejected)).await
+        self.replace_for(tenant, channel, rejected, Resource::Api)
+            .await
     }
 
+    /// `replace` for a token for `resource`.
+    pub async fn replace_for(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        rejected: i64,
+        resource: Resource,
+    ) -> Result<AccessToken, TokenError> {
+        self.obtain(tenant, channel, Some(rejected), Some(resource))
+            .await
+    }
+
+    /// `resource`: what the token must be for (`None`: whatever the stored one is for).
     async fn obtain(
         &self,
         tenant: TenantId,
         channel: ChannelId,
         rejected: Option<i64>,
+        resource: Option<Resource>,
     ) -> Result<AccessToken, TokenError> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
@@ -131,7 +158,9 @@ impl AccessTokens {
             let fresh = state
                 .access_expires_at
                 .is_some_and(|at| at > now + MARGIN_MICROS)
-                && rejected != Some(state.version);
+                && rejected != Some(state.version)
+                && resource
+                    .is_none_or(|r| r == Resource::from_stored(state.access_resource.as_deref()));
             if fresh {
                 return self.read(tenant, channel, state.version).await;
             }
@@ -143,8 +172,10 @@ impl AccessTokens {
                 })
                 .await?;
             if mine {
+                let resource = resource
+                    .unwrap_or_else(|| Resource::from_stored(state.access_resource.as_deref()));
                 return self
-                    .refresh(tenant, channel, state.account_tenant.as_deref())
+                    .refresh(tenant, channel, state.account_tenant.as_deref(), resource)
                     .await;
             }
             if tokio::time::Instant::now() > deadline {
@@ -190,6 +221,7 @@ impl AccessTokens {
         tenant: TenantId,
         channel: ChannelId,
         account_tenant: Option<&str>,
+        resource: Resource,
     ) -> Result<AccessToken, TokenError> {
         let vault = self.vault.clone();
         let refresh_token = self
@@ -199,7 +231,7 @@ impl AccessTokens {
         let result = match refresh_token {
             Ok(Some(rt)) => self
                 .provider
-                .refresh(&rt, account_tenant)
+                .refresh(&rt, account_tenant, resource)
                 .await
                 .map_err(|e| self.token_error(e)),
             Ok(None) => Err(TokenError::NeedsReauth {
@@ -226,13 +258,14 @@ impl AccessTokens {
                             access_token: &access,
                             access_expires_at: expires_at,
                             refresh_token: rotated.as_ref(),
+                            access_resource: resource.stored(),
                         };
                         oauth::store_refreshed(c, &vault, tenant, channel, &owner, &refreshed)
                     })
                     .await?;
                 let Some(version) = version else {
                     // Our lease ran out and another refresh won; use theirs.
-                    return Box::pin(self.obtain(tenant, channel, None)).await;
+                    return Box::pin(self.obtain(tenant, channel, None, Some(resource))).await;
                 };
                 tracing::info!(channel_id = %channel, "access token refreshed");
                 self.cache

@@ -1,15 +1,23 @@
 //! Delivering through a connected Microsoft mailbox: an access token (refreshed once for
 //! everyone, at the account's directory), Graph `sendMail` with our MIME, one retry with a
 //! new token after a 401, and, before any retry of a message, a look in Sent Items, so a
-//! message Graph took without saying so is counted sent instead of sent twice.
+//! message Graph took without saying so is counted sent instead of sent twice. A channel
+//! whose transport is `smtp` submits to Exchange Online over SMTP with `AUTH XOAUTH2`
+//! instead, through the same connection pool as SMTP channels.
+
+use lettre::address::Envelope;
 
 use super::connected::{ApiSender, token_failure};
-use crate::domain::{ChannelId, TenantId};
+use crate::domain::health::ReauthCause;
+use crate::domain::{ChannelId, SmtpSettings, TenantId};
 use crate::oauth::microsoft::Microsoft;
+use crate::oauth::provider::Resource;
 use crate::oauth::tokens::AccessToken;
 use crate::transport::FailureClass;
+use crate::transport::classify::smtp_auth_disabled;
 use crate::transport::graph::{self, Accepted, GraphFailure, GraphFailureKind};
-use crate::transport::pool::SendFailure;
+use crate::transport::pool::{SendFailure, SmtpPool, Target};
+use crate::transport::transaction::Transaction;
 
 /// Sends through Microsoft Graph.
 pub type MicrosoftSender = ApiSender<Microsoft>;
@@ -48,15 +56,19 @@ impl MicrosoftSender {
         message_id: &str,
         retry: bool,
     ) -> Result<Delivered, SendFailure> {
+        self.within_tenant_limit(message)?;
         let encoded = message.len().div_ceil(3) * 4;
         if encoded > SEND_MAIL_LIMIT {
+            // Graph takes at most about 4 MB per request, a draft's MIME included; its upload
+            // sessions carry file attachments only, and our messages have none. So a message
+            // this large cannot go through Graph at all; SMTP submission takes it whole.
             return Err(SendFailure::new(
                 FailureClass::Permanent,
-                None,
+                Some(413),
                 format!(
-                    "the message is {:.1} MB, {:.1} MB in base64: above the 4 MB Microsoft Graph takes in one sendMail request (large messages through an upload session are not supported yet); send it through another channel or make it smaller",
-                    message.len() as f64 / 1_048_576.0,
-                    encoded as f64 / 1_048_576.0
+                    "the message is {:.1} MB, {:.1} MB in base64: above the 4 MB Microsoft Graph takes in one request (Graph's upload sessions carry file attachments, not a message body); make it smaller, or switch the channel's transport to smtp (SMTP AUTH with OAuth), which takes messages up to the tenant's maximum size",
+                    mb(message.len()),
+                    mb(encoded)
                 ),
             ));
         }
@@ -131,6 +143,81 @@ impl MicrosoftSender {
         }
     }
 
+    /// Refuses a message above the tenant's maximum message size before any request.
+    fn within_tenant_limit(&self, message: &[u8]) -> Result<(), SendFailure> {
+        let max = self.provider.settings().max_message_bytes;
+        if message.len() > max {
+            return Err(SendFailure::new(
+                FailureClass::Permanent,
+                Some(413),
+                format!(
+                    "the message is {:.1} MB: above the {:.1} MB Exchange Online takes for this tenant (SWITCHBOARD_MICROSOFT_MAX_MESSAGE_BYTES); make it smaller",
+                    mb(message.len()),
+                    mb(max)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sends over Exchange Online's SMTP submission as `mailbox`, with `AUTH XOAUTH2` and a
+    /// token for outlook.office.com (not Graph's: one resource per token). A refused token
+    /// (`535 5.7.3`) is replaced once; SMTP AUTH switched off for the tenant (`535 5.7.139`)
+    /// is a cause of its own, since Graph would still work.
+    pub async fn send_smtp(
+        &self,
+        pool: &SmtpPool,
+        tenant: TenantId,
+        channel: ChannelId,
+        mailbox: &str,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<Transaction, SendFailure> {
+        self.within_tenant_limit(message)?;
+        let settings = SmtpSettings {
+            username: Some(mailbox.to_owned()),
+            ..self.provider.settings().smtp.clone()
+        };
+        let mut token = self
+            .tokens
+            .get_for(tenant, channel, Resource::MicrosoftSmtp)
+            .await
+            .map_err(token_failure)?;
+        let mut refreshed = false;
+        loop {
+            let target = Target {
+                channel,
+                credential_version: token.version,
+                settings: &settings,
+                credential: Some(&token.token),
+            };
+            match pool.send(&target, envelope, message).await {
+                Err(f) if f.class == FailureClass::Auth && smtp_auth_disabled(&f.message) => {
+                    return Err(SendFailure {
+                        auth_cause: Some(ReauthCause::SmtpAuthDisabled.as_str()),
+                        ..f
+                    });
+                }
+                Err(f) if f.class == FailureClass::Auth && !refreshed => {
+                    refreshed = true;
+                    token = self
+                        .tokens
+                        .replace_for(tenant, channel, token.version, Resource::MicrosoftSmtp)
+                        .await
+                        .map_err(token_failure)?;
+                }
+                Err(f) if f.class == FailureClass::Auth => {
+                    return Err(SendFailure {
+                        auth_cause: Some(ReauthCause::TokenRevoked.as_str()),
+                        message: format!("{}; a new access token was refused too", f.message),
+                        ..f
+                    });
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn find(
         &self,
         token: &AccessToken,
@@ -154,6 +241,10 @@ impl MicrosoftSender {
             .await
             .map_err(token_failure)
     }
+}
+
+fn mb(bytes: usize) -> f64 {
+    bytes as f64 / 1_048_576.0
 }
 
 fn api_failure(f: GraphFailure, context: &str) -> SendFailure {

@@ -31,7 +31,8 @@ use crate::domain::message::MessageDraft;
 use crate::domain::recipients::Recipients;
 use crate::domain::routing::{Outcome, RouteDecision};
 use crate::domain::{
-    ChannelId, ChannelKind, EmailAddress, MessageId, SmtpSettings, TenantId, UserId,
+    ChannelId, ChannelKind, EmailAddress, MessageId, MicrosoftTransport, SmtpSettings, TenantId,
+    UserId,
 };
 use crate::metrics::Metrics;
 use crate::notify::worker::Notifier;
@@ -170,6 +171,11 @@ enum Transport {
     },
     Gmail,
     Microsoft,
+    /// A Microsoft channel with transport `smtp`: Exchange Online's SMTP submission, logged
+    /// in as `mailbox` with an OAuth token (`AUTH XOAUTH2`).
+    MicrosoftSmtp {
+        mailbox: String,
+    },
 }
 
 /// A claimed message with the router's decision.
@@ -900,6 +906,18 @@ impl Inner {
                 policy.bcc_in_headers = true;
                 Transport::Gmail
             }
+            ChannelKind::Microsoft if c.spec.microsoft_transport == MicrosoftTransport::Smtp => {
+                // An SMTP envelope, as for any SMTP channel; Exchange sets the return path.
+                let mailbox = c
+                    .spec
+                    .from_address
+                    .clone()
+                    .ok_or_else(|| format!("channel {channel} has no mailbox address"))?;
+                policy.login = Some(mailbox.clone());
+                Transport::MicrosoftSmtp {
+                    mailbox: mailbox.to_string(),
+                }
+            }
             ChannelKind::Microsoft => {
                 // sendMail with MIME takes its recipients from the headers, like Gmail.
                 policy.bcc_in_headers = true;
@@ -1106,11 +1124,23 @@ impl Inner {
                                 delivered: Some(delivered.reply),
                             }
                         }),
-                    None => Err(SendFailure::new(
-                        FailureClass::Temporary,
-                        None,
-                        "Microsoft is not configured on this instance (SWITCHBOARD_MICROSOFT_CLIENT_ID)",
-                    )),
+                    None => Err(microsoft_unconfigured()),
+                },
+                // SMTP answers recipient by recipient, as for any SMTP channel.
+                Transport::MicrosoftSmtp { mailbox } => match &self.microsoft {
+                    Some(microsoft) => {
+                        microsoft
+                            .send_smtp(
+                                &self.smtp,
+                                tenant,
+                                channel,
+                                mailbox,
+                                &envelope,
+                                &rendered.bytes,
+                            )
+                            .await
+                    }
+                    None => Err(microsoft_unconfigured()),
                 },
             }
         };
@@ -1164,7 +1194,7 @@ impl Inner {
                 (attempt, completion, effect, recipients)
             }
             Err(failure) => {
-                if failure.possibly_delivered && carrier.kind == ChannelKind::Microsoft {
+                if failure.possibly_delivered && matches!(carrier.transport, Transport::Microsoft) {
                     tracing::warn!(
                         message_id = %record.id,
                         channel_id = %channel,
@@ -1357,4 +1387,12 @@ fn metric_labels(finished: &Finished) -> (&'static str, &'static str) {
             }),
         ),
     }
+}
+
+fn microsoft_unconfigured() -> SendFailure {
+    SendFailure::new(
+        FailureClass::Temporary,
+        None,
+        "Microsoft is not configured on this instance (SWITCHBOARD_MICROSOFT_CLIENT_ID)",
+    )
 }

@@ -15,8 +15,8 @@ use super::write_transaction;
 use super::{DbConnection, StoreError, audit, health, secrets};
 use crate::domain::{
     AuditActor, CertificateFingerprint, ChannelHealth, ChannelId, ChannelLimits, ChannelOwner,
-    ChannelSpec, ChannelStatus, DisplayName, Domain, EmailAddress, EventType, Hostname, ReturnPath,
-    SendChannel, SmtpSettings, TenantId,
+    ChannelSpec, ChannelStatus, DisplayName, Domain, EmailAddress, EventType, Hostname,
+    MicrosoftTransport, ReturnPath, SendChannel, SmtpSettings, TenantId,
 };
 use crate::vault::Vault;
 
@@ -37,6 +37,9 @@ struct StoredSettings {
     /// Absent in settings stored before channels could name their relay's SPF include.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     spf_include: Option<String>,
+    /// A Microsoft channel's transport; absent means Graph (and for every other kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    microsoft_transport: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -107,6 +110,8 @@ impl StoredSettings {
             },
             dkim_sign: c.dkim_sign,
             spf_include: c.spf_include.clone(),
+            microsoft_transport: (c.microsoft_transport != MicrosoftTransport::Graph)
+                .then(|| c.microsoft_transport.as_str().to_owned()),
         }
     }
 }
@@ -205,6 +210,10 @@ impl ChannelRow {
             provider: self.provider,
             dkim_sign: settings.dkim_sign,
             spf_include: settings.spf_include,
+            microsoft_transport: match settings.microsoft_transport.as_deref() {
+                Some(t) => t.parse().map_err(corrupt)?,
+                None => MicrosoftTransport::Graph,
+            },
         };
         Ok(SendChannel {
             id: self.id.parse().map_err(corrupt)?,
@@ -473,6 +482,9 @@ pub fn update(
                 // Who turned signing on or off is worth finding in the trail.
                 "dkim_sign": (before.spec.dkim_sign != channel.dkim_sign)
                     .then_some(channel.dkim_sign),
+                // A Microsoft channel moved between Graph and SMTP.
+                "transport": (before.spec.microsoft_transport != channel.microsoft_transport)
+                    .then_some(channel.microsoft_transport.as_str()),
             }),
         )?;
         get(conn, tenant, id)

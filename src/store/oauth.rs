@@ -224,6 +224,8 @@ pub fn store_grant(
                     oauth_tokens::account_tenant.eq(grant.account_tenant),
                     oauth_tokens::scopes.eq(grant.scopes),
                     oauth_tokens::access_expires_at.eq(grant.access_expires_at),
+                    // A code exchange yields a token for the provider's API (Graph).
+                    oauth_tokens::access_resource.eq(None::<String>),
                     oauth_tokens::version.eq(oauth_tokens::version + 1),
                     oauth_tokens::refresh_lease_owner.eq(None::<String>),
                     oauth_tokens::refresh_lease_until.eq(None::<i64>),
@@ -309,6 +311,9 @@ pub struct TokenState {
     pub access_expires_at: Option<i64>,
     /// Microsoft's `tid` of the account.
     pub account_tenant: Option<String>,
+    /// What the access token is for: `None` the provider's API, `Some("smtp")` Exchange
+    /// Online's SMTP submission (Microsoft issues one resource per token).
+    pub access_resource: Option<String>,
 }
 
 pub fn token_state(
@@ -321,14 +326,18 @@ pub fn token_state(
             oauth_tokens::version,
             oauth_tokens::access_expires_at,
             oauth_tokens::account_tenant,
+            oauth_tokens::access_resource,
         ))
-        .first::<(i64, Option<i64>, Option<String>)>(conn)
+        .first::<(i64, Option<i64>, Option<String>, Option<String>)>(conn)
         .optional()?
-        .map(|(version, access_expires_at, account_tenant)| TokenState {
-            version,
-            access_expires_at,
-            account_tenant,
-        }))
+        .map(
+            |(version, access_expires_at, account_tenant, access_resource)| TokenState {
+                version,
+                access_expires_at,
+                account_tenant,
+                access_resource,
+            },
+        ))
 }
 
 /// The accounts behind a tenant's channels of one provider: channel → (subject, account
@@ -403,6 +412,8 @@ pub struct Refreshed<'a> {
     pub access_expires_at: i64,
     /// A rotated refresh token, when the provider sent one.
     pub refresh_token: Option<&'a SecretString>,
+    /// What the access token is for (see `TokenState::access_resource`).
+    pub access_resource: Option<&'static str>,
 }
 
 /// Stores a refreshed access token (and a rotated refresh token, when the provider sent one)
@@ -420,6 +431,7 @@ pub fn store_refreshed(
         access_token,
         access_expires_at,
         refresh_token,
+        access_resource,
     } = *refreshed;
     write_transaction(conn, |conn| {
         let id = channel.to_string();
@@ -430,6 +442,7 @@ pub fn store_refreshed(
         )
         .set((
             oauth_tokens::access_expires_at.eq(access_expires_at),
+            oauth_tokens::access_resource.eq(access_resource),
             oauth_tokens::version.eq(oauth_tokens::version + 1),
             oauth_tokens::refresh_lease_owner.eq(None::<String>),
             oauth_tokens::refresh_lease_until.eq(None::<i64>),

@@ -233,6 +233,7 @@ diesel::table! {
         refresh_lease_until -> Nullable<BigInt>,
         updated_at -> BigInt,
         account_tenant -> Nullable<Text>,
+        access_resource -> Nullable<Text>,
     }
 }
 

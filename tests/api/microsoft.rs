@@ -4,6 +4,7 @@
 //! after a lost answer, tenant isolation, and tokens kept out of answers and the database.
 //! The test plays the rep's browser.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -16,6 +17,7 @@ use crate::helpers::{
     OAuthBrowser, TestApp, TestTenant, TestUser, app_with_rep, assert_sealed_on_disk, attempts,
     expect_json, expect_problem,
 };
+use crate::smtp_server::{Fault, IdleClose, SmtpServerConfig, TestSmtpServer, TokenIssuer};
 
 const PUBLIC_URL: &str = "http://switchboard.test";
 const CONTOSO: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
@@ -40,17 +42,23 @@ async fn world_as(account: Account) -> World {
 }
 
 async fn world_with(config: FakeMicrosoftConfig, extra: &[(&str, &str)]) -> World {
-    let account = config.account.clone();
+    world_on(start_microsoft(config).await, extra).await
+}
+
+async fn start_microsoft(config: FakeMicrosoftConfig) -> FakeMicrosoft {
+    FakeMicrosoft::start(FakeMicrosoftConfig {
+        redirect_uri: format!("{PUBLIC_URL}/oauth/microsoft/callback"),
+        ..config
+    })
+    .await
+}
+
+async fn world_on(ms: FakeMicrosoft, extra: &[(&str, &str)]) -> World {
+    let account = ms.account();
     let address = account
         .mail
         .clone()
         .unwrap_or_else(|| account.user_principal_name.clone());
-    let ms = FakeMicrosoft::start(FakeMicrosoftConfig {
-        redirect_uri: format!("{PUBLIC_URL}/oauth/microsoft/callback"),
-        account,
-        ..config
-    })
-    .await;
     let defaults = FakeMicrosoftConfig::default();
     let (authority, graph) = (ms.authority_url(), ms.graph_url());
     let mut env = vec![
@@ -925,6 +933,7 @@ async fn a_message_too_large_for_one_graph_request_fails_with_a_reason() {
         error.contains("above the 4 MB Microsoft Graph takes"),
         "{error}"
     );
+    assert!(error.contains("transport to smtp"), "{error}");
     assert_eq!(w.ms.send_requests(), 0);
     assert_eq!(channel(&w).await["status"], "active");
 }
@@ -955,4 +964,454 @@ async fn a_429_pauses_the_whole_mailbox_for_as_long_as_retry_after_says() {
             later.duration_since(times[0])
         );
     }
+}
+
+// --- Transport `smtp`: Exchange Online's SMTP submission with AUTH XOAUTH2 -------------------
+
+/// A world whose Microsoft SMTP host is our test SMTP server (STARTTLS with a test CA), which
+/// takes the fake identity platform's outlook.office.com tokens and refuses a bad one as
+/// Exchange does (`535 5.7.3`, no challenge).
+struct SmtpWorld {
+    w: World,
+    smtp: TestSmtpServer,
+    _ca: tempfile::TempDir,
+}
+
+async fn world_over_smtp() -> SmtpWorld {
+    world_over_smtp_with(&[]).await
+}
+
+async fn world_over_smtp_with(extra: &[(&str, &str)]) -> SmtpWorld {
+    let ms = start_microsoft(FakeMicrosoftConfig {
+        account: Account::work(CONTOSO, MAILBOX),
+        ..FakeMicrosoftConfig::default()
+    })
+    .await;
+    let smtp = TestSmtpServer::start(SmtpServerConfig {
+        users: Vec::new(),
+        xoauth2_issuer: Some(TokenIssuer(Arc::new(ms.smtp_token_check()))),
+        // Sessions end soon, so a later message logs in afresh.
+        idle_timeout: Some((Duration::from_millis(300), IdleClose::Reply421)),
+        ..SmtpServerConfig::default()
+    })
+    .await;
+    let ca = tempfile::TempDir::new().unwrap();
+    let ca_file = ca.path().join("ca.pem");
+    std::fs::write(&ca_file, smtp.ca_pem()).unwrap();
+    let url = format!(
+        "smtp://{}:{}?ca={}",
+        smtp.host(),
+        smtp.port(),
+        ca_file.display()
+    );
+    let mut env = vec![("SWITCHBOARD_MICROSOFT_SMTP_URL", url.as_str())];
+    env.extend_from_slice(extra);
+    let w = world_on(ms, &env).await;
+    SmtpWorld { w, smtp, _ca: ca }
+}
+
+async fn set_transport(w: &World, channel: &Value, transport: &str) -> Value {
+    expect_json(
+        w.app
+            .patch(
+                &format!("/v1/channels/{}", channel["id"].as_str().unwrap()),
+                &w.rep.token,
+                json!({ "transport": transport }),
+            )
+            .await,
+        StatusCode::OK,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn over_smtp_a_6_mb_message_goes_out_logged_in_with_a_token_of_its_own() {
+    let SmtpWorld { w, smtp, _ca } = world_over_smtp().await;
+    let connected = connect(&w).await;
+    assert_eq!(connected["transport"], "graph", "Graph is the default");
+    // The rep consented to SMTP.Send when connecting, so switching needs no second sign-in.
+    let scope = w.ms.authorization_requests()[0]
+        .param("scope")
+        .unwrap()
+        .to_owned();
+    assert!(
+        scope
+            .split(' ')
+            .any(|s| s == crate::fake_microsoft::SMTP_SCOPE),
+        "{scope}"
+    );
+    let switched = set_transport(&w, &connected, "smtp").await;
+    assert_eq!(switched["transport"], "smtp");
+    assert_eq!(channel(&w).await["transport"], "smtp");
+
+    // About 6 MB of body: above what one Graph request carries, within Exchange's 35 MB.
+    let big = "All the details, line after line. ".repeat(180_000);
+    let id = w
+        .app
+        .accept(
+            &w.rep.token,
+            json!({"from": MAILBOX, "to": ["buyer@example.com"], "subject": "Six megabytes", "text": big}),
+        )
+        .await;
+    let view = wait(&w, &id, "sent").await;
+    let received = smtp.messages();
+    assert_eq!(received.len(), 1);
+    assert!(
+        received[0].data.len() > 6_000_000,
+        "{}",
+        received[0].data.len()
+    );
+    let text = String::from_utf8_lossy(&received[0].data[..4096]).to_string();
+    assert!(text.contains("Subject: Six megabytes"), "{text}");
+    assert!(
+        text.contains(view["message_id"].as_str().unwrap()),
+        "our Message-ID: {text}"
+    );
+    assert_eq!(received[0].authenticated_as.as_deref(), Some(MAILBOX));
+    assert_eq!(received[0].rcpt_to, ["buyer@example.com"]);
+    let logins = smtp.auth_attempts();
+    assert_eq!(logins.len(), 1);
+    assert_eq!(logins[0].mechanism, "XOAUTH2");
+    assert_eq!(w.ms.send_requests(), 0, "nothing went through Graph");
+    assert_eq!(w.ms.smtp_tokens_issued(), 1);
+
+    // The next message reuses the token (and the session).
+    let id = send(&w, "second").await;
+    wait(&w, &id, "sent").await;
+    assert_eq!(smtp.messages().len(), 2);
+    assert_eq!(w.ms.smtp_tokens_issued(), 1);
+    // Back to Graph: a Graph token again (the SMTP one is refused there).
+    set_transport(&w, &connected, "graph").await;
+    let id = send(&w, "through Graph again").await;
+    wait(&w, &id, "sent").await;
+    assert_eq!(w.ms.sent_messages().len(), 1);
+    assert_eq!(smtp.messages().len(), 2);
+}
+
+#[tokio::test]
+async fn a_tenant_without_smtp_auth_is_told_to_use_graph_and_switching_back_sends_the_mail() {
+    let SmtpWorld { w, smtp, _ca } = world_over_smtp().await;
+    let connected = connect(&w).await;
+    set_transport(&w, &connected, "smtp").await;
+    smtp.set_fault(Some(Fault::Reply {
+        command: "AUTH",
+        code: 535,
+        text: "5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information.".into(),
+    }));
+    let id = send(&w, "tenant says no").await;
+    let held = wait(&w, &id, "held").await;
+    assert_eq!(held["hold_reason"], "channel_unavailable", "{held:#}");
+    let broken = channel(&w).await;
+    assert_eq!(broken["status"], "needs_reauth");
+    assert_eq!(broken["status_cause"], "smtp_auth_disabled");
+    let advice = broken["health"]["advice"].as_str().unwrap();
+    assert!(
+        advice.contains("transport back to Microsoft Graph"),
+        "{advice}"
+    );
+    assert_eq!(
+        w.ms.smtp_tokens_issued(),
+        1,
+        "no refresh: the token was not the problem"
+    );
+
+    let back = set_transport(&w, &connected, "graph").await;
+    assert_eq!(back["status"], "active");
+    wait(&w, &id, "sent").await;
+    assert_eq!(w.ms.sent_messages().len(), 1);
+    assert!(smtp.messages().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_smtp_token_is_replaced_once_and_refused_twice_needs_a_reconnect() {
+    let SmtpWorld { w, smtp, _ca } = world_over_smtp().await;
+    let connected = connect(&w).await;
+    set_transport(&w, &connected, "smtp").await;
+    let id = send(&w, "first").await;
+    wait(&w, &id, "sent").await;
+    // Microsoft ends the token early: Exchange answers 535 5.7.3 at the next login, and one
+    // refresh cures it.
+    w.ms.expire_access_tokens();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let id = send(&w, "after the token ended").await;
+    wait(&w, &id, "sent").await;
+    assert_eq!(w.ms.smtp_tokens_issued(), 2);
+    let logins: Vec<bool> = smtp.auth_attempts().iter().map(|a| a.success).collect();
+    assert_eq!(logins, [true, false, true]);
+    assert_eq!(channel(&w).await["status"], "active");
+
+    // Refused with a new token too: the rep must connect again.
+    smtp.set_fault(Some(Fault::Reply {
+        command: "AUTH",
+        code: 535,
+        text: "5.7.3 Authentication unsuccessful".into(),
+    }));
+    w.ms.expire_access_tokens();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let id = send(&w, "refused twice").await;
+    wait(&w, &id, "held").await;
+    let broken = channel(&w).await;
+    assert_eq!(broken["status"], "needs_reauth");
+    assert_eq!(broken["status_cause"], "token_revoked");
+    assert_eq!(
+        w.ms.smtp_tokens_issued(),
+        3,
+        "one refresh per refusal, not more"
+    );
+    assert_eq!(smtp.messages().len(), 2);
+}
+
+#[tokio::test]
+async fn only_a_microsoft_channel_chooses_graph_or_smtp() {
+    let w = world().await;
+    let connected = connect(&w).await;
+    let path = format!("/v1/channels/{}", connected["id"].as_str().unwrap());
+    let res = w
+        .app
+        .patch(&path, &w.rep.token, json!({"transport": "carrier_pigeon"}))
+        .await;
+    let problem = expect_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("graph, smtp"),
+        "{problem}"
+    );
+    assert_eq!(channel(&w).await["transport"], "graph", "nothing changed");
+    // An SMTP channel sends one way only.
+    let smtp_channel = expect_json(
+        w.app
+            .post(
+                "/v1/channels",
+                &w.rep.token,
+                json!({"name": "Ann over SMTP", "kind": "smtp", "scope": "mailbox",
+                       "from_address": "ann@acme.test",
+                       "smtp": {"host": "smtp.acme.test", "port": 587, "security": "starttls",
+                                "auth": "plain", "username": "ann@acme.test", "password": "pw"}}),
+            )
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert!(smtp_channel.get("transport").is_none(), "{smtp_channel}");
+    let res = w
+        .app
+        .patch(
+            &format!("/v1/channels/{}", smtp_channel["id"].as_str().unwrap()),
+            &w.rep.token,
+            json!({"transport": "smtp"}),
+        )
+        .await;
+    expect_problem(
+        res,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "transport_only_for_microsoft",
+    )
+    .await;
+    // Another tenant's admin does not find it.
+    let other = w.app.create_tenant("Globex").await;
+    let res = w
+        .app
+        .patch(&path, &other.admin_token, json!({"transport": "smtp"}))
+        .await;
+    expect_problem(res, StatusCode::NOT_FOUND, "not_found").await;
+    assert_eq!(channel(&w).await["transport"], "graph");
+    // The change is in the audit trail.
+    set_transport(&w, &connected, "smtp").await;
+    let trail = expect_json(
+        w.app
+            .get(
+                &format!("/v1/audit?channel_id={}", connected["id"].as_str().unwrap()),
+                &w.acme.admin_token,
+            )
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        trail.to_string().contains(r#""transport":"smtp""#),
+        "{trail:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_message_above_the_tenants_maximum_fails_with_a_reason_before_any_login() {
+    let SmtpWorld { w, smtp, _ca } =
+        world_over_smtp_with(&[("SWITCHBOARD_MICROSOFT_MAX_MESSAGE_BYTES", "1048576")]).await;
+    let connected = connect(&w).await;
+    set_transport(&w, &connected, "smtp").await;
+    let big = "All the details, line after line. ".repeat(60_000); // about 2 MB
+    let id = w
+        .app
+        .accept(
+            &w.rep.token,
+            json!({"from": MAILBOX, "to": ["buyer@example.com"], "subject": "Too big", "text": big}),
+        )
+        .await;
+    let failed = wait(&w, &id, "failed").await;
+    let error = failed["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("above the 1.0 MB Exchange Online takes for this tenant"),
+        "{error}"
+    );
+    assert!(smtp.auth_attempts().is_empty());
+    assert_eq!(w.ms.smtp_tokens_issued(), 0);
+    assert_eq!(channel(&w).await["status"], "active");
+}
+
+#[tokio::test]
+async fn the_channel_page_switches_a_microsoft_mailbox_between_graph_and_smtp() {
+    let w = world().await;
+    let mut ui = crate::ui_client::UiClient::signed_in(&w.app, &w.rep.token).await;
+    ui.get("/ui/channels").await;
+    let landed = connect_from_pages(&w, &mut ui, &[]).await;
+    let id = channel(&w).await["id"].as_str().unwrap().to_owned();
+    ui.follow(&landed)
+        .await
+        .expect("Sends through")
+        .expect(r#"<option value="graph" selected>"#);
+    let done = ui
+        .post(
+            &format!("/ui/channels/{id}/transport"),
+            &[("transport", "smtp")],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    ui.follow(&done)
+        .await
+        .expect("now sends over SMTP at Exchange Online")
+        .expect(r#"<option value="smtp" selected>"#);
+    assert_eq!(channel(&w).await["transport"], "smtp");
+    // A value the API refuses changes nothing, and says why.
+    let refused = ui
+        .post(
+            &format!("/ui/channels/{id}/transport"),
+            &[("transport", "pigeon")],
+        )
+        .await;
+    assert_ne!(refused.status, StatusCode::SEE_OTHER);
+    refused.expect("graph, smtp");
+    assert_eq!(channel(&w).await["transport"], "smtp");
+}
+
+/// Transport `smtp` against nodemailer's smtp-server (the interop leg): STARTTLS on a test-CA
+/// certificate, AUTH XOAUTH2 checked against the tokens the fake identity platform issued, and
+/// `535 5.7.139` from a tenant that switched SMTP AUTH off.
+#[tokio::test]
+async fn interop_smtp_transport_logs_in_with_xoauth2_at_nodemailers_smtp_server() {
+    let Some(installed) = crate::interop::interop_dir() else {
+        eprintln!("interop peers not requested (SWITCHBOARD_INTEROP=1 runs them)");
+        return;
+    };
+    let ms = start_microsoft(FakeMicrosoftConfig {
+        account: Account::work(CONTOSO, MAILBOX),
+        ..FakeMicrosoftConfig::default()
+    })
+    .await;
+    let check = ms.smtp_token_url();
+    let peer = crate::interop::launch(
+        &installed,
+        "smtp-server",
+        "starttls",
+        crate::interop::test_ca_certificates(&installed),
+        &[("PEER_XOAUTH2_CHECK", &check)],
+    );
+    let url = format!(
+        "smtp://localhost:{}?ca={}",
+        peer.port,
+        peer.dir.path().join("ca.pem").display()
+    );
+    let w = world_on(ms, &[("SWITCHBOARD_MICROSOFT_SMTP_URL", &url)]).await;
+    let connected = connect(&w).await;
+    set_transport(&w, &connected, "smtp").await;
+    let id = send(&w, "Through smtp-server").await;
+    let view = wait(&w, &id, "sent").await;
+    let messages = peer.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["rcpt_tos"], json!(["buyer@example.com"]));
+    let data = messages[0]["data"].as_str().unwrap();
+    assert!(data.contains("Subject: Through smtp-server"), "{data}");
+    assert!(
+        data.contains(view["message_id"].as_str().unwrap()),
+        "{data}"
+    );
+    let logins = peer.records("sessions.jsonl");
+    assert_eq!(logins.len(), 1, "{logins:?}");
+    assert_eq!(logins[0]["method"], "XOAUTH2");
+    assert_eq!(logins[0]["user"], MAILBOX);
+    assert_eq!(logins[0]["ok"], true);
+    assert_eq!(w.ms.send_requests(), 0);
+    drop(peer);
+
+    // A tenant with SMTP AUTH off: the channel says to use Graph, and Graph sends the mail.
+    let refusing = crate::interop::launch(
+        &installed,
+        "smtp-server",
+        "starttls",
+        crate::interop::test_ca_certificates(&installed),
+        &[
+            // Offers XOAUTH2; every login is refused before any token check.
+            ("PEER_XOAUTH2_CHECK", &check),
+            (
+                "PEER_AUTH_REPLY",
+                "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.",
+            ),
+        ],
+    );
+    let url = format!(
+        "smtp://localhost:{}?ca={}",
+        refusing.port,
+        refusing.dir.path().join("ca.pem").display()
+    );
+    let w2 = world_on(
+        start_microsoft(FakeMicrosoftConfig {
+            account: Account::work(CONTOSO, MAILBOX),
+            ..FakeMicrosoftConfig::default()
+        })
+        .await,
+        &[("SWITCHBOARD_MICROSOFT_SMTP_URL", &url)],
+    )
+    .await;
+    let connected = connect(&w2).await;
+    set_transport(&w2, &connected, "smtp").await;
+    let id = send(&w2, "tenant says no").await;
+    wait(&w2, &id, "held").await;
+    let broken = channel(&w2).await;
+    assert_eq!(broken["status_cause"], "smtp_auth_disabled", "{broken:#}");
+    set_transport(&w2, &connected, "graph").await;
+    wait(&w2, &id, "sent").await;
+    assert!(refusing.messages().is_empty());
+}
+
+#[tokio::test]
+async fn smtp_tokens_appear_in_no_answer_and_only_sealed_in_the_database_file() {
+    let SmtpWorld { w, smtp, _ca } = world_over_smtp().await;
+    let connected = connect(&w).await;
+    let switched = set_transport(&w, &connected, "smtp").await;
+    let id = send(&w, "canary over smtp").await;
+    let view = wait(&w, &id, "sent").await;
+    assert_eq!(smtp.messages().len(), 1);
+    let channels = w
+        .app
+        .get("/v1/channels", &w.rep.token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let audit = w
+        .app
+        .get("/v1/audit", &w.acme.admin_token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let secrets = w.ms.issued_secrets();
+    assert!(
+        secrets.len() >= 3,
+        "a Graph token, an SMTP token and the refresh tokens"
+    );
+    for shown in [channels, switched.to_string(), view.to_string(), audit] {
+        for secret in &secrets {
+            assert!(!shown.contains(secret.as_str()), "a secret leaked: {shown}");
+        }
+    }
+    assert_sealed_on_disk(&w.app, &secrets);
 }

@@ -12,6 +12,11 @@
 //   PEER_SMTPUTF8=1|0    offer SMTPUTF8 or not (smtp-server's default: offered)
 //   PEER_IDLE_MS=n       close a session idle for n ms (smtp-server's socketTimeout: it says
 //                        "421 Timeout - closing connection" first)
+//   PEER_XOAUTH2_CHECK=url  accept AUTH XOAUTH2 too, as Exchange Online does: the token is
+//                        checked by POSTing user and token to url (204 = valid); a refused
+//                        token gets "535 5.7.3 Authentication unsuccessful"
+//   PEER_AUTH_REPLY="535 5.7.139 ..."  answer every login with this reply (a tenant with SMTP
+//                        AUTH switched off)
 const fs = require('fs');
 const path = require('path');
 const { SMTPServer } = require('smtp-server');
@@ -41,9 +46,31 @@ const options = {
   secure: mode === 'tls',
   key: fs.readFileSync(path.join(dir, 'key.pem')),
   cert: fs.readFileSync(path.join(dir, 'cert.pem')),
-  authMethods: ['PLAIN', 'LOGIN'],
+  authMethods: process.env.PEER_XOAUTH2_CHECK ? ['PLAIN', 'LOGIN', 'XOAUTH2'] : ['PLAIN', 'LOGIN'],
   logger: false,
   onAuth(auth, session, callback) {
+    const forced = process.env.PEER_AUTH_REPLY;
+    if (forced) {
+      append('sessions.jsonl', { event: 'auth', ok: false, method: auth.method });
+      const [code, ...text] = forced.split(' ');
+      callback(refusal(Number(code), text.join(' ')));
+      return;
+    }
+    if (auth.method === 'XOAUTH2') {
+      const body = new URLSearchParams({ user: auth.username, token: auth.accessToken });
+      fetch(process.env.PEER_XOAUTH2_CHECK, { method: 'POST', body })
+        .then((res) => {
+          const ok = res.status === 204;
+          append('sessions.jsonl', { event: 'auth', ok, method: 'XOAUTH2', user: auth.username });
+          if (ok) {
+            callback(null, { user: auth.username });
+          } else {
+            callback(refusal(535, '5.7.3 Authentication unsuccessful'));
+          }
+        })
+        .catch((e) => callback(refusal(454, `4.7.0 Temporary authentication failure: ${e}`)));
+      return;
+    }
     const ok = auth.username === user && auth.password === password;
     append('sessions.jsonl', { event: 'auth', ok });
     if (ok) {

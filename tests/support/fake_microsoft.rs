@@ -44,6 +44,8 @@ use sha2::{Digest as _, Sha256};
 /// The `tid` of personal Microsoft accounts.
 pub const PERSONAL_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 const CODE_LIFETIME: Duration = Duration::from_secs(600);
+/// Exchange Online's SMTP submission scope (a resource of its own).
+pub const SMTP_SCOPE: &str = "https://outlook.office.com/SMTP.Send";
 
 /// A Microsoft account the simulated browser is signed in as.
 #[derive(Clone, Debug)]
@@ -203,6 +205,8 @@ struct Code {
     nonce: Option<String>,
     account: Account,
     offline: bool,
+    /// The rep consented to `https://outlook.office.com/SMTP.Send` too.
+    smtp_consented: bool,
     issued: Instant,
     used: bool,
 }
@@ -210,12 +214,15 @@ struct Code {
 struct AccessToken {
     account: Account,
     expires_at: Instant,
+    /// For outlook.office.com (SMTP AUTH), not Graph: Graph refuses it, and vice versa.
+    smtp: bool,
 }
 
 struct RefreshToken {
     account: Account,
     used: bool,
     revoked: bool,
+    smtp_consented: bool,
 }
 
 #[derive(Default)]
@@ -223,6 +230,7 @@ struct Counters {
     code_exchanges: usize,
     pkce_failures: usize,
     refreshes: usize,
+    smtp_tokens: usize,
     send_requests: usize,
     lookups: usize,
 }
@@ -289,6 +297,7 @@ impl FakeMicrosoft {
                     "/v1.0/me/mailFolders/sentitems/messages",
                     web::get().to(sent_items),
                 )
+                .route("/_fake/smtp-token", web::post().to(smtp_token))
                 .default_service(web::to(|| async {
                     graph_error(
                         StatusCode::NOT_FOUND,
@@ -326,6 +335,11 @@ impl FakeMicrosoft {
     }
 
     // --- Knobs ---------------------------------------------------------------------------
+
+    /// The account the simulated browser is signed in as.
+    pub fn account(&self) -> Account {
+        self.state().account.clone()
+    }
 
     /// Signs another account into the simulated browser.
     pub fn sign_in_as(&self, account: Account) {
@@ -423,6 +437,25 @@ impl FakeMicrosoft {
 
     pub fn sent_items_lookups(&self) -> usize {
         self.state().counters.lookups
+    }
+
+    /// How many access tokens for outlook.office.com (SMTP AUTH) were issued.
+    pub fn smtp_tokens_issued(&self) -> usize {
+        self.state().counters.smtp_tokens
+    }
+
+    /// Where an SMTP server in another process checks an XOAUTH2 login (`POST` form `user`,
+    /// `token` → 204 or 401). Not a Microsoft endpoint: in Exchange Online the service that
+    /// checks the token is Microsoft's own, and this stands in for it.
+    pub fn smtp_token_url(&self) -> String {
+        format!("{}/_fake/smtp-token", self.base_url)
+    }
+
+    /// Checks an XOAUTH2 login as Exchange Online does: a current token this server issued
+    /// for outlook.office.com (a Graph token is refused), for the mailbox named in `user=`.
+    pub fn smtp_token_check(&self) -> impl Fn(&str, &str) -> bool + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move |user: &str, token: &str| smtp_token_valid(&shared.state(), user, token)
     }
 
     /// Every token string this server handed out (to look for in logs and responses).
@@ -579,6 +612,7 @@ async fn authorize(
             nonce: get("nonce"),
             account,
             offline: scope.split(' ').any(|s| s == "offline_access"),
+            smtp_consented: scope.split(' ').any(|s| s == SMTP_SCOPE),
             issued: Instant::now(),
             used: false,
         },
@@ -645,7 +679,24 @@ async fn token(
             "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
         );
     }
-    let account = match get("grant_type").as_str() {
+    // One resource per token request: Graph's scopes or Exchange's, never both.
+    let scope = get("scope");
+    let wants_smtp = scope
+        .split(' ')
+        .any(|s| s.starts_with("https://outlook.office.com/"));
+    let wants_graph = scope
+        .split(' ')
+        .any(|s| ["Mail.Send", "User.Read"].contains(&s) || s.starts_with("https://graph."));
+    if wants_smtp && wants_graph {
+        return aad(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            700022,
+            None,
+            "The provided value for the input parameter scope is not valid because it contains more than one resource.",
+        );
+    }
+    let (account, smtp_consented) = match get("grant_type").as_str() {
         "authorization_code" => {
             state.counters.code_exchanges += 1;
             let code_value = get("code");
@@ -706,9 +757,19 @@ async fn token(
                     "Provided Authorization Code is intended to use against other tenant, thus rejected.",
                 );
             }
-            let (account, offline, nonce) =
-                (code.account.clone(), code.offline, code.nonce.clone());
-            return issue(&mut state, &base, account, offline, nonce.as_deref());
+            let (account, offline, nonce, consented) = (
+                code.account.clone(),
+                code.offline,
+                code.nonce.clone(),
+                code.smtp_consented,
+            );
+            let grant = Grant {
+                account,
+                offline,
+                smtp_consented: consented,
+                smtp: wants_smtp,
+            };
+            return issue(&mut state, &base, grant, nonce.as_deref());
         }
         "refresh_token" => {
             state.counters.refreshes += 1;
@@ -750,7 +811,16 @@ async fn token(
                     "Provided grant is intended to use against other tenant, thus rejected.",
                 );
             }
-            rt.account.clone()
+            if wants_smtp && !rt.smtp_consented {
+                return aad(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    65001,
+                    Some("consent_required"),
+                    "The user or administrator has not consented to use the application. Send an interactive authorization request for this user and resource.",
+                );
+            }
+            (rt.account.clone(), rt.smtp_consented)
         }
         other => {
             return aad(
@@ -762,16 +832,34 @@ async fn token(
             );
         }
     };
-    issue(&mut state, &base, account, true, None)
+    if wants_smtp {
+        state.counters.smtp_tokens += 1;
+    }
+    let grant = Grant {
+        account,
+        offline: true,
+        smtp_consented,
+        smtp: wants_smtp,
+    };
+    issue(&mut state, &base, grant, None)
 }
 
-fn issue(
-    state: &mut State,
-    base: &str,
+/// What a token response is issued for.
+struct Grant {
     account: Account,
     offline: bool,
-    nonce: Option<&str>,
-) -> HttpResponse {
+    smtp_consented: bool,
+    /// The access token is for outlook.office.com (SMTP), not Graph.
+    smtp: bool,
+}
+
+fn issue(state: &mut State, base: &str, grant: Grant, nonce: Option<&str>) -> HttpResponse {
+    let Grant {
+        account,
+        offline,
+        smtp_consented,
+        smtp,
+    } = grant;
     let access = random("eyJ0eXAiOiJKV1QiLCJub25jZSI6");
     let lifetime = state.config.access_token_lifetime;
     state.access_tokens.insert(
@@ -779,11 +867,12 @@ fn issue(
         AccessToken {
             account: account.clone(),
             expires_at: Instant::now() + lifetime,
+            smtp,
         },
     );
     let mut body = json!({
         "token_type": "Bearer",
-        "scope": "Mail.Send User.Read profile openid email",
+        "scope": if smtp { SMTP_SCOPE } else { "Mail.Send User.Read profile openid email" },
         "expires_in": lifetime.as_secs(),
         "ext_expires_in": lifetime.as_secs(),
         "access_token": access,
@@ -797,11 +886,37 @@ fn issue(
                 account,
                 used: false,
                 revoked: false,
+                smtp_consented,
             },
         );
         body["refresh_token"] = json!(refresh);
     }
     HttpResponse::Ok().json(body)
+}
+
+async fn smtp_token(
+    shared: web::Data<Shared>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let get = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    if smtp_token_valid(&shared.state(), get("user"), get("token")) {
+        HttpResponse::NoContent().finish()
+    } else {
+        HttpResponse::Unauthorized().finish()
+    }
+}
+
+/// A current token issued for outlook.office.com, for the mailbox named `user`.
+fn smtp_token_valid(state: &State, user: &str, token: &str) -> bool {
+    state.access_tokens.get(token).is_some_and(|t| {
+        t.smtp
+            && t.expires_at > Instant::now()
+            && (t.account.user_principal_name.eq_ignore_ascii_case(user)
+                || t.account
+                    .mail
+                    .as_deref()
+                    .is_some_and(|m| m.eq_ignore_ascii_case(user)))
+    })
 }
 
 fn bearer(req: &HttpRequest, state: &State) -> Result<Account, HttpResponse> {
@@ -812,6 +927,11 @@ fn bearer(req: &HttpRequest, state: &State) -> Result<Account, HttpResponse> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
     match state.access_tokens.get(token) {
+        Some(t) if t.smtp => Err(graph_error(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            "Access token validation failure. Invalid audience.",
+        )),
         Some(t) if t.expires_at > Instant::now() => Ok(t.account.clone()),
         Some(_) => Err(graph_error(
             StatusCode::UNAUTHORIZED,

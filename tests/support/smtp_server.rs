@@ -77,6 +77,10 @@ pub struct SmtpServerConfig {
     pub users: Vec<(String, String)>,
     /// Accounts for AUTH XOAUTH2, as (user, access token).
     pub xoauth2: Vec<(String, String)>,
+    /// Tokens issued elsewhere (a fake identity provider), checked as they arrive; with it
+    /// the server refuses a token as Exchange Online does, `535 5.7.3` with no challenge,
+    /// instead of Gmail's 334 error document.
+    pub xoauth2_issuer: Option<TokenIssuer>,
     /// MAIL FROM before a successful AUTH is refused with 530 5.7.0.
     pub require_auth: bool,
     /// AUTH before STARTTLS is refused with 538 5.7.11 (only meaningful for `TlsMode::StartTls`).
@@ -90,6 +94,19 @@ pub struct SmtpServerConfig {
     /// Close a session that sent no command for this long, as every real server does
     /// (Postfix: 300 s, answering `421 4.4.2 … timeout exceeded`).
     pub idle_timeout: Option<(Duration, IdleClose)>,
+}
+
+/// Whether (user, access token) may log in.
+pub type TokenCheck = dyn Fn(&str, &str) -> bool + Send + Sync;
+
+/// Decides whether (user, access token) may log in with XOAUTH2.
+#[derive(Clone)]
+pub struct TokenIssuer(pub Arc<TokenCheck>);
+
+impl std::fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenIssuer")
+    }
 }
 
 /// How a server ends a session it found idle.
@@ -111,6 +128,7 @@ impl Default for SmtpServerConfig {
             cert: CertMode::TestCa,
             users: vec![("user@example.test".to_string(), "secret".to_string())],
             xoauth2: Vec::new(),
+            xoauth2_issuer: None,
             require_auth: true,
             require_tls_for_auth: true,
             mechanisms: vec!["PLAIN", "LOGIN", "XOAUTH2"],
@@ -423,6 +441,11 @@ impl Shared {
             .xoauth2
             .iter()
             .any(|(u, t)| u == user && t == token)
+            || self
+                .config
+                .xoauth2_issuer
+                .as_ref()
+                .is_some_and(|issuer| (issuer.0)(user, token))
     }
 
     fn record_auth(&self, mechanism: &str, username: &str, success: bool) {
@@ -1096,6 +1119,10 @@ async fn finish_auth(
     let (code, text) = match shared.fault_reply("AUTH") {
         Some(fault) => fault,
         None if credentials_ok => (235, "2.7.0 Authentication successful".to_string()),
+        // Exchange Online: a plain 535, no challenge (MICROSOFT.md §1).
+        None if mechanism == "XOAUTH2" && shared.config.xoauth2_issuer.is_some() => {
+            (535, "5.7.3 Authentication unsuccessful".to_string())
+        }
         None if mechanism == "XOAUTH2" => {
             shared.record_auth(mechanism, &username, false);
             return reject_xoauth2(conn).await;

@@ -38,10 +38,11 @@ use super::auth::TenantCaller;
 use super::error::{ApiError, NotFoundAs, Problem};
 use super::extract::{path_id, present};
 use crate::domain::channel::{check_dkim_sign, check_scope};
+use crate::domain::health::ReauthCause;
 use crate::domain::{
     Action, AuditActor, ChannelId, ChannelKind, ChannelOwner, ChannelSpec, ChannelStatus,
-    ClaimState, CredentialScope, DisplayName, Domain, ReturnPath, SendChannel, SmtpAuth, TenantId,
-    UserId,
+    ClaimState, CredentialScope, DisplayName, Domain, MicrosoftTransport, ReturnPath, SendChannel,
+    SmtpAuth, TenantId, UserId,
 };
 use crate::store::DbConnection;
 use crate::store::channels;
@@ -228,6 +229,7 @@ pub(in crate::http) async fn create(
             .as_deref()
             .map(parse_spf_include)
             .transpose()?,
+        microsoft_transport: MicrosoftTransport::Graph,
     };
     check_dkim_sign(channel.kind, channel.scope, channel.dkim_sign)
         .map_err(|e| ApiError::invalid("dkim_sign", e))?;
@@ -340,6 +342,7 @@ fn shared_pool_channel(
             // Signed with the tenant's key whenever it has one for the From domain.
             dkim_sign: true,
             spf_include: None,
+            microsoft_transport: MicrosoftTransport::Graph,
         },
         status: ChannelStatus::Active,
         status_cause: None,
@@ -534,6 +537,9 @@ pub struct UpdateChannelRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, nullable)]
     spf_include: Option<Option<String>>,
+    /// `microsoft` channels only: `graph` (the default) or `smtp` (smtp.office365.com with
+    /// AUTH XOAUTH2, for tenants that allow SMTP AUTH).
+    transport: Option<String>,
 }
 
 /// Change a channel; absent fields stay as they are.
@@ -626,6 +632,17 @@ pub(in crate::http) async fn update(
     if let Some(include) = &body.spf_include {
         next.spf_include = include.as_deref().map(parse_spf_include).transpose()?;
     }
+    if let Some(transport) = &body.transport {
+        if current.spec.kind != ChannelKind::Microsoft {
+            return Err(ApiError::Unprocessable {
+                code: "transport_only_for_microsoft",
+                detail: "only a microsoft channel chooses its transport (graph or smtp); this channel's kind sends one way".into(),
+            });
+        }
+        next.microsoft_transport = transport
+            .parse()
+            .map_err(|e| ApiError::invalid("transport", e))?;
+    }
     if let Some(owner) = &body.owner {
         let owner = owner.parse()?;
         if owner != current.spec.owner {
@@ -647,6 +664,14 @@ pub(in crate::http) async fn update(
             Some(format!("disabled by user {}", caller.actor.user_id)),
         )),
         (Some(false), ChannelStatus::Disabled) => Some((ChannelStatus::Active, None)),
+        // SMTP AUTH refused for the tenant is cured by leaving SMTP: the grant is fine.
+        (None, ChannelStatus::NeedsReauth)
+            if next.microsoft_transport != current.spec.microsoft_transport
+                && current.status_cause.as_deref()
+                    == Some(ReauthCause::SmtpAuthDisabled.as_str()) =>
+        {
+            Some((ChannelStatus::Active, None))
+        }
         _ => None,
     };
     let (tenant, channel_id, actor) = (

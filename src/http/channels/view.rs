@@ -105,6 +105,10 @@ pub(in crate::http) struct ChannelView {
     dkim_sign: bool,
     /// The SPF include the relay needs, as the admin gave it (relays without a preset).
     spf_include: Option<String>,
+    /// `microsoft` channels only: `graph` (Microsoft Graph sendMail, the default) or `smtp`
+    /// (smtp.office365.com with AUTH XOAUTH2); absent for other kinds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transport: Option<&'static str>,
     status: &'static str,
     status_cause: Option<String>,
     /// Whether a password or API key is stored; the secret itself is never returned.
@@ -171,6 +175,8 @@ impl From<SendChannel> for ChannelView {
             },
             dkim_sign,
             spf_include: c.spec.spf_include,
+            transport: (c.spec.kind == ChannelKind::Microsoft)
+                .then(|| c.spec.microsoft_transport.as_str()),
             provider: c.spec.provider,
             status: c.status.as_str(),
             status_cause: c.status_cause.clone(),

@@ -14,9 +14,12 @@ use super::super::forms::non_empty;
 use super::super::layout;
 use super::super::session::{self, UiPost, UiSession};
 use super::checks::viewer_owns;
-use crate::domain::{Action, ChannelId, ChannelKind, ChannelStatus, SendChannel};
+use crate::domain::{
+    Action, ChannelId, ChannelKind, ChannelStatus, MicrosoftTransport, SendChannel,
+};
 use crate::http::AppState;
 use crate::http::channels::{self as api, require_manage};
+use crate::http::error::ApiError;
 use crate::http::oauth::{self, PAGES_NEW_CONNECTION};
 
 /// The page that starts a connection of this kind.
@@ -110,6 +113,9 @@ pub fn channel_actions(session: &UiSession, state: &AppState, channel: &SendChan
                     a href=(url) { "admin consent" }
                 }
             }
+            @if kind == ChannelKind::Microsoft && disconnect {
+                (transport_form(session, channel))
+            }
             @if kind == ChannelKind::Microsoft {
                 p.muted {
                     "Disconnecting deletes Switchboard's tokens. Microsoft has no way for Switchboard to withdraw the access itself: remove it at "
@@ -136,6 +142,57 @@ pub fn channel_actions(session: &UiSession, state: &AppState, channel: &SendChan
             }
         }
     }
+}
+
+/// How a Microsoft channel sends: Graph (the default) or SMTP with an OAuth token, for
+/// tenants that still allow SMTP AUTH. The same change as `PATCH /v1/channels/{id}`.
+fn transport_form(session: &UiSession, channel: &SendChannel) -> Markup {
+    let current = channel.spec.microsoft_transport;
+    html! {
+        div.actions { form method="post" action={"/ui/channels/" (channel.id) "/transport"} {
+            (layout::csrf(session))
+            label for="transport" { "Sends through" }
+            select id="transport" name="transport" {
+                option value="graph" selected[current == MicrosoftTransport::Graph] {
+                    "Microsoft Graph (recommended)"
+                }
+                option value="smtp" selected[current == MicrosoftTransport::Smtp] {
+                    "SMTP at Exchange Online, signed in with OAuth (needs SMTP AUTH allowed for the mailbox)"
+                }
+            }
+            button.secondary type="submit" { "Save" }
+        } }
+    }
+}
+
+#[derive(Deserialize)]
+struct TransportForm {
+    transport: String,
+}
+
+async fn set_transport(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    post: UiPost<TransportForm>,
+) -> Result<HttpResponse, UiError> {
+    let body = serde_json::json!({ "transport": post.form.transport });
+    let body = serde_json::from_value(body).map_err(|e| ApiError::BadRequest {
+        code: "invalid_form",
+        detail: e.to_string(),
+    })?;
+    let updated = api::update(&post.session.caller, &state, &id, body).await?;
+    let notice = match updated.spec.microsoft_transport {
+        MicrosoftTransport::Graph => "This mailbox now sends through Microsoft Graph.",
+        MicrosoftTransport::Smtp => {
+            "This mailbox now sends over SMTP at Exchange Online, signed in with OAuth. If its organisation has SMTP AUTH switched off, the channel says so; switch back to Microsoft Graph then."
+        }
+    };
+    Ok(session::redirect_with_flash(
+        &req,
+        &format!("/ui/channels/{}", id.as_str()),
+        notice,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -219,5 +276,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/channels/microsoft/connect",
             web::post().to(connect_microsoft),
         )
-        .route("/channels/{id}/disconnect", web::post().to(disconnect));
+        .route("/channels/{id}/disconnect", web::post().to(disconnect))
+        .route("/channels/{id}/transport", web::post().to(set_transport));
 }

@@ -464,6 +464,7 @@ mod tests {
                 provider: None,
                 dkim_sign: false,
                 spf_include: None,
+                microsoft_transport: crate::domain::MicrosoftTransport::Graph,
             },
             status: ChannelStatus::Active,
             status_cause: None,
