@@ -10,6 +10,7 @@ use super::AppState;
 use super::domains::DomainView;
 use super::error::ApiError;
 use crate::domain::bulk::{self, BulkLevel, GMAIL_BULK_THRESHOLD, GmailVolume};
+use crate::domain::channel_dns::organisational_domain;
 use crate::domain::{ClaimState, Domain, TenantId};
 use crate::store::{domains, gmail_volume};
 
@@ -32,16 +33,6 @@ pub struct GmailBulkView {
     pub(in crate::http) threshold: u64,
     /// What it means and what to do.
     pub(in crate::http) message: String,
-}
-
-/// The primary domain of `domain` among the tenant's verified domains.
-fn primary<'a>(domain: &'a str, verified: &[&'a str]) -> &'a str {
-    verified
-        .iter()
-        .copied()
-        .filter(|v| domain.len() > v.len() && domain.ends_with(&format!(".{v}")))
-        .min_by_key(|v| v.len())
-        .unwrap_or(domain)
 }
 
 fn volume_of(primary: &Domain, rows: &[(String, i64)]) -> u64 {
@@ -79,14 +70,15 @@ pub(in crate::http) async fn fill(
         .await?;
     // Every verified domain of the tenant, not only those shown: a subdomain shown alone is
     // still counted with its parent.
-    let verified: Vec<String> = claims
+    let verified: Vec<Domain> = claims
         .into_iter()
         .filter(|(_, state)| *state == ClaimState::Verified)
-        .map(|(domain, _)| domain.to_string())
+        .map(|(domain, _)| domain)
         .collect();
-    let verified: Vec<&str> = verified.iter().map(String::as_str).collect();
     for view in views.iter_mut().filter(|v| v.state == "verified") {
-        let Ok(primary) = Domain::parse(primary(&view.domain, &verified)) else {
+        // Google's primary domain is the organisational domain, as the alignment checks
+        // work it out.
+        let Ok(primary) = Domain::parse(&organisational_domain(&view.domain, &verified)) else {
             continue;
         };
         let volume = GmailVolume {
@@ -134,11 +126,15 @@ mod tests {
 
     #[test]
     fn a_subdomain_is_counted_with_its_highest_verified_parent() {
-        let verified = ["acme.com", "mail.acme.com", "other.test"];
-        assert_eq!(primary("mail.acme.com", &verified), "acme.com");
-        assert_eq!(primary("acme.com", &verified), "acme.com");
-        assert_eq!(primary("other.test", &verified), "other.test");
-        assert_eq!(primary("x.notacme.com", &verified), "x.notacme.com");
+        let verified: Vec<Domain> = ["acme.com", "mail.acme.com", "other.test"]
+            .iter()
+            .map(|d| Domain::parse(d).unwrap())
+            .collect();
+        let primary = |d: &str| organisational_domain(d, &verified);
+        assert_eq!(primary("mail.acme.com"), "acme.com");
+        assert_eq!(primary("acme.com"), "acme.com");
+        assert_eq!(primary("other.test"), "other.test");
+        assert_eq!(primary("x.notacme.com"), "x.notacme.com");
     }
 
     #[test]

@@ -288,6 +288,22 @@ async fn recipients_refused_for_good_or_for_now_by_aiosmtpd_and_smtp_server() {
             "{name}: the refusal is named: {done:#}"
         );
         assert!(events_of(&done, "failed").is_empty(), "{name}: {done:#}");
+        // The peer's "550 5.1.1 … User unknown", read off its own wire format, is a hard
+        // bounce: the address is suppressed for the tenant.
+        let again = w
+            .app
+            .post(
+                "/v1/messages",
+                &w.rep.token,
+                json!({"from": USER, "to": [NOBODY], "subject": "again", "text": "Hello"}),
+            )
+            .await;
+        crate::helpers::expect_problem(
+            again,
+            reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+            "recipient_suppressed",
+        )
+        .await;
     }
 }
 

@@ -24,6 +24,11 @@ const CONTOSO: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const MAILBOX: &str = "ann.rep@contoso.test";
 const PATIENCE: Duration = Duration::from_secs(30);
 
+/// A GET's body as text, whatever its status: for looking for what must not be in it.
+async fn page(w: &World, path: &str, token: &str) -> String {
+    w.app.get(path, token).await.text().await.unwrap()
+}
+
 struct World {
     app: TestApp,
     ms: FakeMicrosoft,
@@ -618,27 +623,9 @@ async fn secrets_never_appear_in_answers_or_in_the_database_file() {
     let channel = connect(&w).await;
     let id = send(&w, "canary").await;
     let view = wait(&w, &id, "sent").await;
-    let audit = w
-        .app
-        .get("/v1/audit", &w.acme.admin_token)
-        .await
-        .text()
-        .await
-        .unwrap();
-    let channels = w
-        .app
-        .get("/v1/channels", &w.rep.token)
-        .await
-        .text()
-        .await
-        .unwrap();
-    let openapi = w
-        .app
-        .get("/openapi.json", &w.rep.token)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let audit = page(&w, "/v1/audit", &w.acme.admin_token).await;
+    let channels = page(&w, "/v1/channels", &w.rep.token).await;
+    let openapi = page(&w, "/openapi.json", &w.rep.token).await;
     assert!(openapi.contains("/v1/oauth/microsoft/start"));
     assert!(openapi.contains("/oauth/microsoft/callback"));
     let mut secrets = w.ms.issued_secrets();
@@ -1389,20 +1376,8 @@ async fn smtp_tokens_appear_in_no_answer_and_only_sealed_in_the_database_file() 
     let id = send(&w, "canary over smtp").await;
     let view = wait(&w, &id, "sent").await;
     assert_eq!(smtp.messages().len(), 1);
-    let channels = w
-        .app
-        .get("/v1/channels", &w.rep.token)
-        .await
-        .text()
-        .await
-        .unwrap();
-    let audit = w
-        .app
-        .get("/v1/audit", &w.acme.admin_token)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let channels = page(&w, "/v1/channels", &w.rep.token).await;
+    let audit = page(&w, "/v1/audit", &w.acme.admin_token).await;
     let secrets = w.ms.issued_secrets();
     assert!(
         secrets.len() >= 3,
