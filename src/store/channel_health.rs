@@ -4,6 +4,7 @@
 
 use diesel::prelude::*;
 
+use super::connection::each_backend;
 use super::schema::channel_domain_health as rows;
 use super::time::from_micros;
 use super::{DbConnection, StoreError, write_transaction};
@@ -18,10 +19,12 @@ pub fn replace(
     results: &[ChannelDomainHealth],
 ) -> Result<(), StoreError> {
     write_transaction(conn, |conn| {
+        let kept: Vec<&str> = results.iter().map(|r| r.domain.as_str()).collect();
         diesel::delete(
             rows::table
                 .filter(rows::tenant_id.eq(tenant.to_string()))
-                .filter(rows::channel_id.eq(channel.to_string())),
+                .filter(rows::channel_id.eq(channel.to_string()))
+                .filter(rows::domain.ne_all(kept)),
         )
         .execute(conn)?;
         for r in results {
@@ -38,18 +41,12 @@ pub fn record(
     channel: ChannelId,
     result: &ChannelDomainHealth,
 ) -> Result<(), StoreError> {
-    write_transaction(conn, |conn| {
-        diesel::delete(
-            rows::table
-                .filter(rows::tenant_id.eq(tenant.to_string()))
-                .filter(rows::channel_id.eq(channel.to_string()))
-                .filter(rows::domain.eq(&result.domain)),
-        )
-        .execute(conn)?;
-        put(conn, tenant, channel, result)
-    })
+    write_transaction(conn, |conn| put(conn, tenant, channel, result))
 }
 
+/// Writes one domain's result over an older one. An upsert, not a delete and an insert:
+/// two checks of one channel at once (the check made on creation, a "Check now", the
+/// hourly pass) would otherwise both insert, and on PostgreSQL the second one fails.
 fn put(
     conn: &mut DbConnection,
     tenant: TenantId,
@@ -57,15 +54,30 @@ fn put(
     r: &ChannelDomainHealth,
 ) -> Result<(), StoreError> {
     let checks = serde_json::to_string(&r.checks).map_err(StoreError::corrupt)?;
-    diesel::insert_into(rows::table)
+    let checked_at = r.checked_at.timestamp_micros();
+    // A check that started earlier and finished later does not hide a newer result.
+    let newer: i64 = rows::table
+        .filter(rows::tenant_id.eq(tenant.to_string()))
+        .filter(rows::channel_id.eq(channel.to_string()))
+        .filter(rows::domain.eq(&r.domain))
+        .filter(rows::checked_at.gt(checked_at))
+        .count()
+        .get_result(conn)?;
+    if newer > 0 {
+        return Ok(());
+    }
+    each_backend!(conn, c => diesel::insert_into(rows::table)
         .values((
             rows::tenant_id.eq(tenant.to_string()),
             rows::channel_id.eq(channel.to_string()),
             rows::domain.eq(&r.domain),
-            rows::checks.eq(checks),
-            rows::checked_at.eq(r.checked_at.timestamp_micros()),
+            rows::checks.eq(&checks),
+            rows::checked_at.eq(checked_at),
         ))
-        .execute(conn)?;
+        .on_conflict((rows::tenant_id, rows::channel_id, rows::domain))
+        .do_update()
+        .set((rows::checks.eq(&checks), rows::checked_at.eq(checked_at)))
+        .execute(c))?;
     Ok(())
 }
 

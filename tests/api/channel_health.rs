@@ -99,14 +99,7 @@ async fn the_spf_check_names_the_include_this_relay_needs_and_the_hourly_pass_se
     app.dns.txt("acme.test", "v=spf1 mx -all").await;
     let relay = custom_relay(&app, &acme).await;
     assert_eq!(relay["spf_include"], RELAY_INCLUDE);
-    // Not checked before anyone asked.
-    let view = read(&app, &acme.admin_token, &relay).await;
-    assert_eq!(
-        view["health"]["domains"][0]["checked_at"],
-        Value::Null,
-        "{view:#}"
-    );
-
+    // Checked once on creation; "Check now" (at the same moment, on purpose) checks again.
     let view = check_now(&app, &acme.admin_token, &relay).await;
     let spf = check(&view, "acme.test", "spf");
     assert_eq!(spf["status"], "invalid", "{spf:#}");
@@ -119,6 +112,7 @@ async fn the_spf_check_names_the_include_this_relay_needs_and_the_hourly_pass_se
     let alignment = check(&view, "acme.test", "alignment");
     assert_eq!(alignment["status"], "invalid", "{alignment:#}");
     assert_eq!(alignment["detail"]["spf_aligned"], false);
+    checked_after_creation(&app, &acme, &relay).await;
 
     // The admin fixes SPF; the domain's own check (hourly, or its "check now") re-checks
     // the channels that send as it.
