@@ -5,6 +5,7 @@
 
 mod assets;
 mod audit;
+mod chart;
 mod channels;
 mod domains;
 mod errors;
