@@ -125,7 +125,8 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(suppressions::remove_suppression)
                 .service(domain_health::update_domain)
                 .service(channels::check_channel_health)
-                .service(domain_dkim::rotate_dkim_key),
+                .service(domain_dkim::rotate_dkim_key)
+                .service(channels::get_channel_stats),
         );
 }
 

@@ -21,6 +21,7 @@ use crate::http::channels::{
     self as api, UpdateChannelRequest, advice, require_manage, visible_one,
 };
 use crate::http::error::ApiError;
+use crate::http::ui::dashboard::ChannelDashboard;
 use crate::http::ui::labels::People;
 
 fn security_words(security: Security) -> &'static str {
@@ -244,6 +245,7 @@ fn channel_page(
     names: &People,
     problem: Option<&ApiError>,
     dns: &super::dns::Found,
+    dash: &ChannelDashboard,
 ) -> Markup {
     let offer_force = problem.is_some_and(|e| e.code() == "channel_has_mail");
     html! {
@@ -255,6 +257,7 @@ fn channel_page(
         (health_notice(channel))
         (facts(channel, names))
         (warnings(session, state, channel))
+        (super::activity::panel(channel, dash))
         (super::checks::test_panel(session, channel))
         (super::rotate::rotate_panel(session, channel))
         (super::dns::panel(session, channel, dns))
@@ -271,7 +274,8 @@ async fn show(
     let channel = visible_one(&session.caller, &state, &id).await?;
     let names = People::load(&session.caller, &state).await?;
     let dns = super::dns::load(&session, &state, &channel).await?;
-    let body = channel_page(&session, &state, &channel, &names, None, &dns);
+    let dash = super::activity::load(&session, &state, &channel).await?;
+    let body = channel_page(&session, &state, &channel, &names, None, &dns, &dash);
     Ok(layout::page(
         &session,
         Section::Channels,
@@ -295,7 +299,8 @@ async fn refused(
     let channel = visible_one(&session.caller, state, id).await?;
     let names = People::load(&session.caller, state).await?;
     let dns = super::dns::load(session, state, &channel).await?;
-    let body = channel_page(session, state, &channel, &names, Some(&error), &dns);
+    let dash = super::activity::load(session, state, &channel).await?;
+    let body = channel_page(session, state, &channel, &names, Some(&error), &dns, &dash);
     Ok(layout::page_with_status(
         StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT),
         session,
