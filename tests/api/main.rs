@@ -37,6 +37,7 @@ mod restart;
 mod roles;
 mod server_faults;
 mod smtp_pool;
+mod stats;
 #[path = "../support/smtp_server.rs"]
 mod smtp_server;
 mod tenants;
