@@ -87,7 +87,7 @@ pub(super) async fn metrics(
     let timeout = state.config.delivery.heartbeat_timeout;
     let stale_before = chrono::Utc::now().timestamp_micros()
         - i64::try_from(timeout.as_micros()).unwrap_or(i64::MAX);
-    let today = crate::store::channel_stats::day_of(chrono::Utc::now().timestamp_micros());
+    let today = crate::store::channel_stats::day_of(state.config.clock.now_micros());
     let (queue, channel_states, notices, fleet) = state
         .store
         .run(move |conn| {

@@ -21,7 +21,7 @@ fn mail_to(to: &[&str], subject: &str) -> Value {
     json!({"from": REP, "to": to, "subject": subject, "text": "Hello"})
 }
 
-/// Today: two messages sent (one of them also to an unknown address), one failed because
+/// Today: two messages sent (one of them only partly: one recipient unknown), one failed because
 /// its only recipient is unknown.
 async fn a_day_of_mail(w: &World) {
     // Two unknown addresses: a hard bounce suppresses its address, so one address could not
@@ -35,7 +35,7 @@ async fn a_day_of_mail(w: &World) {
     let one = send_id(w, mail_to(&["ann@example.com"], "one")).await;
     let two = send_id(w, mail_to(&["bob@example.com", GHOST], "two")).await;
     let gone = send_id(w, mail_to(&[NOBODY], "gone")).await;
-    for (id, status) in [(&one, "sent"), (&two, "sent"), (&gone, "failed")] {
+    for (id, status) in [(&one, "sent"), (&two, "partially_sent"), (&gone, "failed")] {
         w.app
             .wait_for_message(&w.rep.token, id, status, PATIENCE)
             .await;
@@ -265,4 +265,29 @@ async fn metrics_have_todays_figures_by_channel_kind() {
         !text.contains(&w.channel),
         "no channel id in the metrics' labels"
     );
+}
+
+#[tokio::test]
+async fn a_day_later_todays_mail_is_yesterdays_and_today_starts_at_zero() {
+    let w = world().await;
+    let id = send_id(&w, mail_to(&["ann@example.com"], "monday")).await;
+    w.app
+        .wait_for_message(&w.rep.token, &id, "sent", PATIENCE)
+        .await;
+    let sent_on = Utc::now().date_naive();
+
+    w.app.clock.advance(Duration::from_secs(24 * 3600));
+    let answer = stats(&w, &w.rep.token, "?days=7").await;
+    let days = answer["days"].as_array().unwrap();
+    assert_eq!(answer["to"], (sent_on + Days::new(1)).to_string(), "{answer:#}");
+    assert_eq!(days[5]["day"], sent_on.to_string());
+    assert_eq!(days[5]["sent"], 1, "{answer:#}");
+    assert_eq!(days[6]["sent"], 0, "{answer:#}");
+    assert_eq!(answer["totals"]["sent"], 1);
+
+    let mut rep = UiClient::signed_in(&w.app, &w.rep.token).await;
+    rep.get(&format!("/ui/channels/{}", w.channel))
+        .await
+        .expect("Today (UTC): <span class=\"figure\"><strong>0</strong> sent</span>")
+        .expect("In all: 1 sent, 0 deferred, 0 held, 0 failed.");
 }

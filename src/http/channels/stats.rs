@@ -199,7 +199,7 @@ pub(in crate::http) async fn get_channel_stats(
     id: web::Path<String>,
     query: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let span = span(query.days.as_deref(), Utc::now())?;
+    let span = span(query.days.as_deref(), state.config.clock.now())?;
     let channel = visible_one(&caller, &state, &id).await?;
     let days = channel_days(&state, caller.actor.tenant_id, channel.id, span).await?;
     Ok(HttpResponse::Ok().json(view(channel.id, span, &days)))

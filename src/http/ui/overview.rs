@@ -5,7 +5,6 @@
 //! relays carry colleagues' mail too, and their pages still show their charts).
 
 use actix_web::{HttpResponse, web};
-use chrono::Utc;
 use maud::{Markup, html};
 
 use super::UiError;
@@ -110,7 +109,7 @@ fn overview_page(session: &UiSession, span: DaySpan, all: &[(SendChannel, Channe
 }
 
 async fn overview(session: UiSession, state: web::Data<AppState>) -> Result<HttpResponse, UiError> {
-    let span = DaySpan::ending_at(Utc::now(), i64::from(DEFAULT_DAYS))
+    let span = DaySpan::ending_at(state.config.clock.now(), i64::from(DEFAULT_DAYS))
         .map_err(|e| UiError::Internal(format!("the overview's span: {e:?}")))?;
     let mut channels = listed(&session, visible(&session.caller, &state).await?);
     channels.sort_by_key(|c| c.spec.name.as_str().to_lowercase());

@@ -2,7 +2,6 @@
 //! its table), today's figures, and the pacing and bounce sections when the channel has
 //! them. The figures are the stats API's own (`channel_days`).
 
-use chrono::Utc;
 use maud::{Markup, html};
 
 use super::super::chart;
@@ -20,7 +19,7 @@ pub async fn load(
     state: &AppState,
     channel: &SendChannel,
 ) -> Result<ChannelDashboard, ApiError> {
-    let span = DaySpan::ending_at(Utc::now(), i64::from(DEFAULT_DAYS))
+    let span = DaySpan::ending_at(state.config.clock.now(), i64::from(DEFAULT_DAYS))
         .map_err(|e| ApiError::Internal(format!("the dashboard's span: {e:?}")))?;
     let days = channel_days(
         state,
