@@ -270,6 +270,11 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
-        assert_eq!(text.lines().filter(|l| l.starts_with("switchboard_")).count(), 12);
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("switchboard_"))
+                .count(),
+            12
+        );
     }
 }

@@ -110,7 +110,14 @@ pub(super) async fn metrics(
     let by_kind: Vec<(String, [i64; 6])> = by_kind
         .into_iter()
         .map(|(kind, c)| {
-            let figures = [c.sent, c.deferred, c.held, c.failed, c.recipients, c.hard_bounces];
+            let figures = [
+                c.sent,
+                c.deferred,
+                c.held,
+                c.failed,
+                c.recipients,
+                c.hard_bounces,
+            ];
             (kind, figures)
         })
         .collect();

@@ -37,9 +37,9 @@ mod restart;
 mod roles;
 mod server_faults;
 mod smtp_pool;
-mod stats;
 #[path = "../support/smtp_server.rs"]
 mod smtp_server;
+mod stats;
 mod tenants;
 mod tls_trust;
 mod tokens;

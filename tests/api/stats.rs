@@ -136,10 +136,7 @@ async fn who_may_see_a_channel_may_see_its_stats_and_nobody_else() {
     let path = format!("/v1/channels/{}/stats", w.channel);
 
     // The owner and the tenant's admin and IT see it.
-    let it = w
-        .app
-        .create_user(&w.acme, "it@acme.test", "it", None)
-        .await;
+    let it = w.app.create_user(&w.acme, "it@acme.test", "it", None).await;
     for token in [&w.rep.token, &w.acme.admin_token, &it.token] {
         let answer = expect_json(w.app.get(&path, token).await, StatusCode::OK).await;
         assert_eq!(answer["totals"]["sent"], 2, "{answer:#}");
@@ -225,7 +222,10 @@ async fn the_channel_page_and_the_overview_draw_the_figures_with_a_table_beside(
     overview
         .expect("<a href=\"/ui/overview\" aria-current=\"page\">Overview</a>")
         .expect("Your own mailboxes")
-        .expect(&format!("<a href=\"/ui/channels/{}\">My mailbox</a>", w.channel))
+        .expect(&format!(
+            "<a href=\"/ui/channels/{}\">My mailbox</a>",
+            w.channel
+        ))
         .expect("aria-label=\"My mailbox: 2 sent, 0 deferred, 0 held, 1 failed over 30 days\"")
         .expect("<figure class=\"chart\" id=\"overview-chart\">")
         .expect_not("Acme relay");
@@ -279,7 +279,11 @@ async fn a_day_later_todays_mail_is_yesterdays_and_today_starts_at_zero() {
     w.app.clock.advance(Duration::from_secs(24 * 3600));
     let answer = stats(&w, &w.rep.token, "?days=7").await;
     let days = answer["days"].as_array().unwrap();
-    assert_eq!(answer["to"], (sent_on + Days::new(1)).to_string(), "{answer:#}");
+    assert_eq!(
+        answer["to"],
+        (sent_on + Days::new(1)).to_string(),
+        "{answer:#}"
+    );
     assert_eq!(days[5]["day"], sent_on.to_string());
     assert_eq!(days[5]["sent"], 1, "{answer:#}");
     assert_eq!(days[6]["sent"], 0, "{answer:#}");

@@ -79,7 +79,7 @@ pub fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -99,7 +99,7 @@ fn compact(n: u128) -> String {
     for (size, unit) in UNITS {
         if n >= size {
             let tenths = n * 10 / size;
-            return if tenths % 10 == 0 || n >= size * 10 {
+            return if tenths.is_multiple_of(10) || n >= size * 10 {
                 format!("{}{unit}", n / size)
             } else {
                 format!("{}.{}{unit}", tenths / 10, tenths % 10)
@@ -150,7 +150,7 @@ fn description(days: &[DayFigures]) -> String {
 /// counted back from the last day (today is always labelled).
 fn labelled(index: usize, count: usize) -> bool {
     let every = if count <= 10 { 1 } else { 7 };
-    (count - 1 - index) % every == 0
+    (count - 1 - index).is_multiple_of(every)
 }
 
 /// The bars of one day, bottom up, as (series, y, height) on a plot whose baseline is at
@@ -250,7 +250,7 @@ fn figures_table(id: &str, title: &str, days: &[DayFigures]) -> Markup {
                     thead {
                         tr {
                             th scope="col" { "Day" }
-                            @for series in &SERIES { th scope="col" { (series.name) } }
+                            @for series in &SERIES { th.num scope="col" { (series.name) } }
                         }
                     }
                     tbody {
@@ -353,7 +353,7 @@ mod tests {
             assert!((2..=6).contains(&ticks.len()), "{max}: {ticks:?}");
             assert!(ticks.windows(2).all(|w| w[1] - w[0] == step), "{ticks:?}");
             let mut mantissa = step;
-            while mantissa % 10 == 0 {
+            while mantissa.is_multiple_of(10) {
                 mantissa /= 10;
             }
             assert!([1, 2, 5].contains(&mantissa), "{max}: step {step}");
@@ -440,12 +440,7 @@ mod tests {
         assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
         assert!(svg.contains("18,446,744,073,709,551,615"), "{svg}");
         for (i, _) in svg.match_indices(" y=\"") {
-            let value: f64 = svg[i + 4..]
-                .split('"')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
+            let value: f64 = svg[i + 4..].split('"').next().unwrap().parse().unwrap();
             assert!((0.0..=HEIGHT).contains(&value), "{value}");
         }
     }

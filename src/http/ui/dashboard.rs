@@ -214,7 +214,10 @@ mod tests {
             ..pacing()
         };
         let html = pacing_section(&uncapped).into_string();
-        assert!(html.contains("(no daily cap)") && !html.contains("<meter"), "{html}");
+        assert!(
+            html.contains("(no daily cap)") && !html.contains("<meter"),
+            "{html}"
+        );
         assert!(!html.contains("window"), "{html}");
     }
 
@@ -239,7 +242,11 @@ mod tests {
             sends: 0,
             ..b
         };
-        assert!(bounce_summary(&none).into_string().contains("No mail to judge by yet"));
+        assert!(
+            bounce_summary(&none)
+                .into_string()
+                .contains("No mail to judge by yet")
+        );
         assert_eq!(percent(1.24), "1.2 %");
     }
 

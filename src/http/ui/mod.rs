@@ -5,8 +5,8 @@
 
 mod assets;
 mod audit;
-mod chart;
 mod channels;
+mod chart;
 mod dashboard;
 mod domains;
 mod errors;

@@ -75,11 +75,19 @@ fn row(channel: &SendChannel, dash: &ChannelDashboard) -> Markup {
 }
 
 /// The overview of `all` (channels with their dashboards) over `span`.
-fn overview_page(session: &UiSession, span: DaySpan, all: &[(SendChannel, ChannelDashboard)]) -> Markup {
+fn overview_page(
+    session: &UiSession,
+    span: DaySpan,
+    all: &[(SendChannel, ChannelDashboard)],
+) -> Markup {
     let sees_all = session.actor().may(Action::ReadAllChannels);
     let title = format!(
         "Mail per day through {} over the last {} days",
-        if sees_all { "all channels" } else { "your mailboxes" },
+        if sees_all {
+            "all channels"
+        } else {
+            "your mailboxes"
+        },
         DEFAULT_DAYS
     );
     let sum = summed(span, all.iter().map(|(_, dash)| dash));

@@ -21,13 +21,7 @@ pub async fn load(
 ) -> Result<ChannelDashboard, ApiError> {
     let span = DaySpan::ending_at(state.config.clock.now(), i64::from(DEFAULT_DAYS))
         .map_err(|e| ApiError::Internal(format!("the dashboard's span: {e:?}")))?;
-    let days = channel_days(
-        state,
-        session.caller.actor.tenant_id,
-        channel.id,
-        span,
-    )
-    .await?;
+    let days = channel_days(state, session.caller.actor.tenant_id, channel.id, span).await?;
     Ok(ChannelDashboard::new(days))
 }
 
