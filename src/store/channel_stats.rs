@@ -95,6 +95,9 @@ pub fn add(
     Ok(())
 }
 
+/// channel_id, day, then the counts in the order of `Counts`.
+type Row = (String, i64, i64, i64, i64, i64, i64, i64);
+
 /// The stored days from `from_day` to `to_day` (both included) of one channel, or of every
 /// channel of the tenant; days without a row are absent (nothing happened).
 pub fn days(
@@ -106,7 +109,7 @@ pub fn days(
 ) -> Result<Vec<DayStats>, StoreError> {
     let tenant = tenant.to_string();
     let channel = channel.map(|c| c.to_string());
-    let rows: Vec<(String, i64, i64, i64, i64, i64, i64, i64)> = each_backend!(conn, c => {
+    let rows: Vec<Row> = each_backend!(conn, c => {
         let mut query = stats::table
             .filter(stats::tenant_id.eq(&tenant))
             .filter(stats::day.between(from_day, to_day))

@@ -35,6 +35,7 @@ mod openssl_certs;
 mod processes;
 mod restart;
 mod roles;
+mod scheduling;
 mod server_faults;
 mod smtp_pool;
 #[path = "../support/smtp_server.rs"]

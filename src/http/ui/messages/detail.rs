@@ -130,6 +130,7 @@ fn kind_words(kind: &str) -> &str {
         "partially_sent" => "Partially sent",
         "failed" => "Failed",
         "lease_expired" => "Worker stopped",
+        "cancelled" => "Cancelled",
         other => other,
     }
 }
@@ -214,6 +215,7 @@ fn event_detail(e: &EventView, labels: &ChannelLabels) -> Markup {
             (reply("error"))
         },
         "released" => html! { (text("why").unwrap_or("released")) },
+        "cancelled" => html! { "Cancelled before it was sent; it never will be" },
         "failed" => html! {
             (text("reason").unwrap_or("failed").replace('_', " "))
             (reply("error"))
