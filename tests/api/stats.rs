@@ -295,3 +295,40 @@ async fn a_day_later_todays_mail_is_yesterdays_and_today_starts_at_zero() {
         .expect("Today (UTC): <span class=\"figure\"><strong>0</strong> sent</span>")
         .expect("In all: 1 sent, 0 deferred, 0 held, 0 failed.");
 }
+
+#[tokio::test]
+async fn the_stats_endpoint_is_described_in_the_openapi_document() {
+    let app = crate::helpers::spawn_app().await;
+    let doc = expect_json(
+        app.client
+            .get(format!("{}/openapi.json", app.address))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let get = &doc["paths"]["/v1/channels/{id}/stats"]["get"];
+    let params: Vec<&str> = get["parameters"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no parameters: {get:#}"))
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(params, ["id", "days"], "{get:#}");
+    for status in ["200", "404", "422"] {
+        assert!(get["responses"][status].is_object(), "{status}: {get:#}");
+    }
+    let view = &doc["components"]["schemas"]["StatsView"]["properties"];
+    for field in [
+        "channel_id",
+        "from",
+        "to",
+        "days",
+        "totals",
+        "pacing",
+        "bounces",
+    ] {
+        assert!(view[field].is_object(), "{field}: {view:#}");
+    }
+}
