@@ -200,7 +200,7 @@ pub fn daily_chart(id: &str, title: &str, days: &[DayFigures]) -> Markup {
                 desc id=(desc_id) { (description(days)) }
                 g.legend aria-hidden="true" {
                     @for (i, series) in SERIES.iter().enumerate() {
-                        @let x = LEFT + i as f64 * 100.0;
+                        @let x = LEFT + i as f64 * 125.0;
                         rect class={"swatch " (series.class)} fill=(series.fill) x=(px(x)) y="8" width="12" height="12" {}
                         text x=(px(x + 17.0)) y="18.5" { (series.name) }
                     }
@@ -213,7 +213,11 @@ pub fn daily_chart(id: &str, title: &str, days: &[DayFigures]) -> Markup {
                     }
                     @for (i, day) in days.iter().enumerate() {
                         @if labelled(i, days.len()) {
-                            text.day x=(px(LEFT + (i as f64 + 0.5) * slot)) y=(px(HEIGHT - 8.0)) text-anchor="middle" {
+                            // The last label ends at its bar's right edge instead of centring
+                            // on it, so that it is not cut at the drawing's edge.
+                            @let last = i + 1 == days.len() && days.len() > 1;
+                            @let x = if last { LEFT + (i as f64 + 1.0) * slot } else { LEFT + (i as f64 + 0.5) * slot };
+                            text.day x=(px(x)) y=(px(HEIGHT - 8.0)) text-anchor=(if last { "end" } else { "middle" }) {
                                 (day.day.format("%-d %b"))
                             }
                         }

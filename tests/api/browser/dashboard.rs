@@ -153,5 +153,24 @@ async fn the_overview_draws_a_mailboxs_month_and_tells_it_as_a_table_too() {
         .find("//section[@aria-labelledby='activity-heading']")
         .await;
     browser.screenshot("channel-activity").await;
+
+    // On a phone the chart shrinks with the page and its words stay readable.
+    browser.resize(390, 844).await;
+    browser.goto("/ui/overview").await;
+    browser.wait_for_text("Your own mailboxes").await;
+    let phone = browser
+        .js(r#"
+const text = document.querySelector('#overview-chart svg text.day');
+return {
+  fits: document.documentElement.scrollWidth <= window.innerWidth,
+  labelPx: text.getBoundingClientRect().height,
+  fontSize: getComputedStyle(text).fontSize,
+  width: window.innerWidth,
+};"#)
+        .await;
+    assert_eq!(phone["fits"], true, "{phone}");
+    // 22 units of a drawing shown at half its width: about 11 px, a 13 px line.
+    assert!(phone["labelPx"].as_f64().unwrap() >= 12.0, "{phone}");
+    browser.screenshot("overview-phone").await;
     browser.close().await;
 }
