@@ -355,3 +355,68 @@ async fn the_upgrade_that_allows_cancelling_keeps_every_message_event_and_unsubs
     assert_eq!(after["events"], before["events"]);
     assert_eq!(after["status"], "sent");
 }
+
+#[tokio::test]
+async fn the_message_page_cancels_scheduled_mail() {
+    use crate::ui_client::UiClient;
+    let w = world().await;
+    let id = send_id(
+        &w,
+        scheduled("from the page", &at(&w, chrono::Duration::hours(3))),
+    )
+    .await;
+    let mut ui = UiClient::signed_in(&w.app, &w.rep.token).await;
+    let path = format!("/ui/messages/{id}");
+    ui.get(&path).await.expect("Cancel message");
+    // Without the page's CSRF token nothing changes.
+    let forged = ui
+        .post_raw(
+            &format!("{path}/cancel"),
+            &[],
+            None,
+            Some(&ui.base.clone()),
+            false,
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(view(&w, &w.rep.token, &id).await["status"], "queued");
+
+    let done = ui.post(&format!("{path}/cancel"), &[]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    ui.follow(&done)
+        .await
+        .expect("Message cancelled")
+        .expect("Cancelled")
+        .expect_not("Cancel message");
+    assert_eq!(view(&w, &w.rep.token, &id).await["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn scheduled_mail_held_and_released_early_still_waits_for_its_time() {
+    let w = world().await;
+    let channel = format!("/v1/channels/{}", w.channel);
+    let patch = |disabled: bool| {
+        w.app
+            .patch(&channel, &w.rep.token, json!({"disabled": disabled}))
+    };
+    assert_eq!(patch(true).await.status(), StatusCode::OK);
+    let id = send_id(
+        &w,
+        scheduled("held first", &at(&w, chrono::Duration::hours(1))),
+    )
+    .await;
+    assert_eq!(view(&w, &w.rep.token, &id).await["status"], "held");
+    assert_eq!(patch(false).await.status(), StatusCode::OK);
+    let released = view(&w, &w.rep.token, &id).await;
+    assert_eq!(released["status"], "queued", "{released:#}");
+    assert_eq!(
+        released["next_attempt_at"], released["send_at"],
+        "{released:#}"
+    );
+    a_pass_went_by(&w, "meanwhile").await;
+    assert_eq!(view(&w, &w.rep.token, &id).await["status"], "queued");
+    w.app.clock.advance(Duration::from_secs(3601));
+    w.app
+        .wait_for_message(&w.rep.token, &id, "sent", PATIENCE)
+        .await;
+}

@@ -334,8 +334,18 @@ pub(super) async fn cancel_message(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<web::Json<MessageView>, ApiError> {
-    let only_sender = visible_sender(&caller)?;
-    let id: MessageId = path_id(&id, "message")?;
+    Ok(web::Json(cancel(&caller, &state, &id).await?))
+}
+
+/// `POST /v1/messages/{id}/cancel`: withdraws a message still waiting, if the caller may read
+/// it; the message as it stands after.
+pub(in crate::http) async fn cancel(
+    caller: &TenantCaller,
+    state: &AppState,
+    raw_id: &str,
+) -> Result<MessageView, ApiError> {
+    let only_sender = visible_sender(caller)?;
+    let id: MessageId = path_id(raw_id, "message")?;
     let tenant = caller.actor.tenant_id;
     let actor = caller.actor.user_id.to_string();
     let now = state.config.clock.now_micros();
@@ -348,10 +358,9 @@ pub(super) async fn cancel_message(
         })
         .await
         .or_not_found("message")?;
-    let view = |record| MessageView::of(record, Some(events)).map_err(ApiError::from);
     match outcome {
         messages::Cancelled::Now(record) | messages::Cancelled::Already(record) => {
-            Ok(web::Json(view(record)?))
+            Ok(MessageView::of(record, Some(events))?)
         }
         messages::Cancelled::InFlight(_) => Err(ApiError::Conflict {
             code: "message_in_flight",
