@@ -332,3 +332,30 @@ async fn the_stats_endpoint_is_described_in_the_openapi_document() {
         assert!(view[field].is_object(), "{field}: {view:#}");
     }
 }
+
+#[tokio::test]
+async fn it_sees_every_channel_on_the_overview_and_a_rep_without_a_mailbox_is_told_where_to_add_one()
+ {
+    let w = world().await;
+    let it = w.app.create_user(&w.acme, "it@acme.test", "it", None).await;
+    let mut ui = UiClient::signed_in(&w.app, &it.token).await;
+    let page = ui.get("/ui/overview").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    page.expect("Every channel of your organisation")
+        .expect(&format!(
+            "<a href=\"/ui/channels/{}\">My mailbox</a>",
+            w.channel
+        ));
+
+    let newcomer = w
+        .app
+        .create_user(&w.acme, "new@acme.test", "rep", None)
+        .await;
+    let mut ui = UiClient::signed_in(&w.app, &newcomer.token).await;
+    ui.get("/ui/overview")
+        .await
+        .expect("You have no mailbox channel of your own yet.")
+        .expect("<a href=\"/ui/channels\">Channels</a> is where to add or connect one.")
+        .expect_not("My mailbox")
+        .expect_not("<figure");
+}
