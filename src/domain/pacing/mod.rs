@@ -1,0 +1,194 @@
+//! Pacing a mailbox like a careful rep: sending windows in a time zone, a daily cap, a
+//! warm-up ramp and a minimum gap with jitter. Pure rules: `now` is always passed in; the
+//! counting and the next free slot live in the store (`store::quotas`).
+
+mod gap;
+mod ramp;
+mod window;
+
+pub use gap::{MinGap, spread_spacing};
+pub use ramp::{RampDay, Warmup};
+pub use window::{SendingWindows, Window};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// A rule in a pacing setting that was refused: a stable `code`, the `field` it names (as the
+/// API spells it) and a sentence a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct PacingError {
+    pub code: &'static str,
+    pub field: String,
+    pub reason: String,
+}
+
+impl PacingError {
+    pub(crate) fn new(
+        code: &'static str,
+        field: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self {
+            code,
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Which limit keeps a channel from sending now. Every block names one, with an until.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PaceLimit {
+    OutsideWindow,
+    DailyCap,
+    WarmupCap,
+    MinGap,
+    PerMinute,
+    PerDayRecipients,
+}
+
+impl PaceLimit {
+    /// Stable: the message's completion reason and the API's `limit`.
+    pub fn code(self) -> &'static str {
+        match self {
+            PaceLimit::OutsideWindow => "outside_window",
+            PaceLimit::DailyCap => "daily_cap",
+            PaceLimit::WarmupCap => "warmup_cap",
+            PaceLimit::MinGap => "min_gap",
+            PaceLimit::PerMinute => "per_minute",
+            PaceLimit::PerDayRecipients => "per_day_recipients",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        [
+            PaceLimit::OutsideWindow,
+            PaceLimit::DailyCap,
+            PaceLimit::WarmupCap,
+            PaceLimit::MinGap,
+            PaceLimit::PerMinute,
+            PaceLimit::PerDayRecipients,
+        ]
+        .into_iter()
+        .find(|l| l.code() == code)
+    }
+
+    /// One sentence: what holds the channel and until when (UTC, RFC 3339).
+    pub fn describe(self, until: DateTime<Utc>) -> String {
+        let at = until.to_rfc3339_opts(SecondsFormat::Secs, true);
+        match self {
+            PaceLimit::OutsideWindow => {
+                format!("outside the channel's sending window; next opening {at}")
+            }
+            PaceLimit::DailyCap => {
+                format!("the channel's daily cap (messages per rolling 24 h) is reached until {at}")
+            }
+            PaceLimit::WarmupCap => format!(
+                "the channel is warming up and today's ramp cap (messages per rolling 24 h) is reached until {at}"
+            ),
+            PaceLimit::MinGap => {
+                format!("the channel paces its sends apart; next send no earlier than {at}")
+            }
+            PaceLimit::PerMinute => {
+                format!("the channel's per-minute limit is used up until {at}")
+            }
+            PaceLimit::PerDayRecipients => {
+                format!("the channel's recipients per rolling day are used up until {at}")
+            }
+        }
+    }
+}
+
+/// Which limit sets a channel's cap for the day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapSource {
+    /// The channel's own `per_day_messages`.
+    Channel,
+    /// The tenant's default `per_day_messages`.
+    TenantDefault,
+    /// The warm-up ramp's cap for today.
+    Warmup,
+}
+
+impl CapSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapSource::Channel => "per_day_messages",
+            CapSource::TenantDefault => "tenant_default",
+            CapSource::Warmup => "warmup",
+        }
+    }
+
+    pub fn limit(self) -> PaceLimit {
+        match self {
+            CapSource::Warmup => PaceLimit::WarmupCap,
+            _ => PaceLimit::DailyCap,
+        }
+    }
+}
+
+/// The day's message cap: the lower of the configured daily cap (the channel's, else the
+/// tenant's default) and the ramp's cap for `today`. A tie is named after the daily cap: it
+/// stays when the ramp ends.
+pub fn day_cap(
+    channel: Option<u32>,
+    tenant_default: Option<u32>,
+    warmup: Option<&Warmup>,
+    today: chrono::NaiveDate,
+) -> Option<(u32, CapSource)> {
+    let configured = channel
+        .map(|c| (c, CapSource::Channel))
+        .or(tenant_default.map(|c| (c, CapSource::TenantDefault)));
+    let ramp = warmup.map(|w| (w.day(today).cap, CapSource::Warmup));
+    match (configured, ramp) {
+        (Some(c), Some(r)) if r.0 < c.0 => Some(r),
+        (Some(c), _) => Some(c),
+        (None, r) => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    #[test]
+    fn the_day_cap_is_the_lower_of_the_cap_and_the_ramp() {
+        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let ramp = Warmup::new(20, 2, 200, d("2026-12-02"), "warmup").unwrap();
+        let today = d("2026-12-02");
+        assert_eq!(
+            day_cap(Some(500), None, Some(&ramp), today),
+            Some((20, CapSource::Warmup))
+        );
+        assert_eq!(
+            day_cap(Some(10), Some(5), Some(&ramp), today),
+            Some((10, CapSource::Channel))
+        );
+        assert_eq!(
+            day_cap(None, Some(20), Some(&ramp), today),
+            Some((20, CapSource::TenantDefault)),
+            "a tie names the cap that stays"
+        );
+        assert_eq!(
+            day_cap(None, None, Some(&ramp), d("2027-12-01")),
+            Some((200, CapSource::Warmup))
+        );
+        assert_eq!(day_cap(None, None, None, today), None);
+    }
+
+    #[test]
+    fn limits_round_trip_their_codes() {
+        for code in [
+            "outside_window",
+            "daily_cap",
+            "warmup_cap",
+            "min_gap",
+            "per_minute",
+            "per_day_recipients",
+        ] {
+            assert_eq!(PaceLimit::parse(code).unwrap().code(), code);
+        }
+        assert_eq!(PaceLimit::parse("quota_exhausted"), None);
+    }
+}
