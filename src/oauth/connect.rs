@@ -73,6 +73,7 @@ fn gmail_limits(email: &EmailAddress) -> ChannelLimits {
         per_minute: None,
         per_day_recipients: Some(if consumer { 500 } else { 10_000 }),
         recipients_per_message: Some(100),
+        ..ChannelLimits::default()
     }
 }
 
@@ -87,6 +88,7 @@ fn microsoft_limits(tid: &str) -> ChannelLimits {
             10_000
         }),
         recipients_per_message: Some(500),
+        ..ChannelLimits::default()
     }
 }
 

@@ -4,10 +4,12 @@
 
 mod gap;
 mod ramp;
+mod spec;
 mod window;
 
 pub use gap::{MinGap, spread_spacing};
 pub use ramp::{RampDay, Warmup};
+pub use spec::{MinGapSpec, WarmupSpec, WindowSpec, WindowsSpec};
 pub use window::{SendingWindows, Window};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -144,6 +146,87 @@ pub fn day_cap(
         (Some(c), Some(r)) if r.0 < c.0 => Some(r),
         (Some(c), _) => Some(c),
         (None, r) => r,
+    }
+}
+
+/// A tenant's defaults for channels that set none: windows and a daily cap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendingDefaults {
+    pub windows: Option<SendingWindows>,
+    pub per_day_messages: Option<u32>,
+}
+
+/// What paces one channel: its own settings, else the tenant's defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing<'a> {
+    pub windows: Option<&'a SendingWindows>,
+    pub per_day_messages: Option<u32>,
+    pub per_day_from_tenant: bool,
+    pub warmup: Option<&'a Warmup>,
+    pub min_gap: Option<&'a MinGap>,
+}
+
+impl<'a> Pacing<'a> {
+    pub fn of(limits: &'a super::ChannelLimits, defaults: &'a SendingDefaults) -> Self {
+        Self {
+            windows: limits.windows.as_ref().or(defaults.windows.as_ref()),
+            per_day_messages: limits.per_day_messages.or(defaults.per_day_messages),
+            per_day_from_tenant: limits.per_day_messages.is_none()
+                && defaults.per_day_messages.is_some(),
+            warmup: limits.warmup.as_ref(),
+            min_gap: limits.min_gap.as_ref(),
+        }
+    }
+
+    pub fn is_paced(&self) -> bool {
+        self.windows.is_some()
+            || self.per_day_messages.is_some()
+            || self.warmup.is_some()
+            || self.min_gap.is_some()
+    }
+
+    /// The day a ramp counts in: the windows' local date, else UTC's.
+    pub fn today(&self, now: DateTime<Utc>) -> chrono::NaiveDate {
+        self.windows.map_or(now.date_naive(), |w| w.local_date(now))
+    }
+
+    /// The day's cap and which limit sets it.
+    pub fn day_cap(&self, now: DateTime<Utc>) -> Option<(u32, CapSource)> {
+        let (channel, tenant) = if self.per_day_from_tenant {
+            (None, self.per_day_messages)
+        } else {
+            (self.per_day_messages, None)
+        };
+        day_cap(channel, tenant, self.warmup, self.today(now))
+    }
+
+    /// When the window is closed at `now`: its next opening.
+    pub fn closed_until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let windows = self.windows?;
+        if windows.is_open(now) {
+            None
+        } else {
+            windows.next_opening(now)
+        }
+    }
+
+    /// The earliest next send after one at `now`, or `None` when sends need no spacing.
+    ///
+    /// Spreading: a channel with windows and a day cap spaces its sends by the day's open
+    /// time divided by the cap, so mail that waited for an opening leaves over the window
+    /// instead of as one burst at its start. The slot is kept per channel in the database
+    /// (set in the same transaction that takes the quota), so it holds across processes
+    /// without knowing how many messages wait; a jittered `min_gap` widens it.
+    pub fn next_slot(&self, now: DateTime<Utc>, rng: &mut impl rand::Rng) -> Option<DateTime<Utc>> {
+        let spread = self.windows.and_then(|w| {
+            spread_spacing(w.open_length_on_day_of(now), self.day_cap(now).map(|c| c.0))
+        });
+        let gap = self.min_gap.map(|g| g.draw(rng));
+        let wait = match (spread, gap) {
+            (Some(a), Some(b)) => a.max(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(now + wait)
     }
 }
 

@@ -209,10 +209,10 @@ pub(in crate::http) async fn create(
         scope,
         from_address: parse_address("from_address", body.from_address.as_deref())?,
         domains: parse_domains(&body.domains)?,
-        limits: body
-            .limits
-            .unwrap_or_default()
-            .apply(preset.map(|p| p.limits).unwrap_or_default())?,
+        limits: body.limits.unwrap_or_default().apply(
+            preset.map(|p| p.limits.clone()).unwrap_or_default(),
+            chrono::Utc::now().date_naive(),
+        )?,
         smtp: Some(smtp),
         bcc_archive: parse_address("bcc_archive", body.bcc_archive.as_deref())?,
         reply_to: parse_address("reply_to", body.reply_to.as_deref())?,
@@ -613,7 +613,7 @@ pub(in crate::http) async fn update(
         next.smtp = Some(smtp_settings(smtp, current.spec.smtp.as_ref(), preset)?);
     }
     if let Some(limits) = body.limits {
-        next.limits = limits.apply(current.spec.limits)?;
+        next.limits = limits.apply(current.spec.limits.clone(), chrono::Utc::now().date_naive())?;
     }
     if let Some(bcc) = &body.bcc_archive {
         next.bcc_archive = parse_address("bcc_archive", bcc.as_deref())?;
