@@ -503,8 +503,20 @@ pub(super) async fn get_channel(
         .domains
         .channel_health(caller.actor.tenant_id, &channel)
         .await?;
+    let tenant = caller.actor.tenant_id;
+    let (channel, pacing) = state
+        .store
+        .run(move |conn| {
+            let defaults = crate::store::pacing::tenant_defaults(conn, tenant)?;
+            let status =
+                crate::store::pacing::status(conn, &channel, &defaults, chrono::Utc::now())?;
+            Ok::<_, StoreError>((channel, status))
+        })
+        .await?;
     Ok(web::Json(
-        ChannelView::from(channel).with_domains(view::ChannelDomainHealthView::list(health)),
+        ChannelView::from(channel)
+            .with_domains(view::ChannelDomainHealthView::list(health))
+            .with_pacing(pacing),
     ))
 }
 
