@@ -422,13 +422,13 @@ mod tests {
         // Once minute 10 has left the rolling day there is room again.
         assert_eq!(until(&rows[1..], 10 + DAY_MINUTES, &ramp, 1), None);
         let tenant = Caps {
-            day_cap: Some((15, CapSource::TenantDefault)),
+            day_cap: Some((5, CapSource::TenantDefault)),
             ..limits(None, None)
         };
         assert_eq!(
             until_free(&rows, 1000, &tenant, 1),
             Some(((900 + DAY_MINUTES) * MINUTE, PaceLimit::DailyCap)),
-            "6 over a cap of 15: both minutes must leave"
+            "16 over a cap of 5: both minutes must leave"
         );
     }
 
