@@ -211,7 +211,7 @@ pub(in crate::http) async fn create(
         domains: parse_domains(&body.domains)?,
         limits: body.limits.unwrap_or_default().apply(
             preset.map(|p| p.limits.clone()).unwrap_or_default(),
-            chrono::Utc::now().date_naive(),
+            state.config.clock.now().date_naive(),
         )?,
         smtp: Some(smtp),
         bcc_archive: parse_address("bcc_archive", body.bcc_archive.as_deref())?,
@@ -504,12 +504,12 @@ pub(super) async fn get_channel(
         .channel_health(caller.actor.tenant_id, &channel)
         .await?;
     let tenant = caller.actor.tenant_id;
+    let now = state.config.clock.now();
     let (channel, pacing) = state
         .store
         .run(move |conn| {
             let defaults = crate::store::pacing::tenant_defaults(conn, tenant)?;
-            let status =
-                crate::store::pacing::status(conn, &channel, &defaults, chrono::Utc::now())?;
+            let status = crate::store::pacing::status(conn, &channel, &defaults, now)?;
             Ok::<_, StoreError>((channel, status))
         })
         .await?;
@@ -625,7 +625,10 @@ pub(in crate::http) async fn update(
         next.smtp = Some(smtp_settings(smtp, current.spec.smtp.as_ref(), preset)?);
     }
     if let Some(limits) = body.limits {
-        next.limits = limits.apply(current.spec.limits.clone(), chrono::Utc::now().date_naive())?;
+        next.limits = limits.apply(
+            current.spec.limits.clone(),
+            state.config.clock.now().date_naive(),
+        )?;
     }
     if let Some(bcc) = &body.bcc_archive {
         next.bcc_archive = parse_address("bcc_archive", bcc.as_deref())?;
