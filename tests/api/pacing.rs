@@ -126,6 +126,22 @@ async fn mail_outside_the_window_waits_for_the_next_opening_and_says_so() {
         w.server.messages().is_empty(),
         "nothing left outside the window"
     );
+    // A minute before the opening it still waits; once the clock passes it, it goes.
+    let to_opening = (opening - w.app.clock.now()).to_std().unwrap();
+    w.app.clock.advance(to_opening - Duration::from_secs(60));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        w.server.messages().is_empty(),
+        "still closed before the opening"
+    );
+    w.app.clock.advance(Duration::from_secs(61));
+    let sent = w
+        .app
+        .wait_for_message(&w.rep.token, &id, "sent", PATIENCE)
+        .await;
+    assert!(instant(&sent["sent_at"]) >= opening, "{sent:#}");
+    assert_eq!(w.server.wait_for_messages(1, PATIENCE).await.len(), 1);
+    assert_eq!(channel(&w).await["pacing"]["window_open"], true);
 }
 
 #[tokio::test]
@@ -136,7 +152,7 @@ async fn a_ramping_channel_defers_the_21st_message_of_its_first_day() {
         json!({"warmup": {"start": 20, "step": 2, "target": 200}}),
     )
     .await;
-    let today = Utc::now().date_naive();
+    let today = w.app.clock.now().date_naive();
     assert_eq!(
         updated["limits"]["warmup"]["started_on"],
         today.format("%Y-%m-%d").to_string(),
@@ -160,7 +176,7 @@ async fn a_ramping_channel_defers_the_21st_message_of_its_first_day() {
         "warmup_cap"
     );
     let until = instant(&view["next_attempt_at"]);
-    let wait = until - Utc::now();
+    let wait = until - w.app.clock.now();
     assert!(
         wait > chrono::Duration::hours(23) && wait <= chrono::Duration::hours(24),
         "waits for the first of the day's 20 to leave the rolling day: {until}"
@@ -182,6 +198,19 @@ async fn a_ramping_channel_defers_the_21st_message_of_its_first_day() {
     );
     assert_eq!(pacing["blocked"]["limit"], "warmup_cap");
     assert_eq!(pacing["window_open"], true, "no windows: always open");
+    // A day later the first 20 have left the rolling day: the 21st goes.
+    w.app
+        .clock
+        .advance((until - w.app.clock.now()).to_std().unwrap() + Duration::from_secs(1));
+    let id = deferred[0]["id"].as_str().unwrap();
+    w.app
+        .wait_for_message(&w.rep.token, id, "sent", PATIENCE)
+        .await;
+    assert_eq!(w.server.wait_for_messages(21, PATIENCE).await.len(), 21);
+    let pacing = &channel(&w).await["pacing"];
+    assert_eq!(pacing["ramp"]["day"], 2, "{pacing:#}");
+    assert_eq!(pacing["day_cap"], 22);
+    assert_eq!(pacing["today_count"], 1);
 }
 
 #[tokio::test]
@@ -216,6 +245,31 @@ async fn a_min_gap_spaces_two_sends_of_one_mailbox_within_its_jitter() {
     let pacing = &channel(&w).await["pacing"];
     assert_eq!(pacing["blocked"]["limit"], "min_gap", "{pacing:#}");
     assert!(pacing["next_send_after"].is_string());
+    // By the clock: not 59 s after the first send, but once its slot has passed.
+    let from_first = w.app.clock.now() - instant(&sent["sent_at"]);
+    w.app.clock.advance(
+        (chrono::Duration::seconds(59) - from_first)
+            .to_std()
+            .unwrap(),
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(w.server.messages().len(), 1, "not within the minimum gap");
+    let slot = instant(&waiting["next_attempt_at"]);
+    w.app
+        .clock
+        .advance((slot - w.app.clock.now()).to_std().unwrap() + Duration::from_secs(1));
+    let second = w
+        .app
+        .wait_for_message(
+            &w.rep.token,
+            waiting["id"].as_str().unwrap(),
+            "sent",
+            PATIENCE,
+        )
+        .await;
+    let apart = instant(&second["sent_at"]) - instant(&sent["sent_at"]);
+    assert!(apart >= chrono::Duration::seconds(60), "{apart}");
+    assert_eq!(w.server.wait_for_messages(2, PATIENCE).await.len(), 2);
 }
 
 #[tokio::test]
