@@ -462,3 +462,56 @@ async fn bad_pacing_settings_are_refused_naming_the_field_and_change_nothing() {
     assert_eq!(pacing["day_cap"], 400);
     assert_eq!(pacing["day_cap_set_by"], "tenant_default");
 }
+
+#[tokio::test]
+async fn mail_waiting_for_an_opening_spreads_over_the_window_instead_of_one_burst() {
+    let w = world().await;
+    let (windows, opening) = closed_window();
+    // 8 h 30 min open for 2 a day: one every 4 h 15 min.
+    set_limits(&w, json!({ "windows": windows, "per_day_messages": 2 })).await;
+    let ids = [
+        send_id(&w, mail("spread 0")).await,
+        send_id(&w, mail("spread 1")).await,
+    ];
+    for id in &ids {
+        let view = w
+            .app
+            .wait_for_message(&w.rep.token, id, "deferred", PATIENCE)
+            .await;
+        assert_eq!(instant(&view["next_attempt_at"]), opening, "{view:#}");
+    }
+    w.app
+        .clock
+        .advance((opening - w.app.clock.now()).to_std().unwrap() + Duration::from_secs(1));
+    w.server.wait_for_messages(1, PATIENCE).await;
+    let mut views = Vec::new();
+    for id in &ids {
+        views.push(
+            w.app
+                .wait_for_message_where(&w.rep.token, id, PATIENCE, |v| {
+                    v["status"] == "sent"
+                        || (v["status"] == "deferred"
+                            && v["last_error"]
+                                .as_str()
+                                .is_some_and(|e| e.contains("paces its sends")))
+                })
+                .await,
+        );
+    }
+    views.sort_by_key(|v| v["status"] != "sent");
+    let (sent, waiting) = (&views[0], &views[1]);
+    assert_eq!(sent["status"], "sent", "{views:#?}");
+    assert_eq!(
+        events_of(waiting, "deferred").last().unwrap()["detail"]["reason"],
+        "min_gap"
+    );
+    let spacing = instant(&waiting["next_attempt_at"]) - instant(&sent["sent_at"]);
+    assert!(
+        (spacing - chrono::Duration::minutes(255))
+            .num_seconds()
+            .abs()
+            <= 5,
+        "the second leaves 4 h 15 min after the first, not with it: {spacing}"
+    );
+    assert_eq!(w.server.messages().len(), 1);
+}

@@ -261,6 +261,77 @@ mod tests {
     }
 
     #[test]
+    fn a_capped_window_spreads_its_sends_and_a_longer_gap_wins() {
+        use rand::SeedableRng;
+        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let days: Vec<String> = ["mon", "tue", "wed", "thu", "fri"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let office = SendingWindows::new(
+            "Europe/Berlin",
+            vec![Window::parse(&days, "09:00", "17:30", "w").unwrap()],
+            "windows",
+        )
+        .unwrap();
+        let limits = super::super::ChannelLimits {
+            per_day_messages: Some(30),
+            windows: Some(office),
+            ..Default::default()
+        };
+        let defaults = SendingDefaults::default();
+        let pacing = Pacing::of(&limits, &defaults);
+        let monday = DateTime::parse_from_rfc3339("2026-12-07T08:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        // 8 h 30 min over 30 messages: one every 17 minutes.
+        assert_eq!(
+            pacing.next_slot(monday, &mut rng),
+            Some(monday + chrono::Duration::minutes(17))
+        );
+        let gap = MinGap::new(1_800, 1_800, "g").unwrap();
+        let wide = super::super::ChannelLimits {
+            min_gap: Some(gap),
+            ..limits.clone()
+        };
+        assert_eq!(
+            Pacing::of(&wide, &defaults).next_slot(monday, &mut rng),
+            Some(monday + chrono::Duration::minutes(30))
+        );
+        // No cap: nothing to spread by; no windows and no gap: no slot at all.
+        let uncapped = super::super::ChannelLimits {
+            per_day_messages: None,
+            ..limits.clone()
+        };
+        assert_eq!(
+            Pacing::of(&uncapped, &defaults).next_slot(monday, &mut rng),
+            None
+        );
+        // The tenant's cap spreads a channel that has only windows; a ramp lowers it.
+        let tenant = SendingDefaults {
+            windows: None,
+            per_day_messages: Some(510),
+        };
+        assert_eq!(
+            Pacing::of(&uncapped, &tenant).next_slot(monday, &mut rng),
+            Some(monday + chrono::Duration::minutes(1))
+        );
+        let ramping = super::super::ChannelLimits {
+            warmup: Some(Warmup::new(20, 2, 200, d("2026-12-07"), "w").unwrap()),
+            ..uncapped
+        };
+        assert_eq!(
+            Pacing::of(&ramping, &tenant).day_cap(monday),
+            Some((20, CapSource::Warmup))
+        );
+        assert_eq!(
+            Pacing::of(&ramping, &tenant).next_slot(monday, &mut rng),
+            Some(monday + chrono::Duration::seconds(1_530))
+        );
+    }
+
+    #[test]
     fn limits_round_trip_their_codes() {
         for code in [
             "outside_window",
