@@ -515,3 +515,35 @@ async fn mail_waiting_for_an_opening_spreads_over_the_window_instead_of_one_burs
     );
     assert_eq!(w.server.messages().len(), 1);
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_pacing() {
+    let w = world().await;
+    let openapi = expect_json(
+        w.app.get("/openapi.json", &w.acme.admin_token).await,
+        StatusCode::OK,
+    )
+    .await;
+    let schemas = &openapi["components"]["schemas"];
+    for field in [
+        "today_count",
+        "day_cap",
+        "ramp",
+        "window_open",
+        "next_window_opening",
+    ] {
+        assert!(
+            schemas["PacingStatus"]["properties"][field].is_object(),
+            "{field}: {:#}",
+            schemas["PacingStatus"]
+        );
+    }
+    assert!(schemas["ChannelView"]["properties"]["pacing"].is_object());
+    for field in ["per_day_messages", "windows", "warmup", "min_gap"] {
+        assert!(
+            schemas["LimitsInput"]["properties"][field].is_object(),
+            "{field}"
+        );
+    }
+    assert!(schemas["UpdateTenantRequest"]["properties"]["sending_defaults"].is_object());
+}
