@@ -547,3 +547,43 @@ async fn the_openapi_document_describes_pacing() {
     }
     assert!(schemas["UpdateTenantRequest"]["properties"]["sending_defaults"].is_object());
 }
+
+#[tokio::test]
+async fn the_gap_holds_across_two_processes_on_one_database() {
+    let w = world().await;
+    set_limits(
+        &w,
+        json!({"min_gap": {"min_seconds": 60, "max_seconds": 180}}),
+    )
+    .await;
+    // A second `serve` on the same database claims mail too.
+    let _sibling = w.app.sibling().await;
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        ids.push(send_id(&w, mail(&format!("two processes {n}"))).await);
+    }
+    let mut views = Vec::new();
+    for id in &ids {
+        views.push(settled(&w, id).await);
+    }
+    let sent: Vec<&Value> = views.iter().filter(|v| v["status"] == "sent").collect();
+    assert_eq!(
+        sent.len(),
+        1,
+        "one send per gap, whichever process claims: {views:#?}"
+    );
+    let first = instant(&sent[0]["sent_at"]);
+    for v in views.iter().filter(|v| v["status"] == "deferred") {
+        assert_eq!(events_of(v, "deferred")[0]["detail"]["reason"], "min_gap");
+        assert!(instant(&v["next_attempt_at"]) - first >= chrono::Duration::seconds(55));
+    }
+    // Past the slot exactly one more goes, and the rest wait for the next gap.
+    let slot =
+        instant(&views.iter().find(|v| v["status"] == "deferred").unwrap()["next_attempt_at"]);
+    w.app
+        .clock
+        .advance((slot - w.app.clock.now()).to_std().unwrap() + Duration::from_secs(1));
+    w.server.wait_for_messages(2, PATIENCE).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(w.server.messages().len(), 2, "still one per gap");
+}
