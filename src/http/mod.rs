@@ -114,6 +114,7 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(messages::send_batch)
                 .service(messages::list_messages)
                 .service(messages::get_message)
+                .service(messages::cancel_message)
                 .service(messages::explain_route)
                 .service(domains::claim_domain)
                 .service(domains::list_domains)

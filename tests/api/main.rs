@@ -36,6 +36,7 @@ mod pacing;
 mod processes;
 mod restart;
 mod roles;
+mod scheduling;
 mod server_faults;
 mod smtp_pool;
 #[path = "../support/smtp_server.rs"]
