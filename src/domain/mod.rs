@@ -19,6 +19,7 @@ pub mod ids;
 pub mod liveness;
 pub mod message;
 pub mod name;
+pub mod pacing;
 pub mod permissions;
 pub mod providers;
 pub mod recipients;

@@ -1,5 +1,7 @@
 //! Tenants: created by the platform operator; their policy set by the tenant's admins.
 
+use crate::domain::pacing::WindowsSpec;
+use crate::store::pacing;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -68,6 +70,10 @@ pub struct TenantView {
     /// Messages that do not say (`unsubscribe`) and are not transactional carry one-click
     /// unsubscribe headers.
     pub(in crate::http) unsubscribe_by_default: bool,
+    /// Windows and a daily cap for channels that set none (docs/pacing.md):
+    /// `{windows?: {time_zone, windows: [...]}, per_day_messages?}`.
+    #[schema(value_type = Object)]
+    pub(in crate::http) sending_defaults: serde_json::Value,
     pub(in crate::http) created_at: DateTime<Utc>,
     pub(in crate::http) updated_at: DateTime<Utc>,
 }
@@ -91,6 +97,7 @@ impl TenantView {
             domains: names(false),
             verified_domains: names(true),
             unsubscribe_by_default: t.policy.unsubscribe_by_default,
+            sending_defaults: serde_json::json!({}),
             created_at: t.created_at,
             updated_at: t.updated_at,
         }
@@ -102,7 +109,11 @@ fn view(conn: &mut DbConnection, tenant: Tenant) -> Result<TenantView, StoreErro
     let mut claims: Vec<(Domain, ClaimState)> =
         domains::states(conn, tenant.id)?.into_iter().collect();
     claims.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(TenantView::of(tenant, &claims))
+    let defaults = pacing::tenant_defaults(conn, tenant.id)?;
+    let mut view = TenantView::of(tenant, &claims);
+    view.sending_defaults =
+        serde_json::to_value(pacing::SendingDefaultsDoc::from(&defaults)).unwrap_or_default();
+    Ok(view)
 }
 
 /// Create a tenant with its first admin and that admin's token.
@@ -255,6 +266,44 @@ pub struct UpdateTenantRequest {
     /// (`"unsubscribe"` on the message) and is not transactional. Such a message must have
     /// exactly one recipient.
     unsubscribe_by_default: Option<bool>,
+    /// Windows and a daily cap for channels that set none; each key absent keeps, `null`
+    /// removes.
+    sending_defaults: Option<SendingDefaultsInput>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SendingDefaultsInput {
+    /// `{time_zone: "Europe/Berlin", windows: [{days: ["mon", …], start: "09:00", end: "17:30"}]}`.
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(value_type = Option<Object>, nullable)]
+    windows: Option<Option<WindowsSpec>>,
+    /// Messages per rolling 24 h.
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(value_type = Option<u32>, nullable)]
+    per_day_messages: Option<Option<u32>>,
+}
+
+type DefaultsChange = (
+    Option<Option<crate::domain::pacing::SendingWindows>>,
+    Option<Option<u32>>,
+);
+
+impl SendingDefaultsInput {
+    fn parse(self) -> Result<DefaultsChange, ApiError> {
+        let windows = self
+            .windows
+            .map(|w| w.map(|w| w.parse("sending_defaults.windows")).transpose())
+            .transpose()?;
+        if self.per_day_messages == Some(Some(0)) {
+            return Err(ApiError::InvalidMessage {
+                code: "invalid_limits",
+                field: "sending_defaults.per_day_messages".into(),
+                detail: "a daily cap is a positive number, or null for none".into(),
+            });
+        }
+        Ok((windows, self.per_day_messages))
+    }
 }
 
 /// Change the tenant's name or sending policy; absent fields stay as they are.
@@ -323,6 +372,10 @@ pub(in crate::http) async fn change_tenant(
         }
         None => None,
     };
+    let defaults_change = body
+        .sending_defaults
+        .map(SendingDefaultsInput::parse)
+        .transpose()?;
     let placement = state.config.domains.placement.clone();
     let first_check = chrono::Utc::now()
         + chrono::Duration::from_std(state.config.domains.schedule.pending_every)
@@ -359,6 +412,16 @@ pub(in crate::http) async fn change_tenant(
                 }
                 if let Some(v) = unsubscribe_by_default {
                     policy.unsubscribe_by_default = v;
+                }
+                if let Some((windows, per_day)) = &defaults_change {
+                    let mut defaults = pacing::tenant_defaults(conn, id)?;
+                    if let Some(w) = windows {
+                        defaults.windows = w.clone();
+                    }
+                    if let Some(p) = per_day {
+                        defaults.per_day_messages = *p;
+                    }
+                    pacing::set_tenant_defaults(conn, id, &defaults)?;
                 }
                 let updated =
                     tenants::update(conn, id, name.as_ref().unwrap_or(&current.name), &policy)?;
