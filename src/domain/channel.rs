@@ -67,6 +67,99 @@ text_enum!(
     MicrosoftTransport, "transport" { Graph => "graph", Smtp => "smtp" }
 );
 text_enum!(
+    /// The kind of account behind a connected mailbox, as its provider told us at connect:
+    /// it decides the provider's sending limits, which the channel may lower, never raise.
+    MailboxAccount, "account" {
+        GoogleConsumer => "google_consumer",
+        GoogleWorkspace => "google_workspace",
+        Microsoft365 => "microsoft_365",
+        OutlookCom => "outlook_com",
+    }
+);
+
+impl MailboxAccount {
+    /// The provider's limits for one mailbox of this kind (PROVIDERS.md, MICROSOFT.md):
+    /// Gmail over a rolling day about 500 messages for a consumer account, 2,000 messages and
+    /// 10,000 recipients for Workspace, 100 recipients a message; Exchange Online 30 messages
+    /// a minute, 10,000 recipients a rolling day and 500 a message; Outlook.com about 300
+    /// recipients a day.
+    pub fn limits(self) -> ChannelLimits {
+        let (per_minute, per_day_recipients, per_day_messages, recipients_per_message) = match self
+        {
+            MailboxAccount::GoogleConsumer => (None, 500, Some(500), 100),
+            MailboxAccount::GoogleWorkspace => (None, 10_000, Some(2_000), 100),
+            MailboxAccount::Microsoft365 => (Some(30), 10_000, None, 500),
+            MailboxAccount::OutlookCom => (Some(30), 300, None, 500),
+        };
+        ChannelLimits {
+            per_minute,
+            per_day_recipients: Some(per_day_recipients),
+            per_day_messages,
+            recipients_per_message: Some(recipients_per_message),
+            ..ChannelLimits::default()
+        }
+    }
+
+    /// Who sets the limits, for sentences: "Google Workspace allows …".
+    pub fn provider_name(self) -> &'static str {
+        match self {
+            MailboxAccount::GoogleConsumer => "a consumer Google account (gmail.com)",
+            MailboxAccount::GoogleWorkspace => "Google Workspace",
+            MailboxAccount::Microsoft365 => "Exchange Online (Microsoft 365)",
+            MailboxAccount::OutlookCom => "Outlook.com",
+        }
+    }
+
+    /// Whether `limits` stays within the provider's: each limit the provider sets must be
+    /// set and no higher (`null` would lift it). The first one over, as a field and a sentence.
+    pub fn over_limit(self, limits: &ChannelLimits) -> Option<(&'static str, String)> {
+        let ceiling = self.limits();
+        [
+            ("per_minute", ceiling.per_minute, limits.per_minute, "messages a minute"),
+            (
+                "per_day_recipients",
+                ceiling.per_day_recipients,
+                limits.per_day_recipients,
+                "recipients a rolling day",
+            ),
+            (
+                "per_day_messages",
+                ceiling.per_day_messages,
+                limits.per_day_messages,
+                "messages a rolling day",
+            ),
+            (
+                "recipients_per_message",
+                ceiling.recipients_per_message,
+                limits.recipients_per_message,
+                "recipients a message",
+            ),
+        ]
+        .into_iter()
+        .find_map(|(field, max, set, what)| {
+            let max = max?;
+            match set {
+                Some(value) if value <= max => None,
+                Some(value) => Some((
+                    field,
+                    format!(
+                        "{} allows {max} {what} per mailbox; {value} would push it past that and the provider would block the mailbox. Set at most {max}",
+                        self.provider_name()
+                    ),
+                )),
+                None => Some((
+                    field,
+                    format!(
+                        "{} allows {max} {what} per mailbox; this limit cannot be removed, only lowered",
+                        self.provider_name()
+                    ),
+                )),
+            }
+        })
+    }
+}
+
+text_enum!(
     /// Which From addresses a channel's credential may send as.
     CredentialScope, "scope" { Mailbox => "mailbox", Domain => "domain" }
 );
@@ -390,6 +483,9 @@ pub struct ChannelSpec {
     pub spf_include: Option<String>,
     /// How a `microsoft` channel sends (Graph unless changed; ignored for other kinds).
     pub microsoft_transport: MicrosoftTransport,
+    /// A connected mailbox's account kind (Gmail, Microsoft), whose provider limits bound the
+    /// channel's; `None` for other channels and for mailboxes connected before it was kept.
+    pub account: Option<MailboxAccount>,
 }
 
 /// Submission servers of mailbox providers that refuse, or rewrite, a From the logged-in

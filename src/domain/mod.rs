@@ -31,8 +31,8 @@ pub mod tenancy;
 pub use audit::{AuditActor, AuditEvent};
 pub use channel::{
     ChannelHealth, ChannelKind, ChannelLimits, ChannelOwner, ChannelSpec, ChannelStatus,
-    CredentialScope, Hostname, MicrosoftTransport, ReturnPath, Security, SendChannel, SmtpAuth,
-    SmtpSettings,
+    CredentialScope, Hostname, MailboxAccount, MicrosoftTransport, ReturnPath, Security,
+    SendChannel, SmtpAuth, SmtpSettings,
 };
 pub use claims::{ClaimState, ClaimToken};
 pub use email::{Domain, EmailAddress};

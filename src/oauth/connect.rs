@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use super::microsoft::{Microsoft, PERSONAL_ACCOUNTS_TENANT};
 use super::provider::{Provider, ProviderError, Tokens};
 use crate::domain::{
-    AuditActor, ChannelId, ChannelLimits, ChannelOwner, ChannelSpec, CredentialScope, DisplayName,
-    EmailAddress, ReturnPath, TenantId, UserId,
+    AuditActor, ChannelId, ChannelOwner, ChannelSpec, CredentialScope, DisplayName, EmailAddress,
+    MailboxAccount, ReturnPath, TenantId, UserId,
 };
 use crate::store::oauth::{self, Grant, NewState, StateRejection, TakenState};
 use crate::store::{Store, StoreError, channels, users, write_transaction};
@@ -65,35 +65,6 @@ fn state_hash(state: &str) -> Vec<u8> {
     Sha256::digest(state.as_bytes()).to_vec()
 }
 
-/// Daily limits of a Gmail mailbox: a consumer account sends about 500 a day, Workspace
-/// 10,000 recipients a day; both at most 100 recipients a message (PROVIDERS.md). Which one
-/// it is, Google says (`hd`, the Workspace domain), not the address: a Workspace account may
-/// have any domain, and a consumer Google account need not be @gmail.com.
-fn gmail_limits(hosted_domain: Option<&str>) -> ChannelLimits {
-    let consumer = hosted_domain.is_none();
-    ChannelLimits {
-        per_minute: None,
-        per_day_recipients: Some(if consumer { 500 } else { 10_000 }),
-        recipients_per_message: Some(100),
-        ..ChannelLimits::default()
-    }
-}
-
-/// Exchange Online's limits per mailbox: 30 messages a minute, 10,000 recipients a rolling
-/// day, 500 a message; a free Outlook.com account about 300 a day (MICROSOFT.md).
-fn microsoft_limits(tid: &str) -> ChannelLimits {
-    ChannelLimits {
-        per_minute: Some(30),
-        per_day_recipients: Some(if tid == PERSONAL_ACCOUNTS_TENANT {
-            300
-        } else {
-            10_000
-        }),
-        recipients_per_message: Some(500),
-        ..ChannelLimits::default()
-    }
-}
-
 /// The account a grant belongs to, as the provider named it.
 struct Account {
     /// Google's `sub`; Microsoft's `oid`.
@@ -102,7 +73,8 @@ struct Account {
     account_tenant: Option<String>,
     email: EmailAddress,
     tokens: Tokens,
-    limits: ChannelLimits,
+    /// Its kind, which sets the mailbox's sending limits.
+    account: MailboxAccount,
 }
 
 pub struct Connector {
@@ -245,7 +217,15 @@ impl Connector {
                 Ok(Account {
                     subject: identity.sub,
                     account_tenant: None,
-                    limits: gmail_limits(identity.hd.as_deref()),
+                    // Google says which (`hd`, the Workspace domain), not the address: a
+                    // Workspace account may have any domain, and a consumer Google account
+                    // need not be @gmail.com. (A Workspace trial allows 500 a day until the
+                    // domain has paid; Google does not say which, so an admin lowers it.)
+                    account: if identity.hd.is_some() {
+                        MailboxAccount::GoogleWorkspace
+                    } else {
+                        MailboxAccount::GoogleConsumer
+                    },
                     email,
                     tokens,
                 })
@@ -297,7 +277,11 @@ impl Connector {
         })?;
         Ok(Account {
             subject: signed_in.oid,
-            limits: microsoft_limits(&signed_in.tid),
+            account: if signed_in.tid == PERSONAL_ACCOUNTS_TENANT {
+                MailboxAccount::OutlookCom
+            } else {
+                MailboxAccount::Microsoft365
+            },
             account_tenant: Some(signed_in.tid),
             email,
             tokens: signed_in.tokens,
@@ -316,7 +300,7 @@ impl Connector {
             account_tenant,
             email,
             tokens,
-            limits,
+            account: mailbox_account,
         } = self.account(&taken, code, error).await?;
         let access_expires_at = chrono::Utc::now().timestamp_micros()
             + i64::try_from(tokens.expires_in.as_micros()).unwrap_or(i64::MAX / 2);
@@ -382,7 +366,7 @@ impl Connector {
                             from_address: Some(email.clone()),
                             domains: Vec::new(),
                             smtp: None,
-                            limits,
+                            limits: mailbox_account.limits(),
                             bcc_archive: None,
                             reply_to: None,
                             return_path: ReturnPath::No,
@@ -392,6 +376,7 @@ impl Connector {
                             dkim_sign: false,
                             spf_include: None,
                             microsoft_transport: crate::domain::MicrosoftTransport::Graph,
+                            account: Some(mailbox_account),
                         };
                         let c = channels::insert(conn, &vault, taken.tenant, &spec, None, actor.clone())?;
                         (c.id, true)

@@ -41,6 +41,9 @@ struct StoredSettings {
     /// A Microsoft channel's transport; absent means Graph (and for every other kind).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     microsoft_transport: Option<String>,
+    /// A connected mailbox's account kind (`google_workspace`, …); absent for other channels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    account: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -126,6 +129,7 @@ impl StoredSettings {
             spf_include: c.spf_include.clone(),
             microsoft_transport: (c.microsoft_transport != MicrosoftTransport::Graph)
                 .then(|| c.microsoft_transport.as_str().to_owned()),
+            account: c.account.map(|a| a.as_str().to_owned()),
         }
     }
 }
@@ -250,6 +254,12 @@ impl ChannelRow {
                 Some(t) => t.parse().map_err(corrupt)?,
                 None => MicrosoftTransport::Graph,
             },
+            account: settings
+                .account
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(corrupt)?,
         };
         Ok(SendChannel {
             id: self.id.parse().map_err(corrupt)?,

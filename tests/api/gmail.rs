@@ -458,6 +458,58 @@ async fn google_not_the_address_says_whether_a_mailbox_is_workspace_or_consumer(
         channel["limits"]["per_day_recipients"], 10_000,
         "Workspace: {channel}"
     );
+    assert_eq!(channel["limits"]["per_day_messages"], 2_000, "{channel}");
+    assert_eq!(channel["account"], "google_workspace", "{channel}");
+    let path = format!("/v1/channels/{}", channel["id"].as_str().unwrap());
+    let one = crate::helpers::expect_json(
+        workspace.app.get(&path, &workspace.rep.token).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(one["pacing"]["day_cap"], 2_000, "{one}");
+    // The rep may lower the cap, not raise it past Google's or remove it.
+    let lowered = crate::helpers::expect_json(
+        workspace
+            .app
+            .patch(
+                &path,
+                &workspace.rep.token,
+                json!({"limits": {"per_day_messages": 300}}),
+            )
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(lowered["limits"]["per_day_messages"], 300);
+    for (limits, field) in [
+        (
+            json!({"per_day_messages": 2_001}),
+            "limits.per_day_messages",
+        ),
+        (json!({"per_day_messages": null}), "limits.per_day_messages"),
+        (
+            json!({"recipients_per_message": 500}),
+            "limits.recipients_per_message",
+        ),
+    ] {
+        let refused = workspace
+            .app
+            .patch(&path, &workspace.rep.token, json!({ "limits": limits }))
+            .await;
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let problem: Value = refused.json().await.unwrap();
+        assert_eq!(problem["code"], "limit_above_provider", "{problem:#}");
+        assert_eq!(problem["field"], field, "{problem:#}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("Google Workspace allows"),
+            "{problem:#}"
+        );
+    }
+    let unchanged = workspace.app.gmail_channel(&workspace.rep.token).await;
+    assert_eq!(unchanged["limits"]["per_day_messages"], 300);
     // A consumer Google account on an address of a company's domain: no `hd`, so the
     // consumer limits, although the address does not end in gmail.com.
     let consumer = world().await;
@@ -467,4 +519,6 @@ async fn google_not_the_address_says_whether_a_mailbox_is_workspace_or_consumer(
         channel["limits"]["per_day_recipients"], 500,
         "consumer: {channel}"
     );
+    assert_eq!(channel["limits"]["per_day_messages"], 500, "{channel}");
+    assert_eq!(channel["account"], "google_consumer", "{channel}");
 }

@@ -212,6 +212,30 @@ async fn a_personal_outlook_account_connects_with_its_upn_as_the_address() {
     let channel = connect(&w).await;
     assert_eq!(channel["from_address"], "ann.rep@outlook.com");
     assert_eq!(channel["limits"]["per_day_recipients"], 300, "{channel}");
+    assert_eq!(channel["account"], "outlook_com", "{channel}");
+    // Outlook.com's daily limit may be lowered, not raised.
+    let path = format!("/v1/channels/{}", channel["id"].as_str().unwrap());
+    let raised = w
+        .app
+        .patch(
+            &path,
+            &w.rep.token,
+            json!({"limits": {"per_day_recipients": 1000}}),
+        )
+        .await;
+    let problem = expect_problem(
+        raised,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "limit_above_provider",
+    )
+    .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Outlook.com allows 300"),
+        "{problem:#}"
+    );
     let id = send(&w, "From Outlook.com").await;
     wait(&w, &id, "sent").await;
     assert_eq!(w.ms.sent_messages().len(), 1);

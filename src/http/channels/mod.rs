@@ -233,6 +233,7 @@ pub(in crate::http) async fn create(
             .map(parse_spf_include)
             .transpose()?,
         microsoft_transport: MicrosoftTransport::Graph,
+        account: None,
     };
     check_dkim_sign(channel.kind, channel.scope, channel.dkim_sign)
         .map_err(|e| ApiError::invalid("dkim_sign", e))?;
@@ -346,6 +347,7 @@ fn shared_pool_channel(
             dkim_sign: true,
             spf_include: None,
             microsoft_transport: MicrosoftTransport::Graph,
+            account: None,
         },
         status: ChannelStatus::Active,
         status_cause: None,
@@ -632,6 +634,18 @@ pub(in crate::http) async fn update(
             current.spec.limits.clone(),
             state.config.clock.now().date_naive(),
         )?;
+        // A connected mailbox's provider limits are hard: lower, never higher or removed.
+        if let Some((field, detail)) = current
+            .spec
+            .account
+            .and_then(|account| account.over_limit(&next.limits))
+        {
+            return Err(ApiError::InvalidMessage {
+                code: "limit_above_provider",
+                field: format!("limits.{field}"),
+                detail,
+            });
+        }
     }
     if let Some(bcc) = &body.bcc_archive {
         next.bcc_archive = parse_address("bcc_archive", bcc.as_deref())?;

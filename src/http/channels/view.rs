@@ -107,6 +107,10 @@ pub(in crate::http) struct ChannelView {
     #[schema(value_type = Object)]
     return_path: serde_json::Value,
     provider: Option<String>,
+    /// A connected mailbox's account kind, as its provider told us: `google_consumer`,
+    /// `google_workspace`, `microsoft_365`, `outlook_com`. Its provider's limits bound the
+    /// channel's `limits` (422 `limit_above_provider` above them).
+    account: Option<String>,
     /// Whether Switchboard DKIM-signs what this channel sends, with the tenant's key for the
     /// From domain (when it has one): always for the shared pool, for a domain channel when
     /// its admin turned it on; never for mailbox and Gmail channels (their provider signs).
@@ -194,6 +198,7 @@ impl From<SendChannel> for ChannelView {
             transport: (c.spec.kind == ChannelKind::Microsoft)
                 .then(|| c.spec.microsoft_transport.as_str()),
             provider: c.spec.provider,
+            account: c.spec.account.map(|a| a.as_str().to_owned()),
             status: c.status.as_str(),
             status_cause: c.status_cause.clone(),
             // The shared pool's credential is the operator's configuration, not a stored secret.

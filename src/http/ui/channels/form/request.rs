@@ -465,6 +465,7 @@ mod tests {
                 dkim_sign: false,
                 spf_include: None,
                 microsoft_transport: crate::domain::MicrosoftTransport::Graph,
+                account: None,
             },
             status: ChannelStatus::Active,
             status_cause: None,
