@@ -393,3 +393,55 @@ async fn mail_held_the_moment_it_is_accepted_counts_as_held_on_its_channel() {
     assert_eq!(stats["totals"]["held"], 2, "{stats:#}");
     assert_eq!(stats["totals"]["sent"], 0, "{stats:#}");
 }
+
+#[tokio::test]
+async fn a_paced_channel_shows_today_against_its_cap_in_the_stats_and_on_its_pages() {
+    let w = crate::messages::world().await;
+    let channel = format!("/v1/channels/{}", w.channel);
+    let unpaced = crate::helpers::expect_json(
+        w.app.get(&format!("{channel}/stats"), &w.rep.token).await,
+        reqwest::StatusCode::OK,
+    )
+    .await;
+    assert!(unpaced.get("pacing").is_none(), "{unpaced:#}");
+    let answer = w
+        .app
+        .patch(
+            &channel,
+            &w.rep.token,
+            serde_json::json!({"limits": {"per_day_messages": 40,
+                "warmup": {"start": 20, "step": 2, "target": 40}}}),
+        )
+        .await;
+    assert_eq!(answer.status(), reqwest::StatusCode::OK);
+    for id in w.app.burst(&w.rep.token, crate::messages::REP, 2).await {
+        w.app
+            .wait_for_message(
+                &w.rep.token,
+                &id,
+                "sent",
+                std::time::Duration::from_secs(30),
+            )
+            .await;
+    }
+    let stats = crate::helpers::expect_json(
+        w.app.get(&format!("{channel}/stats"), &w.rep.token).await,
+        reqwest::StatusCode::OK,
+    )
+    .await;
+    assert_eq!(stats["pacing"]["today_count"], 2, "{stats:#}");
+    assert_eq!(stats["pacing"]["day_cap"], 20, "{stats:#}");
+    assert_eq!(stats["pacing"]["day_cap_set_by"], "warmup", "{stats:#}");
+    assert_eq!(stats["pacing"]["ramp"]["day"], 1, "{stats:#}");
+
+    let mut ui = crate::ui_client::UiClient::signed_in(&w.app, &w.rep.token).await;
+    ui.get(&format!("/ui/channels/{}", w.channel))
+        .await
+        .expect("Today against the cap")
+        .expect("<strong>2</strong> of 20 today")
+        .expect("warm-up ramp")
+        .expect("Warming up: day 1 of the ramp, rising to 40 a day by");
+    ui.get("/ui/overview")
+        .await
+        .expect("<strong>2</strong> of 20 today");
+}

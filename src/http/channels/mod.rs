@@ -21,7 +21,7 @@ pub(super) use oauth::disconnect_oauth;
 pub(in crate::http) use oauth::{disconnect, remove_access_at};
 pub(super) use providers::list_providers;
 pub(super) use stats::get_channel_stats;
-pub(in crate::http) use stats::{channel_days, tenant_days};
+pub(in crate::http) use stats::{channel_days, pacing_of, tenant_days};
 pub(in crate::http) use trust::trust;
 pub(super) use trust::trust_certificate;
 pub(in crate::http) use view::advice;

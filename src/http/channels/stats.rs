@@ -13,11 +13,12 @@ use super::visible_one;
 use crate::domain::daily_stats::{
     DEFAULT_DAYS, DayCounts, DayFigures, DaySpan, MAX_DAYS, date_of, totals,
 };
-use crate::domain::{ChannelId, TenantId};
+use crate::domain::{ChannelId, SendChannel, TenantId};
 use crate::http::AppState;
 use crate::http::auth::TenantCaller;
 use crate::http::error::{ApiError, Problem};
 use crate::store::channel_stats::{Counts, DayStats, days as stored_days};
+use crate::store::pacing::PacingStatus;
 
 /// How many days back, today (UTC) included.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -84,8 +85,7 @@ pub struct StatsView {
     /// Today's count against the day's cap, the warm-up ramp, the next window opening: the
     /// same object as the channel's `pacing`. Absent where the channel has no pacing.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub(in crate::http) pacing: Option<serde_json::Value>,
+    pub(in crate::http) pacing: Option<PacingStatus>,
     /// The hard-bounce rate against the pause threshold. Absent where it is not computed.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
@@ -161,6 +161,35 @@ pub(in crate::http) async fn tenant_days(
         .collect())
 }
 
+/// The pacing of each of `channels` that is paced at all (a day's cap, windows, a ramp or a
+/// gap, its own or the tenant's), by id: what the stats and the dashboards show beside the
+/// days. One status per channel, as `GET /v1/channels/{id}` computes it.
+pub(in crate::http) async fn pacing_of(
+    state: &AppState,
+    tenant: TenantId,
+    channels: Vec<SendChannel>,
+) -> Result<HashMap<ChannelId, PacingStatus>, ApiError> {
+    let now = state.config.clock.now();
+    Ok(state
+        .store
+        .run(move |conn| {
+            let defaults = crate::store::pacing::tenant_defaults(conn, tenant)?;
+            let mut paced = HashMap::new();
+            for channel in &channels {
+                let status = crate::store::pacing::status(conn, channel, &defaults, now)?;
+                if status.day_cap.is_some()
+                    || status.windows.is_some()
+                    || status.ramp.is_some()
+                    || channel.spec.limits.min_gap.is_some()
+                {
+                    paced.insert(channel.id, status);
+                }
+            }
+            Ok::<_, crate::store::StoreError>(paced)
+        })
+        .await?)
+}
+
 /// The response for a channel's days.
 pub(in crate::http) fn view(channel: ChannelId, span: DaySpan, days: &[DayFigures]) -> StatsView {
     StatsView {
@@ -201,8 +230,12 @@ pub(in crate::http) async fn get_channel_stats(
 ) -> Result<HttpResponse, ApiError> {
     let span = span(query.days.as_deref(), state.config.clock.now())?;
     let channel = visible_one(&caller, &state, &id).await?;
-    let days = channel_days(&state, caller.actor.tenant_id, channel.id, span).await?;
-    Ok(HttpResponse::Ok().json(view(channel.id, span, &days)))
+    let tenant = caller.actor.tenant_id;
+    let days = channel_days(&state, tenant, channel.id, span).await?;
+    let id = channel.id;
+    let mut stats = view(id, span, &days);
+    stats.pacing = pacing_of(&state, tenant, vec![channel]).await?.remove(&id);
+    Ok(HttpResponse::Ok().json(stats))
 }
 
 #[cfg(test)]

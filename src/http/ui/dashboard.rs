@@ -9,6 +9,7 @@ use maud::{Markup, html};
 use super::chart::grouped;
 use super::layout;
 use crate::domain::daily_stats::{DayCounts, DayFigures};
+use crate::store::pacing::PacingStatus;
 
 /// A channel's sending over the dashboard's span, with the sections that apply to it.
 #[derive(Debug, Clone)]
@@ -51,6 +52,32 @@ pub struct PacingSection {
     pub window_open: Option<bool>,
     /// When the next sending window opens.
     pub next_window_opening: Option<DateTime<Utc>>,
+}
+
+impl From<&PacingStatus> for PacingSection {
+    fn from(p: &PacingStatus) -> Self {
+        PacingSection {
+            today: u64::try_from(p.today_count).unwrap_or(0),
+            cap: p.day_cap.map(u64::from),
+            cap_source: p.day_cap_set_by.as_deref().map(|by| {
+                match by {
+                    "warmup" => "warm-up ramp",
+                    "tenant_default" => "tenant default",
+                    _ => "daily cap",
+                }
+                .to_owned()
+            }),
+            ramp: p.ramp.as_ref().and_then(|r| {
+                Some(RampLine {
+                    day: r.day,
+                    target: u64::from(r.target),
+                    ends_on: NaiveDate::parse_from_str(&r.ends_on, "%Y-%m-%d").ok()?,
+                })
+            }),
+            window_open: p.windows.is_some().then_some(p.window_open),
+            next_window_opening: p.next_window_opening,
+        }
+    }
 }
 
 /// Where a warming-up channel is on its ramp.

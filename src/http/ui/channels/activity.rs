@@ -9,7 +9,7 @@ use super::super::dashboard::{self, ChannelDashboard};
 use crate::domain::SendChannel;
 use crate::domain::daily_stats::{DEFAULT_DAYS, DaySpan};
 use crate::http::AppState;
-use crate::http::channels::channel_days;
+use crate::http::channels::{channel_days, pacing_of};
 use crate::http::error::ApiError;
 use crate::http::ui::session::UiSession;
 
@@ -21,8 +21,14 @@ pub async fn load(
 ) -> Result<ChannelDashboard, ApiError> {
     let span = DaySpan::ending_at(state.config.clock.now(), i64::from(DEFAULT_DAYS))
         .map_err(|e| ApiError::Internal(format!("the dashboard's span: {e:?}")))?;
-    let days = channel_days(state, session.caller.actor.tenant_id, channel.id, span).await?;
-    Ok(ChannelDashboard::new(days))
+    let tenant = session.caller.actor.tenant_id;
+    let days = channel_days(state, tenant, channel.id, span).await?;
+    let mut dash = ChannelDashboard::new(days);
+    dash.pacing = pacing_of(state, tenant, vec![channel.clone()])
+        .await?
+        .get(&channel.id)
+        .map(Into::into);
+    Ok(dash)
 }
 
 /// The panel on the channel page.
