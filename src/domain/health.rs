@@ -302,7 +302,8 @@ pub fn observe(
                 next.first_failure_at = None;
                 Some(Transition::NeedsReauth(cause))
             }
-            ChannelStatus::NeedsReauth | ChannelStatus::Disabled => None,
+            // A paused channel stays paused: only a resume (or its block's end) ends a pause.
+            ChannelStatus::NeedsReauth | ChannelStatus::Disabled | ChannelStatus::Paused => None,
         },
     };
     (next, transition)

@@ -54,6 +54,35 @@ pub fn render(payload: &Value, public_url: &str) -> Option<(String, String)> {
                 }
             ),
         ),
+        "channel.paused" => (
+            format!("\"{name}\" is paused"),
+            format!(
+                "The send channel \"{name}\"{address} was paused ({}): {}.{}\n\n\
+                 Mail for this channel is held, not lost (or goes through another channel, if \
+                 your organisation allows fallback). It goes out when the channel resumes: \
+                 an admin resumes it on the channel's page or with \
+                 POST /v1/channels/{}/resume.",
+                data["cause"].as_str().unwrap_or("paused").replace('_', " "),
+                data["advice"].as_str().unwrap_or("an admin resumes it"),
+                pause_figures(data),
+                channel["id"].as_str().unwrap_or("{id}"),
+            ),
+        ),
+        "channel.resumed" => (
+            format!("\"{name}\" is sending again"),
+            format!(
+                "The send channel \"{name}\"{address} was resumed{}.{}",
+                match data["by"].as_str() {
+                    Some("system") => " (the provider's block ended)".to_owned(),
+                    _ => " by an admin".to_owned(),
+                },
+                match data["released"].as_u64() {
+                    Some(n) if n > 0 =>
+                        format!(" The {n} message(s) that waited are on their way."),
+                    _ => String::new(),
+                }
+            ),
+        ),
         "domain.lapsed" => {
             let domain = &data["domain"];
             let name = domain["domain"].as_str().unwrap_or("a sending domain");
@@ -85,6 +114,23 @@ pub fn render(payload: &Value, public_url: &str) -> Option<(String, String)> {
          -- Switchboard\n"
     );
     Some((format!("[Switchboard] {subject}"), text))
+}
+
+/// The bounce figures of a bounce pause, in words; nothing for other causes.
+fn pause_figures(data: &Value) -> String {
+    let figures = &data["figures"];
+    match (figures["hard_bounces"].as_u64(), figures["sends"].as_u64()) {
+        (Some(bounced), Some(sends)) => format!(
+            "\n\n{bounced} of {sends} recipients in the last {} day(s) were hard bounces ({:.1} %; the threshold is {} %).",
+            figures["window_days"].as_u64().unwrap_or(0),
+            figures["rate_percent"].as_f64().unwrap_or(0.0),
+            figures["threshold_percent"].as_f64().unwrap_or(0.0),
+        ),
+        _ => match data["until"].as_str() {
+            Some(until) => format!("\n\nThe provider's block ends at {until}; the channel resumes by itself then."),
+            None => String::new(),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use lettre::address::Envelope;
 
 use super::retry::{RetryPolicy, retry_hint};
 use crate::domain::health::{FailureKind, ReauthCause};
+use crate::domain::pause::PauseCause;
 use crate::domain::recipients::{RecipientStatus, Recipients, Verdict};
 use crate::domain::{ChannelId, TenantId};
 use crate::store::delivery::{ChannelEffect, Completion};
@@ -63,6 +64,24 @@ pub(super) fn after_failure(
                 .auth_cause
                 .and_then(ReauthCause::from_code)
                 .unwrap_or_else(|| ReauthCause::from_reply(&error));
+            // A provider's sending block says nothing against the credential: the channel is
+            // paused, not sent to reconnect; the message is routed again (held or fallback).
+            if let Some(pause) = PauseCause::of_refusal(cause) {
+                return (
+                    Completion::Deferred {
+                        channel: Some(ctx.channel),
+                        until: ctx.now.timestamp_micros(),
+                        reason: "channel_paused",
+                        error: Some(error.clone()),
+                    },
+                    Some(ChannelEffect::Paused {
+                        tenant: ctx.tenant,
+                        channel: ctx.channel,
+                        cause: pause,
+                        reply: error,
+                    }),
+                );
+            }
             // Routed again at once, now that the channel needs a new credential: the tenant's
             // policy decides between holding it for this channel and a fallback. (A rotation
             // that raced the send finds it queued, not stranded in `held`.)

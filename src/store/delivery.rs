@@ -13,14 +13,16 @@ use super::health::{self, Made};
 use super::messages::{EventInsert, MessageRecord, MessageStatus, event, insert_events};
 use super::notifications::{self, Event};
 use super::schema::messages;
+use super::pauses;
 use super::suppressions;
 use super::time::now_micros;
 use super::write_transaction;
 use super::{DbConnection, StoreError};
 use crate::domain::health::{FailureKind, FailureRule, Observation, ReauthCause, Transition};
 use crate::domain::recipients::{RcptOutcome, Recipients, Verdict};
+use crate::domain::pause::PauseCause;
 use crate::domain::suppression::is_hard_bounce;
-use crate::domain::{ChannelId, EventType, MessageId, TenantId};
+use crate::domain::{AuditActor, ChannelId, EventType, MessageId, TenantId};
 
 diesel::define_sql_function! {
     /// The first argument that is not NULL (both backends have it).
@@ -293,6 +295,14 @@ pub enum ChannelEffect {
         kind: FailureKind,
         error: String,
     },
+    /// The provider blocked the mailbox from sending (a sending limit, an outbound-spam
+    /// block): the channel is paused, until the block's known end if it has one.
+    Paused {
+        tenant: TenantId,
+        channel: ChannelId,
+        cause: PauseCause,
+        reply: String,
+    },
 }
 
 impl ChannelEffect {
@@ -300,7 +310,8 @@ impl ChannelEffect {
         match self {
             ChannelEffect::Used { channel }
             | ChannelEffect::NeedsReauth { channel, .. }
-            | ChannelEffect::Failed { channel, .. } => *channel,
+            | ChannelEffect::Failed { channel, .. }
+            | ChannelEffect::Paused { channel, .. } => *channel,
         }
     }
 }
@@ -397,6 +408,30 @@ pub fn complete(
                         rule,
                     )?,
                 ),
+                ChannelEffect::Paused {
+                    tenant,
+                    channel,
+                    cause,
+                    reply,
+                } => {
+                    let until = cause
+                        .block_lasts()
+                        .map(|d| now.saturating_add(d.num_microseconds().unwrap_or(i64::MAX)));
+                    // A channel deleted meanwhile has nothing left to pause.
+                    match pauses::pause(
+                        conn,
+                        *tenant,
+                        *channel,
+                        *cause,
+                        until,
+                        json!({ "reply": reply }),
+                        AuditActor::System,
+                        now,
+                    ) {
+                        Ok(_) | Err(StoreError::NotFound) => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
                 ChannelEffect::Failed {
                     tenant,
                     channel,

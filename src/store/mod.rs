@@ -18,6 +18,7 @@ pub mod migrations;
 pub mod notifications;
 pub mod oauth;
 pub mod operator;
+pub mod pauses;
 pub mod processes;
 pub mod quotas;
 mod schema;

@@ -143,6 +143,9 @@ diesel::table! {
         last_error_at -> Nullable<BigInt>,
         status_changed_at -> Nullable<BigInt>,
         next_check_at -> Nullable<BigInt>,
+        paused_until -> Nullable<BigInt>,
+        bounce_window_from -> Nullable<BigInt>,
+        pause_detail -> Nullable<Text>,
     }
 }
 
@@ -356,6 +359,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    tenant_bounce_pause (tenant_id) {
+        tenant_id -> Text,
+        threshold_basis_points -> BigInt,
+        min_sends -> BigInt,
+        window_days -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     domain_claims,
@@ -381,5 +394,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     suppressions,
     unsubscribe_tokens,
     dkim_keys,
-    channel_domain_health
+    channel_domain_health,
+    tenant_bounce_pause
 );
