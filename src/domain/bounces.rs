@@ -178,6 +178,11 @@ mod tests {
             let (got, _) = BouncePolicy::parse(pct, sends, days).unwrap_err();
             assert_eq!(got, field, "{pct} {sends} {days}");
         }
-        assert_eq!(BouncePolicy::parse(20.0, 1, 90).unwrap().threshold_percent(), 20.0);
+        assert_eq!(
+            BouncePolicy::parse(20.0, 1, 90)
+                .unwrap()
+                .threshold_percent(),
+            20.0
+        );
     }
 }

@@ -9,13 +9,13 @@ use super::AppState;
 use super::auth::{OperatorCaller, TenantCaller};
 use super::error::{ApiError, NotFoundAs, Problem};
 use super::extract::path_id;
+use crate::domain::bounces::BouncePolicy;
 use crate::domain::{
     Action, AuditActor, ClaimState, DisplayName, Domain, EmailAddress, Tenant, TenantId,
 };
-use crate::domain::bounces::BouncePolicy;
-use crate::store::{domains, pauses};
 use crate::store::write_transaction;
 use crate::store::{DbConnection, StoreError, tenants};
+use crate::store::{domains, pauses};
 use crate::vault::IssuedToken;
 
 /// Most sending domains one tenant may list.
@@ -134,7 +134,9 @@ impl BouncePauseInput {
         BouncePolicy {
             threshold_basis_points: self
                 .threshold_percent
-                .map_or(current.threshold_basis_points, |p| (p * 100.0).round() as u32),
+                .map_or(current.threshold_basis_points, |p| {
+                    (p * 100.0).round() as u32
+                }),
             min_sends: self.min_sends.unwrap_or(current.min_sends),
             window_days: self.window_days.unwrap_or(current.window_days),
         }

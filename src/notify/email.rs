@@ -127,7 +127,9 @@ fn pause_figures(data: &Value) -> String {
             figures["threshold_percent"].as_f64().unwrap_or(0.0),
         ),
         _ => match data["until"].as_str() {
-            Some(until) => format!("\n\nThe provider's block ends at {until}; the channel resumes by itself then."),
+            Some(until) => format!(
+                "\n\nThe provider's block ends at {until}; the channel resumes by itself then."
+            ),
             None => String::new(),
         },
     }

@@ -12,15 +12,15 @@ use serde_json::json;
 use super::health::{self, Made};
 use super::messages::{EventInsert, MessageRecord, MessageStatus, event, insert_events};
 use super::notifications::{self, Event};
-use super::schema::messages;
 use super::pauses;
+use super::schema::messages;
 use super::suppressions;
 use super::time::now_micros;
 use super::write_transaction;
 use super::{DbConnection, StoreError};
 use crate::domain::health::{FailureKind, FailureRule, Observation, ReauthCause, Transition};
-use crate::domain::recipients::{RcptOutcome, Recipients, Verdict};
 use crate::domain::pause::PauseCause;
+use crate::domain::recipients::{RcptOutcome, Recipients, Verdict};
 use crate::domain::suppression::is_hard_bounce;
 use crate::domain::{AuditActor, ChannelId, EventType, MessageId, TenantId};
 

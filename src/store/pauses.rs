@@ -38,7 +38,9 @@ pub enum Paused {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resumed {
     /// Resumed; so many held messages went back to the queue.
-    Resumed { released: usize },
+    Resumed {
+        released: usize,
+    },
     NotPaused(ChannelStatus),
 }
 
@@ -59,8 +61,8 @@ fn locked_status(
     channel: ChannelId,
 ) -> Result<Option<(ChannelStatus, Option<String>)>, StoreError> {
     let touched = diesel::update(target!(tenant, channel))
-    .set(channels::failure_count.eq(channels::failure_count))
-    .execute(conn)?;
+        .set(channels::failure_count.eq(channels::failure_count))
+        .execute(conn)?;
     if touched == 0 {
         return Ok(None);
     }
@@ -95,27 +97,31 @@ pub fn pause(
             object.insert("cause".into(), json!(cause.as_str()));
             object.insert("advice".into(), json!(cause.advice()));
             object.insert("since".into(), json!(from_micros(now)?));
-            object.insert(
-                "until".into(),
-                json!(until.map(from_micros).transpose()?),
-            );
+            object.insert("until".into(), json!(until.map(from_micros).transpose()?));
             object.insert("by".into(), json!(actor.to_string()));
         }
         diesel::update(target!(tenant, channel))
-        .set((
-            channels::status.eq(ChannelStatus::Paused.as_str()),
-            channels::status_cause.eq(cause.as_str()),
-            channels::paused_until.eq(until),
-            channels::pause_detail.eq(detail.to_string()),
-            channels::failure_count.eq(0),
-            channels::first_failure_at.eq(None::<i64>),
-            channels::status_changed_at.eq(now),
-            channels::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+            .set((
+                channels::status.eq(ChannelStatus::Paused.as_str()),
+                channels::status_cause.eq(cause.as_str()),
+                channels::paused_until.eq(until),
+                channels::pause_detail.eq(detail.to_string()),
+                channels::failure_count.eq(0),
+                channels::first_failure_at.eq(None::<i64>),
+                channels::status_changed_at.eq(now),
+                channels::updated_at.eq(now),
+            ))
+            .execute(conn)?;
         let mut data = detail.clone();
         data["from"] = json!(status.as_str());
-        audit::record_about(conn, tenant, &channel, actor, "channel.paused", data.clone())?;
+        audit::record_about(
+            conn,
+            tenant,
+            &channel,
+            actor,
+            "channel.paused",
+            data.clone(),
+        )?;
         notifications::emit(
             conn,
             &Event {
@@ -148,18 +154,18 @@ pub fn resume(
             .select(channels::pause_detail)
             .first(conn)?;
         diesel::update(target!(tenant, channel))
-        .set((
-            channels::status.eq(ChannelStatus::Active.as_str()),
-            channels::status_cause.eq(None::<String>),
-            channels::paused_until.eq(None::<i64>),
-            channels::pause_detail.eq(None::<String>),
-            channels::bounce_window_from.eq(now),
-            channels::failure_count.eq(0),
-            channels::first_failure_at.eq(None::<i64>),
-            channels::status_changed_at.eq(now),
-            channels::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+            .set((
+                channels::status.eq(ChannelStatus::Active.as_str()),
+                channels::status_cause.eq(None::<String>),
+                channels::paused_until.eq(None::<i64>),
+                channels::pause_detail.eq(None::<String>),
+                channels::bounce_window_from.eq(now),
+                channels::failure_count.eq(0),
+                channels::first_failure_at.eq(None::<i64>),
+                channels::status_changed_at.eq(now),
+                channels::updated_at.eq(now),
+            ))
+            .execute(conn)?;
         let released = messages::release_held(
             conn,
             tenant,
@@ -176,7 +182,14 @@ pub fn resume(
             "released": released,
             "by": actor.to_string(),
         });
-        audit::record_about(conn, tenant, &channel, actor, "channel.resumed", data.clone())?;
+        audit::record_about(
+            conn,
+            tenant,
+            &channel,
+            actor,
+            "channel.resumed",
+            data.clone(),
+        )?;
         notifications::emit(
             conn,
             &Event {

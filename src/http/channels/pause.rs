@@ -57,7 +57,11 @@ pub(in crate::http) async fn resume_channel(
 }
 
 /// The channel an admin may pause or resume.
-async fn pausable(caller: &TenantCaller, state: &AppState, id: &str) -> Result<SendChannel, ApiError> {
+async fn pausable(
+    caller: &TenantCaller,
+    state: &AppState,
+    id: &str,
+) -> Result<SendChannel, ApiError> {
     let channel = visible_one(caller, state, id).await?;
     caller.require(Action::PauseChannels)?;
     if channel.spec.kind == ChannelKind::SharedPool {
@@ -136,9 +140,7 @@ pub(in crate::http) async fn resume(
         }
         Resumed::NotPaused(status) => Err(ApiError::Conflict {
             code: "channel_not_paused",
-            detail: format!(
-                "the channel is {status}, not paused: there is nothing to resume"
-            ),
+            detail: format!("the channel is {status}, not paused: there is nothing to resume"),
         }),
     }
 }

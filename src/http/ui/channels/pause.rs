@@ -28,7 +28,10 @@ fn cause_words(cause: Option<PauseCause>) -> &'static str {
 
 /// The bounce figures of a bounce pause, in a sentence.
 fn figures_words(figures: &serde_json::Value) -> Option<String> {
-    let (bounced, sends) = (figures["hard_bounces"].as_u64()?, figures["sends"].as_u64()?);
+    let (bounced, sends) = (
+        figures["hard_bounces"].as_u64()?,
+        figures["sends"].as_u64()?,
+    );
     Some(format!(
         "{bounced} of {sends} recipients in the last {} day(s) were hard bounces ({} %); the threshold is {} % over at least {} sends.",
         figures["window_days"].as_u64().unwrap_or(0),
