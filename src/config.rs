@@ -134,6 +134,8 @@ pub struct Config {
     pub notify: NotifySettings,
     /// Domain proof and checks: DNS servers, where proofs live, the platform's domain.
     pub domains: DomainSettings,
+    /// The time mail is scheduled by: the system clock, except in tests that move it.
+    pub clock: crate::clock::Clock,
 }
 
 impl Config {
@@ -246,6 +248,7 @@ impl Config {
             microsoft,
             notify,
             domains,
+            clock: crate::clock::Clock::system(),
         })
     }
 }

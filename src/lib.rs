@@ -4,6 +4,7 @@
 //! Dependency direction: `http → outbox → transport → store/vault → domain`; `domain`
 //! imports none of the others.
 
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod domain;

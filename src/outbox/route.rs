@@ -73,8 +73,9 @@ impl TenantRoutes {
         conn: &mut DbConnection,
         tenant: TenantId,
         shared_pool: Option<&SharedPool>,
+        now: i64,
     ) -> Result<Self, StoreError> {
-        Self::load_with(conn, tenant, shared_pool, true)
+        Self::load_with(conn, tenant, shared_pool, Some(now))
     }
 
     /// The same without reading quota state: for a worker, which takes the quota of the
@@ -84,22 +85,21 @@ impl TenantRoutes {
         tenant: TenantId,
         shared_pool: Option<&SharedPool>,
     ) -> Result<Self, StoreError> {
-        Self::load_with(conn, tenant, shared_pool, false)
+        Self::load_with(conn, tenant, shared_pool, None)
     }
 
     fn load_with(
         conn: &mut DbConnection,
         tenant: TenantId,
         shared_pool: Option<&SharedPool>,
-        read_quota: bool,
+        quota_at: Option<i64>,
     ) -> Result<Self, StoreError> {
         let tenant = tenants::get(conn, tenant)?;
         let list = channels::list(conn, tenant.id)?;
-        let now = chrono::Utc::now().timestamp_micros();
         let candidates = list
             .iter()
             .map(|c| {
-                let blocked = if read_quota {
+                let blocked = if let Some(now) = quota_at {
                     quotas::blocked_until(conn, c.id, &c.spec.limits, 1, now)?
                 } else {
                     None

@@ -26,6 +26,7 @@ use super::render::{SendPolicy, render};
 use super::route::{Sender, TenantRoutes, decision_json};
 use super::settings::DeliverySettings;
 use super::suppressed::{self, Left};
+use crate::clock::Clock;
 use crate::domain::health::Transition;
 use crate::domain::message::MessageDraft;
 use crate::domain::recipients::Recipients;
@@ -85,6 +86,8 @@ struct Inner {
     credentials: Mutex<HashMap<(ChannelId, i64), Option<SecretString>>>,
     /// Opened DKIM keys, by key id.
     dkim_keys: OpenedKeys,
+    /// When mail is due, quotas and the day outcomes count for.
+    clock: Clock,
 }
 
 /// How often a process prunes retained bodies and old quota counters.
@@ -291,6 +294,7 @@ impl Outbox {
                 presence,
                 credentials: Mutex::new(HashMap::new()),
                 dkim_keys: OpenedKeys::default(),
+                clock: config.clock.clone(),
             }),
         }
     }
@@ -353,11 +357,19 @@ impl Inner {
             let worker = self.worker_id.clone();
             let lease = i64::try_from(self.settings.lease.as_micros()).unwrap_or(i64::MAX);
             let presence = self.presence.clone();
+            let now = self.clock.now_micros();
             let claimed = self
                 .store
                 .run(move |c| {
                     presence.beat_if_due(c)?;
-                    delivery::claim(c, &worker, free as i64, lease, presence.takeover_from())
+                    delivery::claim(
+                        c,
+                        &worker,
+                        free as i64,
+                        lease,
+                        presence.takeover_from(),
+                        now,
+                    )
                 })
                 .await;
             let claimed = match claimed {
@@ -424,10 +436,11 @@ impl Inner {
             }
             let retention =
                 i64::try_from(self.settings.body_retention.as_micros()).unwrap_or(i64::MAX);
+            let clock = self.clock.clone();
             let result = self
                 .store
                 .run(move |conn| {
-                    let now = Utc::now().timestamp_micros();
+                    let now = clock.now_micros();
                     let bodies =
                         messages::prune_bodies(conn, now.saturating_sub(retention), PRUNE_BATCH)?;
                     let usage = quotas::prune(conn, now)?;
@@ -555,7 +568,7 @@ impl Inner {
                     Err(_) => 0,
                 })
                 .collect();
-            let now = Utc::now().timestamp_micros();
+            let now = self.clock.now_micros();
             let (fitted, until) =
                 match quotas::reserve_many(conn, tenant, channel, &limits, &recipients, now) {
                     Ok(result) => result,
@@ -749,6 +762,8 @@ impl Inner {
                 let done = Done {
                     finished: Finished {
                         id: m.id,
+                        tenant: m.tenant,
+                        recipient_count: m.record.recipient_count,
                         route: None,
                         rerouted: false,
                         attempt: None,
@@ -961,7 +976,7 @@ impl Inner {
             let Some(limits) = routes.channels.get(&channel).map(|c| c.spec.limits) else {
                 return Ok(decision);
             };
-            let now = Utc::now().timestamp_micros();
+            let now = self.clock.now_micros();
             match quotas::reserve(
                 conn,
                 routes.tenant.id,
@@ -1003,8 +1018,8 @@ impl Inner {
     /// against the message.
     fn retry_later(&self, record: &MessageRecord, error: String) -> Done {
         tracing::warn!(message_id = %record.id, error = %error, "cannot prepare a message; deferring");
-        let until =
-            Utc::now() + chrono::Duration::from_std(self.settings.retry.base).unwrap_or_default();
+        let until = self.clock.now()
+            + chrono::Duration::from_std(self.settings.retry.base).unwrap_or_default();
         done_without_attempt(
             record,
             None,
@@ -1164,7 +1179,7 @@ impl Inner {
             is_shared_pool,
             attempts: u32::try_from(record.attempts).unwrap_or(u32::MAX),
             accepted_at,
-            now: Utc::now(),
+            now: self.clock.now(),
         };
         let (attempt, completion, effect, recipients) = match result {
             Ok(transaction) => {
@@ -1235,6 +1250,8 @@ impl Inner {
         Done {
             finished: Finished {
                 id,
+                tenant,
+                recipient_count: record.recipient_count,
                 route: Some(route),
                 rerouted,
                 attempt: Some(attempt),
@@ -1267,9 +1284,10 @@ impl Inner {
             loop {
                 let (worker, f, e) = (self.worker_id.clone(), finished.clone(), effects.clone());
                 let rule = self.settings.failure_rule;
+                let now = self.clock.now_micros();
                 match self
                     .store
-                    .run(move |c| delivery::complete(c, &worker, &f, &e, &rule))
+                    .run(move |c| delivery::complete(c, &worker, &f, &e, &rule, now))
                     .await
                 {
                     Ok(report) => {
@@ -1354,6 +1372,9 @@ fn done_without_attempt(
             id: record
                 .message_id()
                 .unwrap_or_else(|_| MessageId::generate()),
+            // Likewise a tenant that does not parse: its figures go nowhere.
+            tenant: record.tenant().unwrap_or_else(|_| TenantId::generate()),
+            recipient_count: record.recipient_count,
             route,
             rerouted,
             attempt: None,

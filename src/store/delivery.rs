@@ -3,19 +3,19 @@
 //! PostgreSQL) never hold the same message; a process found dead (see `processes`) loses its
 //! leases at once, any other worker when they expire, and the message is claimed again.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use serde_json::json;
 
+use super::channel_stats;
 use super::health::{self, Made};
 use super::messages::{EventInsert, MessageRecord, MessageStatus, event, insert_events};
 use super::notifications::{self, Event};
 use super::pauses;
 use super::schema::messages;
 use super::suppressions;
-use super::time::now_micros;
 use super::write_transaction;
 use super::{DbConnection, StoreError};
 use crate::domain::health::{FailureKind, FailureRule, Observation, ReauthCause, Transition};
@@ -114,8 +114,8 @@ pub fn claim(
     limit: i64,
     lease_micros: i64,
     stale_before: Option<i64>,
+    now: i64,
 ) -> Result<Vec<MessageRecord>, StoreError> {
-    let now = now_micros();
     let until = now + lease_micros;
     // Only when a process may have died: the statement costs a round trip and a plan on
     // every pass, and almost every pass finds nobody dead.
@@ -263,6 +263,10 @@ pub enum Completion {
 #[derive(Debug, Clone)]
 pub struct Finished {
     pub id: MessageId,
+    pub tenant: TenantId,
+    /// The message's recipients, counted as accepted when it is sent and the transport does
+    /// not answer per recipient (APIs).
+    pub recipient_count: i64,
     /// The router's decision for this attempt (JSON), stored on the row.
     pub route: Option<serde_json::Value>,
     /// Whether the decision differs from the one stored: logged as a `routed` event.
@@ -333,9 +337,9 @@ pub fn complete(
     finished: &[Finished],
     effects: &[ChannelEffect],
     rule: &FailureRule,
+    now: i64,
 ) -> Result<Completed, StoreError> {
     write_transaction(conn, |conn| {
-        let now = now_micros();
         let mut report = Completed::default();
         let mut events = Vec::with_capacity(finished.len() * 2);
         // Sent messages, by far the most, are recorded a group at a time: one UPDATE for
@@ -345,14 +349,17 @@ pub fn complete(
                 && d.route.is_some()
                 && d.recipients.is_none()
         });
+        let mut counts = BTreeMap::new();
         for done in record_sent(conn, worker, now, &sent, &mut report)? {
             push_events(&mut events, now, done);
+            count(&mut counts, done);
         }
         for done in others {
             if !record_one(conn, worker, now, done)? {
                 report.lost_leases += 1;
                 continue;
             }
+            count(&mut counts, done);
             if let Some(attempt) = &done.attempt {
                 let bounced: Vec<String> = attempt
                     .recipients
@@ -378,6 +385,7 @@ pub fn complete(
             }
         }
         insert_events(conn, &events)?;
+        channel_stats::add(conn, channel_stats::day_of(now), &counts)?;
         let mut used: Vec<String> = Vec::new();
         // Channels are locked in id order (observations first, then the used ones, also
         // sorted), so two processes recording at once rarely wait on each other in a cycle;
@@ -459,6 +467,45 @@ pub fn complete(
         }
         Ok(report)
     })
+}
+
+/// Adds a recorded outcome to its channel's figures of the day (outcomes without a channel,
+/// such as mail held by a kill switch before routing, belong to no channel's chart).
+fn count(counts: &mut BTreeMap<(TenantId, ChannelId), channel_stats::Counts>, done: &Finished) {
+    let (channel, field): (Option<ChannelId>, fn(&mut channel_stats::Counts)) =
+        match &done.completion {
+            Completion::Sent { channel, .. } | Completion::PartiallySent { channel, .. } => {
+                (Some(*channel), |c| c.sent += 1)
+            }
+            Completion::Deferred { channel, .. } => (*channel, |c| c.deferred += 1),
+            Completion::Held { channel, .. } => (*channel, |c| c.held += 1),
+            Completion::Failed { channel, .. } => (*channel, |c| c.failed += 1),
+        };
+    let Some(channel) = channel.or(done.attempt.as_ref().map(|a| a.channel)) else {
+        return;
+    };
+    let entry = counts.entry((done.tenant, channel)).or_default();
+    field(entry);
+    let Some(attempt) = &done.attempt else {
+        return;
+    };
+    let sent = matches!(
+        done.completion,
+        Completion::Sent { .. } | Completion::PartiallySent { .. }
+    );
+    if attempt.recipients.is_empty() {
+        if sent {
+            entry.recipients += done.recipient_count;
+        }
+        return;
+    }
+    for r in &attempt.recipients {
+        match r.verdict {
+            Verdict::Accepted if sent => entry.recipients += 1,
+            Verdict::Refused if is_hard_bounce(r.code, &r.reply) => entry.hard_bounces += 1,
+            _ => {}
+        }
+    }
 }
 
 /// Records sent messages in groups sharing channel and route; returns those recorded (a

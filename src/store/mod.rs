@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod channel_health;
+pub mod channel_stats;
 pub mod channels;
 mod connection;
 pub mod delivery;

@@ -285,6 +285,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    channel_daily_stats (tenant_id, channel_id, day) {
+        tenant_id -> Text,
+        channel_id -> Text,
+        day -> BigInt,
+        sent -> BigInt,
+        deferred -> BigInt,
+        held -> BigInt,
+        failed -> BigInt,
+        recipients -> BigInt,
+        hard_bounces -> BigInt,
+    }
+}
+
 diesel::joinable!(message_events -> messages (message_id));
 
 diesel::table! {
@@ -370,6 +384,7 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(
+    channel_daily_stats,
     tenants,
     domain_claims,
     teams,

@@ -480,16 +480,37 @@ async fn a_worker_whose_lease_was_taken_over_cannot_record_an_outcome() {
     let (store, _) = switchboard::startup::open_store_and_vault(&w.app.config()).unwrap();
     // Worker A claims with a lease that is already over; worker B takes the message over.
     let a = store
-        .run_blocking(|c| delivery::claim(c, "worker-a", 10, -1, Some(0)))
+        .run_blocking(|c| {
+            delivery::claim(
+                c,
+                "worker-a",
+                10,
+                -1,
+                Some(0),
+                chrono::Utc::now().timestamp_micros(),
+            )
+        })
         .unwrap();
     assert_eq!(a.len(), 1);
     let b = store
-        .run_blocking(|c| delivery::claim(c, "worker-b", 10, 60_000_000, Some(0)))
+        .run_blocking(|c| {
+            delivery::claim(
+                c,
+                "worker-b",
+                10,
+                60_000_000,
+                Some(0),
+                chrono::Utc::now().timestamp_micros(),
+            )
+        })
         .unwrap();
     assert_eq!(b.len(), 1, "an expired lease is taken over");
     let channel = w.channel.parse().unwrap();
+    let tenant = w.acme.id.parse().unwrap();
     let sent = |reply: &str| Finished {
         id: id.parse().unwrap(),
+        tenant,
+        recipient_count: 1,
         route: Some(json!({"channel_id": channel})),
         rerouted: false,
         attempt: Some(Attempt {
@@ -511,7 +532,14 @@ async fn a_worker_whose_lease_was_taken_over_cannot_record_an_outcome() {
     };
     let late = store
         .run_blocking(|c| {
-            delivery::complete(c, "worker-a", &[sent("from a")], &[], &Default::default())
+            delivery::complete(
+                c,
+                "worker-a",
+                &[sent("from a")],
+                &[],
+                &Default::default(),
+                chrono::Utc::now().timestamp_micros(),
+            )
         })
         .unwrap();
     assert_eq!(late.lost_leases, 1, "A's outcome is not recorded");
@@ -523,7 +551,14 @@ async fn a_worker_whose_lease_was_taken_over_cannot_record_an_outcome() {
     assert_eq!(view["status"], "sending", "still B's: {view:#}");
     let owner = store
         .run_blocking(|c| {
-            delivery::complete(c, "worker-b", &[sent("from b")], &[], &Default::default())
+            delivery::complete(
+                c,
+                "worker-b",
+                &[sent("from b")],
+                &[],
+                &Default::default(),
+                chrono::Utc::now().timestamp_micros(),
+            )
         })
         .unwrap();
     assert_eq!(owner.lost_leases, 0);

@@ -85,6 +85,8 @@ pub struct Setup {
     pub operator_token: String,
     /// More configuration, e.g. `SWITCHBOARD_SHARED_POOL_URL`.
     extra: Vec<(String, String)>,
+    /// The app's scheduling clock: `app.clock.advance(..)` moves it (and a restarted app's).
+    pub clock: switchboard::clock::Clock,
 }
 
 impl Setup {
@@ -122,7 +124,9 @@ impl Setup {
 
     fn config(&self, master_keys: &str) -> Config {
         let env = self.env(master_keys);
-        Config::from_lookup(|name| env.get(name).cloned()).expect("test config")
+        let mut config = Config::from_lookup(|name| env.get(name).cloned()).expect("test config");
+        config.clock = self.clock.clone();
+        config
     }
 
     /// Starts the app with these master keys; a refusal comes back with its message.
@@ -187,6 +191,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        clock: switchboard::clock::Clock::system(),
     };
     setup
         .start_with_keys(&master_key("k1"))

@@ -466,7 +466,16 @@ async fn the_claim_takes_over_the_messages_of_dead_processes_at_once_and_no_othe
     for owner in ["found-dead", "silent", "live", "older-version"] {
         let id = send_id(&w, mail(owner)).await;
         let claimed = store
-            .run_blocking(|c| delivery::claim(c, owner, 1, 600 * SECOND, Some(stale_before)))
+            .run_blocking(|c| {
+                delivery::claim(
+                    c,
+                    owner,
+                    1,
+                    600 * SECOND,
+                    Some(stale_before),
+                    chrono::Utc::now().timestamp_micros(),
+                )
+            })
             .unwrap();
         assert_eq!(claimed.len(), 1);
         assert_eq!(claimed[0].id, id);
@@ -495,7 +504,16 @@ async fn the_claim_takes_over_the_messages_of_dead_processes_at_once_and_no_othe
     // "older-version" has no row: a process of a version without heartbeats.
 
     let heir = store
-        .run_blocking(|c| delivery::claim(c, "heir", 10, 600 * SECOND, Some(stale_before)))
+        .run_blocking(|c| {
+            delivery::claim(
+                c,
+                "heir",
+                10,
+                600 * SECOND,
+                Some(stale_before),
+                chrono::Utc::now().timestamp_micros(),
+            )
+        })
         .unwrap();
     let taken: HashSet<String> = heir.iter().map(|m| m.id.clone()).collect();
     let expected: HashSet<String> = [&leased["found-dead"], &leased["silent"]]
@@ -521,7 +539,16 @@ async fn the_claim_takes_over_the_messages_of_dead_processes_at_once_and_no_othe
     // A process never takes its own messages back as a dead one's.
     register("heir", now - 60 * SECOND);
     let again = store
-        .run_blocking(|c| delivery::claim(c, "heir", 10, 600 * SECOND, Some(stale_before)))
+        .run_blocking(|c| {
+            delivery::claim(
+                c,
+                "heir",
+                10,
+                600 * SECOND,
+                Some(stale_before),
+                chrono::Utc::now().timestamp_micros(),
+            )
+        })
         .unwrap();
     assert!(again.is_empty(), "{again:?}");
     // Housekeeping keeps a dead process's row while a message is leased to it.

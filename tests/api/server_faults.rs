@@ -393,3 +393,76 @@ async fn a_hard_bounce_puts_the_address_on_the_tenants_suppression_list() {
         .await;
     crate::helpers::expect_json(strict, reqwest::StatusCode::ACCEPTED).await;
 }
+
+#[tokio::test]
+async fn outcomes_are_counted_per_channel_and_day_by_the_clock() {
+    use switchboard::store::channel_stats;
+    let w = world_on(SmtpServerConfig::default(), &[]).await;
+    w.server.set_rcpt_reply(
+        "ghost@example.com",
+        Some((550, "5.1.1 <ghost@example.com>: User unknown")),
+    );
+    w.server.set_rcpt_reply(
+        "strict@example.com",
+        Some((550, "5.7.1 Message rejected by policy")),
+    );
+    let mixed = send_id(
+        &w,
+        to(
+            &["ann@example.com", "ghost@example.com", "strict@example.com"],
+            "mixed",
+        ),
+    )
+    .await;
+    w.app
+        .wait_for_message(&w.rep.token, &mixed, "partially_sent", PATIENCE)
+        .await;
+    let plain = send_id(&w, to(&["bob@example.com", "cy@example.com"], "plain")).await;
+    w.app
+        .wait_for_message(&w.rep.token, &plain, "sent", PATIENCE)
+        .await;
+    let today = channel_stats::day_of(w.app.clock.now_micros());
+    // A day later by the service's clock, the next message counts for the next day.
+    w.app.clock.advance(Duration::from_secs(86_400));
+    let later = send_id(&w, to(&["dee@example.com"], "tomorrow")).await;
+    w.app
+        .wait_for_message(&w.rep.token, &later, "sent", PATIENCE)
+        .await;
+
+    let (store, _) = switchboard::startup::open_store_and_vault(&w.app.config()).unwrap();
+    let tenant = w.acme.id.parse().unwrap();
+    let channel = w.channel.parse().unwrap();
+    let days = store
+        .run_blocking(move |c| channel_stats::days(c, tenant, Some(channel), today, today + 1))
+        .unwrap();
+    let counts: Vec<(i64, channel_stats::Counts)> =
+        days.iter().map(|d| (d.day - today, d.counts)).collect();
+    assert_eq!(
+        counts,
+        vec![
+            (
+                0,
+                channel_stats::Counts {
+                    sent: 2,
+                    recipients: 3,
+                    hard_bounces: 1,
+                    ..Default::default()
+                }
+            ),
+            (
+                1,
+                channel_stats::Counts {
+                    sent: 1,
+                    recipients: 1,
+                    ..Default::default()
+                }
+            ),
+        ]
+    );
+    // Another tenant reads nothing of it.
+    let other = switchboard::domain::TenantId::generate();
+    let none = store
+        .run_blocking(move |c| channel_stats::days(c, other, None, today, today + 1))
+        .unwrap();
+    assert!(none.is_empty());
+}

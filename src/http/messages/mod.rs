@@ -118,6 +118,7 @@ async fn store_prepared(
 ) -> Result<Vec<Result<Accepted, ApiError>>, ApiError> {
     let tenant = caller.actor.tenant_id;
     let shared_pool = state.config.shared_pool.clone();
+    let now = state.config.clock.now_micros();
     let public_url = state.config.public_url.clone();
     let answers = state
         .store
@@ -127,7 +128,7 @@ async fn store_prepared(
                 .filter_map(|p| p.as_ref().ok()?.idempotency_key.as_deref())
                 .collect();
             let earlier = messages::by_idempotency_keys(conn, tenant, &keys)?;
-            let routes = TenantRoutes::load(conn, tenant, shared_pool.as_ref())?;
+            let routes = TenantRoutes::load(conn, tenant, shared_pool.as_ref(), now)?;
             // One lookup for every recipient of the request, not one per recipient.
             let mut recipients: Vec<String> = prepared
                 .iter()
@@ -511,10 +512,11 @@ pub(in crate::http) async fn explain(
     let recipients = body.recipients.unwrap_or(1).max(1) as usize;
     let tenant = caller.actor.tenant_id;
     let shared_pool = state.config.shared_pool.clone();
+    let now = state.config.clock.now_micros();
     let decision = state
         .store
         .run(move |conn| {
-            let routes = TenantRoutes::load(conn, tenant, shared_pool.as_ref())?;
+            let routes = TenantRoutes::load(conn, tenant, shared_pool.as_ref(), now)?;
             let sender = match resolve_sender(conn, &routes, sender)? {
                 Ok(sender) => sender,
                 Err(e) => return Ok(Err(e)),
