@@ -407,6 +407,7 @@ pub(in crate::http) async fn change_tenant(
     let (sending_enabled, shared_pool_allowed) = (body.sending_enabled, body.shared_pool_allowed);
     let unsubscribe_by_default = body.unsubscribe_by_default;
     let bounce_pause = body.bounce_pause.map(BouncePauseInput::check).transpose()?;
+    let now = state.config.clock.now_micros();
     let (claimed, key_actor) = (wanted_domains.clone(), actor.clone());
     let updated = state
         .store
@@ -438,7 +439,7 @@ pub(in crate::http) async fn change_tenant(
                 }
                 if let Some(change) = &bounce_pause {
                     let rule = change.apply(pauses::policy(conn, id)?);
-                    pauses::set_policy(conn, id, &rule, chrono::Utc::now().timestamp_micros())?;
+                    pauses::set_policy(conn, id, &rule, now)?;
                 }
                 let updated =
                     tenants::update(conn, id, name.as_ref().unwrap_or(&current.name), &policy)?;

@@ -34,6 +34,8 @@ pub(super) struct Checker {
     pub rule: FailureRule,
     pub probe_every: Duration,
     pub idle_after: Option<Duration>,
+    /// When a provider's block ends.
+    pub clock: crate::clock::Clock,
 }
 
 impl Checker {
@@ -49,7 +51,7 @@ impl Checker {
     /// Resumes channels whose provider block ended, then claims the due checks and runs them
     /// side by side.
     pub async fn pass(self: &Arc<Self>) {
-        let now = chrono::Utc::now().timestamp_micros();
+        let now = self.clock.now_micros();
         match self
             .store
             .run(move |c| crate::store::pauses::resume_ended_blocks(c, now))

@@ -327,6 +327,8 @@ pub struct Completed {
     pub lost_leases: usize,
     /// Channels whose status this call changed, and how.
     pub transitions: Vec<(ChannelId, Transition)>,
+    /// Channels the bounce rule paused.
+    pub paused: Vec<ChannelId>,
 }
 
 /// Records outcomes and their channel effects in one transaction. Each update is guarded by
@@ -386,6 +388,13 @@ pub fn complete(
         }
         insert_events(conn, &events)?;
         channel_stats::add(conn, channel_stats::day_of(now), &counts)?;
+        // The bounce rule, once per channel that bounced in this batch, on the counts just
+        // written.
+        for ((tenant, channel), c) in &counts {
+            if c.hard_bounces > 0 && pauses::evaluate_bounces(conn, *tenant, *channel, now)? {
+                report.paused.push(*channel);
+            }
+        }
         let mut used: Vec<String> = Vec::new();
         // Channels are locked in id order (observations first, then the used ones, also
         // sorted), so two processes recording at once rarely wait on each other in a cycle;

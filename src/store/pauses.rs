@@ -3,16 +3,16 @@
 //! trail, the `channel.paused` / `channel.resumed` events, the held mail released on resume.
 //! Times are passed in (`now`, microseconds), never read here.
 
-use chrono::NaiveDate;
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
+use super::channel_stats::{self, Counts, day_of};
 use super::messages::{self, Release};
 use super::notifications::{self, Event};
 use super::schema::{channels, tenant_bounce_pause};
 use super::time::from_micros;
 use super::{DbConnection, StoreError, audit, write_transaction};
-use crate::domain::bounces::{BounceFigures, BouncePolicy};
+use crate::domain::bounces::{BounceFigures, BouncePolicy, crosses};
 use crate::domain::pause::PauseCause;
 use crate::domain::{AuditActor, ChannelId, ChannelStatus, EventType, TenantId};
 
@@ -153,12 +153,20 @@ pub fn resume(
         let before: Option<String> = target!(tenant, channel)
             .select(channels::pause_detail)
             .first(conn)?;
+        // The bounce window starts over now: what today already counted is set aside.
+        let today = day_of(now);
+        let counted = channel_stats::total(conn, tenant, channel, today, today)?;
+        let baseline = json!({"window_baseline": {
+            "day": today,
+            "recipients": counted.recipients,
+            "hard_bounces": counted.hard_bounces,
+        }});
         diesel::update(target!(tenant, channel))
             .set((
                 channels::status.eq(ChannelStatus::Active.as_str()),
                 channels::status_cause.eq(None::<String>),
                 channels::paused_until.eq(None::<i64>),
-                channels::pause_detail.eq(None::<String>),
+                channels::pause_detail.eq(baseline.to_string()),
                 channels::bounce_window_from.eq(now),
                 channels::failure_count.eq(0),
                 channels::first_failure_at.eq(None::<i64>),
@@ -313,13 +321,77 @@ pub fn set_policy(
     Ok(())
 }
 
-/// The first UTC day of a channel's bounce window on `today`: `window_days` back, or the day
-/// it was last resumed, whichever is later.
-pub fn window_start(policy: &BouncePolicy, today: NaiveDate, resumed_at: Option<i64>) -> NaiveDate {
-    let back = today - chrono::Days::new(u64::from(policy.window_days.saturating_sub(1)));
-    match resumed_at.and_then(|r| from_micros(r).ok()) {
-        Some(at) if at.date_naive() > back => at.date_naive(),
-        _ => back,
+/// Applies the tenant's bounce rule to a channel after outcomes were recorded (same
+/// transaction): hard-bounced recipients over recipients attempted (accepted + hard-bounced)
+/// from the daily counts of the window, which starts afresh on the day of the last resume
+/// with what that day held at the resume subtracted. Pauses an active or failing channel
+/// that crosses it; returns whether it did. Called only for channels that bounced in the
+/// batch: a batch without bounces can only lower the rate.
+pub fn evaluate_bounces(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    channel: ChannelId,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let row: Option<(String, Option<i64>, Option<String>)> = target!(tenant, channel)
+        .select((
+            channels::status,
+            channels::bounce_window_from,
+            channels::pause_detail,
+        ))
+        .first(conn)
+        .optional()?;
+    // The shared pool has no row: the operator's relay is not the tenant's to pause.
+    let Some((status, resumed_at, detail)) = row else {
+        return Ok(false);
+    };
+    if status != ChannelStatus::Active.as_str() && status != ChannelStatus::Failing.as_str() {
+        return Ok(false);
+    }
+    let policy = policy(conn, tenant)?;
+    let today = day_of(now);
+    let mut first = today - i64::from(policy.window_days.saturating_sub(1));
+    let mut baseline = Counts::default();
+    if let Some(resumed_at) = resumed_at.map(day_of).filter(|d| *d >= first) {
+        first = resumed_at;
+        baseline = stored_baseline(detail.as_deref(), resumed_at);
+    }
+    let total = channel_stats::total(conn, tenant, channel, first, today)?;
+    let hard_bounces = (total.hard_bounces - baseline.hard_bounces).max(0);
+    let accepted = (total.recipients - baseline.recipients).max(0);
+    let figures = BounceFigures {
+        sends: u64::try_from(accepted + hard_bounces).unwrap_or(0),
+        hard_bounces: u64::try_from(hard_bounces).unwrap_or(0),
+    };
+    if !crosses(&policy, figures) {
+        return Ok(false);
+    }
+    let paused = pause(
+        conn,
+        tenant,
+        channel,
+        PauseCause::BounceRate,
+        None,
+        bounce_detail(&policy, figures),
+        AuditActor::System,
+        now,
+    )?;
+    Ok(paused == Paused::Paused)
+}
+
+/// What the resume day's counts held at the resume, kept in `pause_detail` while active.
+fn stored_baseline(detail: Option<&str>, day: i64) -> Counts {
+    let detail: Value = detail
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or_default();
+    let base = &detail["window_baseline"];
+    if base["day"].as_i64() != Some(day) {
+        return Counts::default();
+    }
+    Counts {
+        recipients: base["recipients"].as_i64().unwrap_or(0),
+        hard_bounces: base["hard_bounces"].as_i64().unwrap_or(0),
+        ..Counts::default()
     }
 }
 

@@ -560,6 +560,37 @@ async fn exchanges_sending_limit_pauses_the_mailbox_for_a_day_not_for_a_reconnec
 }
 
 #[tokio::test]
+async fn a_paused_mailbox_resumes_by_itself_when_exchanges_block_ends() {
+    // Checks (and so the end of blocks) looked for every 100 ms.
+    let config = FakeMicrosoftConfig {
+        account: Account::work(CONTOSO, MAILBOX),
+        ..FakeMicrosoftConfig::default()
+    };
+    let w = world_with(config, &[("SWITCHBOARD_HEALTH_PROBE_INTERVAL", "200ms")]).await;
+    let id = connect(&w).await["id"].as_str().unwrap().to_owned();
+    w.ms.fail_next_sends(&[SendFailure::ExceededMessageLimit]);
+    let held = send(&w, "over the limit").await;
+    wait(&w, &held, "held").await;
+    assert_eq!(channel(&w).await["status"], "paused");
+    // An hour later it is still paused.
+    w.app.clock.advance(Duration::from_secs(3600));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(channel(&w).await["status"], "paused");
+    assert_eq!(w.ms.sent_messages().len(), 0);
+    // A day after the refusal the block is over: resumed by the system, the mail goes.
+    w.app.clock.advance(Duration::from_secs(23 * 3600 + 60));
+    wait(&w, &held, "sent").await;
+    assert_eq!(channel(&w).await["status"], "active");
+    let audit = audit_of(&w, &id).await;
+    let entry = audit
+        .iter()
+        .find(|e| e["action"] == "channel.resumed")
+        .unwrap_or_else(|| panic!("channel.resumed in {audit:#?}"));
+    assert_eq!(entry["actor"], "system");
+    assert_eq!(entry["detail"]["cause_was"], "send_limit_reached");
+}
+
+#[tokio::test]
 async fn an_outbound_spam_block_pauses_until_an_admin_resumes() {
     let w = world().await;
     let before = connect(&w).await;

@@ -82,7 +82,7 @@ pub(in crate::http) async fn pause(
     let channel = pausable(caller, state, id).await?;
     let (tenant, channel_id) = (caller.actor.tenant_id, channel.id);
     let actor = AuditActor::User(caller.actor.user_id);
-    let now = chrono::Utc::now().timestamp_micros();
+    let now = state.config.clock.now_micros();
     let (outcome, updated) = state
         .store
         .run(move |c| {
@@ -124,7 +124,7 @@ pub(in crate::http) async fn resume(
     let channel = pausable(caller, state, id).await?;
     let (tenant, channel_id) = (caller.actor.tenant_id, channel.id);
     let actor = AuditActor::User(caller.actor.user_id);
-    let now = chrono::Utc::now().timestamp_micros();
+    let now = state.config.clock.now_micros();
     let (outcome, updated) = state
         .store
         .run(move |c| {
