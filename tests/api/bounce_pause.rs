@@ -466,3 +466,72 @@ async fn a_bad_bounce_rule_is_refused_and_changes_nothing() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_paused_status_migration_keeps_channels_domains_and_tokens_both_ways() {
+    use switchboard::store::{Store, migrations};
+
+    let w = world_with(&[]).await;
+    let admin = &w.acme.admin_token;
+    let relay = expect_json(
+        w.app
+            .post(
+                "/v1/channels",
+                admin,
+                json!({"name": "Acme relay", "kind": "smtp", "owner": {"tenant": true},
+                       "scope": "domain", "domains": ["acme.test"],
+                       "smtp": {"host": "127.0.0.1", "port": 9, "security": "none", "auth": "none"}}),
+            )
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let relay_id = relay["id"].as_str().unwrap().to_owned();
+    expect_json(
+        w.app
+            .post(&format!("/v1/channels/{relay_id}/pause"), admin, json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let config = w.app.config();
+    let keys = w.app.master_keys.clone();
+    let World {
+        app, acme, channel, ..
+    } = w;
+    let setup = app.stop().await;
+    let store = Store::open(&config.database, 1).unwrap();
+    store
+        .run_blocking(|conn| {
+            let reverted = migrations::revert_newer_than(conn, "2026-12-02-000020")?;
+            assert!(
+                reverted.iter().any(|v| v.ends_with("000021")),
+                "{reverted:?}"
+            );
+            migrations::run_pending(conn)?;
+            Ok(())
+        })
+        .unwrap();
+    drop(store);
+    let app = setup
+        .start_with_keys(&keys)
+        .await
+        .unwrap_or_else(|(e, _)| panic!("the migrated app starts: {e}"));
+    let relay = expect_json(
+        app.get(&format!("/v1/channels/{relay_id}"), &acme.admin_token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(relay["domains"], json!(["acme.test"]), "{relay:#}");
+    // Reverting cannot keep `paused`: the channel is disabled, never sending by itself.
+    assert_eq!(relay["status"], "disabled", "{relay:#}");
+    let mailbox = expect_json(
+        app.get(&format!("/v1/channels/{channel}"), &acme.admin_token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(mailbox["status"], "active");
+    assert_eq!(mailbox["has_credential"], true, "{mailbox:#}");
+}
