@@ -13,6 +13,7 @@ use switchboard::notify::signature;
 use crate::helpers::{expect_json, expect_problem};
 use crate::messages::{REP, World, pool_relay, send_id, world_with};
 use crate::smtp_server::TestSmtpServer;
+use crate::ui_client::UiClient;
 use crate::webhook_receiver::{ReceivedHook, WebhookReceiver};
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -534,4 +535,89 @@ async fn the_paused_status_migration_keeps_channels_domains_and_tokens_both_ways
     .await;
     assert_eq!(mailbox["status"], "active");
     assert_eq!(mailbox["has_credential"], true, "{mailbox:#}");
+}
+
+#[tokio::test]
+async fn the_channel_page_shows_the_pause_and_lets_admins_pause_and_resume() {
+    let w = world_with(&[]).await;
+    let page_path = format!("/ui/channels/{}", w.channel);
+    let mut admin = UiClient::signed_in(&w.app, &w.acme.admin_token).await;
+    let mut rep = UiClient::signed_in(&w.app, &w.rep.token).await;
+    admin
+        .get(&page_path)
+        .await
+        .expect("Pause channel")
+        .expect_not("Resume channel");
+    rep.get(&page_path).await.expect_not("Pause channel");
+
+    // A forged form changes nothing.
+    let forged = admin
+        .post_raw(
+            &format!("{page_path}/pause"),
+            &[],
+            Some("guess"),
+            None,
+            false,
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let paused = admin.post(&format!("{page_path}/pause"), &[]).await;
+    assert_eq!(paused.status, StatusCode::SEE_OTHER, "{}", paused.html);
+    admin
+        .follow(&paused)
+        .await
+        .expect("Channel paused")
+        .expect("Paused by an admin")
+        .expect("Resume channel")
+        .expect("an admin resumes it");
+    // The rep sees why, without the button, and may not resume by posting either.
+    rep.get(&page_path)
+        .await
+        .expect("Paused by an admin")
+        .expect_not("Resume channel");
+    let refused = rep.post(&format!("{page_path}/resume"), &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.html);
+
+    let resumed = admin.post(&format!("{page_path}/resume"), &[]).await;
+    assert_eq!(resumed.status, StatusCode::SEE_OTHER, "{}", resumed.html);
+    admin
+        .follow(&resumed)
+        .await
+        .expect("Channel resumed")
+        .expect("Pause channel");
+    // Resuming an active channel again: the page says why, with 409.
+    let again = admin.post(&format!("{page_path}/resume"), &[]).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.html);
+    again.expect("not paused");
+}
+
+#[tokio::test]
+async fn a_bounce_pause_shows_its_figures_on_the_channel_page() {
+    let w = world_with(&[]).await;
+    expect_json(
+        w.app
+            .patch(
+                "/v1/tenant",
+                &w.acme.admin_token,
+                json!({"bounce_pause": {"threshold_percent": 10, "min_sends": 2}}),
+            )
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    w.server
+        .set_rcpt_reply(&bouncing(0), Some((550, "5.1.1 User unknown")));
+    one_good_one_bounced(&w, 0).await;
+    let mut admin = UiClient::signed_in(&w.app, &w.acme.admin_token).await;
+    admin
+        .get(&format!("/ui/channels/{}", w.channel))
+        .await
+        .expect("Paused: too many hard bounces")
+        .expect("1 of 2 recipients in the last 7 day(s) were hard bounces (50 %)")
+        .expect("the threshold is 10 % over at least 2 sends")
+        .expect("Resume channel");
+    admin
+        .get("/ui/channels")
+        .await
+        .expect("Paused: bounce rate");
 }
