@@ -16,16 +16,6 @@ use crate::domain::bounces::{BounceFigures, BouncePolicy, crosses};
 use crate::domain::pause::PauseCause;
 use crate::domain::{AuditActor, ChannelId, ChannelStatus, EventType, TenantId};
 
-/// A channel's pause as the API and the pages show it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PauseState {
-    pub cause: Option<PauseCause>,
-    /// When a provider's block ends and the channel resumes by itself.
-    pub until: Option<chrono::DateTime<chrono::Utc>>,
-    /// What paused it: the bounce figures, the provider's reply, the admin.
-    pub detail: Value,
-}
-
 /// What `pause` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Paused {
@@ -234,38 +224,6 @@ pub fn resume_ended_blocks(
         }
     }
     Ok(resumed)
-}
-
-/// The channel's pause, when it is paused.
-pub fn state(
-    conn: &mut DbConnection,
-    tenant: TenantId,
-    channel: ChannelId,
-) -> Result<Option<PauseState>, StoreError> {
-    let row: Option<(String, Option<String>, Option<i64>, Option<String>)> =
-        target!(tenant, channel)
-            .select((
-                channels::status,
-                channels::status_cause,
-                channels::paused_until,
-                channels::pause_detail,
-            ))
-            .first(conn)
-            .optional()?;
-    let Some((status, cause, until, detail)) = row else {
-        return Err(StoreError::NotFound);
-    };
-    if status != ChannelStatus::Paused.as_str() {
-        return Ok(None);
-    }
-    Ok(Some(PauseState {
-        cause: cause.as_deref().and_then(PauseCause::from_code),
-        until: until.map(from_micros).transpose()?,
-        detail: detail
-            .as_deref()
-            .and_then(|d| serde_json::from_str(d).ok())
-            .unwrap_or(Value::Null),
-    }))
 }
 
 /// The tenant's bounce rule (the defaults when it set none).
