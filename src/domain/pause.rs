@@ -50,6 +50,25 @@ impl PauseCause {
         }
     }
 
+    /// The provider blocks an SMTP server names in a refusal of the whole message: Exchange
+    /// Online's outbound-spam block (`5.1.8`, "bad outbound sender") and its daily limit
+    /// (`5.1.90`). Enhanced codes are matched whole (`5.1.8` is not `5.1.80`).
+    pub fn of_smtp_reply(reply: &str) -> Option<Self> {
+        let lower = reply.to_ascii_lowercase();
+        let has_code = |code: &str| {
+            lower
+                .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .any(|token| token.trim_end_matches('.') == code)
+        };
+        if has_code("5.1.8") || lower.contains("bad outbound sender") {
+            Some(PauseCause::SenderBlocked)
+        } else if has_code("5.1.90") || lower.contains("daily message/recipient limit") {
+            Some(PauseCause::SendLimitReached)
+        } else {
+            None
+        }
+    }
+
     /// How long a provider's block lasts when it has a known end: Exchange counts its limits
     /// over a rolling 24 hours (MICROSOFT.md), so a day after the refusal the mailbox may
     /// send again.
@@ -100,5 +119,25 @@ mod tests {
             Some(chrono::Duration::hours(24))
         );
         assert_eq!(PauseCause::SenderBlocked.block_lasts(), None);
+    }
+
+    #[test]
+    fn exchanges_smtp_blocks_are_read_from_the_reply_and_nothing_else_is() {
+        for (reply, cause) in [
+            (
+                "550 5.1.8 Access denied, bad outbound sender",
+                Some(PauseCause::SenderBlocked),
+            ),
+            ("550 5.1.8 Access denied.", Some(PauseCause::SenderBlocked)),
+            (
+                "550 5.1.90 Your message can't be sent because you've reached your daily limit for message recipients",
+                Some(PauseCause::SendLimitReached),
+            ),
+            ("550 5.1.80 something else", None),
+            ("550 5.1.1 <a@b.test>: User unknown", None),
+            ("554 5.7.1 Message rejected by policy", None),
+        ] {
+            assert_eq!(PauseCause::of_smtp_reply(reply), cause, "{reply}");
+        }
     }
 }

@@ -101,6 +101,28 @@ pub(super) fn after_failure(
                 }),
             )
         }
+        // Exchange refused the whole message because it blocked the mailbox (5.1.8) or the
+        // mailbox reached its daily limit (5.1.90): not this message's fault, so it is
+        // routed again (held or fallback) while the channel is paused.
+        FailureClass::Permanent
+            if !ctx.is_shared_pool && PauseCause::of_smtp_reply(&error).is_some() =>
+        {
+            let cause = PauseCause::of_smtp_reply(&error).unwrap_or(PauseCause::SenderBlocked);
+            (
+                Completion::Deferred {
+                    channel: Some(ctx.channel),
+                    until: ctx.now.timestamp_micros(),
+                    reason: "channel_paused",
+                    error: Some(error.clone()),
+                },
+                Some(ChannelEffect::Paused {
+                    tenant: ctx.tenant,
+                    channel: ctx.channel,
+                    cause,
+                    reply: error,
+                }),
+            )
+        }
         // The server answered and refused this message: the channel itself works.
         FailureClass::Permanent => (
             Completion::Failed {
@@ -612,6 +634,42 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn an_outbound_spam_block_pauses_the_channel_and_routes_the_message_again() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let c = ctx(1, Duration::ZERO, false);
+        let (completion, effect) = after_failure(
+            &failure(
+                FailureClass::Permanent,
+                Some(550),
+                "5.1.8 Access denied, bad outbound sender",
+            ),
+            &c,
+            &RetryPolicy::default(),
+            &mut rng,
+        );
+        assert!(
+            matches!(completion, Completion::Deferred { reason: "channel_paused", until, .. } if until == c.now.timestamp_micros()),
+            "{completion:?}"
+        );
+        assert!(matches!(
+            effect,
+            Some(ChannelEffect::Paused {
+                cause: PauseCause::SenderBlocked,
+                ..
+            })
+        ));
+        // The operator's relay is never paused: the message fails as before.
+        let (completion, effect) = after_failure(
+            &failure(FailureClass::Permanent, Some(550), "5.1.8 Access denied"),
+            &ctx(1, Duration::ZERO, true),
+            &RetryPolicy::default(),
+            &mut rng,
+        );
+        assert!(matches!(completion, Completion::Failed { .. }));
+        assert!(effect.is_none());
     }
 
     #[test]

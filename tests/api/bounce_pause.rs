@@ -12,7 +12,7 @@ use switchboard::notify::signature;
 
 use crate::helpers::{expect_json, expect_problem};
 use crate::messages::{REP, World, pool_relay, send_id, world_with};
-use crate::smtp_server::TestSmtpServer;
+use crate::smtp_server::{Fault, TestSmtpServer};
 use crate::ui_client::UiClient;
 use crate::webhook_receiver::{ReceivedHook, WebhookReceiver};
 
@@ -620,4 +620,52 @@ async fn a_bounce_pause_shows_its_figures_on_the_channel_page() {
         .get("/ui/channels")
         .await
         .expect("Paused: bounce rate");
+}
+
+#[tokio::test]
+async fn an_smtp_outbound_spam_block_pauses_the_mailbox_instead_of_failing_the_mail() {
+    let w = world_with(&[]).await;
+    w.server.set_fault(Some(Fault::Reply {
+        command: "MAIL",
+        code: 550,
+        text: "5.1.8 Access denied, bad outbound sender".into(),
+    }));
+    let id = send_id(&w, mail(&["ann@example.com".into()], "blocked")).await;
+    let held = w
+        .app
+        .wait_for_message(&w.rep.token, &id, "held", PATIENCE)
+        .await;
+    let attempts = crate::helpers::attempts(&held);
+    assert!(
+        attempts[0]["detail"]["reply"]
+            .as_str()
+            .unwrap()
+            .contains("5.1.8"),
+        "{held:#}"
+    );
+    let channel = expect_json(
+        w.app
+            .get(&format!("/v1/channels/{}", w.channel), &w.rep.token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(channel["status"], "paused", "{channel:#}");
+    assert_eq!(channel["status_cause"], "sender_blocked");
+    // Microsoft released the account; the admin resumes and the mail goes.
+    w.server.set_fault(None);
+    expect_json(
+        w.app
+            .post(
+                &pause_path(&w, "resume").await,
+                &w.acme.admin_token,
+                json!({}),
+            )
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    w.app
+        .wait_for_message(&w.rep.token, &id, "sent", PATIENCE)
+        .await;
 }
