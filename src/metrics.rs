@@ -163,6 +163,43 @@ impl Metrics {
     }
 }
 
+/// Appends one day's figures of the daily counters by channel kind (all instances):
+/// messages by outcome, and recipients accepted or hard-bounced. `kinds` are `(kind, sent,
+/// deferred, held, failed, recipients, hard_bounces)`.
+pub fn render_day_by_kind(out: &mut String, kinds: &[(String, [i64; 6])]) {
+    let _ = writeln!(
+        out,
+        "# HELP switchboard_channel_day_messages Today's (UTC) messages by channel kind and outcome, from the daily counters of all instances; deferred counts deferrals.\n# TYPE switchboard_channel_day_messages gauge"
+    );
+    let label = |kind: &str| -> String {
+        kind.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    for (kind, figures) in kinds {
+        let kind = label(kind);
+        for (outcome, n) in ["sent", "deferred", "held", "failed"].iter().zip(figures) {
+            let _ = writeln!(
+                out,
+                "switchboard_channel_day_messages{{channel_kind=\"{kind}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP switchboard_channel_day_recipients Today's (UTC) recipients by channel kind: accepted, or refused for good as unknown (hard bounces), from the daily counters of all instances.\n# TYPE switchboard_channel_day_recipients gauge"
+    );
+    for (kind, figures) in kinds {
+        let kind = label(kind);
+        for (result, n) in ["accepted", "hard_bounce"].iter().zip(&figures[4..]) {
+            let _ = writeln!(
+                out,
+                "switchboard_channel_day_recipients{{channel_kind=\"{kind}\",result=\"{result}\"}} {n}"
+            );
+        }
+    }
+}
+
 fn gauge(out: &mut String, name: &str, help: &str, values: &[(String, i64)]) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
     for (status, n) in values {
@@ -209,5 +246,35 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
+    }
+
+    #[test]
+    fn the_day_by_kind_has_outcomes_and_recipients_per_kind() {
+        let mut text = String::new();
+        render_day_by_kind(
+            &mut text,
+            &[
+                ("microsoft".into(), [5, 1, 0, 2, 9, 1]),
+                ("smtp\"} 9\n".into(), [1, 0, 0, 0, 1, 0]),
+            ],
+        );
+        for line in [
+            "# TYPE switchboard_channel_day_messages gauge",
+            "switchboard_channel_day_messages{channel_kind=\"microsoft\",outcome=\"sent\"} 5",
+            "switchboard_channel_day_messages{channel_kind=\"microsoft\",outcome=\"deferred\"} 1",
+            "switchboard_channel_day_messages{channel_kind=\"microsoft\",outcome=\"failed\"} 2",
+            "switchboard_channel_day_recipients{channel_kind=\"microsoft\",result=\"accepted\"} 9",
+            "switchboard_channel_day_recipients{channel_kind=\"microsoft\",result=\"hard_bounce\"} 1",
+            // A kind is a label value from a CHECK-constrained column; kept safe regardless.
+            "switchboard_channel_day_messages{channel_kind=\"smtp9\",outcome=\"sent\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("switchboard_"))
+                .count(),
+            12
+        );
     }
 }

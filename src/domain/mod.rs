@@ -8,6 +8,7 @@ pub mod bulk;
 pub mod channel;
 pub mod channel_dns;
 pub mod claims;
+pub mod daily_stats;
 pub mod dkim;
 pub mod dns_checks;
 pub mod email;

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use crate::store::{channels, messages, migrations, notifications, processes};
+use crate::store::{channels, kind_stats, messages, migrations, notifications, processes};
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -87,6 +87,7 @@ pub(super) async fn metrics(
     let timeout = state.config.delivery.heartbeat_timeout;
     let stale_before = chrono::Utc::now().timestamp_micros()
         - i64::try_from(timeout.as_micros()).unwrap_or(i64::MAX);
+    let today = crate::store::channel_stats::day_of(state.config.clock.now_micros());
     let (queue, channel_states, notices, fleet) = state
         .store
         .run(move |conn| {
@@ -98,12 +99,30 @@ pub(super) async fn metrics(
             ))
         })
         .await?;
+    let by_kind = state
+        .store
+        .run(move |conn| kind_stats::day_by_kind(conn, today))
+        .await?;
+    let mut body = state
+        .outbox
+        .metrics()
+        .render(&queue, &channel_states, &notices, &fleet);
+    let by_kind: Vec<(String, [i64; 6])> = by_kind
+        .into_iter()
+        .map(|(kind, c)| {
+            let figures = [
+                c.sent,
+                c.deferred,
+                c.held,
+                c.failed,
+                c.recipients,
+                c.hard_bounces,
+            ];
+            (kind, figures)
+        })
+        .collect();
+    crate::metrics::render_day_by_kind(&mut body, &by_kind);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(
-            state
-                .outbox
-                .metrics()
-                .render(&queue, &channel_states, &notices, &fleet),
-        ))
+        .body(body))
 }

@@ -116,6 +116,7 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(messages::send_batch)
                 .service(messages::list_messages)
                 .service(messages::get_message)
+                .service(messages::cancel_message)
                 .service(messages::explain_route)
                 .service(domains::claim_domain)
                 .service(domains::list_domains)
@@ -127,7 +128,8 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(suppressions::remove_suppression)
                 .service(domain_health::update_domain)
                 .service(channels::check_channel_health)
-                .service(domain_dkim::rotate_dkim_key),
+                .service(domain_dkim::rotate_dkim_key)
+                .service(channels::get_channel_stats),
         );
 }
 

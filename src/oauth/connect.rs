@@ -66,9 +66,11 @@ fn state_hash(state: &str) -> Vec<u8> {
 }
 
 /// Daily limits of a Gmail mailbox: a consumer account sends about 500 a day, Workspace
-/// 10,000 recipients a day; both at most 100 recipients a message (PROVIDERS.md).
-fn gmail_limits(email: &EmailAddress) -> ChannelLimits {
-    let consumer = matches!(email.domain().as_str(), "gmail.com" | "googlemail.com");
+/// 10,000 recipients a day; both at most 100 recipients a message (PROVIDERS.md). Which one
+/// it is, Google says (`hd`, the Workspace domain), not the address: a Workspace account may
+/// have any domain, and a consumer Google account need not be @gmail.com.
+fn gmail_limits(hosted_domain: Option<&str>) -> ChannelLimits {
+    let consumer = hosted_domain.is_none();
     ChannelLimits {
         per_minute: None,
         per_day_recipients: Some(if consumer { 500 } else { 10_000 }),
@@ -241,7 +243,7 @@ impl Connector {
                 Ok(Account {
                     subject: identity.sub,
                     account_tenant: None,
-                    limits: gmail_limits(&email),
+                    limits: gmail_limits(identity.hd.as_deref()),
                     email,
                     tokens,
                 })

@@ -36,6 +36,10 @@ use super::provider::{Authorization, Tokens, http_client};
 pub struct Identity {
     pub sub: String,
     pub email: String,
+    /// The Google Workspace domain of an organisation's account (`hd`); Google sends none for
+    /// a consumer account, whatever its address.
+    #[serde(default)]
+    pub hd: Option<String>,
 }
 
 /// Google's OAuth client for this installation.

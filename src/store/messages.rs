@@ -12,6 +12,17 @@ use super::write_transaction;
 use super::{DbConnection, StoreError};
 use crate::domain::{ChannelId, Domain, MessageId, TenantId, UserId};
 
+diesel::define_sql_function! {
+    /// The first time that is not NULL (both backends have it).
+    #[sql_name = "coalesce"]
+    fn coalesce_time(x: diesel::sql_types::Nullable<diesel::sql_types::BigInt>, y: diesel::sql_types::BigInt) -> diesel::sql_types::BigInt;
+}
+
+/// A stored time as RFC 3339, for event details.
+fn rfc3339(micros: i64) -> Option<String> {
+    from_micros(micros).ok().map(|t| t.to_rfc3339())
+}
+
 /// Rows per INSERT: about 20 bind parameters a row stays well below both backends' limits
 /// (SQLite 32,766, PostgreSQL 65,535).
 pub(super) const INSERT_CHUNK: usize = 400;
@@ -25,6 +36,8 @@ pub enum MessageStatus {
     Deferred,
     Held,
     Failed,
+    /// Withdrawn by a user before it was sent.
+    Cancelled,
 }
 
 impl MessageStatus {
@@ -36,6 +49,7 @@ impl MessageStatus {
             MessageStatus::Deferred => "deferred",
             MessageStatus::Held => "held",
             MessageStatus::Failed => "failed",
+            MessageStatus::Cancelled => "cancelled",
         }
     }
 
@@ -47,6 +61,7 @@ impl MessageStatus {
             "deferred" => MessageStatus::Deferred,
             "held" => MessageStatus::Held,
             "failed" => MessageStatus::Failed,
+            "cancelled" => MessageStatus::Cancelled,
             other => return Err(StoreError::corrupt(format!("message status `{other}`"))),
         })
     }
@@ -80,6 +95,8 @@ pub struct NewMessage {
     pub held: Option<&'static str>,
     /// Its unsubscribe link, stored with it when the message carries one.
     pub unsubscribe: Option<super::suppressions::LinkToken>,
+    /// Not to be sent before this time (microseconds), when the client scheduled it.
+    pub send_at: Option<i64>,
 }
 
 /// A stored message as the API shows it in lists and answers.
@@ -124,6 +141,7 @@ struct MessageInsert<'a> {
     next_attempt_at: i64,
     created_at: i64,
     updated_at: i64,
+    send_at: Option<i64>,
 }
 
 #[derive(Insertable)]
@@ -201,9 +219,10 @@ pub fn accept(
                 channel_id: m.channel.map(|c| c.to_string()),
                 route: Some(m.route.to_string()),
                 attempts: 0,
-                next_attempt_at: at,
+                next_attempt_at: m.send_at.map_or(at, |send_at| send_at.max(at)),
                 created_at: at,
                 updated_at: at,
+                send_at: m.send_at,
             })
             .collect();
         for chunk in rows.chunks(INSERT_CHUNK) {
@@ -241,7 +260,7 @@ pub fn accept(
                 m.id,
                 now,
                 "accepted",
-                json!({"message_id": m.message_id_header, "recipients": m.recipient_count, "size_bytes": m.size_bytes}),
+                json!({"message_id": m.message_id_header, "recipients": m.recipient_count, "size_bytes": m.size_bytes, "send_at": m.send_at.and_then(rfc3339)}),
             ));
             events.push(event(m.id, now, "routed", m.route.clone()));
             links.extend(m.unsubscribe.clone());
@@ -295,6 +314,8 @@ pub struct MessageRecord {
     pub recipients: Option<String>,
     /// Recipients refused for good: a `sent` message with some was partially sent.
     pub failed_recipients: i64,
+    /// When the client asked for it to be sent, if it scheduled it.
+    pub send_at: Option<i64>,
 }
 
 impl MessageRecord {
@@ -541,7 +562,9 @@ pub fn release_held(
             .set((
                 messages::status.eq(MessageStatus::Queued.as_str()),
                 messages::hold_reason.eq(None::<String>),
-                messages::next_attempt_at.eq(messages::created_at),
+                // A scheduled message keeps its time.
+                messages::next_attempt_at
+                    .eq(coalesce_time(messages::send_at, messages::created_at)),
                 messages::updated_at.eq(now),
             ))
             .execute(conn)?;
@@ -558,12 +581,12 @@ pub fn release_held(
     Ok(ids.len())
 }
 
-/// Removes the bodies of finished (sent or failed) messages last changed before `before`,
+/// Removes the bodies of finished (sent, failed or cancelled) messages last changed before `before`,
 /// at most `limit` of them; the envelope, route and log stay. Returns how many.
 pub fn prune_bodies(conn: &mut DbConnection, before: i64, limit: i64) -> Result<usize, StoreError> {
     let ids: Vec<String> = messages::table
         .filter(messages::body.is_not_null())
-        .filter(messages::status.eq_any(["sent", "failed"]))
+        .filter(messages::status.eq_any(["sent", "failed", "cancelled"]))
         .filter(messages::updated_at.lt(before))
         .order(messages::updated_at)
         .limit(limit)
@@ -584,4 +607,63 @@ pub fn count_by_status(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, St
         .group_by(messages::status)
         .select((messages::status, diesel::dsl::count_star()))
         .load(conn)?)
+}
+
+/// What became of a request to cancel a message.
+#[derive(Debug)]
+pub enum Cancelled {
+    /// It was waiting (queued, scheduled, deferred or held) and will never be sent.
+    Now(MessageRecord),
+    /// It had been cancelled before: nothing changed.
+    Already(MessageRecord),
+    /// A worker is sending it at this moment: it may already be on its way.
+    InFlight(MessageRecord),
+    /// It was sent or failed already.
+    Finished(MessageRecord),
+}
+
+/// Cancels a message that has not been sent yet. The status is changed only from a waiting
+/// one in a single guarded UPDATE, so a worker claiming it at the same moment either got it
+/// first (the answer is `InFlight`) or never will. `only_sender` limits it to one sender's
+/// mail (a rep's); another's is `NotFound`, as when reading it.
+pub fn cancel(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    id: MessageId,
+    only_sender: Option<UserId>,
+    actor: &str,
+    now: i64,
+) -> Result<Cancelled, StoreError> {
+    write_transaction(conn, |conn| {
+        let record = get(conn, tenant, id)?;
+        if only_sender.is_some_and(|s| s.to_string() != record.sender_user_id) {
+            return Err(StoreError::NotFound);
+        }
+        let waiting = [
+            MessageStatus::Queued.as_str(),
+            MessageStatus::Deferred.as_str(),
+            MessageStatus::Held.as_str(),
+        ];
+        let updated = diesel::update(
+            messages::table
+                .filter(messages::id.eq(id.to_string()))
+                .filter(messages::status.eq_any(waiting)),
+        )
+        .set((
+            messages::status.eq(MessageStatus::Cancelled.as_str()),
+            messages::hold_reason.eq(None::<String>),
+            messages::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+        let record = get(conn, tenant, id)?;
+        if updated == 1 {
+            insert_events(conn, &[event(id, now, "cancelled", json!({"by": actor}))])?;
+            return Ok(Cancelled::Now(record));
+        }
+        Ok(match MessageStatus::parse(&record.status)? {
+            MessageStatus::Cancelled => Cancelled::Already(record),
+            MessageStatus::Sending => Cancelled::InFlight(record),
+            _ => Cancelled::Finished(record),
+        })
+    })
 }

@@ -14,6 +14,7 @@ pub mod domains;
 mod error;
 pub mod gmail_volume;
 pub mod health;
+pub mod kind_stats;
 pub mod messages;
 pub mod migrations;
 pub mod notifications;

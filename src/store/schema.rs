@@ -186,6 +186,7 @@ diesel::table! {
         recipients -> Nullable<Text>,
         failed_recipients -> BigInt,
         personal_gmail -> BigInt,
+        send_at -> Nullable<BigInt>,
     }
 }
 

@@ -442,3 +442,29 @@ async fn a_gmail_channel_keeps_its_account_and_gives_its_grant_back_when_deleted
     assert_eq!(w.google.revocations(), 1, "the grant went back to Google");
     assert_eq!(w.google.live_refresh_tokens(), 0);
 }
+
+#[tokio::test]
+async fn google_not_the_address_says_whether_a_mailbox_is_workspace_or_consumer() {
+    // A Workspace account: Google names its domain (`hd`).
+    let workspace = world_with(FakeGoogleConfig {
+        hosted_domain: Some("acme.test".into()),
+        ..FakeGoogleConfig::default()
+    })
+    .await;
+    workspace.google.sign_in_as("ann@acme.test");
+    let channel = connect(&workspace).await;
+    assert_eq!(channel["from_address"], "ann@acme.test");
+    assert_eq!(
+        channel["limits"]["per_day_recipients"], 10_000,
+        "Workspace: {channel}"
+    );
+    // A consumer Google account on an address of a company's domain: no `hd`, so the
+    // consumer limits, although the address does not end in gmail.com.
+    let consumer = world().await;
+    consumer.google.sign_in_as("ann@acme.test");
+    let channel = connect(&consumer).await;
+    assert_eq!(
+        channel["limits"]["per_day_recipients"], 500,
+        "consumer: {channel}"
+    );
+}

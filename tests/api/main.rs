@@ -36,10 +36,12 @@ mod openssl_certs;
 mod processes;
 mod restart;
 mod roles;
+mod scheduling;
 mod server_faults;
 mod smtp_pool;
 #[path = "../support/smtp_server.rs"]
 mod smtp_server;
+mod stats;
 mod tenants;
 mod tls_trust;
 mod tokens;

@@ -253,10 +253,34 @@ async fn a_burst_at_expiry_refreshes_once_at_the_tenant_and_the_rotated_token_is
     let w = world().await;
     connect(&w).await;
     w.ms.expire_access_tokens();
-    // Within the mailbox's 30 a minute.
-    for id in w.app.burst(&w.rep.token, MAILBOX, 25).await {
-        wait(&w, &id, "sent").await;
+    // 50 at once: the mailbox's 30 a minute go, the other 20 wait for the next minute (paced,
+    // not failed), which the service's clock reaches without the test waiting for it. The
+    // burst starts just after a minute begins, so that it all falls in one minute.
+    let into_minute = w.app.clock.now().timestamp_micros().rem_euclid(60_000_000) as u64;
+    w.app
+        .clock
+        .advance(Duration::from_micros(61_000_000 - into_minute));
+    let ids = w.app.burst(&w.rep.token, MAILBOX, 50).await;
+    let mut waiting = Vec::new();
+    for id in &ids {
+        let view = w
+            .app
+            .wait_for_message_where(&w.rep.token, id, PATIENCE, |v| {
+                v["status"] == "sent" || v["status"] == "deferred"
+            })
+            .await;
+        if view["status"] == "deferred" {
+            let last = view["events"].as_array().unwrap().last().unwrap().clone();
+            assert_eq!(last["detail"]["reason"], "quota_exhausted", "{view:#}");
+            waiting.push(id.clone());
+        }
     }
+    assert_eq!(waiting.len(), 20, "30 a minute");
+    w.app.clock.advance(Duration::from_secs(61));
+    for id in &waiting {
+        wait(&w, id, "sent").await;
+    }
+    assert_eq!(w.ms.sent_messages().len(), 50);
     assert_eq!(w.ms.refreshes(), 1, "one refresh served all of them");
     // The fake refuses a refresh token once used: the next refresh works only with the
     // rotated one we stored.

@@ -110,6 +110,9 @@ pub struct FakeGoogleConfig {
     /// which keeps discovery self-consistent (OIDC Discovery §4.3). Use [`GOOGLE_ISSUER`] to
     /// look exactly like Google.
     pub issuer: Option<String>,
+    /// The Google Workspace domain of the account, sent as userinfo's `hd`; `None` for a
+    /// consumer account (gmail.com), for which Google sends no `hd`.
+    pub hosted_domain: Option<String>,
 }
 
 impl Default for FakeGoogleConfig {
@@ -125,6 +128,7 @@ impl Default for FakeGoogleConfig {
             refresh_token_lifetime: None,
             refresh_token_limit: 100,
             issuer: None,
+            hosted_domain: None,
         }
     }
 }
@@ -1454,6 +1458,10 @@ async fn userinfo(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     if grant.scopes.contains(USERINFO_EMAIL_SCOPE) {
         body["email"] = json!(grant.email);
         body["email_verified"] = json!(true);
+    }
+    // Google names the Workspace domain of an organisation's account; never for gmail.com.
+    if let Some(hd) = &state.config.hosted_domain {
+        body["hd"] = json!(hd);
     }
     json_response(StatusCode::OK, &body)
 }

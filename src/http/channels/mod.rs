@@ -10,6 +10,7 @@ mod input;
 mod oauth;
 mod pause;
 mod providers;
+mod stats;
 mod trust;
 mod view;
 
@@ -22,6 +23,8 @@ pub(in crate::http) use oauth::{disconnect, remove_access_at};
 pub(in crate::http) use pause::{pause, resume};
 pub(super) use pause::{pause_channel, resume_channel};
 pub(super) use providers::list_providers;
+pub(super) use stats::get_channel_stats;
+pub(in crate::http) use stats::{channel_days, tenant_days};
 pub(in crate::http) use trust::trust;
 pub(super) use trust::trust_certificate;
 pub(in crate::http) use view::advice;

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -55,10 +56,18 @@ pub struct SendRequest {
     /// `unsubscribe_by_default` decides for messages that are not transactional. A message
     /// with these headers has exactly one recipient.
     pub unsubscribe: Option<bool>,
+    /// Send no earlier than this (RFC 3339 with an offset, e.g. `2026-12-03T09:30:00+01:00`).
+    /// The message is stored at once; until then it waits as `queued` and can be cancelled.
+    /// A time already past sends now. At most a year ahead.
+    #[schema(format = DateTime, value_type = Option<String>)]
+    pub send_at: Option<String>,
 }
 
 /// The longest idempotency key accepted.
 const MAX_KEY_LEN: usize = 255;
+/// How far ahead a message may be scheduled: further is more likely a mistaken year than a
+/// plan, and would keep a body long past any retention.
+const MAX_SCHEDULE_DAYS: i64 = 366;
 
 /// A request that passed validation, ready to route and store.
 pub struct Prepared {
@@ -69,6 +78,7 @@ pub struct Prepared {
     pub transactional: bool,
     /// As asked; `None` leaves it to the tenant's default.
     pub unsubscribe: Option<bool>,
+    pub send_at: Option<DateTime<Utc>>,
 }
 
 impl Prepared {
@@ -92,7 +102,13 @@ pub fn prepare(
     caller: UserId,
     may_send_as_others: bool,
     max_bytes: usize,
+    now: DateTime<Utc>,
 ) -> Result<Prepared, ApiError> {
+    let send_at = request
+        .send_at
+        .as_deref()
+        .map(|raw| scheduled_time(raw, now))
+        .transpose()?;
     let sender = match request.sender_user_id.as_deref() {
         None => caller,
         Some(raw) => {
@@ -149,7 +165,35 @@ pub fn prepare(
         size,
         transactional: request.transactional,
         unsubscribe: request.unsubscribe,
+        send_at,
     })
+}
+
+/// `send_at` as a UTC time, or why it is not one we accept.
+fn scheduled_time(raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+    let invalid = |code: &'static str, detail: String| ApiError::InvalidMessage {
+        code,
+        field: "send_at".into(),
+        detail,
+    };
+    let at = DateTime::parse_from_rfc3339(raw.trim())
+        .map_err(|e| {
+            invalid(
+                "invalid_send_at",
+                format!("`{raw}` is not an RFC 3339 time with an offset, such as 2026-12-03T09:30:00+01:00 or 2026-12-03T08:30:00Z ({e})"),
+            )
+        })?
+        .with_timezone(&Utc);
+    if at > now + Duration::days(MAX_SCHEDULE_DAYS) {
+        return Err(invalid(
+            "send_at_too_far",
+            format!(
+                "{} is more than {MAX_SCHEDULE_DAYS} days ahead; schedule within a year",
+                at.to_rfc3339()
+            ),
+        ));
+    }
+    Ok(at)
 }
 
 /// The sender a message names, or the answer for it when there is no such (enabled) user.
@@ -334,5 +378,6 @@ pub fn admit(
         channel: decision.channel(),
         held,
         unsubscribe,
+        send_at: prepared.send_at.map(|t| t.timestamp_micros()),
     })
 }

@@ -98,6 +98,7 @@ pub(super) async fn send_message(
         caller.actor.user_id,
         caller.actor.may(Action::SendAsAnyUser),
         state.config.delivery.max_message_bytes,
+        state.config.clock.now(),
     )?;
     let mut results = store_prepared(&state, &caller, vec![Ok(prepared)]).await?;
     let result = results.pop().expect("one result for one message")?;
@@ -266,12 +267,19 @@ pub(super) async fn send_batch(
     }
     let max_bytes = state.config.delivery.max_message_bytes;
     let may_send_as_others = caller.actor.may(Action::SendAsAnyUser);
+    let now = state.config.clock.now();
     let prepared: Vec<Result<Prepared, ApiError>> = batch
         .messages
         .into_iter()
         .map(|value| {
             let request: SendRequest = serde_json::from_value(value).map_err(|e| body_error(&e))?;
-            prepare(request, caller.actor.user_id, may_send_as_others, max_bytes)
+            prepare(
+                request,
+                caller.actor.user_id,
+                may_send_as_others,
+                max_bytes,
+                now,
+            )
         })
         .collect();
     let results = store_prepared(&state, &caller, prepared).await?;
@@ -307,6 +315,65 @@ pub(super) async fn get_message(
     id: web::Path<String>,
 ) -> Result<web::Json<MessageView>, ApiError> {
     Ok(web::Json(read_message(&caller, &state, &id).await?))
+}
+
+#[utoipa::path(
+    tag = "messages",
+    params(("id" = String, Path, description = "message id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "cancelled now, or before (the message as it stands)", body = MessageView),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "it is being sent right now (message_in_flight), or was sent or failed already (message_finished)", body = Problem)
+    )
+)]
+#[post("/messages/{id}/cancel")]
+pub(super) async fn cancel_message(
+    caller: TenantCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<MessageView>, ApiError> {
+    Ok(web::Json(cancel(&caller, &state, &id).await?))
+}
+
+/// `POST /v1/messages/{id}/cancel`: withdraws a message still waiting, if the caller may read
+/// it; the message as it stands after.
+pub(in crate::http) async fn cancel(
+    caller: &TenantCaller,
+    state: &AppState,
+    raw_id: &str,
+) -> Result<MessageView, ApiError> {
+    let only_sender = visible_sender(caller)?;
+    let id: MessageId = path_id(raw_id, "message")?;
+    let tenant = caller.actor.tenant_id;
+    let actor = caller.actor.user_id.to_string();
+    let now = state.config.clock.now_micros();
+    let (outcome, events) = state
+        .store
+        .run(move |conn| {
+            let outcome = messages::cancel(conn, tenant, id, only_sender, &actor, now)?;
+            let events = messages::events(conn, id)?;
+            Ok((outcome, events))
+        })
+        .await
+        .or_not_found("message")?;
+    match outcome {
+        messages::Cancelled::Now(record) | messages::Cancelled::Already(record) => {
+            Ok(MessageView::of(record, Some(events))?)
+        }
+        messages::Cancelled::InFlight(_) => Err(ApiError::Conflict {
+            code: "message_in_flight",
+            detail: "the message is being sent right now and may already be on its way; it can no longer be cancelled (GET it to see how the attempt ends)".into(),
+        }),
+        messages::Cancelled::Finished(record) => Err(ApiError::Conflict {
+            code: "message_finished",
+            detail: format!(
+                "the message is already {}; only mail still waiting (queued, scheduled, deferred or held) can be cancelled",
+                ShownStatus::of(&record.status, record.failed_recipients)
+            ),
+        }),
+    }
 }
 
 /// `GET /v1/messages/{id}`: one message with its event log, if the caller may read it (a

@@ -14,7 +14,7 @@ use crate::store::messages::{MessageEvent, MessageRecord, ShownStatus};
 pub struct EventView {
     pub at: DateTime<Utc>,
     /// `accepted`, `routed`, `attempt`, `deferred`, `held`, `released`, `sent`, `failed`,
-    /// `lease_expired`.
+    /// `lease_expired`, `cancelled`.
     pub kind: String,
     #[schema(value_type = Object)]
     pub detail: serde_json::Value,
@@ -35,7 +35,8 @@ impl From<MessageEvent> for EventView {
 pub struct RecipientView {
     pub address: String,
     /// `pending` (not tried yet, or waiting with the message), `sent`, `deferred` (refused
-    /// for now by the server: tried again alone) or `failed` (refused for good).
+    /// for now by the server: tried again alone), `failed` (refused for good) or
+    /// `cancelled` (the message was cancelled before it reached them).
     pub status: String,
     /// The server's reply code for this recipient, when it answered for it alone.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,7 +72,8 @@ impl From<&RecipientState> for RecipientView {
 pub struct MessageView {
     pub id: String,
     /// `queued`, `sending`, `sent`, `partially_sent` (some recipients have it, the others
-    /// were refused for good: see `recipients`), `deferred`, `held` or `failed`.
+    /// were refused for good: see `recipients`), `deferred`, `held`, `failed` or `cancelled`
+    /// (withdrawn before it was sent).
     pub status: String,
     pub sender_user_id: String,
     pub from: String,
@@ -97,8 +99,10 @@ pub struct MessageView {
     pub route: Option<serde_json::Value>,
     pub attempts: i64,
     pub last_error: Option<String>,
-    /// When a deferred message is tried again.
+    /// When a deferred message is tried again, or a scheduled one is due.
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The time the client scheduled it for (`send_at` at acceptance).
+    pub send_at: Option<DateTime<Utc>>,
     pub idempotency_key: Option<String>,
     pub size_bytes: i64,
     /// False once retention removed the body (the log stays).
@@ -132,9 +136,11 @@ impl MessageView {
         let recipients = recipient_views(&record, &envelope)?;
         Ok(Self {
             recipients,
-            next_attempt_at: (record.status == "deferred")
-                .then(|| time(record.next_attempt_at))
-                .transpose()?,
+            next_attempt_at: (record.status == "deferred"
+                || (record.status == "queued" && record.send_at.is_some()))
+            .then(|| time(record.next_attempt_at))
+            .transpose()?,
+            send_at: record.send_at.map(time).transpose()?,
             created_at: time(record.created_at)?,
             updated_at: time(record.updated_at)?,
             sent_at: record.sent_at.map(time).transpose()?,
@@ -193,9 +199,16 @@ fn recipient_views(
             seen.insert(address.to_ascii_lowercase()).then_some(address)
         })
         .collect();
+    let cancelled = record.status == "cancelled";
     Ok(Recipients::shared(&addresses, shared)
         .states()
         .iter()
         .map(RecipientView::from)
+        .map(|mut view| {
+            if cancelled {
+                view.status = "cancelled".into();
+            }
+            view
+        })
         .collect())
 }

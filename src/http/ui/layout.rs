@@ -13,6 +13,7 @@ use crate::domain::{Action, ChannelStatus};
 /// The sections of the navigation; a page names the one it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
+    Overview,
     Channels,
     Route,
     Messages,
@@ -24,8 +25,10 @@ pub enum Section {
 }
 
 impl Section {
-    fn all() -> [(Section, &'static str, &'static str, Option<Action>); 8] {
+    fn all() -> [(Section, &'static str, &'static str, Option<Action>); 9] {
         [
+            // Everyone: admins see every channel there, others their own mailboxes.
+            (Section::Overview, "/ui/overview", "Overview", None),
             (Section::Channels, "/ui/channels", "Channels", None),
             (
                 Section::Route,

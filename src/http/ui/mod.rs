@@ -6,6 +6,8 @@
 mod assets;
 mod audit;
 mod channels;
+mod chart;
+mod dashboard;
 mod domains;
 mod errors;
 mod forms;
@@ -13,6 +15,7 @@ mod home;
 mod labels;
 mod layout;
 mod messages;
+mod overview;
 mod people;
 mod routes;
 pub mod session;
@@ -109,6 +112,7 @@ pub fn scope(
         .configure(assets::routes)
         .configure(sign_in::routes)
         .configure(home::routes)
+        .configure(overview::routes)
         .configure(channels::routes)
         .configure(routes::routes)
         .configure(messages::routes)

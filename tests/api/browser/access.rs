@@ -38,6 +38,7 @@ async fn every_page_labels_its_controls_and_fits_a_phone() {
     let channel = &w.channel;
     let pages = [
         "/ui/channels".to_owned(),
+        "/ui/overview".to_owned(),
         "/ui/channels/new".to_owned(),
         "/ui/channels/new?preset=office365".to_owned(),
         "/ui/channels/new?preset=amazon_ses".to_owned(),

@@ -6,6 +6,7 @@
 
 mod access;
 mod channels;
+mod dashboard;
 mod gmail;
 mod harness;
 mod people;

@@ -21,6 +21,7 @@ use crate::http::channels::{
     self as api, UpdateChannelRequest, advice, require_manage, visible_one,
 };
 use crate::http::error::ApiError;
+use crate::http::ui::dashboard::ChannelDashboard;
 use crate::http::ui::labels::People;
 
 fn security_words(security: Security) -> &'static str {
@@ -245,6 +246,7 @@ fn channel_page(
     names: &People,
     problem: Option<&ApiError>,
     dns: &super::dns::Found,
+    dash: &ChannelDashboard,
 ) -> Markup {
     let offer_force = problem.is_some_and(|e| e.code() == "channel_has_mail");
     html! {
@@ -257,6 +259,7 @@ fn channel_page(
         (super::pause::panel(session, channel))
         (facts(channel, names))
         (warnings(session, state, channel))
+        (super::activity::panel(channel, dash))
         (super::checks::test_panel(session, channel))
         (super::rotate::rotate_panel(session, channel))
         (super::dns::panel(session, channel, dns))
@@ -273,7 +276,8 @@ async fn show(
     let channel = visible_one(&session.caller, &state, &id).await?;
     let names = People::load(&session.caller, &state).await?;
     let dns = super::dns::load(&session, &state, &channel).await?;
-    let body = channel_page(&session, &state, &channel, &names, None, &dns);
+    let dash = super::activity::load(&session, &state, &channel).await?;
+    let body = channel_page(&session, &state, &channel, &names, None, &dns, &dash);
     Ok(layout::page(
         &session,
         Section::Channels,
@@ -297,7 +301,8 @@ pub(super) async fn refused(
     let channel = visible_one(&session.caller, state, id).await?;
     let names = People::load(&session.caller, state).await?;
     let dns = super::dns::load(session, state, &channel).await?;
-    let body = channel_page(session, state, &channel, &names, Some(&error), &dns);
+    let dash = super::activity::load(session, state, &channel).await?;
+    let body = channel_page(session, state, &channel, &names, Some(&error), &dns, &dash);
     Ok(layout::page_with_status(
         StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT),
         session,

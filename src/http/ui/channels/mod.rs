@@ -1,6 +1,7 @@
 //! The channel pages: the list, one channel, the SMTP form with provider presets, the
 //! connection test, trusting a server's certificate, rotation and Connect Gmail.
 
+mod activity;
 mod checks;
 mod detail;
 mod dns;

@@ -1,7 +1,7 @@
 //! `/ui/messages/{id}`: one message as `GET /v1/messages/{id}` shows it: its facts, the
 //! route it took and every event of its log, with the servers' replies to each attempt.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde_json::Value;
 
@@ -12,7 +12,7 @@ use crate::http::ui::UiError;
 use crate::http::ui::labels::{ChannelLabels, summarize};
 use crate::http::ui::layout::{self, Section};
 use crate::http::ui::routes::decision::{self, Decision};
-use crate::http::ui::session::UiSession;
+use crate::http::ui::session::{self, UiPost, UiSession};
 
 async fn message_page(
     session: UiSession,
@@ -31,6 +31,13 @@ async fn message_page(
         p { a href="/ui/messages" { "← Messages" } }
         h1 { (title) " " (status_badge(&message.status)) }
         (facts(&message, &labels))
+        @if matches!(message.status.as_str(), "queued" | "deferred" | "held") {
+            form method="post" action={"/ui/messages/" (message.id) "/cancel"} {
+                (layout::csrf(&session))
+                button.danger type="submit"
+                    data-confirm="Cancel this message? It will never be sent." { "Cancel message" }
+            }
+        }
         h2 id="recipients" { "Recipients" }
         (recipients(&message))
         h2 { "Route" }
@@ -130,6 +137,7 @@ fn kind_words(kind: &str) -> &str {
         "partially_sent" => "Partially sent",
         "failed" => "Failed",
         "lease_expired" => "Worker stopped",
+        "cancelled" => "Cancelled",
         other => other,
     }
 }
@@ -214,6 +222,7 @@ fn event_detail(e: &EventView, labels: &ChannelLabels) -> Markup {
             (reply("error"))
         },
         "released" => html! { (text("why").unwrap_or("released")) },
+        "cancelled" => html! { "Cancelled before it was sent; it never will be" },
         "failed" => html! {
             (text("reason").unwrap_or("failed").replace('_', " "))
             (reply("error"))
@@ -222,6 +231,27 @@ fn event_detail(e: &EventView, labels: &ChannelLabels) -> Markup {
     }
 }
 
+/// The page's Cancel button: the API's cancel, then back to the message.
+async fn cancel(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    post: UiPost<NoFields>,
+) -> Result<HttpResponse, UiError> {
+    let UiPost { session, .. } = post;
+    let message = messages::cancel(&session.caller, &state, &id).await?;
+    Ok(session::redirect_with_flash(
+        &req,
+        &format!("/ui/messages/{}", message.id),
+        "Message cancelled: it will never be sent.",
+    ))
+}
+
+/// A form with nothing but its CSRF token.
+#[derive(serde::Deserialize)]
+struct NoFields {}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/messages/{id}", web::get().to(message_page));
+    cfg.route("/messages/{id}", web::get().to(message_page))
+        .route("/messages/{id}/cancel", web::post().to(cancel));
 }

@@ -22,7 +22,7 @@ use crate::http::error::ApiError;
 use crate::http::messages::{self, ListQuery, MessageView};
 
 /// The statuses a message goes through, for the filter and the badges.
-const STATUSES: [(&str, &str); 7] = [
+const STATUSES: [(&str, &str); 8] = [
     ("queued", "Queued"),
     ("sending", "Sending"),
     ("sent", "Sent"),
@@ -30,6 +30,7 @@ const STATUSES: [(&str, &str); 7] = [
     ("deferred", "Deferred, will retry"),
     ("held", "Held"),
     ("failed", "Failed"),
+    ("cancelled", "Cancelled"),
 ];
 
 /// A message's status in words, coloured by how it went (the words carry the meaning).
