@@ -279,33 +279,21 @@ pub fn set_policy(
     Ok(())
 }
 
-/// Applies the tenant's bounce rule to a channel after outcomes were recorded (same
-/// transaction): hard-bounced recipients over recipients attempted (accepted + hard-bounced)
-/// from the daily counts of the window, which starts afresh on the day of the last resume
-/// with what that day held at the resume subtracted. Pauses an active or failing channel
-/// that crosses it; returns whether it did. Called only for channels that bounced in the
-/// batch: a batch without bounces can only lower the rate.
-pub fn evaluate_bounces(
+/// A channel's bounce figures under its tenant's rule now (`now`, microseconds): hard-bounced
+/// recipients over recipients attempted (accepted + hard-bounced) from the daily counts of
+/// the rule's window, which starts afresh on the day of the last resume with what that day
+/// held at the resume subtracted. For the pause rule and for the channel's dashboard.
+pub fn window_figures(
     conn: &mut DbConnection,
     tenant: TenantId,
     channel: ChannelId,
     now: i64,
-) -> Result<bool, StoreError> {
-    let row: Option<(String, Option<i64>, Option<String>)> = target!(tenant, channel)
-        .select((
-            channels::status,
-            channels::bounce_window_from,
-            channels::pause_detail,
-        ))
+) -> Result<(BouncePolicy, BounceFigures), StoreError> {
+    let row: Option<(Option<i64>, Option<String>)> = target!(tenant, channel)
+        .select((channels::bounce_window_from, channels::pause_detail))
         .first(conn)
         .optional()?;
-    // The shared pool has no row: the operator's relay is not the tenant's to pause.
-    let Some((status, resumed_at, detail)) = row else {
-        return Ok(false);
-    };
-    if status != ChannelStatus::Active.as_str() && status != ChannelStatus::Failing.as_str() {
-        return Ok(false);
-    }
+    let (resumed_at, detail) = row.unwrap_or_default();
     let policy = policy(conn, tenant)?;
     let today = day_of(now);
     let mut first = today - i64::from(policy.window_days.saturating_sub(1));
@@ -317,10 +305,37 @@ pub fn evaluate_bounces(
     let total = channel_stats::total(conn, tenant, channel, first, today)?;
     let hard_bounces = (total.hard_bounces - baseline.hard_bounces).max(0);
     let accepted = (total.recipients - baseline.recipients).max(0);
-    let figures = BounceFigures {
-        sends: u64::try_from(accepted + hard_bounces).unwrap_or(0),
-        hard_bounces: u64::try_from(hard_bounces).unwrap_or(0),
+    Ok((
+        policy,
+        BounceFigures {
+            sends: u64::try_from(accepted + hard_bounces).unwrap_or(0),
+            hard_bounces: u64::try_from(hard_bounces).unwrap_or(0),
+        },
+    ))
+}
+
+/// Applies the tenant's bounce rule to a channel after outcomes were recorded (same
+/// transaction, `window_figures`). Pauses an active or failing channel that crosses it;
+/// returns whether it did. Called only for channels that bounced in the batch: a batch
+/// without bounces can only lower the rate.
+pub fn evaluate_bounces(
+    conn: &mut DbConnection,
+    tenant: TenantId,
+    channel: ChannelId,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let status: Option<String> = target!(tenant, channel)
+        .select(channels::status)
+        .first(conn)
+        .optional()?;
+    // The shared pool has no row: the operator's relay is not the tenant's to pause.
+    let Some(status) = status else {
+        return Ok(false);
     };
+    if status != ChannelStatus::Active.as_str() && status != ChannelStatus::Failing.as_str() {
+        return Ok(false);
+    }
+    let (policy, figures) = window_figures(conn, tenant, channel, now)?;
     if !crosses(&policy, figures) {
         return Ok(false);
     }
