@@ -620,6 +620,16 @@ async fn a_bounce_pause_shows_its_figures_on_the_channel_page() {
         .get("/ui/channels")
         .await
         .expect("Paused: bounce rate");
+    // The settings page states the rule in force, for admins and IT alike.
+    admin.get("/ui/settings").await.expect(
+        "A channel pauses when 10 % or more of its recipients hard-bounce over 7 day(s), once it has mailed at least 2.",
+    );
+    let it = w.app.create_user(&w.acme, "it@acme.test", "it", None).await;
+    let mut it = UiClient::signed_in(&w.app, &it.token).await;
+    it.get("/ui/settings")
+        .await
+        .expect("Bounce auto-pause")
+        .expect("10 % or more");
 }
 
 #[tokio::test]
