@@ -165,6 +165,50 @@ mod tests {
     }
 
     #[test]
+    fn a_pause_email_says_why_with_the_figures_or_when_the_block_ends() {
+        let bounced = json!({
+            "type": "channel.paused",
+            "data": {
+                "cause": "bounce_rate",
+                "advice": "too many recipients were refused as unknown (hard bounces)",
+                "figures": {"sends": 60, "hard_bounces": 4, "rate_percent": 6.67,
+                            "threshold_percent": 3.0, "window_days": 7},
+                "channel": {"id": "c1", "name": "Dana's mailbox", "from_address": "dana@acme.test"}
+            }
+        });
+        let (subject, text) = render(&bounced, "https://switchboard.acme.test").unwrap();
+        assert!(
+            subject.contains("\"Dana's mailbox\" is paused"),
+            "{subject}"
+        );
+        for part in [
+            "paused (bounce rate)",
+            "4 of 60 recipients in the last 7 day(s) were hard bounces (6.7 %; the threshold is 3 %)",
+            "held, not lost",
+            "POST /v1/channels/c1/resume",
+        ] {
+            assert!(text.contains(part), "{part} missing from {text}");
+        }
+        let limit = json!({
+            "type": "channel.paused",
+            "data": {"cause": "send_limit_reached", "until": "2026-12-03T10:00:00Z",
+                     "channel": {"name": "Dana"}}
+        });
+        let (_, text) = render(&limit, "x").unwrap();
+        assert!(text.contains("ends at 2026-12-03T10:00:00Z"), "{text}");
+        let resumed = json!({
+            "type": "channel.resumed",
+            "data": {"by": "system", "released": 3, "channel": {"name": "Dana"}}
+        });
+        let (subject, text) = render(&resumed, "x").unwrap();
+        assert!(subject.contains("sending again"), "{subject}");
+        assert!(
+            text.contains("the provider's block ended") && text.contains("The 3 message(s)"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn events_that_are_not_emailed_render_nothing() {
         assert!(render(&json!({"type": "message.failed", "data": {}}), "x").is_none());
         assert!(render(&json!({}), "x").is_none());
