@@ -256,11 +256,19 @@ impl SmtpSettings {
 }
 
 /// Sending limits of a channel; `None` means no limit of that kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ChannelLimits {
     pub per_minute: Option<u32>,
     pub per_day_recipients: Option<u32>,
     pub recipients_per_message: Option<u32>,
+    /// Messages per rolling 24 h (the providers' daily cap; see `pacing`).
+    pub per_day_messages: Option<u32>,
+    /// When the channel may send; `None` falls back to the tenant's default.
+    pub windows: Option<super::pacing::SendingWindows>,
+    /// A warm-up ramp lowering the day's cap while the mailbox is young.
+    pub warmup: Option<super::pacing::Warmup>,
+    /// A jittered minimum gap between two sends.
+    pub min_gap: Option<super::pacing::MinGap>,
 }
 
 /// Why a channel's owner, scope and addresses do not fit together. `code` is stable.

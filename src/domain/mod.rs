@@ -20,6 +20,7 @@ pub mod ids;
 pub mod liveness;
 pub mod message;
 pub mod name;
+pub mod pacing;
 pub mod pause;
 pub mod permissions;
 pub mod providers;

@@ -4,7 +4,7 @@
 
 use super::{ChannelLimits, CredentialScope, Security, SmtpAuth};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ProviderPreset {
     pub id: &'static str,
     pub name: &'static str,
@@ -99,6 +99,10 @@ const fn limits(
         per_minute,
         per_day_recipients,
         recipients_per_message,
+        per_day_messages: None,
+        windows: None,
+        warmup: None,
+        min_gap: None,
     }
 }
 

@@ -34,7 +34,9 @@
 //! Exactly one considered candidate has `Ok(())`, iff the outcome is `Send`, and it is the
 //! outcome's channel.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
+
+use super::pacing::PaceLimit;
 
 use super::{
     ChannelId, ChannelKind, ChannelOwner, ChannelStatus, ClaimState, CredentialScope, Domain,
@@ -45,7 +47,11 @@ use super::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuotaState {
     Available,
-    Exhausted { until: DateTime<Utc> },
+    /// Paced or over quota: `limit` says which rule holds it, `until` when it lets go.
+    Exhausted {
+        until: DateTime<Utc>,
+        limit: PaceLimit,
+    },
 }
 
 /// A channel as the router sees it.
@@ -118,6 +124,7 @@ pub enum SkipReason {
     },
     QuotaExhausted {
         until: DateTime<Utc>,
+        limit: PaceLimit,
     },
     SharedPoolNotAllowed,
     /// The candidate covers the From's domain, but the tenant has not proven it (or the
@@ -171,10 +178,7 @@ impl SkipReason {
             SkipReason::TooManyRecipients { limit } => format!(
                 "the message has more recipients than the channel allows per message ({limit})"
             ),
-            SkipReason::QuotaExhausted { until } => format!(
-                "the channel's sending quota is used up until {}",
-                until.to_rfc3339_opts(SecondsFormat::Secs, true)
-            ),
+            SkipReason::QuotaExhausted { until, limit } => limit.describe(*until),
             SkipReason::SharedPoolNotAllowed => {
                 "the tenant does not allow sending through the shared pool".to_owned()
             }
@@ -287,10 +291,11 @@ pub enum Outcome {
         channel: Option<ChannelId>,
         reason: HoldReason,
     },
-    /// Over quota: try again at `until` through `channel`.
+    /// Over quota or paced: try again at `until` through `channel`; `limit` says which rule.
     Defer {
         channel: ChannelId,
         until: DateTime<Utc>,
+        limit: PaceLimit,
     },
     Reject(RejectReason),
 }
@@ -404,12 +409,18 @@ fn unavailable(entries: &[Entry<'_>], primary: Tier, fallback: bool) -> Outcome 
         .iter()
         .filter(|e| fallback || e.tier == primary)
         .filter_map(|e| match e.check {
-            Err(SkipReason::QuotaExhausted { until }) => Some((e.candidate.channel_id, until)),
+            Err(SkipReason::QuotaExhausted { until, limit }) => {
+                Some((e.candidate.channel_id, until, limit))
+            }
             _ => None,
         })
-        .min_by_key(|&(_, until)| until);
-    if let Some((channel, until)) = deferrable {
-        return Outcome::Defer { channel, until };
+        .min_by_key(|&(_, until, _)| until);
+    if let Some((channel, until, limit)) = deferrable {
+        return Outcome::Defer {
+            channel,
+            until,
+            limit,
+        };
     }
     Outcome::Hold {
         channel: entries
@@ -529,7 +540,7 @@ fn usability(candidate: &RouteCandidate, recipients: u32) -> Result<(), SkipReas
     }
     match candidate.quota {
         QuotaState::Available => Ok(()),
-        QuotaState::Exhausted { until } => Err(SkipReason::QuotaExhausted { until }),
+        QuotaState::Exhausted { until, limit } => Err(SkipReason::QuotaExhausted { until, limit }),
     }
 }
 
@@ -608,7 +619,10 @@ mod tests {
 
         fn exhausted(self, until: DateTime<Utc>) -> Self {
             Self {
-                quota: QuotaState::Exhausted { until },
+                quota: QuotaState::Exhausted {
+                    until,
+                    limit: PaceLimit::PerMinute,
+                },
                 ..self
             }
         }
@@ -941,12 +955,16 @@ mod tests {
         let defer = Outcome::Defer {
             channel: early.channel_id,
             until: at(5),
+            limit: PaceLimit::PerMinute,
         };
         assert_eq!(decision.outcome, defer);
         assert_eq!(decision.channel(), Some(early.channel_id));
         assert_eq!(
             decision.considered[2].verdict,
-            Err(SkipReason::QuotaExhausted { until: at(5) })
+            Err(SkipReason::QuotaExhausted {
+                until: at(5),
+                limit: PaceLimit::PerMinute
+            })
         );
     }
 
@@ -965,6 +983,7 @@ mod tests {
         let defer = Outcome::Defer {
             channel: pool.channel_id,
             until: at(10),
+            limit: PaceLimit::PerMinute,
         };
         assert_eq!(decision.outcome, defer);
     }
@@ -1007,10 +1026,13 @@ mod tests {
         let reauth = SkipReason::NotActive(ChannelStatus::NeedsReauth);
         assert_eq!(reauth.code(), "not_active");
         assert_eq!(reauth.describe(), "the channel needs re-authentication");
-        let quota = SkipReason::QuotaExhausted { until: at(0) };
+        let quota = SkipReason::QuotaExhausted {
+            until: at(0),
+            limit: PaceLimit::PerMinute,
+        };
         assert_eq!(
             quota.describe(),
-            "the channel's sending quota is used up until 2023-11-14T22:13:20Z"
+            "the channel's per-minute limit is used up until 2023-11-14T22:13:20Z"
         );
         let all = [
             reauth,
@@ -1137,6 +1159,7 @@ mod tests {
             if rng.random_bool(0.25) {
                 c.quota = QuotaState::Exhausted {
                     until: at(rng.random_range(1..=60)),
+                    limit: PaceLimit::PerMinute,
                 };
             }
             c
@@ -1275,17 +1298,21 @@ mod tests {
                 (!hold_policy || Some(t) == primary) && fits(c) && c.status == Active
             })
             .filter_map(|(c, _)| match c.quota {
-                QuotaState::Exhausted { until } => Some(until),
+                QuotaState::Exhausted { until, .. } => Some(until),
                 QuotaState::Available => None,
             })
             .collect();
         match decision.outcome {
-            Outcome::Defer { channel, until } => {
+            Outcome::Defer {
+                channel,
+                until,
+                limit,
+            } => {
                 let c = find(channel)?;
                 let waits_for = case.covering_tier(c).is_some() && fits(c) && c.status == Active;
                 ensure!(waits_for, "deferred for a channel that cannot carry it");
                 ensure!(
-                    c.quota == QuotaState::Exhausted { until },
+                    c.quota == QuotaState::Exhausted { until, limit },
                     "not the channel's reset"
                 );
                 ensure!(

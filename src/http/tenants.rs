@@ -1,5 +1,7 @@
 //! Tenants: created by the platform operator; their policy set by the tenant's admins.
 
+use crate::domain::pacing::WindowsSpec;
+use crate::store::pacing;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -69,6 +71,10 @@ pub struct TenantView {
     /// Messages that do not say (`unsubscribe`) and are not transactional carry one-click
     /// unsubscribe headers.
     pub(in crate::http) unsubscribe_by_default: bool,
+    /// Windows and a daily cap for channels that set none (docs/pacing.md):
+    /// `{windows?: {time_zone, windows: [...]}, per_day_messages?}`.
+    #[schema(value_type = Object)]
+    pub(in crate::http) sending_defaults: serde_json::Value,
     /// When hard bounces pause a channel (see docs/bounces.md).
     pub(in crate::http) bounce_pause: BouncePauseView,
     pub(in crate::http) created_at: DateTime<Utc>,
@@ -162,6 +168,7 @@ impl TenantView {
             domains: names(false),
             verified_domains: names(true),
             unsubscribe_by_default: t.policy.unsubscribe_by_default,
+            sending_defaults: serde_json::json!({}),
             bounce_pause: bounce_pause.into(),
             created_at: t.created_at,
             updated_at: t.updated_at,
@@ -174,8 +181,12 @@ fn view(conn: &mut DbConnection, tenant: Tenant) -> Result<TenantView, StoreErro
     let mut claims: Vec<(Domain, ClaimState)> =
         domains::states(conn, tenant.id)?.into_iter().collect();
     claims.sort_by(|a, b| a.0.cmp(&b.0));
+    let defaults = pacing::tenant_defaults(conn, tenant.id)?;
     let bounce_pause = pauses::policy(conn, tenant.id)?;
-    Ok(TenantView::of(tenant, &claims, bounce_pause))
+    let mut view = TenantView::of(tenant, &claims, bounce_pause);
+    view.sending_defaults =
+        serde_json::to_value(pacing::SendingDefaultsDoc::from(&defaults)).unwrap_or_default();
+    Ok(view)
 }
 
 /// Create a tenant with its first admin and that admin's token.
@@ -328,8 +339,46 @@ pub struct UpdateTenantRequest {
     /// (`"unsubscribe"` on the message) and is not transactional. Such a message must have
     /// exactly one recipient.
     unsubscribe_by_default: Option<bool>,
+    /// Windows and a daily cap for channels that set none; each key absent keeps, `null`
+    /// removes.
+    sending_defaults: Option<SendingDefaultsInput>,
     /// When hard bounces pause a channel: `{threshold_percent, min_sends, window_days}`.
     bounce_pause: Option<BouncePauseInput>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SendingDefaultsInput {
+    /// `{time_zone: "Europe/Berlin", windows: [{days: ["mon", …], start: "09:00", end: "17:30"}]}`.
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(value_type = Option<Object>, nullable)]
+    windows: Option<Option<WindowsSpec>>,
+    /// Messages per rolling 24 h.
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(value_type = Option<u32>, nullable)]
+    per_day_messages: Option<Option<u32>>,
+}
+
+type DefaultsChange = (
+    Option<Option<crate::domain::pacing::SendingWindows>>,
+    Option<Option<u32>>,
+);
+
+impl SendingDefaultsInput {
+    fn parse(self) -> Result<DefaultsChange, ApiError> {
+        let windows = self
+            .windows
+            .map(|w| w.map(|w| w.parse("sending_defaults.windows")).transpose())
+            .transpose()?;
+        if self.per_day_messages == Some(Some(0)) {
+            return Err(ApiError::InvalidMessage {
+                code: "invalid_limits",
+                field: "sending_defaults.per_day_messages".into(),
+                detail: "a daily cap is a positive number, or null for none".into(),
+            });
+        }
+        Ok((windows, self.per_day_messages))
+    }
 }
 
 /// Change the tenant's name or sending policy; absent fields stay as they are.
@@ -398,6 +447,10 @@ pub(in crate::http) async fn change_tenant(
         }
         None => None,
     };
+    let defaults_change = body
+        .sending_defaults
+        .map(SendingDefaultsInput::parse)
+        .transpose()?;
     let placement = state.config.domains.placement.clone();
     let first_check = chrono::Utc::now()
         + chrono::Duration::from_std(state.config.domains.schedule.pending_every)
@@ -440,6 +493,16 @@ pub(in crate::http) async fn change_tenant(
                 if let Some(change) = &bounce_pause {
                     let rule = change.apply(pauses::policy(conn, id)?);
                     pauses::set_policy(conn, id, &rule, now)?;
+                }
+                if let Some((windows, per_day)) = &defaults_change {
+                    let mut defaults = pacing::tenant_defaults(conn, id)?;
+                    if let Some(w) = windows {
+                        defaults.windows = w.clone();
+                    }
+                    if let Some(p) = per_day {
+                        defaults.per_day_messages = *p;
+                    }
+                    pacing::set_tenant_defaults(conn, id, &defaults)?;
                 }
                 let updated =
                     tenants::update(conn, id, name.as_ref().unwrap_or(&current.name), &policy)?;

@@ -75,6 +75,7 @@ fn gmail_limits(hosted_domain: Option<&str>) -> ChannelLimits {
         per_minute: None,
         per_day_recipients: Some(if consumer { 500 } else { 10_000 }),
         recipients_per_message: Some(100),
+        ..ChannelLimits::default()
     }
 }
 
@@ -89,6 +90,7 @@ fn microsoft_limits(tid: &str) -> ChannelLimits {
             10_000
         }),
         recipients_per_message: Some(500),
+        ..ChannelLimits::default()
     }
 }
 

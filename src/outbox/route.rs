@@ -6,14 +6,17 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
+use crate::domain::pacing::{PaceLimit, Pacing, SendingDefaults};
 use crate::domain::routing::{
-    Outcome, QuotaState, RouteCandidate, RouteDecision, RouteRequest, route,
+    Outcome, QuotaState, RouteCandidate, RouteDecision, RouteRequest, SkipReason, route,
 };
 use crate::domain::{
     ChannelId, ChannelKind, ChannelOwner, ChannelStatus, ClaimState, CredentialScope, Domain,
     EmailAddress, SendChannel, Team, TeamId, Tenant, TenantId, User, UserId,
 };
-use crate::store::{DbConnection, StoreError, channels, domains, quotas, teams, tenants, users};
+use crate::store::{
+    DbConnection, StoreError, channels, domains, pacing, quotas, teams, tenants, users,
+};
 use crate::transport::shared_pool::SharedPool;
 
 /// A tenant's policy and channels, as one routing pass sees them.
@@ -27,6 +30,8 @@ pub struct TenantRoutes {
     candidates: Vec<RouteCandidate>,
     shared_pool: Option<RouteCandidate>,
     teams: HashMap<TeamId, Team>,
+    /// The tenant's windows and daily cap for channels that set none.
+    pub defaults: SendingDefaults,
 }
 
 /// Who sends, as the router needs to know them.
@@ -96,17 +101,19 @@ impl TenantRoutes {
     ) -> Result<Self, StoreError> {
         let tenant = tenants::get(conn, tenant)?;
         let list = channels::list(conn, tenant.id)?;
+        let defaults = pacing::tenant_defaults(conn, tenant.id)?;
         let candidates = list
             .iter()
             .map(|c| {
                 let blocked = if let Some(now) = quota_at {
-                    quotas::blocked_until(conn, c.id, &c.spec.limits, 1, now)?
+                    quotas::blocked_until(conn, c.id, &c.spec.limits, &defaults, 1, now)?
                 } else {
                     None
                 };
                 let quota = match blocked {
-                    Some(until) => QuotaState::Exhausted {
+                    Some((until, limit)) => QuotaState::Exhausted {
                         until: chrono::DateTime::from_timestamp_micros(until).unwrap_or_default(),
+                        limit,
                     },
                     None => QuotaState::Available,
                 };
@@ -125,6 +132,7 @@ impl TenantRoutes {
             candidates,
             shared_pool: shared_pool.map(shared_pool_candidate),
             teams,
+            defaults,
         })
     }
 
@@ -141,10 +149,49 @@ impl TenantRoutes {
         })
     }
 
-    /// Marks a channel over quota until `until`, for the rest of this routing pass.
-    pub fn exhaust(&mut self, channel: ChannelId, until: chrono::DateTime<chrono::Utc>) {
+    /// Marks a channel over quota (or paced) until `until`, for the rest of this routing pass.
+    pub fn exhaust(
+        &mut self,
+        channel: ChannelId,
+        until: chrono::DateTime<chrono::Utc>,
+        limit: PaceLimit,
+    ) {
         if let Some(c) = self.candidates.iter_mut().find(|c| c.channel_id == channel) {
-            c.quota = QuotaState::Exhausted { until };
+            c.quota = QuotaState::Exhausted { until, limit };
+        }
+    }
+
+    /// The sentence for a channel's block, naming its window in the rep's zone.
+    pub fn describe_block(
+        &self,
+        channel: ChannelId,
+        limit: PaceLimit,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> String {
+        match self.channels.get(&channel) {
+            Some(c) => {
+                pacing::describe_block(&Pacing::of(&c.spec.limits, &self.defaults), limit, until)
+            }
+            None => limit.describe(until),
+        }
+    }
+
+    /// Puts the channel-specific sentences (the window, in the rep's zone) into a decision
+    /// shown by `decision_json`.
+    pub fn annotate(&self, decision: &RouteDecision, shown: &mut Value) {
+        if let Outcome::Defer {
+            channel,
+            until,
+            limit,
+        } = decision.outcome
+        {
+            shown["detail"] = json!(self.describe_block(channel, limit, until));
+        }
+        for (i, c) in decision.considered.iter().enumerate() {
+            if let Err(SkipReason::QuotaExhausted { until, limit }) = c.verdict {
+                shown["candidates"][i]["detail"] =
+                    json!(self.describe_block(c.channel_id, limit, until));
+            }
         }
     }
 
@@ -191,14 +238,19 @@ pub fn decision_json(decision: &RouteDecision) -> Value {
                 ),
                 Err(skip) => (false, skip.code(), skip.describe()),
             };
-            json!({
+            let mut shown = json!({
                 "channel_id": c.channel_id,
                 "kind": c.kind.as_str(),
                 "tier": c.tier.as_str(),
                 "accepted": accepted,
                 "reason": reason,
                 "detail": detail,
-            })
+            });
+            if let Err(SkipReason::QuotaExhausted { until, limit }) = c.verdict {
+                shown["limit"] = json!(limit.code());
+                shown["until"] = json!(until);
+            }
+            shown
         })
         .collect();
     let reasons: Vec<String> = decision
@@ -224,20 +276,22 @@ pub fn decision_json(decision: &RouteDecision) -> Value {
             None,
             false,
         ),
-        Outcome::Defer { until, .. } => (
+        Outcome::Defer { until, limit, .. } => (
             "defer",
             Some("quota_exhausted"),
-            Some(
-                "every usable channel is over its quota; the message waits for the window"
-                    .to_owned(),
-            ),
+            Some(limit.describe(*until)),
             Some(*until),
             false,
         ),
         Outcome::Reject(r) => ("reject", Some(r.code()), Some(r.describe()), None, false),
     };
+    let limit = match &decision.outcome {
+        Outcome::Defer { limit, .. } => Some(limit.code()),
+        _ => None,
+    };
     json!({
         "outcome": outcome,
+        "limit": limit,
         "channel_id": decision.channel(),
         "fell_back": fell_back,
         "reason": reason,

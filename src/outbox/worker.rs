@@ -194,8 +194,13 @@ struct Routed {
     recipients: Recipients,
 }
 
-fn has_limits(limits: &crate::domain::ChannelLimits) -> bool {
-    limits.per_minute.is_some() || limits.per_day_recipients.is_some()
+fn has_limits(
+    limits: &crate::domain::ChannelLimits,
+    defaults: &crate::domain::pacing::SendingDefaults,
+) -> bool {
+    limits.per_minute.is_some()
+        || limits.per_day_recipients.is_some()
+        || crate::domain::pacing::Pacing::of(limits, defaults).is_paced()
 }
 
 /// What planning decided for a claimed message.
@@ -548,7 +553,7 @@ impl Inner {
                 && routes
                     .channels
                     .get(&channel)
-                    .is_some_and(|c| has_limits(&c.spec.limits))
+                    .is_some_and(|c| has_limits(&c.spec.limits, &routes.defaults))
             {
                 by_channel.entry(channel).or_default().push(i);
             }
@@ -561,7 +566,8 @@ impl Inner {
             let Some(Ok(routes)) = tenants.get_mut(&tenant) else {
                 continue;
             };
-            let limits = routes.channels[&channel].spec.limits;
+            let limits = routes.channels[&channel].spec.limits.clone();
+            let defaults = routes.defaults.clone();
             let recipients: Vec<i64> = indices
                 .iter()
                 .map(|&i| match &routed[i] {
@@ -570,28 +576,38 @@ impl Inner {
                 })
                 .collect();
             let now = self.clock.now_micros();
-            let (fitted, until) =
-                match quotas::reserve_many(conn, tenant, channel, &limits, &recipients, now) {
-                    Ok(result) => result,
-                    Err(e) => {
-                        for &i in &indices {
-                            if let Ok(m) = &routed[i] {
-                                let step = settled(
-                                    self.retry_later(&m.record, format!("reserving quota: {e}")),
-                                );
-                                routed[i] = Err(step);
-                            }
+            let (fitted, until) = match quotas::reserve_many(
+                conn,
+                tenant,
+                channel,
+                &limits,
+                &defaults,
+                &recipients,
+                now,
+            ) {
+                Ok(result) => result,
+                Err(e) => {
+                    for &i in &indices {
+                        if let Ok(m) = &routed[i] {
+                            let step = settled(
+                                self.retry_later(&m.record, format!("reserving quota: {e}")),
+                            );
+                            routed[i] = Err(step);
                         }
-                        continue;
                     }
-                };
+                    continue;
+                }
+            };
             if fitted == indices.len() {
                 continue;
             }
-            if let Some(until) = until {
+            // The channel's remaining messages are deferred to its until (or fall back): a
+            // capped or closed mailbox never holds up another mailbox's mail in this pass.
+            if let Some((until, limit)) = until {
                 routes.exhaust(
                     channel,
                     DateTime::from_timestamp_micros(until).unwrap_or_default(),
+                    limit,
                 );
             }
             for &i in &indices[fitted..] {
@@ -817,7 +833,11 @@ impl Inner {
                     },
                 ));
             }
-            Outcome::Defer { channel, until } => {
+            Outcome::Defer {
+                channel,
+                until,
+                limit,
+            } => {
                 return settled(done_without_attempt(
                     &record,
                     Some(route),
@@ -825,8 +845,8 @@ impl Inner {
                     Completion::Deferred {
                         channel: Some(channel),
                         until: until.timestamp_micros(),
-                        reason: "quota_exhausted",
-                        error: None,
+                        reason: limit.code(),
+                        error: Some(routes.describe_block(channel, limit, until)),
                     },
                 ));
             }
@@ -974,23 +994,26 @@ impl Inner {
             let Outcome::Send { channel, .. } = decision.outcome else {
                 return Ok(decision);
             };
-            let Some(limits) = routes.channels.get(&channel).map(|c| c.spec.limits) else {
+            let Some(limits) = routes.channels.get(&channel).map(|c| c.spec.limits.clone()) else {
                 return Ok(decision);
             };
+            let defaults = routes.defaults.clone();
             let now = self.clock.now_micros();
             match quotas::reserve(
                 conn,
                 routes.tenant.id,
                 channel,
                 &limits,
+                &defaults,
                 recipients as i64,
                 now,
             )? {
                 Ok(()) => return Ok(decision),
-                Err(until) => {
+                Err((until, limit)) => {
                     routes.exhaust(
                         channel,
                         DateTime::from_timestamp_micros(until).unwrap_or_default(),
+                        limit,
                     );
                 }
             }
@@ -1398,10 +1421,13 @@ fn metric_labels(finished: &Finished) -> (&'static str, &'static str) {
         Completion::PartiallySent { .. } => ("partially_sent", "ok"),
         Completion::Deferred { reason, .. } => (
             "deferred",
-            tried.unwrap_or(match *reason {
-                "quota_exhausted" => "quota",
-                _ => "internal",
-            }),
+            tried.unwrap_or(
+                if crate::domain::pacing::PaceLimit::parse(reason).is_some() {
+                    "quota"
+                } else {
+                    "internal"
+                },
+            ),
         ),
         Completion::Held { .. } => ("held", tried.unwrap_or("policy")),
         Completion::Failed { reason, .. } => (

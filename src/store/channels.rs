@@ -13,6 +13,7 @@ use super::schema::{channel_domains, channels};
 use super::time::{from_micros, now_micros};
 use super::write_transaction;
 use super::{DbConnection, StoreError, audit, health, secrets};
+use crate::domain::pacing::{MinGapSpec, WarmupSpec, WindowsSpec};
 use crate::domain::{
     AuditActor, CertificateFingerprint, ChannelHealth, ChannelId, ChannelLimits, ChannelOwner,
     ChannelSpec, ChannelStatus, DisplayName, Domain, EmailAddress, EventType, Hostname,
@@ -64,6 +65,15 @@ struct StoredLimits {
     per_minute: Option<u32>,
     per_day_recipients: Option<u32>,
     recipients_per_message: Option<u32>,
+    /// Pacing (absent in settings stored before it): see `domain::pacing`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    per_day_messages: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    windows: Option<WindowsSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    warmup: Option<WarmupSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    min_gap: Option<MinGapSpec>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -98,6 +108,10 @@ impl StoredSettings {
                 per_minute: c.limits.per_minute,
                 per_day_recipients: c.limits.per_day_recipients,
                 recipients_per_message: c.limits.recipients_per_message,
+                per_day_messages: c.limits.per_day_messages,
+                windows: c.limits.windows.as_ref().map(WindowsSpec::from),
+                warmup: c.limits.warmup.as_ref().map(WarmupSpec::from),
+                min_gap: c.limits.min_gap.as_ref().map(MinGapSpec::from),
             },
             bcc_archive: c.bcc_archive.as_ref().map(|a| a.to_string()),
             reply_to: c.reply_to.as_ref().map(|a| a.to_string()),
@@ -199,6 +213,28 @@ impl ChannelRow {
                 per_minute: settings.limits.per_minute,
                 per_day_recipients: settings.limits.per_day_recipients,
                 recipients_per_message: settings.limits.recipients_per_message,
+                per_day_messages: settings.limits.per_day_messages,
+                windows: settings
+                    .limits
+                    .windows
+                    .as_ref()
+                    .map(|w| w.parse("limits.windows"))
+                    .transpose()
+                    .map_err(corrupt)?,
+                warmup: settings
+                    .limits
+                    .warmup
+                    .as_ref()
+                    .map(|w| w.parse("limits.warmup", chrono::NaiveDate::MIN))
+                    .transpose()
+                    .map_err(corrupt)?,
+                min_gap: settings
+                    .limits
+                    .min_gap
+                    .as_ref()
+                    .map(|g| g.parse("limits.min_gap"))
+                    .transpose()
+                    .map_err(corrupt)?,
             },
             bcc_archive: parse_address(settings.bcc_archive)?,
             reply_to: parse_address(settings.reply_to)?,

@@ -280,6 +280,17 @@ pub fn accept(
         }
         insert_events(conn, &events)?;
         super::suppressions::insert_tokens(conn, tenant, &links)?;
+        // Mail held from the start never reaches a worker's outcome: it is counted here, on
+        // the channel it waits for, so the channel's day shows it.
+        let mut held = std::collections::BTreeMap::new();
+        for (m, result) in batch.iter().zip(&results) {
+            if let (Some(channel), Some(_), Accepted::New(_)) = (m.channel, m.held, result) {
+                let counts: &mut super::channel_stats::Counts =
+                    held.entry((tenant, channel)).or_default();
+                counts.held += 1;
+            }
+        }
+        super::channel_stats::add(conn, super::channel_stats::day_of(now), &held)?;
         Ok(results)
     })
 }

@@ -20,6 +20,7 @@ pub mod migrations;
 pub mod notifications;
 pub mod oauth;
 pub mod operator;
+pub mod pacing;
 pub mod pauses;
 pub mod processes;
 pub mod quotas;

@@ -10,6 +10,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         unsubscribe_by_default -> Bool,
+        sending_defaults -> Nullable<Text>,
     }
 }
 
@@ -411,5 +412,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     unsubscribe_tokens,
     dkim_keys,
     channel_domain_health,
-    tenant_bounce_pause
+    tenant_bounce_pause,
+    channel_pacing
 );
+
+diesel::table! {
+    channel_pacing (channel_id) {
+        channel_id -> Text,
+        next_send_after -> BigInt,
+    }
+}

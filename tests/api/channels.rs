@@ -48,7 +48,7 @@ async fn a_rep_connects_office_365_from_the_preset_and_never_sees_the_password_a
     assert_eq!(channel["provider"], "office365");
     assert_eq!(
         channel["limits"],
-        json!({"per_minute": 30, "per_day_recipients": 10000, "recipients_per_message": 500})
+        json!({"per_minute": 30, "per_day_recipients": 10000, "recipients_per_message": 500, "per_day_messages": null, "windows": null, "warmup": null, "min_gap": null})
     );
     assert_eq!(channel["status"], "active");
     assert_eq!(channel["has_credential"], true);
@@ -555,7 +555,7 @@ async fn limits_change_one_at_a_time_and_a_region_moves_the_host() {
     .await;
     assert_eq!(
         channel["limits"],
-        json!({"per_minute": 10, "per_day_recipients": 10000, "recipients_per_message": 500}),
+        json!({"per_minute": 10, "per_day_recipients": 10000, "recipients_per_message": 500, "per_day_messages": null, "windows": null, "warmup": null, "min_gap": null}),
         "the preset's other limits stay"
     );
     let path = format!("/v1/channels/{}", channel["id"].as_str().unwrap());
@@ -569,7 +569,7 @@ async fn limits_change_one_at_a_time_and_a_region_moves_the_host() {
     let changed = expect_json(res, StatusCode::OK).await;
     assert_eq!(
         changed["limits"],
-        json!({"per_minute": 10, "per_day_recipients": null, "recipients_per_message": 500})
+        json!({"per_minute": 10, "per_day_recipients": null, "recipients_per_message": 500, "per_day_messages": null, "windows": null, "warmup": null, "min_gap": null})
     );
 
     let ses = json!({"name": "SES", "kind": "smtp", "preset": "amazon_ses", "owner": {"tenant": true},

@@ -243,7 +243,7 @@ async fn over_its_quota_a_channel_defers_mail_to_the_next_window_never_fails_it(
         if view["status"] == "deferred" {
             deferred += 1;
             let d = events_of(&view, "deferred")[0];
-            assert_eq!(d["detail"]["reason"], "quota_exhausted", "{view:#}");
+            assert_eq!(d["detail"]["reason"], "per_minute", "{view:#}");
             assert_eq!(
                 view["attempts"], 0,
                 "waiting for quota is not an attempt: {view:#}"

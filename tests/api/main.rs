@@ -33,6 +33,7 @@ mod it_day;
 mod messages;
 mod microsoft;
 mod openssl_certs;
+mod pacing;
 mod processes;
 mod restart;
 mod roles;

@@ -271,7 +271,7 @@ async fn a_burst_at_expiry_refreshes_once_at_the_tenant_and_the_rotated_token_is
             .await;
         if view["status"] == "deferred" {
             let last = view["events"].as_array().unwrap().last().unwrap().clone();
-            assert_eq!(last["detail"]["reason"], "quota_exhausted", "{view:#}");
+            assert_eq!(last["detail"]["reason"], "per_minute", "{view:#}");
             waiting.push(id.clone());
         }
     }

@@ -359,3 +359,37 @@ async fn it_sees_every_channel_on_the_overview_and_a_rep_without_a_mailbox_is_to
         .expect_not("My mailbox")
         .expect_not("<figure");
 }
+
+#[tokio::test]
+async fn mail_held_the_moment_it_is_accepted_counts_as_held_on_its_channel() {
+    let w = crate::messages::world().await;
+    let channel = format!("/v1/channels/{}", w.channel);
+    let answer = w
+        .app
+        .patch(
+            &channel,
+            &w.rep.token,
+            serde_json::json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(answer.status(), reqwest::StatusCode::OK);
+    for id in w.app.burst(&w.rep.token, crate::messages::REP, 2).await {
+        w.app
+            .wait_for_message(
+                &w.rep.token,
+                &id,
+                "held",
+                std::time::Duration::from_secs(30),
+            )
+            .await;
+    }
+    let stats = crate::helpers::expect_json(
+        w.app
+            .get(&format!("{channel}/stats?days=1"), &w.rep.token)
+            .await,
+        reqwest::StatusCode::OK,
+    )
+    .await;
+    assert_eq!(stats["totals"]["held"], 2, "{stats:#}");
+    assert_eq!(stats["totals"]["sent"], 0, "{stats:#}");
+}

@@ -5,6 +5,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::domain::pacing::{MinGapSpec, PacingError, WarmupSpec, WindowsSpec};
 use crate::domain::providers::{self, ProviderPreset};
 use crate::domain::{
     CertificateFingerprint, ChannelLimits, ChannelOwner, CredentialScope, Domain, EmailAddress,
@@ -12,6 +13,7 @@ use crate::domain::{
 };
 use crate::http::error::ApiError;
 use crate::http::extract::present;
+use chrono::NaiveDate;
 
 /// `{"user": id}`, `{"team": id}` or `{"tenant": true}`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -77,7 +79,7 @@ pub struct SmtpInput {
 
 /// Each limit: absent keeps the current (or the preset's) value, `null` removes it, a number
 /// sets it.
-#[derive(Debug, Default, Deserialize, ToSchema, Clone, Copy)]
+#[derive(Debug, Default, Deserialize, ToSchema, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsInput {
     #[serde(default, deserialize_with = "present")]
@@ -89,11 +91,38 @@ pub struct LimitsInput {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u32>, nullable)]
     pub recipients_per_message: Option<Option<u32>>,
+    /// Messages per rolling 24 h (docs/pacing.md).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, nullable)]
+    pub per_day_messages: Option<Option<u32>>,
+    /// `{time_zone: "Europe/Berlin", windows: [{days: ["mon", …], start: "09:00", end: "17:30"}]}`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>, nullable)]
+    pub windows: Option<Option<WindowsSpec>>,
+    /// `{start: 20, step: 2, target: 200, started_on?: "2026-12-02"}`: marks the channel warming up.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>, nullable)]
+    pub warmup: Option<Option<WarmupSpec>>,
+    /// `{min_seconds: 60, max_seconds: 180}`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>, nullable)]
+    pub min_gap: Option<Option<MinGapSpec>>,
+}
+
+impl From<PacingError> for ApiError {
+    fn from(e: PacingError) -> Self {
+        ApiError::InvalidMessage {
+            code: e.code,
+            field: e.field,
+            detail: e.reason,
+        }
+    }
 }
 
 impl LimitsInput {
-    /// The limits over `base` (the channel's current ones, or the preset's).
-    pub fn apply(self, base: ChannelLimits) -> Result<ChannelLimits, ApiError> {
+    /// The limits over `base` (the channel's current ones, or the preset's); `today` starts a
+    /// ramp that names no start date.
+    pub fn apply(self, base: ChannelLimits, today: NaiveDate) -> Result<ChannelLimits, ApiError> {
         let pick =
             |given: Option<Option<u32>>, current: Option<u32>| -> Result<Option<u32>, ApiError> {
                 match given {
@@ -109,6 +138,19 @@ impl LimitsInput {
             per_minute: pick(self.per_minute, base.per_minute)?,
             per_day_recipients: pick(self.per_day_recipients, base.per_day_recipients)?,
             recipients_per_message: pick(self.recipients_per_message, base.recipients_per_message)?,
+            per_day_messages: pick(self.per_day_messages, base.per_day_messages)?,
+            windows: match self.windows {
+                None => base.windows,
+                Some(given) => given.map(|w| w.parse("limits.windows")).transpose()?,
+            },
+            warmup: match self.warmup {
+                None => base.warmup,
+                Some(given) => given.map(|w| w.parse("limits.warmup", today)).transpose()?,
+            },
+            min_gap: match self.min_gap {
+                None => base.min_gap,
+                Some(given) => given.map(|g| g.parse("limits.min_gap")).transpose()?,
+            },
         })
     }
 }

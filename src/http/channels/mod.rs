@@ -215,10 +215,10 @@ pub(in crate::http) async fn create(
         scope,
         from_address: parse_address("from_address", body.from_address.as_deref())?,
         domains: parse_domains(&body.domains)?,
-        limits: body
-            .limits
-            .unwrap_or_default()
-            .apply(preset.map(|p| p.limits).unwrap_or_default())?,
+        limits: body.limits.unwrap_or_default().apply(
+            preset.map(|p| p.limits.clone()).unwrap_or_default(),
+            state.config.clock.now().date_naive(),
+        )?,
         smtp: Some(smtp),
         bcc_archive: parse_address("bcc_archive", body.bcc_archive.as_deref())?,
         reply_to: parse_address("reply_to", body.reply_to.as_deref())?,
@@ -509,8 +509,20 @@ pub(super) async fn get_channel(
         .domains
         .channel_health(caller.actor.tenant_id, &channel)
         .await?;
+    let tenant = caller.actor.tenant_id;
+    let now = state.config.clock.now();
+    let (channel, pacing) = state
+        .store
+        .run(move |conn| {
+            let defaults = crate::store::pacing::tenant_defaults(conn, tenant)?;
+            let status = crate::store::pacing::status(conn, &channel, &defaults, now)?;
+            Ok::<_, StoreError>((channel, status))
+        })
+        .await?;
     Ok(web::Json(
-        ChannelView::from(channel).with_domains(view::ChannelDomainHealthView::list(health)),
+        ChannelView::from(channel)
+            .with_domains(view::ChannelDomainHealthView::list(health))
+            .with_pacing(pacing),
     ))
 }
 
@@ -619,7 +631,10 @@ pub(in crate::http) async fn update(
         next.smtp = Some(smtp_settings(smtp, current.spec.smtp.as_ref(), preset)?);
     }
     if let Some(limits) = body.limits {
-        next.limits = limits.apply(current.spec.limits)?;
+        next.limits = limits.apply(
+            current.spec.limits.clone(),
+            state.config.clock.now().date_naive(),
+        )?;
     }
     if let Some(bcc) = &body.bcc_archive {
         next.bcc_archive = parse_address("bcc_archive", bcc.as_deref())?;

@@ -1,5 +1,7 @@
 //! How a channel looks in responses: never its secret, always its warnings.
 
+use crate::domain::pacing::{MinGapSpec, WarmupSpec, WindowsSpec};
+use crate::store::pacing::PacingStatus;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -73,6 +75,12 @@ impl ChannelDomainHealthView {
 }
 
 impl ChannelView {
+    /// The view with its pacing now (today's count, cap, ramp, window).
+    pub(in crate::http) fn with_pacing(mut self, pacing: PacingStatus) -> Self {
+        self.pacing = Some(pacing);
+        self
+    }
+
     /// The view with its domains' DNS health.
     pub(in crate::http) fn with_domains(mut self, domains: Vec<ChannelDomainHealthView>) -> Self {
         self.health.domains = Some(domains);
@@ -161,6 +169,10 @@ pub(in crate::http) struct ChannelView {
     warnings: Vec<Warning>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    /// Today's count against the day's cap, the ramp and the window (docs/pacing.md). On
+    /// `GET /v1/channels/{id}`; absent from the list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pacing: Option<PacingStatus>,
 }
 
 impl From<SendChannel> for ChannelView {
@@ -203,6 +215,10 @@ impl From<SendChannel> for ChannelView {
                 "per_minute": c.spec.limits.per_minute,
                 "per_day_recipients": c.spec.limits.per_day_recipients,
                 "recipients_per_message": c.spec.limits.recipients_per_message,
+                "per_day_messages": c.spec.limits.per_day_messages,
+                "windows": c.spec.limits.windows.as_ref().map(WindowsSpec::from),
+                "warmup": c.spec.limits.warmup.as_ref().map(WarmupSpec::from),
+                "min_gap": c.spec.limits.min_gap.as_ref().map(MinGapSpec::from),
             }),
             bcc_archive: c.spec.bcc_archive.map(|a| a.to_string()),
             reply_to: c.spec.reply_to.map(|a| a.to_string()),
@@ -238,6 +254,7 @@ impl From<SendChannel> for ChannelView {
             warnings,
             created_at: c.created_at,
             updated_at: c.updated_at,
+            pacing: None,
         }
     }
 }

@@ -590,6 +590,7 @@ pub(in crate::http) async fn explain(
             };
             let decision = routes.route(&sender, &from, recipients);
             let mut shown = decision_json(&decision);
+            routes.annotate(&decision, &mut shown);
             // Whether the chosen channel would DKIM-sign it, and with which key (or why not).
             if let Some(channel) = decision.channel()
                 && routes.signs_dkim(channel)

@@ -42,7 +42,7 @@ fn auth_words(auth: SmtpAuth) -> &'static str {
 }
 
 fn limits_words(channel: &SendChannel) -> String {
-    let l = channel.spec.limits;
+    let l = &channel.spec.limits;
     let parts: Vec<String> = [
         (l.per_minute, "messages per minute"),
         (l.per_day_recipients, "recipients per day"),

@@ -90,7 +90,7 @@ impl ChannelForm {
             Some(CredentialScope::Domain) => "tenant",
             _ => "me",
         };
-        let limits = preset.map(|p| p.limits).unwrap_or_default();
+        let limits = preset.map(|p| p.limits.clone()).unwrap_or_default();
         Self {
             preset: preset.map(|p| p.id.to_owned()),
             scope: scope.map(|s| s.as_str().to_owned()),
