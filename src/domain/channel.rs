@@ -173,11 +173,13 @@ text_enum!(
 );
 text_enum!(
     /// Whether a channel carries mail. Only `active` channels do; the others hold it.
+    /// `paused`: stopped on purpose (bounces, a provider's block, an admin) until resumed.
     ChannelStatus, "status" {
         Active => "active",
         NeedsReauth => "needs_reauth",
         Failing => "failing",
         Disabled => "disabled",
+        Paused => "paused",
     }
 );
 
@@ -601,6 +603,10 @@ pub struct ChannelHealth {
     pub last_error_at: Option<DateTime<Utc>>,
     /// When the status last changed by itself or by a person.
     pub status_changed_at: Option<DateTime<Utc>>,
+    /// A paused channel: when a provider's block ends and it resumes by itself.
+    pub paused_until: Option<DateTime<Utc>>,
+    /// A paused channel: what paused it (the bounce figures, the provider's reply, who).
+    pub pause_detail: Option<serde_json::Value>,
 }
 
 #[cfg(test)]

@@ -35,10 +35,15 @@ pub enum EventType {
     /// A recipient used a message's one-click unsubscribe link: the address is now on the
     /// tenant's suppression list.
     RecipientUnsubscribed,
+    /// A channel was paused (bounces over the threshold, a provider's block, an admin): its
+    /// mail is held until it resumes.
+    ChannelPaused,
+    /// A paused channel carries mail again (resumed by an admin, or its block ended).
+    ChannelResumed,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 14] = [
         EventType::ChannelNeedsReauth,
         EventType::ChannelFailing,
         EventType::ChannelRecovered,
@@ -51,6 +56,8 @@ impl EventType {
         EventType::DomainFailed,
         EventType::DomainDnsError,
         EventType::RecipientUnsubscribed,
+        EventType::ChannelPaused,
+        EventType::ChannelResumed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +74,8 @@ impl EventType {
             EventType::DomainFailed => "domain.failed",
             EventType::DomainDnsError => "domain.dns_error",
             EventType::RecipientUnsubscribed => "recipient.unsubscribed",
+            EventType::ChannelPaused => "channel.paused",
+            EventType::ChannelResumed => "channel.resumed",
         }
     }
 
@@ -75,14 +84,19 @@ impl EventType {
     pub fn emails_owner(self) -> bool {
         matches!(
             self,
-            EventType::ChannelNeedsReauth | EventType::ChannelFailing | EventType::ChannelRecovered
+            EventType::ChannelNeedsReauth
+                | EventType::ChannelFailing
+                | EventType::ChannelRecovered
+                | EventType::ChannelPaused
+                | EventType::ChannelResumed
         )
     }
 
     /// Whether the tenant's admins are told by email: a lapsed domain stops everyone's mail
-    /// from it, so the people who can publish the record must hear at once.
+    /// from it, so the people who can publish the record must hear at once; a paused channel
+    /// waits for an admin to resume it.
     pub fn emails_admins(self) -> bool {
-        matches!(self, EventType::DomainLapsed)
+        matches!(self, EventType::DomainLapsed | EventType::ChannelPaused)
     }
 }
 

@@ -68,9 +68,11 @@ pub enum ReauthCause {
     /// The mailbox cannot be used through Microsoft Graph (`MailboxNotEnabledForRESTAPI`:
     /// unlicensed, inactive, soft-deleted or on-premises).
     MailboxNotEnabled,
-    /// Exchange Online blocked the account from sending (`5.1.8`, outbound spam).
+    /// Exchange Online blocked the account from sending (`5.1.8`, outbound spam). Pauses the
+    /// channel (`pause::PauseCause::of_refusal`): the credential is fine.
     SenderBlocked,
-    /// The mailbox reached its sending limit (`ErrorExceededMessageLimit`).
+    /// The mailbox reached its sending limit (`ErrorExceededMessageLimit`). Pauses the
+    /// channel for a day, likewise.
     SendLimitReached,
     /// A Microsoft channel sending over SMTP with XOAUTH2 met a tenant or mailbox that has
     /// SMTP AUTH switched off (`535 5.7.139`): Graph still works, the grant is fine.
@@ -189,10 +191,10 @@ impl ReauthCause {
                 "this mailbox cannot send through Microsoft Graph (it is unlicensed, inactive, or hosted on-premises): use a licensed Exchange Online mailbox, or an SMTP channel"
             }
             ReauthCause::SenderBlocked => {
-                "Microsoft blocked this account from sending (5.1.8, suspected outbound spam): a Microsoft 365 admin must release it (Defender portal, Restricted entities); then reconnect to resume"
+                "Microsoft blocked this account from sending (5.1.8, suspected outbound spam): a Microsoft 365 admin must release it (Defender portal, Restricted entities); then an admin resumes the channel"
             }
             ReauthCause::SendLimitReached => {
-                "the mailbox reached Microsoft's sending limit: sending is paused; reconnect to resume once the limit has cleared (Exchange counts a rolling 24 hours)"
+                "the mailbox reached Microsoft's sending limit: the channel is paused and resumes by itself once the limit has cleared (Exchange counts a rolling 24 hours)"
             }
             ReauthCause::SmtpAuthDisabled => {
                 "the Microsoft 365 tenant (or this mailbox) has SMTP AUTH switched off (535 5.7.139, e.g. under Security Defaults): switch the channel's transport back to Microsoft Graph (transport \"graph\"), which needs no SMTP AUTH; or a Microsoft 365 admin enables authenticated SMTP for the mailbox"
@@ -302,7 +304,8 @@ pub fn observe(
                 next.first_failure_at = None;
                 Some(Transition::NeedsReauth(cause))
             }
-            ChannelStatus::NeedsReauth | ChannelStatus::Disabled => None,
+            // A paused channel stays paused: only a resume (or its block's end) ends a pause.
+            ChannelStatus::NeedsReauth | ChannelStatus::Disabled | ChannelStatus::Paused => None,
         },
     };
     (next, transition)

@@ -3,6 +3,7 @@
 //! Imports no other module of ours; everything else imports this.
 
 pub mod audit;
+pub mod bounces;
 pub mod bulk;
 pub mod channel;
 pub mod channel_dns;
@@ -20,6 +21,7 @@ pub mod liveness;
 pub mod message;
 pub mod name;
 pub mod pacing;
+pub mod pause;
 pub mod permissions;
 pub mod providers;
 pub mod recipients;

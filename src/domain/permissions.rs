@@ -49,10 +49,15 @@ pub enum Action {
     ReadSuppressions,
     /// Add addresses to the suppression list or take them off it.
     ManageSuppressions,
+    /// Pause any channel and resume a paused one. Admins only: a bounce pause protects the
+    /// domain every rep sends from, so whether its list is clean enough to go on is the
+    /// tenant's call, not the call of the rep whose mailbox bounced (nor IT's, who keep
+    /// channels working but do not decide what is sent).
+    PauseChannels,
 }
 
 impl Action {
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 24] = [
         Action::ReadTenant,
         Action::UpdateTenantPolicy,
         Action::ReadTeams,
@@ -76,6 +81,7 @@ impl Action {
         Action::ManageDomains,
         Action::ReadSuppressions,
         Action::ManageSuppressions,
+        Action::PauseChannels,
     ];
 
     /// The roles allowed to perform this action: the permission table.
@@ -105,7 +111,8 @@ impl Action {
             | Action::ManageAnyTokens
             | Action::SendAsAnyUser
             | Action::ManageDomains
-            | Action::ManageSuppressions => &[Admin],
+            | Action::ManageSuppressions
+            | Action::PauseChannels => &[Admin],
         }
     }
 
@@ -135,6 +142,7 @@ impl Action {
             Action::ManageDomains => "claim or drop sending domains",
             Action::ReadSuppressions => "read the suppression list",
             Action::ManageSuppressions => "change the suppression list",
+            Action::PauseChannels => "pause or resume channels",
         }
     }
 }

@@ -161,6 +161,9 @@ impl SkipReason {
                 ChannelStatus::NeedsReauth => "the channel needs re-authentication",
                 ChannelStatus::Failing => "the channel is failing with repeated errors",
                 ChannelStatus::Disabled => "the channel is disabled",
+                ChannelStatus::Paused => {
+                    "the channel is paused (too many bounces, a provider's sending block, or an admin); it carries no mail until it resumes"
+                }
                 ChannelStatus::Active => "the channel was not active",
             }
             .to_owned(),

@@ -100,6 +100,8 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
                 .service(channels::rotate_shared_credential)
                 .service(channels::list_providers)
                 .service(channels::disconnect_oauth)
+                .service(channels::pause_channel)
+                .service(channels::resume_channel)
                 .service(oauth::google_start)
                 .service(oauth::microsoft_start)
                 .service(audit::list_audit)

@@ -11,12 +11,13 @@ use super::AppState;
 use super::auth::{OperatorCaller, TenantCaller};
 use super::error::{ApiError, NotFoundAs, Problem};
 use super::extract::path_id;
+use crate::domain::bounces::BouncePolicy;
 use crate::domain::{
     Action, AuditActor, ClaimState, DisplayName, Domain, EmailAddress, Tenant, TenantId,
 };
-use crate::store::domains;
 use crate::store::write_transaction;
 use crate::store::{DbConnection, StoreError, tenants};
+use crate::store::{domains, pauses};
 use crate::vault::IssuedToken;
 
 /// Most sending domains one tenant may list.
@@ -74,13 +75,83 @@ pub struct TenantView {
     /// `{windows?: {time_zone, windows: [...]}, per_day_messages?}`.
     #[schema(value_type = Object)]
     pub(in crate::http) sending_defaults: serde_json::Value,
+    /// When hard bounces pause a channel (see docs/bounces.md).
+    pub(in crate::http) bounce_pause: BouncePauseView,
     pub(in crate::http) created_at: DateTime<Utc>,
     pub(in crate::http) updated_at: DateTime<Utc>,
 }
 
+/// The bounce auto-pause rule: a channel whose hard-bounced recipients reach
+/// `threshold_percent` of its recipients over the last `window_days` UTC days, once it has
+/// at least `min_sends`, is paused.
+#[derive(Serialize, ToSchema)]
+pub struct BouncePauseView {
+    pub(in crate::http) threshold_percent: f64,
+    pub(in crate::http) min_sends: u32,
+    pub(in crate::http) window_days: u32,
+}
+
+impl From<BouncePolicy> for BouncePauseView {
+    fn from(p: BouncePolicy) -> Self {
+        Self {
+            threshold_percent: p.threshold_percent(),
+            min_sends: p.min_sends,
+            window_days: p.window_days,
+        }
+    }
+}
+
+/// A change of the bounce rule; absent fields stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BouncePauseInput {
+    /// Above 0, at most 20, two decimals at most (default 3).
+    threshold_percent: Option<f64>,
+    /// At least 1 (default 50).
+    min_sends: Option<u32>,
+    /// 1 to 90 days (default 7).
+    window_days: Option<u32>,
+}
+
+impl BouncePauseInput {
+    /// Checks each given field (they do not depend on each other), so a bad one is refused
+    /// before anything changes; returns the same change, checked.
+    fn check(self) -> Result<Self, ApiError> {
+        let defaults = BouncePolicy::default();
+        BouncePolicy::parse(
+            self.threshold_percent
+                .unwrap_or_else(|| defaults.threshold_percent()),
+            self.min_sends.unwrap_or(defaults.min_sends),
+            self.window_days.unwrap_or(defaults.window_days),
+        )
+        .map_err(|(field, e)| ApiError::InvalidField {
+            field: match field {
+                "threshold_percent" => "bounce_pause.threshold_percent",
+                "min_sends" => "bounce_pause.min_sends",
+                _ => "bounce_pause.window_days",
+            },
+            reason: e.reason,
+        })?;
+        Ok(self)
+    }
+
+    /// The current rule with the checked change applied.
+    fn apply(&self, current: BouncePolicy) -> BouncePolicy {
+        BouncePolicy {
+            threshold_basis_points: self
+                .threshold_percent
+                .map_or(current.threshold_basis_points, |p| {
+                    (p * 100.0).round() as u32
+                }),
+            min_sends: self.min_sends.unwrap_or(current.min_sends),
+            window_days: self.window_days.unwrap_or(current.window_days),
+        }
+    }
+}
+
 impl TenantView {
     /// The tenant with its claimed domains (sorted) and their states.
-    fn of(t: Tenant, claims: &[(Domain, ClaimState)]) -> Self {
+    fn of(t: Tenant, claims: &[(Domain, ClaimState)], bounce_pause: BouncePolicy) -> Self {
         let names = |only_verified: bool| {
             claims
                 .iter()
@@ -98,6 +169,7 @@ impl TenantView {
             verified_domains: names(true),
             unsubscribe_by_default: t.policy.unsubscribe_by_default,
             sending_defaults: serde_json::json!({}),
+            bounce_pause: bounce_pause.into(),
             created_at: t.created_at,
             updated_at: t.updated_at,
         }
@@ -110,7 +182,8 @@ fn view(conn: &mut DbConnection, tenant: Tenant) -> Result<TenantView, StoreErro
         domains::states(conn, tenant.id)?.into_iter().collect();
     claims.sort_by(|a, b| a.0.cmp(&b.0));
     let defaults = pacing::tenant_defaults(conn, tenant.id)?;
-    let mut view = TenantView::of(tenant, &claims);
+    let bounce_pause = pauses::policy(conn, tenant.id)?;
+    let mut view = TenantView::of(tenant, &claims, bounce_pause);
     view.sending_defaults =
         serde_json::to_value(pacing::SendingDefaultsDoc::from(&defaults)).unwrap_or_default();
     Ok(view)
@@ -269,6 +342,8 @@ pub struct UpdateTenantRequest {
     /// Windows and a daily cap for channels that set none; each key absent keeps, `null`
     /// removes.
     sending_defaults: Option<SendingDefaultsInput>,
+    /// When hard bounces pause a channel: `{threshold_percent, min_sends, window_days}`.
+    bounce_pause: Option<BouncePauseInput>,
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -384,6 +459,8 @@ pub(in crate::http) async fn change_tenant(
     let id = caller.actor.tenant_id;
     let (sending_enabled, shared_pool_allowed) = (body.sending_enabled, body.shared_pool_allowed);
     let unsubscribe_by_default = body.unsubscribe_by_default;
+    let bounce_pause = body.bounce_pause.map(BouncePauseInput::check).transpose()?;
+    let now = state.config.clock.now_micros();
     let (claimed, key_actor) = (wanted_domains.clone(), actor.clone());
     let updated = state
         .store
@@ -412,6 +489,10 @@ pub(in crate::http) async fn change_tenant(
                 }
                 if let Some(v) = unsubscribe_by_default {
                     policy.unsubscribe_by_default = v;
+                }
+                if let Some(change) = &bounce_pause {
+                    let rule = change.apply(pauses::policy(conn, id)?);
+                    pauses::set_policy(conn, id, &rule, now)?;
                 }
                 if let Some((windows, per_day)) = &defaults_change {
                     let mut defaults = pacing::tenant_defaults(conn, id)?;

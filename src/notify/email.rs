@@ -54,6 +54,35 @@ pub fn render(payload: &Value, public_url: &str) -> Option<(String, String)> {
                 }
             ),
         ),
+        "channel.paused" => (
+            format!("\"{name}\" is paused"),
+            format!(
+                "The send channel \"{name}\"{address} was paused ({}): {}.{}\n\n\
+                 Mail for this channel is held, not lost (or goes through another channel, if \
+                 your organisation allows fallback). It goes out when the channel resumes: \
+                 an admin resumes it on the channel's page or with \
+                 POST /v1/channels/{}/resume.",
+                data["cause"].as_str().unwrap_or("paused").replace('_', " "),
+                data["advice"].as_str().unwrap_or("an admin resumes it"),
+                pause_figures(data),
+                channel["id"].as_str().unwrap_or("{id}"),
+            ),
+        ),
+        "channel.resumed" => (
+            format!("\"{name}\" is sending again"),
+            format!(
+                "The send channel \"{name}\"{address} was resumed{}.{}",
+                match data["by"].as_str() {
+                    Some("system") => " (the provider's block ended)".to_owned(),
+                    _ => " by an admin".to_owned(),
+                },
+                match data["released"].as_u64() {
+                    Some(n) if n > 0 =>
+                        format!(" The {n} message(s) that waited are on their way."),
+                    _ => String::new(),
+                }
+            ),
+        ),
         "domain.lapsed" => {
             let domain = &data["domain"];
             let name = domain["domain"].as_str().unwrap_or("a sending domain");
@@ -87,6 +116,25 @@ pub fn render(payload: &Value, public_url: &str) -> Option<(String, String)> {
     Some((format!("[Switchboard] {subject}"), text))
 }
 
+/// The bounce figures of a bounce pause, in words; nothing for other causes.
+fn pause_figures(data: &Value) -> String {
+    let figures = &data["figures"];
+    match (figures["hard_bounces"].as_u64(), figures["sends"].as_u64()) {
+        (Some(bounced), Some(sends)) => format!(
+            "\n\n{bounced} of {sends} recipients in the last {} day(s) were hard bounces ({:.1} %; the threshold is {} %).",
+            figures["window_days"].as_u64().unwrap_or(0),
+            figures["rate_percent"].as_f64().unwrap_or(0.0),
+            figures["threshold_percent"].as_f64().unwrap_or(0.0),
+        ),
+        _ => match data["until"].as_str() {
+            Some(until) => format!(
+                "\n\nThe provider's block ends at {until}; the channel resumes by itself then."
+            ),
+            None => String::new(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -114,6 +162,50 @@ mod tests {
         ] {
             assert!(text.contains(part), "{part} missing from {text}");
         }
+    }
+
+    #[test]
+    fn a_pause_email_says_why_with_the_figures_or_when_the_block_ends() {
+        let bounced = json!({
+            "type": "channel.paused",
+            "data": {
+                "cause": "bounce_rate",
+                "advice": "too many recipients were refused as unknown (hard bounces)",
+                "figures": {"sends": 60, "hard_bounces": 4, "rate_percent": 6.67,
+                            "threshold_percent": 3.0, "window_days": 7},
+                "channel": {"id": "c1", "name": "Dana's mailbox", "from_address": "dana@acme.test"}
+            }
+        });
+        let (subject, text) = render(&bounced, "https://switchboard.acme.test").unwrap();
+        assert!(
+            subject.contains("\"Dana's mailbox\" is paused"),
+            "{subject}"
+        );
+        for part in [
+            "paused (bounce rate)",
+            "4 of 60 recipients in the last 7 day(s) were hard bounces (6.7 %; the threshold is 3 %)",
+            "held, not lost",
+            "POST /v1/channels/c1/resume",
+        ] {
+            assert!(text.contains(part), "{part} missing from {text}");
+        }
+        let limit = json!({
+            "type": "channel.paused",
+            "data": {"cause": "send_limit_reached", "until": "2026-12-03T10:00:00Z",
+                     "channel": {"name": "Dana"}}
+        });
+        let (_, text) = render(&limit, "x").unwrap();
+        assert!(text.contains("ends at 2026-12-03T10:00:00Z"), "{text}");
+        let resumed = json!({
+            "type": "channel.resumed",
+            "data": {"by": "system", "released": 3, "channel": {"name": "Dana"}}
+        });
+        let (subject, text) = render(&resumed, "x").unwrap();
+        assert!(subject.contains("sending again"), "{subject}");
+        assert!(
+            text.contains("the provider's block ended") && text.contains("The 3 message(s)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub(super) struct Checker {
     pub rule: FailureRule,
     pub probe_every: Duration,
     pub idle_after: Option<Duration>,
+    /// When a provider's block ends.
+    pub clock: crate::clock::Clock,
 }
 
 impl Checker {
@@ -46,8 +48,22 @@ impl Checker {
         (shortest / 2).clamp(Duration::from_millis(50), Duration::from_secs(30))
     }
 
-    /// Claims the due checks and runs them side by side.
+    /// Resumes channels whose provider block ended, then claims the due checks and runs them
+    /// side by side.
     pub async fn pass(self: &Arc<Self>) {
+        let now = self.clock.now_micros();
+        match self
+            .store
+            .run(move |c| crate::store::pauses::resume_ended_blocks(c, now))
+            .await
+        {
+            Ok(resumed) => {
+                for channel in resumed {
+                    tracing::info!(channel_id = %channel, "the provider's block ended: channel resumed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "resuming channels whose block ended failed"),
+        }
         let (probe, idle) = (self.probe_every, self.idle_after);
         let due = match self
             .store

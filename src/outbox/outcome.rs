@@ -10,6 +10,7 @@ use lettre::address::Envelope;
 
 use super::retry::{RetryPolicy, retry_hint};
 use crate::domain::health::{FailureKind, ReauthCause};
+use crate::domain::pause::PauseCause;
 use crate::domain::recipients::{RecipientStatus, Recipients, Verdict};
 use crate::domain::{ChannelId, TenantId};
 use crate::store::delivery::{ChannelEffect, Completion};
@@ -63,6 +64,24 @@ pub(super) fn after_failure(
                 .auth_cause
                 .and_then(ReauthCause::from_code)
                 .unwrap_or_else(|| ReauthCause::from_reply(&error));
+            // A provider's sending block says nothing against the credential: the channel is
+            // paused, not sent to reconnect; the message is routed again (held or fallback).
+            if let Some(pause) = PauseCause::of_refusal(cause) {
+                return (
+                    Completion::Deferred {
+                        channel: Some(ctx.channel),
+                        until: ctx.now.timestamp_micros(),
+                        reason: "channel_paused",
+                        error: Some(error.clone()),
+                    },
+                    Some(ChannelEffect::Paused {
+                        tenant: ctx.tenant,
+                        channel: ctx.channel,
+                        cause: pause,
+                        reply: error,
+                    }),
+                );
+            }
             // Routed again at once, now that the channel needs a new credential: the tenant's
             // policy decides between holding it for this channel and a fallback. (A rotation
             // that raced the send finds it queued, not stranded in `held`.)
@@ -77,6 +96,28 @@ pub(super) fn after_failure(
                     tenant: ctx.tenant,
                     channel: ctx.channel,
                     credential_version: ctx.credential_version,
+                    cause,
+                    reply: error,
+                }),
+            )
+        }
+        // Exchange refused the whole message because it blocked the mailbox (5.1.8) or the
+        // mailbox reached its daily limit (5.1.90): not this message's fault, so it is
+        // routed again (held or fallback) while the channel is paused.
+        FailureClass::Permanent
+            if !ctx.is_shared_pool && PauseCause::of_smtp_reply(&error).is_some() =>
+        {
+            let cause = PauseCause::of_smtp_reply(&error).unwrap_or(PauseCause::SenderBlocked);
+            (
+                Completion::Deferred {
+                    channel: Some(ctx.channel),
+                    until: ctx.now.timestamp_micros(),
+                    reason: "channel_paused",
+                    error: Some(error.clone()),
+                },
+                Some(ChannelEffect::Paused {
+                    tenant: ctx.tenant,
+                    channel: ctx.channel,
                     cause,
                     reply: error,
                 }),
@@ -593,6 +634,42 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn an_outbound_spam_block_pauses_the_channel_and_routes_the_message_again() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let c = ctx(1, Duration::ZERO, false);
+        let (completion, effect) = after_failure(
+            &failure(
+                FailureClass::Permanent,
+                Some(550),
+                "5.1.8 Access denied, bad outbound sender",
+            ),
+            &c,
+            &RetryPolicy::default(),
+            &mut rng,
+        );
+        assert!(
+            matches!(completion, Completion::Deferred { reason: "channel_paused", until, .. } if until == c.now.timestamp_micros()),
+            "{completion:?}"
+        );
+        assert!(matches!(
+            effect,
+            Some(ChannelEffect::Paused {
+                cause: PauseCause::SenderBlocked,
+                ..
+            })
+        ));
+        // The operator's relay is never paused: the message fails as before.
+        let (completion, effect) = after_failure(
+            &failure(FailureClass::Permanent, Some(550), "5.1.8 Access denied"),
+            &ctx(1, Duration::ZERO, true),
+            &RetryPolicy::default(),
+            &mut rng,
+        );
+        assert!(matches!(completion, Completion::Failed { .. }));
+        assert!(effect.is_none());
     }
 
     #[test]

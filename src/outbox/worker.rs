@@ -266,6 +266,7 @@ impl Outbox {
             rule: config.delivery.failure_rule,
             probe_every: config.delivery.probe_interval,
             idle_after: config.delivery.check_idle_after,
+            clock: config.clock.clone(),
         });
         let notifier = match Notifier::new(store.clone(), vault.clone(), config) {
             Ok(n) => Some(Arc::new(n)),
@@ -1320,6 +1321,9 @@ impl Inner {
                         }
                         for (channel, transition) in &report.transitions {
                             log_transition(*channel, *transition);
+                        }
+                        for channel in &report.paused {
+                            tracing::warn!(channel_id = %channel, "hard bounces crossed the threshold: channel paused");
                         }
                         if report.lost_leases > 0 {
                             tracing::warn!(

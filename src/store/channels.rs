@@ -164,6 +164,8 @@ struct ChannelRow {
     last_error: Option<String>,
     last_error_at: Option<i64>,
     status_changed_at: Option<i64>,
+    paused_until: Option<i64>,
+    pause_detail: Option<String>,
 }
 
 impl ChannelRow {
@@ -275,6 +277,12 @@ impl ChannelRow {
                 last_error: self.last_error,
                 last_error_at: self.last_error_at.map(from_micros).transpose()?,
                 status_changed_at: self.status_changed_at.map(from_micros).transpose()?,
+                paused_until: self.paused_until.map(from_micros).transpose()?,
+                // Kept after a resume only as the bounce window's bookkeeping: shown while paused.
+                pause_detail: self
+                    .pause_detail
+                    .filter(|_| self.status == crate::domain::ChannelStatus::Paused.as_str())
+                    .and_then(|d| serde_json::from_str(&d).ok()),
             },
             created_at: from_micros(self.created_at)?,
             updated_at: from_micros(self.updated_at)?,

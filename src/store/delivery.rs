@@ -13,14 +13,16 @@ use super::channel_stats;
 use super::health::{self, Made};
 use super::messages::{EventInsert, MessageRecord, MessageStatus, event, insert_events};
 use super::notifications::{self, Event};
+use super::pauses;
 use super::schema::messages;
 use super::suppressions;
 use super::write_transaction;
 use super::{DbConnection, StoreError};
 use crate::domain::health::{FailureKind, FailureRule, Observation, ReauthCause, Transition};
+use crate::domain::pause::PauseCause;
 use crate::domain::recipients::{RcptOutcome, Recipients, Verdict};
 use crate::domain::suppression::is_hard_bounce;
-use crate::domain::{ChannelId, EventType, MessageId, TenantId};
+use crate::domain::{AuditActor, ChannelId, EventType, MessageId, TenantId};
 
 diesel::define_sql_function! {
     /// The first argument that is not NULL (both backends have it).
@@ -297,6 +299,14 @@ pub enum ChannelEffect {
         kind: FailureKind,
         error: String,
     },
+    /// The provider blocked the mailbox from sending (a sending limit, an outbound-spam
+    /// block): the channel is paused, until the block's known end if it has one.
+    Paused {
+        tenant: TenantId,
+        channel: ChannelId,
+        cause: PauseCause,
+        reply: String,
+    },
 }
 
 impl ChannelEffect {
@@ -304,7 +314,8 @@ impl ChannelEffect {
         match self {
             ChannelEffect::Used { channel }
             | ChannelEffect::NeedsReauth { channel, .. }
-            | ChannelEffect::Failed { channel, .. } => *channel,
+            | ChannelEffect::Failed { channel, .. }
+            | ChannelEffect::Paused { channel, .. } => *channel,
         }
     }
 }
@@ -316,6 +327,8 @@ pub struct Completed {
     pub lost_leases: usize,
     /// Channels whose status this call changed, and how.
     pub transitions: Vec<(ChannelId, Transition)>,
+    /// Channels the bounce rule paused.
+    pub paused: Vec<ChannelId>,
 }
 
 /// Records outcomes and their channel effects in one transaction. Each update is guarded by
@@ -375,6 +388,13 @@ pub fn complete(
         }
         insert_events(conn, &events)?;
         channel_stats::add(conn, channel_stats::day_of(now), &counts)?;
+        // The bounce rule, once per channel that bounced in this batch, on the counts just
+        // written.
+        for ((tenant, channel), c) in &counts {
+            if c.hard_bounces > 0 && pauses::evaluate_bounces(conn, *tenant, *channel, now)? {
+                report.paused.push(*channel);
+            }
+        }
         let mut used: Vec<String> = Vec::new();
         // Channels are locked in id order (observations first, then the used ones, also
         // sorted), so two processes recording at once rarely wait on each other in a cycle;
@@ -405,6 +425,30 @@ pub fn complete(
                         rule,
                     )?,
                 ),
+                ChannelEffect::Paused {
+                    tenant,
+                    channel,
+                    cause,
+                    reply,
+                } => {
+                    let until = cause
+                        .block_lasts()
+                        .map(|d| now.saturating_add(d.num_microseconds().unwrap_or(i64::MAX)));
+                    // A channel deleted meanwhile has nothing left to pause.
+                    match pauses::pause(
+                        conn,
+                        *tenant,
+                        *channel,
+                        *cause,
+                        until,
+                        json!({ "reply": reply }),
+                        AuditActor::System,
+                        now,
+                    ) {
+                        Ok(_) | Err(StoreError::NotFound) => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
                 ChannelEffect::Failed {
                     tenant,
                     channel,

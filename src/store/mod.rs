@@ -21,6 +21,7 @@ pub mod notifications;
 pub mod oauth;
 pub mod operator;
 pub mod pacing;
+pub mod pauses;
 pub mod processes;
 pub mod quotas;
 mod schema;

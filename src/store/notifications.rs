@@ -89,7 +89,10 @@ pub fn emit(conn: &mut DbConnection, event: &Event) -> Result<String, StoreError
     }
     if event.kind.emails_admins() {
         for address in owner_addresses(conn, event.tenant, ChannelOwner::Tenant)? {
-            rows.push((EMAIL, None, Some(address)));
+            // An admin who owns the channel hears once.
+            if !rows.iter().any(|(_, _, r)| r.as_ref() == Some(&address)) {
+                rows.push((EMAIL, None, Some(address)));
+            }
         }
     }
     for (kind, webhook, recipient) in rows {

@@ -263,19 +263,31 @@ pub fn store_grant(
                 channels::updated_at.eq(now),
             ))
             .execute(conn)?;
-        // A channel an admin disabled stays disabled; any other status is cured by the grant.
-        diesel::update(channel_row().filter(channels::status.ne("disabled")))
-            .set((
-                channels::status.eq("active"),
-                channels::status_cause.eq(None::<String>),
-            ))
-            .execute(conn)?;
-        let released = messages::release_held(
-            conn,
-            tenant,
-            messages::Release::Channel(channel),
-            "the mailbox was connected again",
-        )?;
+        // A channel an admin disabled stays disabled, a paused one paused (a new grant does
+        // not lift a provider's block or clean a list); any other status is cured by it.
+        diesel::update(channel_row().filter(
+            channels::status.ne_all(
+                [ChannelStatus::Disabled, ChannelStatus::Paused].map(ChannelStatus::as_str),
+            ),
+        ))
+        .set((
+            channels::status.eq("active"),
+            channels::status_cause.eq(None::<String>),
+        ))
+        .execute(conn)?;
+        let paused = before
+            .as_ref()
+            .is_some_and(|(status, _)| status == ChannelStatus::Paused.as_str());
+        let released = if paused {
+            0
+        } else {
+            messages::release_held(
+                conn,
+                tenant,
+                messages::Release::Channel(channel),
+                "the mailbox was connected again",
+            )?
+        };
         audit::record(
             conn,
             &AuditEvent {

@@ -144,6 +144,9 @@ diesel::table! {
         last_error_at -> Nullable<BigInt>,
         status_changed_at -> Nullable<BigInt>,
         next_check_at -> Nullable<BigInt>,
+        paused_until -> Nullable<BigInt>,
+        bounce_window_from -> Nullable<BigInt>,
+        pause_detail -> Nullable<Text>,
     }
 }
 
@@ -372,6 +375,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    tenant_bounce_pause (tenant_id) {
+        tenant_id -> Text,
+        threshold_basis_points -> BigInt,
+        min_sends -> BigInt,
+        window_days -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     channel_daily_stats,
     tenants,
@@ -399,6 +412,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     unsubscribe_tokens,
     dkim_keys,
     channel_domain_health,
+    tenant_bounce_pause,
     channel_pacing
 );
 

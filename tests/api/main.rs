@@ -4,6 +4,7 @@
 
 mod audit;
 mod binary;
+mod bounce_pause;
 mod browser;
 mod channel_checks;
 mod channel_health;

@@ -500,7 +500,6 @@ async fn graphs_refusals_become_causes_a_person_can_act_on() {
             "held",
             Some("mailbox_not_enabled"),
         ),
-        (SendFailure::SenderBlocked, "held", Some("sender_blocked")),
         (SendFailure::TooLarge, "failed", None),
     ] {
         let w = world().await;
@@ -526,6 +525,163 @@ async fn graphs_refusals_become_causes_a_person_can_act_on() {
             }
         }
     }
+}
+
+/// The audit actions recorded for a channel, oldest first, with each one's actor.
+async fn audit_of(w: &World, channel: &str) -> Vec<Value> {
+    let audit = expect_json(
+        w.app
+            .get(
+                &format!("/v1/audit?channel_id={channel}"),
+                &w.acme.admin_token,
+            )
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    audit.as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn exchanges_sending_limit_pauses_the_mailbox_for_a_day_not_for_a_reconnect() {
+    let w = world().await;
+    let before = connect(&w).await;
+    let id = before["id"].as_str().unwrap().to_owned();
+    w.ms.fail_next_sends(&[SendFailure::ExceededMessageLimit]);
+    let first = send(&w, "over the limit").await;
+    wait(&w, &first, "held").await;
+    let paused = channel(&w).await;
+    assert_eq!(paused["status"], "paused", "{paused:#}");
+    assert_eq!(paused["status_cause"], "send_limit_reached");
+    assert_eq!(paused["pause"]["by"], "system");
+    assert!(
+        paused["pause"]["reply"]
+            .as_str()
+            .unwrap()
+            .contains("ErrorExceededMessageLimit"),
+        "{paused:#}"
+    );
+    // Exchange counts a rolling 24 hours: the block ends a day after the refusal.
+    let since =
+        chrono::DateTime::parse_from_rfc3339(paused["pause"]["since"].as_str().unwrap()).unwrap();
+    let until =
+        chrono::DateTime::parse_from_rfc3339(paused["pause"]["until"].as_str().unwrap()).unwrap();
+    assert_eq!(until - since, chrono::Duration::hours(24), "{paused:#}");
+    // Later mail waits too, and a reconnect does not end the block.
+    let second = send(&w, "while paused").await;
+    wait(&w, &second, "held").await;
+    reconnect(&w, &before).await;
+    assert_eq!(channel(&w).await["status"], "paused");
+    assert_eq!(w.ms.sent_messages().len(), 0);
+    let audit = audit_of(&w, &id).await;
+    let paused_entry = audit
+        .iter()
+        .find(|e| e["action"] == "channel.paused")
+        .unwrap_or_else(|| panic!("channel.paused in {audit:#?}"));
+    assert_eq!(paused_entry["actor"], "system");
+    assert_eq!(paused_entry["detail"]["cause"], "send_limit_reached");
+
+    // An admin who knows the limit cleared resumes it early: the held mail goes, in order.
+    let resumed = expect_json(
+        w.app
+            .post(
+                &format!("/v1/channels/{id}/resume"),
+                &w.acme.admin_token,
+                json!({}),
+            )
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(resumed["status"], "active", "{resumed:#}");
+    assert!(resumed["pause"].is_null());
+    wait(&w, &first, "sent").await;
+    wait(&w, &second, "sent").await;
+    assert_eq!(w.ms.sent_messages().len(), 2);
+    let audit = audit_of(&w, &id).await;
+    let entry = audit
+        .iter()
+        .find(|e| e["action"] == "channel.resumed")
+        .unwrap_or_else(|| panic!("channel.resumed in {audit:#?}"));
+    assert_eq!(entry["actor"], format!("user:{}", w.acme.admin_id));
+    assert_eq!(entry["detail"]["released"], 2, "{entry:#}");
+}
+
+#[tokio::test]
+async fn a_paused_mailbox_resumes_by_itself_when_exchanges_block_ends() {
+    // Checks (and so the end of blocks) looked for every 100 ms.
+    let config = FakeMicrosoftConfig {
+        account: Account::work(CONTOSO, MAILBOX),
+        ..FakeMicrosoftConfig::default()
+    };
+    let w = world_with(config, &[("SWITCHBOARD_HEALTH_PROBE_INTERVAL", "200ms")]).await;
+    let id = connect(&w).await["id"].as_str().unwrap().to_owned();
+    w.ms.fail_next_sends(&[SendFailure::ExceededMessageLimit]);
+    let held = send(&w, "over the limit").await;
+    wait(&w, &held, "held").await;
+    assert_eq!(channel(&w).await["status"], "paused");
+    // An hour later it is still paused.
+    w.app.clock.advance(Duration::from_secs(3600));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(channel(&w).await["status"], "paused");
+    assert_eq!(w.ms.sent_messages().len(), 0);
+    // A day after the refusal the block is over: resumed by the system, the mail goes.
+    w.app.clock.advance(Duration::from_secs(23 * 3600 + 60));
+    wait(&w, &held, "sent").await;
+    assert_eq!(channel(&w).await["status"], "active");
+    let audit = audit_of(&w, &id).await;
+    let entry = audit
+        .iter()
+        .find(|e| e["action"] == "channel.resumed")
+        .unwrap_or_else(|| panic!("channel.resumed in {audit:#?}"));
+    assert_eq!(entry["actor"], "system");
+    assert_eq!(entry["detail"]["cause_was"], "send_limit_reached");
+}
+
+#[tokio::test]
+async fn an_outbound_spam_block_pauses_until_an_admin_resumes() {
+    let w = world().await;
+    let before = connect(&w).await;
+    let id = before["id"].as_str().unwrap().to_owned();
+    w.ms.fail_next_sends(&[SendFailure::SenderBlocked]);
+    let held = send(&w, "blocked").await;
+    wait(&w, &held, "held").await;
+    let paused = channel(&w).await;
+    assert_eq!(paused["status"], "paused", "{paused:#}");
+    assert_eq!(paused["status_cause"], "sender_blocked");
+    assert!(paused["pause"]["until"].is_null(), "only an admin ends it");
+    assert!(
+        paused["health"]["advice"]
+            .as_str()
+            .unwrap()
+            .contains("Microsoft 365 admin must release it"),
+        "{paused:#}"
+    );
+    // The rep cannot resume it; the admin can, once Microsoft released the account.
+    expect_problem(
+        w.app
+            .post(
+                &format!("/v1/channels/{id}/resume"),
+                &w.rep.token,
+                json!({}),
+            )
+            .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    expect_json(
+        w.app
+            .post(
+                &format!("/v1/channels/{id}/resume"),
+                &w.acme.admin_token,
+                json!({}),
+            )
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    wait(&w, &held, "sent").await;
 }
 
 #[tokio::test]

@@ -161,6 +161,8 @@ pub enum SendFailure {
     MailboxNotEnabled,
     /// 403 with 5.1.8 in the message (outbound spam block).
     SenderBlocked,
+    /// 403 ErrorExceededMessageLimit (the mailbox's daily sending limit).
+    ExceededMessageLimit,
 }
 
 /// A message `sendMail` stored.
@@ -1078,6 +1080,11 @@ fn handle_send_mail(req: &HttpRequest, shared: &Shared, body: &[u8]) -> HttpResp
             StatusCode::FORBIDDEN,
             "ErrorSubmissionQuotaExceeded",
             "550 5.1.8 Access denied, bad outbound sender.",
+        ),
+        Some(SendFailure::ExceededMessageLimit) => graph_error(
+            StatusCode::FORBIDDEN,
+            "ErrorExceededMessageLimit",
+            "Cannot send mail. Daily Message/Recipient limit exceeded.",
         ),
     }
 }

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use crate::domain::channel_dns::ChannelDomainHealth;
 use crate::domain::health::ReauthCause;
+use crate::domain::pause::PauseCause;
 use crate::domain::{ChannelId, ChannelKind, ChannelStatus, Domain, ReturnPath, SendChannel};
 use crate::http::domain_health::HealthCheckView;
 
@@ -88,6 +89,39 @@ impl ChannelView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+pub(in crate::http) struct PauseView {
+    /// `bounce_rate`, `send_limit_reached`, `sender_blocked` or `manual`.
+    cause: Option<String>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    /// The bounce figures (`sends`, `hard_bounces`, `rate_percent`, `threshold_percent`,
+    /// `min_sends`, `window_days`) of a bounce pause.
+    #[schema(value_type = Option<Object>)]
+    figures: Option<serde_json::Value>,
+    /// What the provider said, for a provider's block.
+    reply: Option<String>,
+    /// Who paused it: `system` or `user:{id}`.
+    by: Option<String>,
+}
+
+impl PauseView {
+    fn of(c: &SendChannel) -> Option<Self> {
+        if c.status != ChannelStatus::Paused {
+            return None;
+        }
+        let detail = c.health.pause_detail.clone().unwrap_or_default();
+        Some(Self {
+            cause: c.status_cause.clone(),
+            since: c.health.status_changed_at,
+            until: c.health.paused_until,
+            figures: detail.get("figures").cloned(),
+            reply: detail["reply"].as_str().map(str::to_owned),
+            by: detail["by"].as_str().map(str::to_owned),
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub(in crate::http) struct ChannelView {
     #[schema(value_type = String, format = Uuid)]
     id: ChannelId,
@@ -131,6 +165,11 @@ pub(in crate::http) struct ChannelView {
     /// Why the status is what it is, in a sentence a person can act on (`needs_reauth`,
     /// `failing`), with the last error the server gave.
     health: HealthView,
+    /// A paused channel's pause: its cause, when a provider's block ends (`until`, then it
+    /// resumes by itself), and what paused it (`figures` of a bounce pause, the provider's
+    /// `reply`, `by` whom). Absent unless the status is `paused`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pause: Option<PauseView>,
     warnings: Vec<Warning>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -154,6 +193,7 @@ impl From<SendChannel> for ChannelView {
             })
             .unwrap_or_default();
         let dkim_sign = c.spec.kind == ChannelKind::SharedPool || c.spec.signs_dkim();
+        let pause = PauseView::of(&c);
         Self {
             id: c.id,
             name: c.spec.name.to_string(),
@@ -215,6 +255,7 @@ impl From<SendChannel> for ChannelView {
                 advice: advice(c.status, c.status_cause.as_deref()),
                 domains: None,
             },
+            pause,
             warnings,
             created_at: c.created_at,
             updated_at: c.updated_at,
@@ -237,5 +278,9 @@ pub(in crate::http) fn advice(status: ChannelStatus, cause: Option<&str>) -> Opt
             "the server keeps failing (see last_error); mail waits or goes through a fallback channel, and the channel is checked again regularly (SWITCHBOARD_HEALTH_PROBE_INTERVAL) until it works",
         ),
         ChannelStatus::Disabled => Some("an admin disabled this channel; enable it to send again"),
+        ChannelStatus::Paused => Some(cause.and_then(PauseCause::from_code).map_or(
+            "the channel is paused; mail for it is held until an admin resumes it",
+            PauseCause::advice,
+        )),
     }
 }

@@ -174,12 +174,13 @@ pub fn status_badge(status: ChannelStatus, cause: Option<&str>) -> Markup {
         ChannelStatus::NeedsReauth => ("bad", "Needs reauth"),
         ChannelStatus::Failing => ("warn", "Failing"),
         ChannelStatus::Disabled => ("off", "Disabled"),
+        ChannelStatus::Paused => ("warn", "Paused"),
     };
     html! {
         span class={"badge " (class)} {
             (text)
             // A disabled channel's cause says who disabled it (an id); the audit names them.
-            @if let Some(cause) = cause.filter(|_| matches!(status, ChannelStatus::NeedsReauth | ChannelStatus::Failing)) {
+            @if let Some(cause) = cause.filter(|_| matches!(status, ChannelStatus::NeedsReauth | ChannelStatus::Failing | ChannelStatus::Paused)) {
                 ": " (cause.replace('_', " "))
             }
         }

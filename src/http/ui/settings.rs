@@ -47,6 +47,8 @@ struct SettingsForm {
 
 /// What the form shows: the stored policy, or what was posted when it comes back with errors.
 struct Values {
+    /// Shown, not edited here (the API changes it).
+    bounce_pause: Option<BouncePauseWords>,
     name: String,
     sending_enabled: bool,
     fallback_policy: String,
@@ -57,6 +59,7 @@ struct Values {
 impl From<&TenantView> for Values {
     fn from(t: &TenantView) -> Self {
         Self {
+            bounce_pause: Some(BouncePauseWords::of(t)),
             name: t.name.clone(),
             sending_enabled: t.sending_enabled,
             fallback_policy: t.fallback_policy.clone(),
@@ -81,6 +84,7 @@ impl SettingsForm {
 
     fn values(&self) -> Values {
         Values {
+            bounce_pause: None,
             name: self.name.clone().unwrap_or_default(),
             sending_enabled: self.sending_enabled,
             fallback_policy: self.fallback_policy.clone().unwrap_or_default(),
@@ -212,6 +216,9 @@ fn settings_form(
             div.actions { button type="submit" { "Save settings" } }
         }
         p { "Sending domains are claimed and proven on the " a href="/ui/domains" { "Domains" } " page." }
+        @if let Some(rule) = &values.bounce_pause {
+            p.bounce-pause { (bounce_pause_words(rule)) " Change it with " code { "PATCH /v1/tenant" } " (" code { "bounce_pause" } ")." }
+        }
         (microsoft_consent(state))
     }
 }
@@ -231,6 +238,30 @@ fn microsoft_consent(state: &AppState) -> Markup {
             }
         }
     }
+}
+
+/// The tenant's bounce rule, as the settings page states it.
+struct BouncePauseWords {
+    threshold_percent: f64,
+    min_sends: u32,
+    window_days: u32,
+}
+
+impl BouncePauseWords {
+    fn of(tenant: &TenantView) -> Self {
+        Self {
+            threshold_percent: tenant.bounce_pause.threshold_percent,
+            min_sends: tenant.bounce_pause.min_sends,
+            window_days: tenant.bounce_pause.window_days,
+        }
+    }
+}
+
+fn bounce_pause_words(r: &BouncePauseWords) -> String {
+    format!(
+        "A channel pauses when {} % or more of its recipients hard-bounce over {} day(s), once it has mailed at least {}.",
+        r.threshold_percent, r.window_days, r.min_sends
+    )
 }
 
 fn read_only(tenant: &TenantView, state: &AppState) -> Markup {
@@ -258,6 +289,7 @@ fn read_only(tenant: &TenantView, state: &AppState) -> Markup {
                 @else { "Only on messages that ask for it" }
             }
             (domains_fact(&tenant.domains, &tenant.verified_domains))
+            dt { "Bounce auto-pause" } dd { (bounce_pause_words(&BouncePauseWords::of(tenant))) }
         }
     }
 }

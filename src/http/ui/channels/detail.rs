@@ -68,7 +68,8 @@ fn optional(value: Option<String>) -> Markup {
 /// Why a channel that is not active is not, and what to do.
 fn health_notice(channel: &SendChannel) -> Markup {
     let class = match channel.status {
-        ChannelStatus::Active => return html! {},
+        // A pause has its own panel (`pause::panel`).
+        ChannelStatus::Active | ChannelStatus::Paused => return html! {},
         ChannelStatus::NeedsReauth => "notice error",
         ChannelStatus::Failing | ChannelStatus::Disabled => "notice warning",
     };
@@ -255,6 +256,7 @@ fn channel_page(
             p.notice.error role="alert" { (list::capitalized(&problem.problem().detail)) }
         }
         (health_notice(channel))
+        (super::pause::panel(session, channel))
         (facts(channel, names))
         (warnings(session, state, channel))
         (super::activity::panel(channel, dash))
@@ -286,7 +288,7 @@ async fn show(
 
 /// An action the API refused for a reason the page can explain (409, 422): the channel page
 /// again with the reason on top. Anything else (403, 404, …) is an error page.
-async fn refused(
+pub(super) async fn refused(
     session: &UiSession,
     state: &AppState,
     id: &str,

@@ -73,7 +73,7 @@ pub(super) fn scope_words(channel: &SendChannel) -> (&'static str, String) {
 pub(super) fn status_with_advice(channel: &SendChannel) -> Markup {
     let advice = matches!(
         channel.status,
-        ChannelStatus::NeedsReauth | ChannelStatus::Failing
+        ChannelStatus::NeedsReauth | ChannelStatus::Failing | ChannelStatus::Paused
     )
     .then(|| advice(channel.status, channel.status_cause.as_deref()))
     .flatten();

@@ -8,6 +8,7 @@ mod dns;
 mod form;
 mod gmail;
 mod list;
+mod pause;
 mod presets;
 mod rotate;
 mod trust;
@@ -22,6 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     trust::routes(cfg);
     gmail::routes(cfg);
     dns::routes(cfg);
+    pause::routes(cfg);
     // Last: `/channels/{id}` would otherwise shadow `/channels/new`.
     detail::routes(cfg);
 }
