@@ -445,3 +445,48 @@ async fn a_paced_channel_shows_today_against_its_cap_in_the_stats_and_on_its_pag
         .await
         .expect("<strong>2</strong> of 20 today");
 }
+
+#[tokio::test]
+async fn the_bounce_rate_shows_against_the_rule_that_pauses_the_channel() {
+    let w = crate::messages::world().await;
+    w.server.set_rcpt_reply(
+        "ghost@example.com",
+        Some((550, "5.1.1 <ghost@example.com>: User unknown")),
+    );
+    let id = w
+        .app
+        .accept(
+            &w.rep.token,
+            serde_json::json!({"from": crate::messages::REP,
+                "to": ["ann@example.com", "ghost@example.com"], "subject": "hi", "text": "hi"}),
+        )
+        .await;
+    w.app
+        .wait_for_message(
+            &w.rep.token,
+            &id,
+            "partially_sent",
+            std::time::Duration::from_secs(30),
+        )
+        .await;
+    let stats = crate::helpers::expect_json(
+        w.app
+            .get(&format!("/v1/channels/{}/stats", w.channel), &w.rep.token)
+            .await,
+        reqwest::StatusCode::OK,
+    )
+    .await;
+    let bounces = &stats["bounces"];
+    assert_eq!(bounces["sends"], 2, "{stats:#}");
+    assert_eq!(bounces["hard_bounces"], 1, "{stats:#}");
+    assert_eq!(bounces["rate_percent"], 50.0, "{stats:#}");
+    assert_eq!(bounces["threshold_percent"], 3.0, "{stats:#}");
+    assert_eq!(bounces["min_sends"], 50, "{stats:#}");
+    assert_eq!(bounces["window_days"], 7, "{stats:#}");
+    let mut ui = crate::ui_client::UiClient::signed_in(&w.app, &w.acme.admin_token).await;
+    ui.get(&format!("/ui/channels/{}", w.channel))
+        .await
+        .expect("<strong>50 %</strong> hard bounces")
+        .expect("So far 2: too few to judge.")
+        .expect_not("at or above 3 %");
+}

@@ -10,7 +10,7 @@ mod input;
 mod oauth;
 mod pause;
 mod providers;
-mod stats;
+pub(in crate::http) mod stats;
 mod trust;
 mod view;
 
@@ -24,7 +24,7 @@ pub(in crate::http) use pause::{pause, resume};
 pub(super) use pause::{pause_channel, resume_channel};
 pub(super) use providers::list_providers;
 pub(super) use stats::get_channel_stats;
-pub(in crate::http) use stats::{channel_days, pacing_of, tenant_days};
+pub(in crate::http) use stats::{ChannelFigures, channel_days, figures_of, tenant_days};
 pub(in crate::http) use trust::trust;
 pub(super) use trust::trust_certificate;
 pub(in crate::http) use view::advice;

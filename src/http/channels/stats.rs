@@ -88,8 +88,7 @@ pub struct StatsView {
     pub(in crate::http) pacing: Option<PacingStatus>,
     /// The hard-bounce rate against the pause threshold. Absent where it is not computed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub(in crate::http) bounces: Option<serde_json::Value>,
+    pub(in crate::http) bounces: Option<BouncesView>,
 }
 
 /// The span `days` asks for, ending today; 422 `invalid_field` outside 1..=90.
@@ -161,31 +160,78 @@ pub(in crate::http) async fn tenant_days(
         .collect())
 }
 
-/// The pacing of each of `channels` that is paced at all (a day's cap, windows, a ramp or a
-/// gap, its own or the tenant's), by id: what the stats and the dashboards show beside the
-/// days. One status per channel, as `GET /v1/channels/{id}` computes it.
-pub(in crate::http) async fn pacing_of(
+/// A channel's hard bounces over its tenant's rule's window, against the rule that pauses it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BouncesView {
+    /// Recipients attempted in the window: accepted plus hard-bounced.
+    pub sends: u64,
+    /// Recipients refused for good as unknown in the window.
+    pub hard_bounces: u64,
+    pub rate_percent: f64,
+    /// The channel pauses at or above this rate…
+    pub threshold_percent: f64,
+    /// …once it has at least this many sends in the window.
+    pub min_sends: u32,
+    /// The rolling window in UTC days, today included (it starts afresh at a resume).
+    pub window_days: u32,
+}
+
+/// What the stats and the dashboards show beside a channel's days.
+#[derive(Debug, Clone, Default)]
+pub(in crate::http) struct ChannelFigures {
+    /// For a channel paced at all: a day's cap, windows, a ramp or a gap, its own or the
+    /// tenant's.
+    pub pacing: Option<PacingStatus>,
+    /// For a tenant's own channels (the shared pool is never paused for bounces).
+    pub bounces: Option<BouncesView>,
+}
+
+/// The pacing and bounce figures of each of `channels` now, by id, in one database visit:
+/// the same status `GET /v1/channels/{id}` shows, and the figures the pause rule judges.
+pub(in crate::http) async fn figures_of(
     state: &AppState,
     tenant: TenantId,
     channels: Vec<SendChannel>,
-) -> Result<HashMap<ChannelId, PacingStatus>, ApiError> {
+) -> Result<HashMap<ChannelId, ChannelFigures>, ApiError> {
     let now = state.config.clock.now();
     Ok(state
         .store
         .run(move |conn| {
             let defaults = crate::store::pacing::tenant_defaults(conn, tenant)?;
-            let mut paced = HashMap::new();
+            let mut figures = HashMap::new();
             for channel in &channels {
                 let status = crate::store::pacing::status(conn, channel, &defaults, now)?;
-                if status.day_cap.is_some()
+                let paced = status.day_cap.is_some()
                     || status.windows.is_some()
                     || status.ramp.is_some()
-                    || channel.spec.limits.min_gap.is_some()
-                {
-                    paced.insert(channel.id, status);
-                }
+                    || channel.spec.limits.min_gap.is_some();
+                let bounces = if channel.id == ChannelId::shared_pool() {
+                    None
+                } else {
+                    let (policy, counted) = crate::store::pauses::window_figures(
+                        conn,
+                        tenant,
+                        channel.id,
+                        now.timestamp_micros(),
+                    )?;
+                    Some(BouncesView {
+                        sends: counted.sends,
+                        hard_bounces: counted.hard_bounces,
+                        rate_percent: counted.rate_percent(),
+                        threshold_percent: policy.threshold_percent(),
+                        min_sends: policy.min_sends,
+                        window_days: policy.window_days,
+                    })
+                };
+                figures.insert(
+                    channel.id,
+                    ChannelFigures {
+                        pacing: paced.then_some(status),
+                        bounces,
+                    },
+                );
             }
-            Ok::<_, crate::store::StoreError>(paced)
+            Ok::<_, crate::store::StoreError>(figures)
         })
         .await?)
 }
@@ -234,7 +280,11 @@ pub(in crate::http) async fn get_channel_stats(
     let days = channel_days(&state, tenant, channel.id, span).await?;
     let id = channel.id;
     let mut stats = view(id, span, &days);
-    stats.pacing = pacing_of(&state, tenant, vec![channel]).await?.remove(&id);
+    let figures = figures_of(&state, tenant, vec![channel])
+        .await?
+        .remove(&id)
+        .unwrap_or_default();
+    (stats.pacing, stats.bounces) = (figures.pacing, figures.bounces);
     Ok(HttpResponse::Ok().json(stats))
 }
 

@@ -80,6 +80,29 @@ impl From<&PacingStatus> for PacingSection {
     }
 }
 
+impl From<&crate::http::channels::stats::BouncesView> for BouncesSection {
+    fn from(b: &crate::http::channels::stats::BouncesView) -> Self {
+        BouncesSection {
+            hard_bounces: b.hard_bounces,
+            sends: b.sends,
+            threshold_percent: b.threshold_percent,
+            min_sends: u64::from(b.min_sends),
+            window_days: b.window_days,
+        }
+    }
+}
+
+impl ChannelDashboard {
+    /// The dashboard with the channel's pacing and bounce figures.
+    pub fn with(mut self, figures: Option<&crate::http::channels::ChannelFigures>) -> Self {
+        if let Some(f) = figures {
+            self.pacing = f.pacing.as_ref().map(Into::into);
+            self.bounces = f.bounces.as_ref().map(Into::into);
+        }
+        self
+    }
+}
+
 /// Where a warming-up channel is on its ramp.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RampLine {
@@ -102,6 +125,8 @@ pub struct BouncesSection {
     pub threshold_percent: f64,
     /// The sample below which the rate is not judged.
     pub min_sends: u64,
+    /// The rolling window the rate is taken over, in days.
+    pub window_days: u32,
 }
 
 impl BouncesSection {
@@ -176,8 +201,8 @@ pub fn bounce_summary(b: &BouncesSection) -> Markup {
             Some(rate) => {
                 span.figure { strong { (percent(rate)) } " hard bounces" }
                 span.muted { " (" (grouped(b.hard_bounces)) " of " (grouped(b.sends)) ")" }
-                @if judged && rate > b.threshold_percent {
-                    " " span.badge.bad { "above " (percent(b.threshold_percent)) }
+                @if judged && rate >= b.threshold_percent {
+                    " " span.badge.bad { "at or above " (percent(b.threshold_percent)) }
                 }
             }
             None => { span.muted { "No mail to judge by yet" } }
@@ -192,8 +217,9 @@ pub fn bounce_section(b: &BouncesSection) -> Markup {
             h3 id="bounces-heading" { "Bounces" }
             p { (bounce_summary(b)) }
             p.muted {
-                "The channel pauses when more than " (percent(b.threshold_percent))
-                " of its recipients bounce for good, once it has mailed at least "
+                "The channel pauses when " (percent(b.threshold_percent))
+                " or more of its recipients over the last " (b.window_days)
+                " days bounce for good, once it has mailed at least "
                 (grouped(b.min_sends)) "."
                 @if b.sends < b.min_sends {
                     " So far " (grouped(b.sends)) ": too few to judge."
@@ -255,6 +281,7 @@ mod tests {
             sends: 60,
             threshold_percent: 3.0,
             min_sends: 50,
+            window_days: 7,
         };
         let html = bounce_section(&b).into_string();
         assert!(html.contains("<strong>5 %</strong> hard bounces"), "{html}");

@@ -15,7 +15,7 @@ use super::session::UiSession;
 use crate::domain::daily_stats::{DEFAULT_DAYS, DayFigures, DaySpan, totals};
 use crate::domain::{Action, ChannelOwner, SendChannel};
 use crate::http::AppState;
-use crate::http::channels::{pacing_of, tenant_days, visible};
+use crate::http::channels::{figures_of, tenant_days, visible};
 
 /// The channels a viewer's overview lists.
 fn listed(session: &UiSession, channels: Vec<SendChannel>) -> Vec<SendChannel> {
@@ -123,13 +123,12 @@ async fn overview(session: UiSession, state: web::Data<AppState>) -> Result<Http
     channels.sort_by_key(|c| c.spec.name.as_str().to_lowercase());
     let tenant = session.caller.actor.tenant_id;
     let mut days = tenant_days(&state, tenant, span).await?;
-    let pacing = pacing_of(&state, tenant, channels.clone()).await?;
+    let figures = figures_of(&state, tenant, channels.clone()).await?;
     let all: Vec<(SendChannel, ChannelDashboard)> = channels
         .into_iter()
         .map(|c| {
-            let figures = days.remove(&c.id).unwrap_or_else(|| span.fill([]));
-            let mut dash = ChannelDashboard::new(figures);
-            dash.pacing = pacing.get(&c.id).map(Into::into);
+            let days = days.remove(&c.id).unwrap_or_else(|| span.fill([]));
+            let dash = ChannelDashboard::new(days).with(figures.get(&c.id));
             (c, dash)
         })
         .collect();

@@ -9,7 +9,7 @@ use super::super::dashboard::{self, ChannelDashboard};
 use crate::domain::SendChannel;
 use crate::domain::daily_stats::{DEFAULT_DAYS, DaySpan};
 use crate::http::AppState;
-use crate::http::channels::{channel_days, pacing_of};
+use crate::http::channels::{channel_days, figures_of};
 use crate::http::error::ApiError;
 use crate::http::ui::session::UiSession;
 
@@ -23,12 +23,8 @@ pub async fn load(
         .map_err(|e| ApiError::Internal(format!("the dashboard's span: {e:?}")))?;
     let tenant = session.caller.actor.tenant_id;
     let days = channel_days(state, tenant, channel.id, span).await?;
-    let mut dash = ChannelDashboard::new(days);
-    dash.pacing = pacing_of(state, tenant, vec![channel.clone()])
-        .await?
-        .get(&channel.id)
-        .map(Into::into);
-    Ok(dash)
+    let figures = figures_of(state, tenant, vec![channel.clone()]).await?;
+    Ok(ChannelDashboard::new(days).with(figures.get(&channel.id)))
 }
 
 /// The panel on the channel page.
