@@ -174,8 +174,15 @@ async fn one_good_one_bounced(w: &World, n: usize) {
         .await;
 }
 
-async fn pause_path(w: &World, action: &str) -> String {
-    format!("/v1/channels/{}/{action}", w.channel)
+/// `POST /v1/channels/{id}/pause` or `…/resume` on the world's channel as `token`'s holder.
+async fn act(w: &World, action: &str, token: &str) -> reqwest::Response {
+    w.app
+        .post(
+            &format!("/v1/channels/{}/{action}", w.channel),
+            token,
+            json!({}),
+        )
+        .await
 }
 
 #[tokio::test]
@@ -254,24 +261,12 @@ async fn ten_hard_bounces_pause_the_mailbox_and_a_resume_releases_its_mail() {
 
     // The rep may not resume it; the admin does, and the held mail goes.
     expect_problem(
-        w.app
-            .post(&pause_path(w, "resume").await, &w.rep.token, json!({}))
-            .await,
+        act(w, "resume", &w.rep.token).await,
         StatusCode::FORBIDDEN,
         "forbidden",
     )
     .await;
-    let resumed = expect_json(
-        w.app
-            .post(
-                &pause_path(w, "resume").await,
-                &w.acme.admin_token,
-                json!({}),
-            )
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let resumed = expect_json(act(w, "resume", &w.acme.admin_token).await, StatusCode::OK).await;
     assert_eq!(resumed["status"], "active", "{resumed:#}");
     w.app
         .wait_for_message(&w.rep.token, &held, "sent", PATIENCE)
@@ -284,13 +279,7 @@ async fn ten_hard_bounces_pause_the_mailbox_and_a_resume_releases_its_mail() {
     let event = d.wait_for_event("channel.resumed").await;
     assert_eq!(event["data"]["released"], 1, "{event:#}");
     expect_problem(
-        w.app
-            .post(
-                &pause_path(w, "resume").await,
-                &w.acme.admin_token,
-                json!({}),
-            )
-            .await,
+        act(w, "resume", &w.acme.admin_token).await,
         StatusCode::CONFLICT,
         "channel_not_paused",
     )
@@ -320,9 +309,7 @@ async fn an_admin_pauses_and_resumes_by_hand_and_others_may_not() {
     let it = w.app.create_user(&w.acme, "it@acme.test", "it", None).await;
     for token in [&w.rep.token, &it.token] {
         expect_problem(
-            w.app
-                .post(&pause_path(&w, "pause").await, token, json!({}))
-                .await,
+            act(&w, "pause", token).await,
             StatusCode::FORBIDDEN,
             "forbidden",
         )
@@ -331,51 +318,23 @@ async fn an_admin_pauses_and_resumes_by_hand_and_others_may_not() {
     // Another tenant's admin does not see the channel at all.
     let other = w.app.create_tenant("Globex").await;
     expect_problem(
-        w.app
-            .post(
-                &pause_path(&w, "pause").await,
-                &other.admin_token,
-                json!({}),
-            )
-            .await,
+        act(&w, "pause", &other.admin_token).await,
         StatusCode::NOT_FOUND,
         "not_found",
     )
     .await;
     expect_problem(
-        w.app
-            .post(
-                &pause_path(&w, "resume").await,
-                &w.acme.admin_token,
-                json!({}),
-            )
-            .await,
+        act(&w, "resume", &w.acme.admin_token).await,
         StatusCode::CONFLICT,
         "channel_not_paused",
     )
     .await;
-    let paused = expect_json(
-        w.app
-            .post(
-                &pause_path(&w, "pause").await,
-                &w.acme.admin_token,
-                json!({}),
-            )
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    let paused = expect_json(act(&w, "pause", &w.acme.admin_token).await, StatusCode::OK).await;
     assert_eq!(paused["status"], "paused");
     assert_eq!(paused["status_cause"], "manual");
     assert_eq!(paused["pause"]["by"], format!("user:{}", w.acme.admin_id));
     expect_problem(
-        w.app
-            .post(
-                &pause_path(&w, "pause").await,
-                &w.acme.admin_token,
-                json!({}),
-            )
-            .await,
+        act(&w, "pause", &w.acme.admin_token).await,
         StatusCode::CONFLICT,
         "channel_not_pausable",
     )
@@ -390,17 +349,7 @@ async fn an_admin_pauses_and_resumes_by_hand_and_others_may_not() {
         "the route names the pause: {view:#}"
     );
     assert!(w.server.messages().is_empty());
-    expect_json(
-        w.app
-            .post(
-                &pause_path(&w, "resume").await,
-                &w.acme.admin_token,
-                json!({}),
-            )
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    expect_json(act(&w, "resume", &w.acme.admin_token).await, StatusCode::OK).await;
     w.app
         .wait_for_message(&w.rep.token, &held, "sent", PATIENCE)
         .await;
@@ -664,17 +613,7 @@ async fn an_smtp_outbound_spam_block_pauses_the_mailbox_instead_of_failing_the_m
     assert_eq!(channel["status_cause"], "sender_blocked");
     // Microsoft released the account; the admin resumes and the mail goes.
     w.server.set_fault(None);
-    expect_json(
-        w.app
-            .post(
-                &pause_path(&w, "resume").await,
-                &w.acme.admin_token,
-                json!({}),
-            )
-            .await,
-        StatusCode::OK,
-    )
-    .await;
+    expect_json(act(&w, "resume", &w.acme.admin_token).await, StatusCode::OK).await;
     w.app
         .wait_for_message(&w.rep.token, &id, "sent", PATIENCE)
         .await;
