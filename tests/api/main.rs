@@ -50,6 +50,7 @@ mod ui_channel_actions;
 mod ui_channels;
 mod ui_client;
 mod ui_domains;
+mod ui_pacing;
 mod ui_pages;
 mod ui_people;
 mod ui_session;

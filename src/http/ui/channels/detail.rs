@@ -260,6 +260,7 @@ fn channel_page(
         (facts(channel, names))
         (warnings(session, state, channel))
         (super::activity::panel(channel, dash))
+        (super::pacing::panel(session, channel))
         (super::checks::test_panel(session, channel))
         (super::rotate::rotate_panel(session, channel))
         (super::dns::panel(session, channel, dns))

@@ -8,6 +8,7 @@ mod dns;
 mod form;
 mod gmail;
 mod list;
+mod pacing;
 mod pause;
 mod presets;
 mod rotate;
@@ -24,6 +25,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     gmail::routes(cfg);
     dns::routes(cfg);
     pause::routes(cfg);
+    pacing::routes(cfg);
     // Last: `/channels/{id}` would otherwise shadow `/channels/new`.
     detail::routes(cfg);
 }
