@@ -130,3 +130,116 @@ async fn only_those_who_manage_the_channel_see_or_post_the_form() {
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn an_admin_sets_the_tenants_sending_defaults_and_bounce_rule_on_the_settings_page() {
+    let w = world().await;
+    let mut ui = UiClient::signed_in(&w.app, &w.acme.admin_token).await;
+    ui.get("/ui/settings")
+        .await
+        .expect("Save sending defaults")
+        .expect("Save bounce rule")
+        .expect("A channel pauses when 3 % or more");
+
+    let saved = ui
+        .post(
+            "/ui/settings/defaults",
+            &[
+                ("per_day_messages", "150"),
+                ("window.time_zone", "America/New_York"),
+                ("mon", "on"),
+                ("wed", "on"),
+                ("window.start", "08:00"),
+                ("window.end", "18:00"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    let tenant = expect_json(
+        w.app.get("/v1/tenant", &w.acme.admin_token).await,
+        StatusCode::OK,
+    )
+    .await;
+    let defaults = &tenant["sending_defaults"];
+    assert_eq!(defaults["per_day_messages"], 150, "{tenant:#}");
+    assert_eq!(defaults["windows"]["time_zone"], "America/New_York");
+    assert_eq!(
+        defaults["windows"]["windows"][0]["days"],
+        serde_json::json!(["mon", "wed"])
+    );
+    // The rep's mailbox, which sets no cap of its own, now has the tenant's.
+    let channel = expect_json(
+        w.app
+            .get(&format!("/v1/channels/{}", w.channel), &w.rep.token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(channel["pacing"]["day_cap"], 150, "{channel:#}");
+    assert_eq!(channel["pacing"]["day_cap_set_by"], "tenant_default");
+
+    let rule = ui
+        .post(
+            "/ui/settings/bounces",
+            &[
+                ("threshold_percent", "2.5"),
+                ("window_days", "14"),
+                ("min_sends", "40"),
+            ],
+        )
+        .await;
+    assert_eq!(rule.status, StatusCode::SEE_OTHER, "{}", rule.html);
+    ui.follow(&rule)
+        .await
+        .expect("A channel pauses when 2.5 % or more of its recipients hard-bounce over 14 day(s), once it has mailed at least 40.");
+
+    // Refusals: the page with the API's words, and nothing changed.
+    for (path, fields, words) in [
+        (
+            "/ui/settings/defaults",
+            vec![
+                ("window.time_zone", "Atlantis/Capital"),
+                ("mon", "on"),
+                ("window.start", "09:00"),
+                ("window.end", "17:00"),
+            ],
+            "Atlantis/Capital",
+        ),
+        (
+            "/ui/settings/bounces",
+            vec![("threshold_percent", "55")],
+            "threshold_percent",
+        ),
+        (
+            "/ui/settings/bounces",
+            vec![("min_sends", "many")],
+            "is not a number",
+        ),
+    ] {
+        let refused = ui.post(path, &fields).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            refused.html
+        );
+        refused.expect("There is a problem").expect(words);
+    }
+    let after = expect_json(
+        w.app.get("/v1/tenant", &w.acme.admin_token).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(after["sending_defaults"], tenant["sending_defaults"]);
+    assert_eq!(after["bounce_pause"]["threshold_percent"], 2.5);
+
+    // A rep sees the rule, not the forms, and may not post them.
+    let mut rep = UiClient::signed_in(&w.app, &w.rep.token).await;
+    rep.get("/ui/settings")
+        .await
+        .expect_not("Save sending defaults");
+    let refused = rep
+        .post("/ui/settings/defaults", &[("per_day_messages", "5000")])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.html);
+}

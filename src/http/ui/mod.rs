@@ -22,6 +22,7 @@ pub mod session;
 mod settings;
 mod sign_in;
 mod suppressions;
+mod window_fields;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};

@@ -13,10 +13,12 @@ use super::forms::{self, FieldErrors, Input, field_id};
 use super::layout::{self, Section};
 use super::routes::form_error;
 use super::session::{self, UiPost, UiSession};
+use super::window_fields::{self, WindowFields};
 use crate::domain::Action;
 use crate::http::AppState;
 use crate::http::error::body_error;
 use crate::http::tenants::{self, TenantView, UpdateTenantRequest};
+use crate::store::pacing::SendingDefaultsDoc;
 
 /// The two fallback policies and what each means, in one sentence.
 const POLICIES: [(&str, &str, &str); 2] = [
@@ -47,8 +49,6 @@ struct SettingsForm {
 
 /// What the form shows: the stored policy, or what was posted when it comes back with errors.
 struct Values {
-    /// Shown, not edited here (the API changes it).
-    bounce_pause: Option<BouncePauseWords>,
     name: String,
     sending_enabled: bool,
     fallback_policy: String,
@@ -59,7 +59,6 @@ struct Values {
 impl From<&TenantView> for Values {
     fn from(t: &TenantView) -> Self {
         Self {
-            bounce_pause: Some(BouncePauseWords::of(t)),
             name: t.name.clone(),
             sending_enabled: t.sending_enabled,
             fallback_policy: t.fallback_policy.clone(),
@@ -84,7 +83,6 @@ impl SettingsForm {
 
     fn values(&self) -> Values {
         Values {
-            bounce_pause: None,
             name: self.name.clone().unwrap_or_default(),
             sending_enabled: self.sending_enabled,
             fallback_policy: self.fallback_policy.clone().unwrap_or_default(),
@@ -100,16 +98,187 @@ async fn settings_page(
 ) -> Result<HttpResponse, UiError> {
     let tenant = tenants::read_tenant(&session.caller, &state).await?;
     let body = if session.actor().may(Action::UpdateTenantPolicy) {
-        settings_form(
-            &session,
-            &Values::from(&tenant),
-            &state,
-            &FieldErrors::none(),
-        )
+        html! {
+            (settings_form(&session, &Values::from(&tenant), &state, &FieldErrors::none()))
+            (sending_forms(&session, &tenant))
+        }
     } else {
         read_only(&tenant, &state)
     };
     Ok(layout::page(&session, Section::Settings, "Settings", body))
+}
+
+/// The tenant's sending defaults as posted: a daily cap and one window for the channels
+/// that set none.
+#[derive(Debug, Deserialize)]
+struct DefaultsForm {
+    per_day_messages: Option<String>,
+    #[serde(flatten)]
+    window: WindowFields,
+}
+
+/// The bounce rule as posted.
+#[derive(Debug, Deserialize)]
+struct BounceForm {
+    threshold_percent: Option<String>,
+    min_sends: Option<String>,
+    window_days: Option<String>,
+}
+
+/// A box's number as JSON (`null` when empty), or the box's own refusal.
+fn number_json<T: std::str::FromStr + serde::Serialize>(
+    raw: &Option<String>,
+    field: &str,
+) -> Result<serde_json::Value, crate::http::error::ApiError> {
+    match forms::non_empty(raw) {
+        None => Ok(serde_json::Value::Null),
+        Some(v) => v.parse::<T>().map(|n| json!(n)).map_err(|_| {
+            crate::http::error::ApiError::InvalidMessage {
+                code: "invalid_field",
+                field: field.to_owned(),
+                detail: format!("`{v}` is not a number"),
+            }
+        }),
+    }
+}
+
+impl DefaultsForm {
+    fn request(&self) -> Result<UpdateTenantRequest, crate::http::error::ApiError> {
+        let mut defaults = json!({
+            "per_day_messages": number_json::<u32>(&self.per_day_messages, "sending_defaults.per_day_messages")?,
+        });
+        if let Some(windows) = self.window.windows_json() {
+            defaults["windows"] = windows;
+        }
+        serde_json::from_value(json!({ "sending_defaults": defaults })).map_err(|e| body_error(&e))
+    }
+}
+
+impl BounceForm {
+    fn request(&self) -> Result<UpdateTenantRequest, crate::http::error::ApiError> {
+        let mut rule = serde_json::Map::new();
+        for (key, value) in [
+            (
+                "threshold_percent",
+                number_json::<f64>(&self.threshold_percent, "bounce_pause.threshold_percent")?,
+            ),
+            (
+                "min_sends",
+                number_json::<u32>(&self.min_sends, "bounce_pause.min_sends")?,
+            ),
+            (
+                "window_days",
+                number_json::<u32>(&self.window_days, "bounce_pause.window_days")?,
+            ),
+        ] {
+            // An empty box keeps the value it had.
+            if !value.is_null() {
+                rule.insert(key.to_owned(), value);
+            }
+        }
+        serde_json::from_value(json!({ "bounce_pause": rule })).map_err(|e| body_error(&e))
+    }
+}
+
+/// Saves one of the sending forms through `PATCH /v1/tenant`'s code; a refusal comes back as
+/// the page with the API's words on top, and changes nothing.
+async fn save_part(
+    req: &HttpRequest,
+    session: &UiSession,
+    state: &AppState,
+    request: Result<UpdateTenantRequest, crate::http::error::ApiError>,
+    done: &str,
+) -> Result<HttpResponse, UiError> {
+    let saved = match request {
+        Ok(request) => tenants::change_tenant(&session.caller, state, request).await,
+        Err(e) => Err(e),
+    };
+    match saved {
+        Ok(_) => Ok(session::redirect_with_flash(req, "/ui/settings", done)),
+        Err(e) => {
+            let errors = form_error(e)?;
+            let tenant = tenants::read_tenant(&session.caller, state).await?;
+            Ok(layout::page_with_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                session,
+                Section::Settings,
+                "Settings",
+                html! {
+                    (errors.summary())
+                    (settings_form(session, &Values::from(&tenant), state, &FieldErrors::none()))
+                    (sending_forms(session, &tenant))
+                },
+            ))
+        }
+    }
+}
+
+async fn save_defaults(
+    req: HttpRequest,
+    post: UiPost<DefaultsForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, UiError> {
+    let UiPost { session, form } = post;
+    save_part(
+        &req,
+        &session,
+        &state,
+        form.request(),
+        "Sending defaults saved",
+    )
+    .await
+}
+
+async fn save_bounce_rule(
+    req: HttpRequest,
+    post: UiPost<BounceForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, UiError> {
+    let UiPost { session, form } = post;
+    save_part(&req, &session, &state, form.request(), "Bounce rule saved").await
+}
+
+/// The tenant's sending defaults and bounce rule, each its own form.
+fn sending_forms(session: &UiSession, tenant: &TenantView) -> Markup {
+    let defaults: SendingDefaultsDoc =
+        serde_json::from_value(tenant.sending_defaults.clone()).unwrap_or_default();
+    let windows = defaults
+        .windows
+        .as_ref()
+        .and_then(|w| w.parse("sending_defaults.windows").ok());
+    let cap = defaults
+        .per_day_messages
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    let rule = &tenant.bounce_pause;
+    html! {
+        section.panel aria-labelledby="defaults-heading" {
+            h2 id="defaults-heading" { "Sending defaults" }
+            p.muted { "For every channel that sets none of its own: a daily cap per mailbox and the hours mail may leave. A channel's own settings win; a connected mailbox's provider limit still applies (docs/pacing.md)." }
+            form method="post" action="/ui/settings/defaults" {
+                (layout::csrf(session))
+                fieldset {
+                    legend { "Daily cap" }
+                    label { "Messages per mailbox per rolling 24 hours "
+                        input type="number" min="1" name="per_day_messages" value=(cap);
+                    }
+                }
+                (window_fields::fieldset(windows.as_ref()))
+                button type="submit" { "Save sending defaults" }
+            }
+        }
+        section.panel aria-labelledby="bounce-rule-heading" {
+            h2 id="bounce-rule-heading" { "Bounce auto-pause" }
+            p { (bounce_pause_words(&BouncePauseWords::of(tenant))) }
+            form method="post" action="/ui/settings/bounces" {
+                (layout::csrf(session))
+                label { "Pause at " input type="number" step="0.01" min="0.01" max="20" name="threshold_percent" value=(rule.threshold_percent); " % hard bounces" }
+                label { ", over " input type="number" min="1" max="90" name="window_days" value=(rule.window_days); " days" }
+                label { ", once a channel has at least " input type="number" min="1" name="min_sends" value=(rule.min_sends); " sends" }
+                div.actions { button type="submit" { "Save bounce rule" } }
+            }
+        }
+    }
 }
 
 async fn save_settings(
@@ -216,9 +385,6 @@ fn settings_form(
             div.actions { button type="submit" { "Save settings" } }
         }
         p { "Sending domains are claimed and proven on the " a href="/ui/domains" { "Domains" } " page." }
-        @if let Some(rule) = &values.bounce_pause {
-            p.bounce-pause { (bounce_pause_words(rule)) " Change it with " code { "PATCH /v1/tenant" } " (" code { "bounce_pause" } ")." }
-        }
         (microsoft_consent(state))
     }
 }
@@ -296,5 +462,7 @@ fn read_only(tenant: &TenantView, state: &AppState) -> Markup {
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/settings", web::get().to(settings_page))
-        .route("/settings", web::post().to(save_settings));
+        .route("/settings", web::post().to(save_settings))
+        .route("/settings/defaults", web::post().to(save_defaults))
+        .route("/settings/bounces", web::post().to(save_bounce_rule));
 }

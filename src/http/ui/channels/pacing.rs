@@ -9,23 +9,14 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::super::UiError;
-use super::super::forms::{checkbox_value, non_empty};
+use super::super::forms::non_empty;
 use super::super::layout;
 use super::super::session::{self, UiPost, UiSession};
+use super::super::window_fields::{self, WindowFields};
 use crate::domain::SendChannel;
 use crate::http::AppState;
 use crate::http::channels::{self as api, UpdateChannelRequest, require_manage};
 use crate::http::error::ApiError;
-
-const DAYS: [(&str, &str); 7] = [
-    ("mon", "Mon"),
-    ("tue", "Tue"),
-    ("wed", "Wed"),
-    ("thu", "Thu"),
-    ("fri", "Fri"),
-    ("sat", "Sat"),
-    ("sun", "Sun"),
-];
 
 /// The form as posted: every box as typed; an empty group means "none".
 #[derive(Debug, Default, Deserialize)]
@@ -41,27 +32,8 @@ struct PacingForm {
     gap_min: Option<String>,
     #[serde(rename = "min_gap.max_seconds")]
     gap_max: Option<String>,
-    /// Absent when the channel has several windows: the form leaves them as they are.
-    #[serde(rename = "window.time_zone")]
-    time_zone: Option<String>,
-    #[serde(rename = "window.start")]
-    window_start: Option<String>,
-    #[serde(rename = "window.end")]
-    window_end: Option<String>,
-    #[serde(default, deserialize_with = "checkbox_value")]
-    mon: bool,
-    #[serde(default, deserialize_with = "checkbox_value")]
-    tue: bool,
-    #[serde(default, deserialize_with = "checkbox_value")]
-    wed: bool,
-    #[serde(default, deserialize_with = "checkbox_value")]
-    thu: bool,
-    #[serde(default, deserialize_with = "checkbox_value")]
-    fri: bool,
-    #[serde(default, deserialize_with = "checkbox_value")]
-    sat: bool,
-    #[serde(default, deserialize_with = "checkbox_value")]
-    sun: bool,
+    #[serde(flatten)]
+    window: WindowFields,
 }
 
 fn invalid(field: &str, detail: &str) -> ApiError {
@@ -83,17 +55,6 @@ fn number(raw: &Option<String>, field: &str) -> Result<Option<u32>, ApiError> {
 }
 
 impl PacingForm {
-    fn days(&self) -> Vec<&'static str> {
-        let ticked = [
-            self.mon, self.tue, self.wed, self.thu, self.fri, self.sat, self.sun,
-        ];
-        DAYS.iter()
-            .zip(ticked)
-            .filter(|(_, on)| *on)
-            .map(|((code, _), _)| *code)
-            .collect()
-    }
-
     /// The `limits` keys this form sets, as the API takes them (`null` clears one).
     fn limits(&self) -> Result<Value, ApiError> {
         let mut limits = Map::new();
@@ -138,16 +99,8 @@ impl PacingForm {
                 }
             },
         );
-        if self.time_zone.is_some() {
-            let window = match non_empty(&self.time_zone) {
-                None => Value::Null,
-                Some(zone) => json!({"time_zone": zone, "windows": [{
-                    "days": self.days(),
-                    "start": non_empty(&self.window_start).unwrap_or_default(),
-                    "end": non_empty(&self.window_end).unwrap_or_default(),
-                }]}),
-            };
-            limits.insert("windows".into(), window);
+        if let Some(windows) = self.window.windows_json() {
+            limits.insert("windows".into(), windows);
         }
         Ok(Value::Object(limits))
     }
@@ -162,9 +115,6 @@ pub(super) fn panel(session: &UiSession, channel: &SendChannel) -> Markup {
     let text = |v: Option<u32>| v.map(|n| n.to_string()).unwrap_or_default();
     let ramp = limits.warmup.as_ref();
     let gap = limits.min_gap.as_ref();
-    let windows = limits.windows.as_ref();
-    let one = windows.and_then(|w| (w.windows.len() == 1).then(|| &w.windows[0]));
-    let days = one.map(|w| w.day_codes()).unwrap_or_default();
     html! {
         section.panel aria-labelledby="pacing-form-heading" {
             h2 id="pacing-form-heading" { "Pacing" }
@@ -191,28 +141,7 @@ pub(super) fn panel(session: &UiSession, channel: &SendChannel) -> Markup {
                     label { "At least " input type="number" min="1" name="min_gap.min_seconds" value=(text(gap.map(|g| g.min_seconds))); " s" }
                     label { ", at most " input type="number" min="1" name="min_gap.max_seconds" value=(text(gap.map(|g| g.max_seconds))); " s (a random gap in between)" }
                 }
-                fieldset {
-                    legend { "Sending window" }
-                    @match (windows, one) {
-                        (Some(w), None) => {
-                            p { (w.describe()) }
-                            p.muted { "Several windows: change them through the API (PATCH /v1/channels/{id})." }
-                        }
-                        _ => {
-                            label { "Time zone "
-                                input type="text" name="window.time_zone" placeholder="Europe/Berlin" value=(windows.map(|w| w.time_zone.name()).unwrap_or_default());
-                            }
-                            div.days {
-                                @for (code, label) in DAYS {
-                                    label { input type="checkbox" name=(code) checked[days.contains(&code)]; " " (label) }
-                                }
-                            }
-                            label { "From " input type="time" name="window.start" value=(one.map(|w| w.start_text()).unwrap_or_default()); }
-                            label { " to " input type="time" name="window.end" value=(one.map(|w| w.end_text()).unwrap_or_default()); }
-                            p.muted { "An empty time zone means no window: the mailbox may send at any hour." }
-                        }
-                    }
-                }
+                (window_fields::fieldset(limits.windows.as_ref()))
                 button type="submit" { "Save pacing" }
             }
         }
@@ -251,13 +180,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 mod tests {
     use super::*;
 
-    fn form(fields: &[(&str, &str)]) -> PacingForm {
-        serde_urlencoded::from_str(&serde_urlencoded::to_string(fields).unwrap()).unwrap()
+    fn posted(fields: &[(&str, &str)]) -> Result<Value, ApiError> {
+        let encoded = serde_urlencoded::to_string(fields).unwrap();
+        let form: PacingForm = serde_urlencoded::from_str(&encoded).unwrap();
+        form.limits()
     }
 
     #[test]
     fn empty_boxes_clear_and_a_window_takes_its_ticked_days() {
-        let limits = form(&[
+        let limits = posted(&[
             ("per_day_messages", ""),
             ("warmup.start", ""),
             ("window.time_zone", "Europe/Berlin"),
@@ -267,7 +198,6 @@ mod tests {
             ("window.end", "17:30"),
             ("min_gap.min_seconds", "60"),
         ])
-        .limits()
         .unwrap();
         assert_eq!(limits["per_day_messages"], Value::Null);
         assert_eq!(limits["warmup"], Value::Null);
@@ -280,18 +210,18 @@ mod tests {
             json!({"time_zone": "Europe/Berlin", "windows": [{"days": ["mon", "fri"], "start": "09:00", "end": "17:30"}]})
         );
         // Without the window's boxes (several windows): windows are left alone.
-        let untouched = form(&[("per_day_messages", "40")]).limits().unwrap();
+        let untouched = posted(&[("per_day_messages", "40")]).unwrap();
         assert!(untouched.get("windows").is_none());
         assert_eq!(untouched["per_day_messages"], 40);
     }
 
     #[test]
     fn a_half_filled_ramp_or_a_word_for_a_number_is_refused_naming_the_field() {
-        let err = form(&[("warmup.start", "20")]).limits().unwrap_err();
+        let err = posted(&[("warmup.start", "20")]).unwrap_err();
         assert!(
             matches!(err, ApiError::InvalidMessage { ref field, .. } if field == "limits.warmup")
         );
-        let err = form(&[("per_day_messages", "lots")]).limits().unwrap_err();
+        let err = posted(&[("per_day_messages", "lots")]).unwrap_err();
         assert!(
             matches!(err, ApiError::InvalidMessage { ref field, .. } if field == "limits.per_day_messages")
         );
