@@ -361,6 +361,27 @@ pub fn relay_dns(kind: super::ChannelKind, provider: Option<&str>) -> Option<&'s
 }
 
 impl ProviderPreset {
+    /// The limits a channel made from this preset starts with. A mailbox provider's are its
+    /// published per-mailbox figures; Gmail's depend on the account, and over SMTP the From is
+    /// all there is to go by: a gmail.com address is a consumer account (500 a day), any
+    /// other address on smtp.gmail.com a Workspace one (2,000 a day).
+    pub fn limits_for(&self, from: Option<&super::EmailAddress>) -> ChannelLimits {
+        use super::MailboxAccount;
+        match self.id {
+            "gmail" => {
+                let consumer = from
+                    .is_some_and(|a| matches!(a.domain().as_str(), "gmail.com" | "googlemail.com"));
+                if consumer {
+                    MailboxAccount::GoogleConsumer.limits()
+                } else {
+                    MailboxAccount::GoogleWorkspace.limits()
+                }
+            }
+            "office365" => MailboxAccount::Microsoft365.limits(),
+            _ => self.limits.clone(),
+        }
+    }
+
     /// The host for a region (`{region}` replaced), refusing regions the preset does not list.
     pub fn host_for(&self, region: Option<&str>) -> Result<String, super::DomainError> {
         match (self.regions.is_empty(), region) {
@@ -424,6 +445,21 @@ mod tests {
         let o = preset("office365").unwrap();
         assert_eq!(o.scope, CredentialScope::Mailbox);
         assert_eq!(o.limits, limits(Some(30), Some(10_000), Some(500)));
+    }
+
+    #[test]
+    fn a_gmail_channel_starts_at_its_accounts_daily_limits() {
+        let gmail = preset("gmail").unwrap();
+        let address = |a: &str| crate::domain::EmailAddress::parse(a).unwrap();
+        let consumer = gmail.limits_for(Some(&address("ann@gmail.com")));
+        assert_eq!(consumer.per_day_messages, Some(500));
+        assert_eq!(consumer.per_day_recipients, Some(500));
+        let workspace = gmail.limits_for(Some(&address("ann@acme.test")));
+        assert_eq!(workspace.per_day_messages, Some(2_000));
+        assert_eq!(workspace.per_day_recipients, Some(10_000));
+        assert_eq!(workspace.recipients_per_message, Some(100));
+        let sendgrid = preset("sendgrid").unwrap();
+        assert_eq!(sendgrid.limits_for(None), sendgrid.limits);
     }
 
     #[test]

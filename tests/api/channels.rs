@@ -682,3 +682,36 @@ async fn without_a_configured_relay_there_is_no_shared_pool() {
     .await;
     assert_eq!(list, json!([]));
 }
+
+#[tokio::test]
+async fn a_gmail_app_password_channel_starts_at_the_accounts_daily_limits() {
+    let app = spawn_app().await;
+    let acme = tenant_with_domain(&app).await;
+    for (address, messages, recipients) in [
+        ("ann.rep@gmail.com", 500, 500),
+        ("ann@acme.test", 2_000, 10_000),
+    ] {
+        let rep = app.create_user(&acme, address, "rep", None).await;
+        let channel = expect_json(
+            app.post(
+                "/v1/channels",
+                &rep.token,
+                json!({"name": "Gmail", "kind": "smtp", "preset": "gmail", "scope": "mailbox",
+                       "from_address": address,
+                       "smtp": {"username": address, "password": "App-Pw-123-456"}}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        assert_eq!(channel["limits"]["per_day_messages"], messages, "{channel}");
+        assert_eq!(
+            channel["limits"]["per_day_recipients"], recipients,
+            "{channel}"
+        );
+        assert_eq!(
+            channel["limits"]["recipients_per_message"], 100,
+            "{channel}"
+        );
+    }
+}

@@ -208,17 +208,20 @@ pub(in crate::http) async fn create(
             reason: format!("auth `{}` needs a password or API key", smtp.auth),
         });
     }
+    let from_address = parse_address("from_address", body.from_address.as_deref())?;
     let channel = ChannelSpec {
         name: DisplayName::parse(&body.name).map_err(|e| ApiError::invalid("name", e))?,
         kind,
         owner,
         scope,
-        from_address: parse_address("from_address", body.from_address.as_deref())?,
         domains: parse_domains(&body.domains)?,
         limits: body.limits.unwrap_or_default().apply(
-            preset.map(|p| p.limits.clone()).unwrap_or_default(),
+            preset
+                .map(|p| p.limits_for(from_address.as_ref()))
+                .unwrap_or_default(),
             state.config.clock.now().date_naive(),
         )?,
+        from_address,
         smtp: Some(smtp),
         bcc_archive: parse_address("bcc_archive", body.bcc_archive.as_deref())?,
         reply_to: parse_address("reply_to", body.reply_to.as_deref())?,
