@@ -14,13 +14,30 @@ use crate::domain::{ChannelId, TenantId};
 
 const DAY_MICROS: i64 = 86_400_000_000;
 
+/// The count columns in the order of `Counts`' fields, to select into it.
+pub(super) const COUNTS: (
+    stats::sent,
+    stats::deferred,
+    stats::held,
+    stats::failed,
+    stats::recipients,
+    stats::hard_bounces,
+) = (
+    stats::sent,
+    stats::deferred,
+    stats::held,
+    stats::failed,
+    stats::recipients,
+    stats::hard_bounces,
+);
+
 /// The UTC day (days since 1970-01-01) of a time in microseconds.
 pub fn day_of(micros: i64) -> i64 {
     micros.div_euclid(DAY_MICROS)
 }
 
-/// One channel's figures for one day (or a sum of days).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// One channel's figures for one day (or a sum of days); loaded from `COUNTS`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Queryable)]
 pub struct Counts {
     /// Messages sent (to all or some of their recipients).
     pub sent: i64,
@@ -95,9 +112,6 @@ pub fn add(
     Ok(())
 }
 
-/// channel_id, day, then the counts in the order of `Counts`.
-type Row = (String, i64, i64, i64, i64, i64, i64, i64);
-
 /// The stored days from `from_day` to `to_day` (both included) of one channel, or of every
 /// channel of the tenant; days without a row are absent (nothing happened).
 pub fn days(
@@ -109,7 +123,7 @@ pub fn days(
 ) -> Result<Vec<DayStats>, StoreError> {
     let tenant = tenant.to_string();
     let channel = channel.map(|c| c.to_string());
-    let rows: Vec<Row> = each_backend!(conn, c => {
+    let rows: Vec<(String, i64, Counts)> = each_backend!(conn, c => {
         let mut query = stats::table
             .filter(stats::tenant_id.eq(&tenant))
             .filter(stats::day.between(from_day, to_day))
@@ -119,35 +133,17 @@ pub fn days(
         }
         query
             .order((stats::channel_id, stats::day))
-            .select((
-                stats::channel_id,
-                stats::day,
-                stats::sent,
-                stats::deferred,
-                stats::held,
-                stats::failed,
-                stats::recipients,
-                stats::hard_bounces,
-            ))
+            .select((stats::channel_id, stats::day, COUNTS))
             .load(c)
     })?;
     rows.into_iter()
-        .map(
-            |(channel, day, sent, deferred, held, failed, recipients, hard_bounces)| {
-                Ok(DayStats {
-                    channel: channel.parse().map_err(StoreError::corrupt)?,
-                    day,
-                    counts: Counts {
-                        sent,
-                        deferred,
-                        held,
-                        failed,
-                        recipients,
-                        hard_bounces,
-                    },
-                })
-            },
-        )
+        .map(|(channel, day, counts)| {
+            Ok(DayStats {
+                channel: channel.parse().map_err(StoreError::corrupt)?,
+                day,
+                counts,
+            })
+        })
         .collect()
 }
 

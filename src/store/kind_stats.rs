@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use diesel::prelude::*;
 
-use super::channel_stats::Counts;
+use super::channel_stats::{COUNTS, Counts};
 use super::schema::{channel_daily_stats as stats, channels};
 use super::{DbConnection, StoreError};
 use crate::domain::ChannelId;
@@ -18,17 +18,9 @@ pub const DELETED: &str = "deleted";
 /// `day`'s figures (days since 1970-01-01 UTC) by channel kind (`smtp`, `gmail`,
 /// `microsoft`, `shared_pool`, or `deleted`), kinds in name order.
 pub fn day_by_kind(conn: &mut DbConnection, day: i64) -> Result<Vec<(String, Counts)>, StoreError> {
-    let rows: Vec<(String, i64, i64, i64, i64, i64, i64)> = stats::table
+    let rows: Vec<(String, Counts)> = stats::table
         .filter(stats::day.eq(day))
-        .select((
-            stats::channel_id,
-            stats::sent,
-            stats::deferred,
-            stats::held,
-            stats::failed,
-            stats::recipients,
-            stats::hard_bounces,
-        ))
+        .select((stats::channel_id, COUNTS))
         .load(conn)?;
     let ids: Vec<&String> = rows.iter().map(|r| &r.0).collect();
     let kinds: HashMap<String, String> = channels::table
@@ -39,20 +31,13 @@ pub fn day_by_kind(conn: &mut DbConnection, day: i64) -> Result<Vec<(String, Cou
         .collect();
     let shared_pool = ChannelId::shared_pool().to_string();
     let mut by_kind: BTreeMap<String, Counts> = BTreeMap::new();
-    for (channel, sent, deferred, held, failed, recipients, hard_bounces) in &rows {
+    for (channel, counts) in &rows {
         let kind = match kinds.get(channel) {
             Some(kind) => kind.clone(),
             None if *channel == shared_pool => "shared_pool".to_owned(),
             None => DELETED.to_owned(),
         };
-        by_kind.entry(kind).or_default().add(&Counts {
-            sent: *sent,
-            deferred: *deferred,
-            held: *held,
-            failed: *failed,
-            recipients: *recipients,
-            hard_bounces: *hard_bounces,
-        });
+        by_kind.entry(kind).or_default().add(counts);
     }
     Ok(by_kind.into_iter().collect())
 }

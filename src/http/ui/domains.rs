@@ -3,6 +3,7 @@
 //! "Check now" button. Admins claim and drop domains, rotate DKIM keys and name the relay's
 //! DKIM selectors here; IT may check them. The same functions as `/v1/domains` do the work.
 
+use crate::http::ui::forms::NoFields;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
@@ -27,10 +28,6 @@ use crate::http::gmail_bulk::GmailBulkView;
 struct ClaimForm {
     domain: Option<String>,
 }
-
-/// The buttons post nothing but their CSRF token.
-#[derive(Debug, Deserialize)]
-struct Empty {}
 
 /// The relay's DKIM selectors, separated by commas or spaces.
 #[derive(Debug, Deserialize)]
@@ -289,7 +286,7 @@ async fn claim(
 
 async fn check_now(
     req: HttpRequest,
-    post: UiPost<Empty>,
+    post: UiPost<NoFields>,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, UiError> {
@@ -308,7 +305,7 @@ async fn check_now(
 
 async fn remove(
     req: HttpRequest,
-    post: UiPost<Empty>,
+    post: UiPost<NoFields>,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, UiError> {
@@ -322,7 +319,7 @@ async fn remove(
 
 async fn rotate_dkim(
     req: HttpRequest,
-    post: UiPost<Empty>,
+    post: UiPost<NoFields>,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, UiError> {

@@ -273,6 +273,10 @@ pub fn checkbox_value<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error>
     Ok(Option::<String>::deserialize(d)?.is_some())
 }
 
+/// A form with nothing but its CSRF token: a button that posts an action.
+#[derive(Debug, Deserialize)]
+pub struct NoFields {}
+
 /// An empty text box means "not given".
 pub fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())

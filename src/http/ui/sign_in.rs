@@ -2,6 +2,7 @@
 //! signing out. The token is exchanged for a session cookie once; it is never stored in the
 //! browser or shown again.
 
+use crate::http::ui::forms::NoFields;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -103,9 +104,6 @@ async fn sign_in(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, UiE
         }
     }
 }
-
-#[derive(Deserialize)]
-struct NoFields {}
 
 async fn sign_out(req: HttpRequest, _post: UiPost<NoFields>) -> Result<HttpResponse, UiError> {
     let mut response = HttpResponse::SeeOther();

@@ -2,9 +2,9 @@
 //! checks as this channel sends it (SPF for its relay, return path, DKIM, DMARC, alignment),
 //! and "Check now" (`POST /ui/channels/{id}/health`, the API's `check_channel`).
 
+use crate::http::ui::forms::NoFields;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
-use serde::Deserialize;
 
 use super::super::UiError;
 use super::super::domains::health_list;
@@ -59,13 +59,9 @@ pub(super) fn panel(session: &UiSession, channel: &SendChannel, found: &Found) -
     }
 }
 
-/// The button posts nothing but its CSRF token.
-#[derive(Debug, Deserialize)]
-struct Empty {}
-
 async fn check_now(
     req: HttpRequest,
-    post: UiPost<Empty>,
+    post: UiPost<NoFields>,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, UiError> {

@@ -4,6 +4,7 @@
 //! with the outcome as a notice (the state remembers that the pages started it). Disconnect
 //! is `DELETE /v1/channels/{id}/oauth`.
 
+use crate::http::ui::forms::NoFields;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
@@ -240,9 +241,6 @@ async fn connect(
         .insert_header((header::LOCATION, started.authorize_url))
         .finish())
 }
-
-#[derive(Deserialize)]
-struct NoFields {}
 
 async fn disconnect(
     req: HttpRequest,

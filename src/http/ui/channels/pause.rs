@@ -3,9 +3,9 @@
 //! Pause, on an active or failing channel). The changes are the API's own (`pause`,
 //! `resume`).
 
+use crate::http::ui::forms::NoFields;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
-use serde::Deserialize;
 
 use super::super::UiError;
 use super::super::layout;
@@ -40,10 +40,6 @@ fn figures_words(figures: &serde_json::Value) -> Option<String> {
         figures["min_sends"].as_u64().unwrap_or(0),
     ))
 }
-
-/// The buttons carry only the CSRF token.
-#[derive(Deserialize)]
-struct NoFields {}
 
 /// The panel: the pause's facts for everyone who sees the channel; the buttons for admins.
 pub(super) fn panel(session: &UiSession, channel: &SendChannel) -> Markup {
@@ -98,41 +94,36 @@ pub(super) fn panel(session: &UiSession, channel: &SendChannel) -> Markup {
     }
 }
 
-async fn pause(
+/// The Pause or Resume button (`action` from the path): the API's own change, then back to
+/// the channel with what happened, or the page with the API's refusal.
+async fn act(
     req: HttpRequest,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    path: web::Path<(String, String)>,
     post: UiPost<NoFields>,
 ) -> Result<HttpResponse, UiError> {
     let UiPost { session, .. } = post;
-    match api::pause(&session.caller, &state, &id).await {
-        Ok(channel) => Ok(session::redirect_with_flash(
-            &req,
-            &format!("/ui/channels/{}", channel.id),
+    let (id, action) = path.into_inner();
+    let (result, done) = match action.as_str() {
+        "pause" => (
+            api::pause(&session.caller, &state, &id).await,
             "Channel paused: its mail is held until it is resumed.",
-        )),
-        Err(e) => super::detail::refused(&session, &state, &id, e).await,
-    }
-}
-
-async fn resume(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-    post: UiPost<NoFields>,
-) -> Result<HttpResponse, UiError> {
-    let UiPost { session, .. } = post;
-    match api::resume(&session.caller, &state, &id).await {
+        ),
+        _ => (
+            api::resume(&session.caller, &state, &id).await,
+            "Channel resumed: its held mail is on its way.",
+        ),
+    };
+    match result {
         Ok(channel) => Ok(session::redirect_with_flash(
             &req,
             &format!("/ui/channels/{}", channel.id),
-            "Channel resumed: its held mail is on its way.",
+            done,
         )),
         Err(e) => super::detail::refused(&session, &state, &id, e).await,
     }
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/channels/{id}/pause", web::post().to(pause))
-        .route("/channels/{id}/resume", web::post().to(resume));
+    cfg.route("/channels/{id}/{action:pause|resume}", web::post().to(act));
 }

@@ -1,6 +1,7 @@
 //! `/ui/messages/{id}`: one message as `GET /v1/messages/{id}` shows it: its facts, the
 //! route it took and every event of its log, with the servers' replies to each attempt.
 
+use crate::http::ui::forms::NoFields;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde_json::Value;
@@ -246,10 +247,6 @@ async fn cancel(
         "Message cancelled: it will never be sent.",
     ))
 }
-
-/// A form with nothing but its CSRF token.
-#[derive(serde::Deserialize)]
-struct NoFields {}
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/messages/{id}", web::get().to(message_page))
