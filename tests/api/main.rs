@@ -28,6 +28,7 @@ mod helpers;
 mod interop;
 mod interop_dkim;
 mod interop_faults;
+mod interop_windows;
 mod isolation;
 mod it_day;
 mod messages;
